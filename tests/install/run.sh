@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Install test: installs a build of peerlink into a temporary prefix, then builds and runs a small consumer
+# twice, once found with CMake's find_package(peerlink) and once with pkg-config peerlink-transport.
+# Usage: run.sh <build-dir> [<c++ compiler>]   (set PEERLINK_INSTALL_TEST_SKIP=reason to skip: exit 77)
+set -euo pipefail
+
+if [[ -n "${PEERLINK_INSTALL_TEST_SKIP:-}" ]]; then
+  echo "SKIPPED: $PEERLINK_INSTALL_TEST_SKIP"
+  exit 77
+fi
+if [[ $# -lt 1 ]]; then
+  echo "usage: $0 <build-dir> [<c++ compiler>]" >&2
+  exit 2
+fi
+build=$(cd "$1" && pwd)
+cxx=${2:-c++}
+here=$(cd "$(dirname "$0")" && pwd)
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/peerlink-install-test.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+prefix=$tmp/prefix
+
+check_fingerprint() {  # $1: what printed it, $2: its output
+  if [[ ! "$2" =~ ^pl1-[A-Za-z0-9]{4}(-[A-Za-z0-9]{4})+$ ]]; then
+    echo "FAIL: $1 printed '$2', not a fingerprint (pl1-xxxx-...)" >&2
+    exit 1
+  fi
+  echo "ok: $1 printed $2"
+}
+
+echo "== cmake --install $build --prefix $prefix"
+cmake --install "$build" --prefix "$prefix"
+
+echo "== find_package(peerlink): configure, build and run the consumer"
+cmake -S "$here/consumer" -B "$tmp/consumer-build" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_CXX_COMPILER="$cxx" \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake --build "$tmp/consumer-build"
+check_fingerprint "find_package consumer" "$("$tmp/consumer-build/consumer")"
+
+echo "== pkg-config peerlink-transport: build and run the consumer"
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib/x86_64-linux-gnu/pkgconfig:$prefix/lib64/pkgconfig"
+libdir=$(dirname "$(find "$prefix" -name 'libpeerlink_transport.*' -print -quit)")
+static=()
+if [[ ! -e "$libdir/libpeerlink_transport.so" ]]; then
+  static=(--static)  # a static library needs its Requires.private (libcrypto) on the link line too
+fi
+echo "pkg-config ${static[*]} --cflags --libs peerlink-transport: $(pkg-config "${static[@]}" --cflags --libs peerlink-transport)"
+# shellcheck disable=SC2046 # word splitting of pkg-config's flags is intended
+"$cxx" -std=c++17 -Wall -Wextra -Werror -o "$tmp/consumer-pkgconfig" "$here/consumer/main.cpp" \
+  $(pkg-config "${static[@]}" --cflags --libs peerlink-transport)
+check_fingerprint "pkg-config consumer" "$(LD_LIBRARY_PATH="$libdir" "$tmp/consumer-pkgconfig")"
+
+echo "install test passed"
