@@ -53,12 +53,12 @@ struct TransportKeys {
 
 enum class HandshakeError : uint8_t {
   kNone = 0,
-  kWrongTurn,        // write when it is the peer's turn to write, or the reverse
-  kMissingKey,       // a key the pattern needs was not configured
-  kTruncated,        // message shorter than its tokens
-  kDecryptFailed,    // a static key or payload failed authentication (wrong key or tampering)
-  kDhFailed,         // low-order point
-  kTooLong,          // message above the Noise limit of 65535 bytes
+  kWrongTurn,      // write when it is the peer's turn to write, or the reverse
+  kMissingKey,     // a key the pattern needs was not configured
+  kTruncated,      // message shorter than its tokens
+  kDecryptFailed,  // a static key or payload failed authentication (wrong key or tampering)
+  kDhFailed,       // low-order point
+  kTooLong,        // message above the Noise limit of 65535 bytes
   kAlreadyComplete,
 };
 
@@ -100,7 +100,7 @@ class HandshakeState {
   CipherState cs_;
   std::optional<X25519KeyPair> s_, e_;
   std::optional<Key32> rs_, re_;
-  bool failed_ = false;
+  HandshakeError error_ = HandshakeError::kNone;  // the first failure; sticky
 };
 
 // A Noise CipherState for transport messages after Split(); used by the test-vector tests. Data packets
