@@ -68,6 +68,13 @@ class Writer {
     if (n) std::memcpy(p_, data, n);
     p_ += n;
   }
+  // Advances over n bytes the caller fills in itself; null if there is no room.
+  uint8_t* put_uninit(size_t n) {
+    if (!reserve(n)) return nullptr;
+    uint8_t* at = p_;
+    p_ += n;
+    return at;
+  }
   void put_zeros(size_t n) {
     if (!reserve(n)) return;
     std::memset(p_, 0, n);
