@@ -1,0 +1,53 @@
+// Tunables of the protocol core. Defaults suit the open internet; tests and benchmarks override.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "transport/protocol/time.hpp"
+
+namespace peerlink::protocol {
+
+enum class CongestionAlgorithm : uint8_t { kNewReno, kCubic };
+enum class RetryPolicy : uint8_t {
+  kAlways,  // every Initiation must carry a cookie: no per-peer state before the address is proven
+  kNever,   // tests only: skips the round trip; the 3x anti-amplification limit still applies
+};
+
+struct ConnectionConfig {
+  // Packets start at 1200 bytes; probing (RFC 8899 style search) raises them up to this. 1200 = no probing.
+  size_t max_packet_size = 1452;
+  Duration initial_rtt = milliseconds(100);
+  Duration max_ack_delay = milliseconds(5);
+  uint32_t ack_eliciting_threshold = 2;  // ack at once after this many ack-eliciting packets
+  Duration connect_timeout = seconds(10);
+  Duration idle_timeout = seconds(20);
+  Duration keepalive_interval = seconds(5);
+  Duration max_probe_timeout = seconds(2);  // cap on the backed-off PTO, so recovery after an outage is quick
+  Duration nagle_delay = milliseconds(5);
+  Duration linger_timeout = seconds(10);  // graceful close gives up after this
+
+  uint64_t connection_receive_window = 24ull << 20;  // reliable bytes in flight towards us, all lanes
+  uint64_t lane_receive_window = 16ull << 20;        // the same, per lane
+  size_t receive_queue_limit = 96ull << 20;          // delivered but unread bytes before we stop granting credit
+  size_t send_buffer_limit = 96ull << 20;            // queued bytes (reliable + unreliable) per connection
+  size_t max_message_size = 64ull << 20;             // reliable; unreliable is limited to 64 KiB
+
+  uint64_t key_update_packets = uint64_t{1} << 24;  // sent packets before a key update
+  Duration key_update_interval = std::chrono::minutes(10);
+
+  CongestionAlgorithm congestion = CongestionAlgorithm::kCubic;
+  uint32_t initial_window_packets = 10;
+  bool pacing = true;
+};
+
+struct EndpointConfig {
+  ConnectionConfig connection;
+  RetryPolicy retry = RetryPolicy::kAlways;
+  size_t max_connections = 100000;
+  Duration cookie_lifetime = seconds(10);
+  bool accept_incoming = true;  // false: Initiations are answered with a Reject (kRemoteRejected)
+  bool prefer_aes_gcm = true;   // initiators pick AES-256-GCM when the CPU has AES instructions
+};
+
+}  // namespace peerlink::protocol

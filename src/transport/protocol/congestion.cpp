@@ -1,0 +1,133 @@
+#include "transport/protocol/congestion.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace peerlink::protocol {
+
+namespace {
+constexpr double kCubicC = 0.4;     // RFC 9438 §4.1, in segments / s^3
+constexpr double kCubicBeta = 0.7;  // multiplicative decrease
+constexpr double kRenoBeta = 0.5;
+
+double seconds_of(Duration d) { return std::chrono::duration<double>(d).count(); }
+}  // namespace
+
+CongestionController::CongestionController(CongestionAlgorithm alg, size_t max_datagram_size,
+                                           uint32_t initial_window_packets)
+    : alg_(alg), mss_(max_datagram_size), cwnd_(uint64_t{initial_window_packets} * max_datagram_size) {}
+
+void CongestionController::set_max_datagram_size(size_t size) {
+  // Keep the window's packet count when the packet size grows after path MTU discovery.
+  if (size > mss_) cwnd_ = cwnd_ / mss_ * size;
+  mss_ = size;
+  cwnd_ = std::max(cwnd_, min_window());
+}
+
+void CongestionController::on_ack(uint64_t bytes, Instant sent_time, Instant now, Duration min_rtt,
+                                  uint64_t bytes_in_flight_before) {
+  if (in_recovery(sent_time)) return;
+  // Application-limited: the window was not the constraint, so an ack says nothing about capacity.
+  if (bytes_in_flight_before * 2 < cwnd_) return;
+  if (in_slow_start()) {
+    cwnd_ += bytes;
+    return;
+  }
+  if (alg_ == CongestionAlgorithm::kCubic) {
+    cubic_on_ack(bytes, now, min_rtt);
+    return;
+  }
+  reno_acked_ += bytes;
+  if (reno_acked_ >= cwnd_) {
+    reno_acked_ -= cwnd_;
+    cwnd_ += mss_;
+  }
+}
+
+void CongestionController::cubic_on_ack(uint64_t bytes, Instant now, Duration min_rtt) {
+  double mss = double(mss_);
+  double cwnd = double(cwnd_);
+  if (epoch_start_ == Instant::min()) {
+    // First congestion avoidance round without a prior loss: start the curve at the current window.
+    epoch_start_ = now;
+    w_max_ = cwnd;
+    k_ = 0;
+    w_est_ = cwnd;
+  }
+  double t = seconds_of(now - epoch_start_) + seconds_of(min_rtt);
+  double w_cubic = kCubicC * std::pow(t - k_, 3.0) * mss + w_max_;
+  // Reno-friendly estimate (RFC 9438 §4.3).
+  double alpha = 3.0 * (1.0 - kCubicBeta) / (1.0 + kCubicBeta);
+  w_est_ += alpha * mss * double(bytes) / cwnd;
+  double target;
+  if (w_cubic < w_est_) {
+    target = w_est_;
+  } else {
+    target = std::clamp(w_cubic, cwnd, 1.5 * cwnd);
+  }
+  if (target > cwnd) {
+    double inc = (target - cwnd) * double(bytes) / cwnd;
+    cwnd_ += std::max<uint64_t>(uint64_t(inc), 1);
+  }
+}
+
+void CongestionController::on_congestion_event(Instant sent_time, Instant now) {
+  if (in_recovery(sent_time)) return;
+  recovery_start_ = now;
+  ++congestion_events_;
+  if (alg_ == CongestionAlgorithm::kCubic) {
+    double cwnd = double(cwnd_);
+    // Fast convergence: give up bandwidth faster when the window keeps shrinking.
+    if (cwnd < w_max_) {
+      w_max_ = cwnd * (1.0 + kCubicBeta) / 2.0;
+    } else {
+      w_max_ = cwnd;
+    }
+    cwnd_ = std::max<uint64_t>(uint64_t(cwnd * kCubicBeta), min_window());
+    k_ = std::cbrt(w_max_ * (1.0 - kCubicBeta) / double(mss_) / kCubicC);
+    epoch_start_ = now;
+    w_est_ = double(cwnd_);
+  } else {
+    cwnd_ = std::max<uint64_t>(uint64_t(double(cwnd_) * kRenoBeta), min_window());
+  }
+  ssthresh_ = cwnd_;
+  reno_acked_ = 0;
+}
+
+void CongestionController::on_persistent_congestion() {
+  cwnd_ = min_window();
+  epoch_start_ = Instant::min();
+  w_max_ = 0;
+}
+
+void Pacer::refill(Instant now, uint64_t cwnd, Duration srtt, bool slow_start) {
+  double capacity = double(burst_packets_ * max_datagram_);
+  if (tokens_ < 0 || last_ == Instant::min()) {
+    tokens_ = capacity;
+    last_ = now;
+    return;
+  }
+  if (now <= last_) return;
+  double rtt = std::max(seconds_of(srtt), 1e-6);
+  double rate = double(cwnd) / rtt * (slow_start ? 2.0 : 1.25);  // bytes per second
+  tokens_ = std::min(capacity, tokens_ + rate * seconds_of(now - last_));
+  last_ = now;
+}
+
+Instant Pacer::next_send_time(Instant now, uint64_t cwnd, Duration srtt, size_t size, bool slow_start) {
+  max_datagram_ = std::max(max_datagram_, size);
+  refill(now, cwnd, srtt, slow_start);
+  if (tokens_ >= double(size)) return now;
+  double rtt = std::max(seconds_of(srtt), 1e-6);
+  double rate = double(cwnd) / rtt * (slow_start ? 2.0 : 1.25);
+  double wait = (double(size) - tokens_) / rate;
+  return now + std::chrono::duration_cast<Duration>(std::chrono::duration<double>(wait)) + Duration(1);
+}
+
+void Pacer::on_sent(Instant now, size_t size, uint64_t cwnd, Duration srtt, bool slow_start) {
+  refill(now, cwnd, srtt, slow_start);
+  tokens_ -= double(size);
+  if (tokens_ < -double(size)) tokens_ = -double(size);
+}
+
+}  // namespace peerlink::protocol

@@ -1,0 +1,97 @@
+// Values shared by the Connection, the Endpoint and their users: states, send flags and results, received
+// messages, events and statistics.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "peerlink/end_reason.hpp"
+#include "peerlink/identity.hpp"
+#include "transport/protocol/time.hpp"
+
+namespace peerlink::protocol {
+
+using ConnectionId = uint32_t;  // our local id for the connection; 0 is never used
+
+enum class ConnectionState : uint8_t {
+  kConnecting,  // handshake in progress (or an incoming request awaiting accept)
+  kConnected,
+  kClosing,     // closed by this side, flushing (linger) or telling the peer
+  kClosed,      // ended: end_reason() says why; received messages stay readable until released
+};
+
+const char* to_string(ConnectionState s);
+
+// Send flags, combinable. Without kReliable a message is unreliable (may be lost, never duplicated).
+namespace send_flags {
+inline constexpr uint32_t kUnreliable = 0;
+inline constexpr uint32_t kReliable = 1u << 0;
+inline constexpr uint32_t kNoNagle = 1u << 1;  // send at once instead of waiting to coalesce
+// Unreliable only: if the message cannot go out right now (window full, not connected), drop it instead
+// of queueing. Implies kNoNagle.
+inline constexpr uint32_t kNoDelay = 1u << 2;
+}  // namespace send_flags
+
+enum class SendResult : uint8_t {
+  kOk,
+  kDropped,          // kNoDelay message that could not go now; nothing queued
+  kLimitExceeded,    // the send buffer is full: try again after some data has been acknowledged
+  kMessageTooLarge,  // above max_message_size (reliable) or 64 KiB (unreliable)
+  kInvalidState,     // the connection is closing or closed
+  kInvalidLane,
+  kNoConnection,     // no such connection
+};
+
+const char* to_string(SendResult r);
+
+struct LaneConfig {
+  int priority = 0;     // lower number = more urgent; strictly served first
+  uint16_t weight = 1;  // bandwidth share among lanes of the same priority
+};
+
+struct ReceivedMessage {
+  ConnectionId connection = 0;
+  uint32_t lane = 0;
+  bool reliable = false;
+  uint64_t number = 0;  // per lane and kind, counting from 1 in the order sent
+  std::vector<uint8_t> data;
+};
+
+struct ConnectionStats {
+  Duration rtt_smoothed{};
+  Duration rtt_min{};
+  Duration rtt_variance{};
+  double loss_rate = 0;       // recent fraction of packets lost (0–1)
+  double quality = 1;         // 1 - recent loss, 0–1
+  double send_rate_bps = 0;   // recent bytes per second put on the wire
+  uint64_t congestion_window = 0;
+  uint64_t bytes_in_flight = 0;
+  size_t packet_size = 0;     // current maximum datagram size (after path MTU probing)
+  uint64_t packets_sent = 0, packets_received = 0, packets_lost = 0, packets_retransmitted = 0;
+  uint64_t bytes_sent = 0, bytes_received = 0;
+  uint64_t packets_rejected_auth = 0;   // failed AEAD authentication (corrupt or forged)
+  uint64_t packets_duplicate = 0;       // replayed or duplicated packet numbers
+  uint64_t key_updates = 0;
+  uint64_t messages_sent = 0, messages_received = 0;
+  uint64_t unreliable_dropped = 0;      // unreliable messages abandoned (a fragment lost, or no-delay)
+  uint64_t queued_bytes = 0;            // all lanes
+  std::vector<uint64_t> lane_queued_bytes;
+};
+
+enum class EventKind : uint8_t {
+  kIncomingRequest,  // a peer wants to connect: accept() or reject(); remote_key says who
+  kStateChanged,     // connected or closed (state, reason, debug)
+};
+
+struct Event {
+  EventKind kind = EventKind::kStateChanged;
+  ConnectionId connection = 0;
+  ConnectionState state = ConnectionState::kConnecting;
+  uint32_t reason = 0;
+  std::string debug;
+  PublicKey remote_key{};
+};
+
+}  // namespace peerlink::protocol

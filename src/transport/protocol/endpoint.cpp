@@ -1,0 +1,411 @@
+#include "transport/protocol/endpoint.hpp"
+
+#include <algorithm>
+
+#include "transport/crypto/hash.hpp"
+#include "transport/protocol/handshake_context.hpp"
+#include "transport/protocol/packet.hpp"
+
+namespace peerlink::protocol {
+
+namespace {
+constexpr size_t kMaxStatelessQueue = 256;
+constexpr size_t kCookieMacSize = kCookieSize - 4;
+
+uint32_t seconds_of(Instant t) {
+  return uint32_t(std::chrono::duration_cast<seconds>(t.time_since_epoch()).count());
+}
+}  // namespace
+
+Endpoint::Endpoint(const EndpointConfig& config, const Identity& identity, crypto::RandomSource& rng)
+    : config_(config), rng_(rng) {
+  identity_.private_key = identity.private_key();
+  identity_.public_key = identity.public_key();
+  rng_.fill(cookie_secret_.data(), cookie_secret_.size());
+}
+
+Endpoint::~Endpoint() = default;
+
+Endpoint::Slot* Endpoint::find(ConnectionId id) {
+  auto it = slots_.find(id);
+  return it == slots_.end() ? nullptr : &it->second;
+}
+
+const Endpoint::Slot* Endpoint::find(ConnectionId id) const {
+  auto it = slots_.find(id);
+  return it == slots_.end() ? nullptr : &it->second;
+}
+
+ConnectionId Endpoint::new_connection_id() {
+  for (;;) {
+    ConnectionId id = rng_.next_u32();
+    if (id != 0 && slots_.find(id) == slots_.end()) return id;
+  }
+}
+
+void Endpoint::touch(ConnectionId id) {
+  Slot* s = find(id);
+  if (!s) return;
+  Connection& c = *s->conn;
+  if (c.finished()) {
+    if (s->deadline != kNever) timers_.erase({s->deadline, id});
+    if (s->has_initiation_key) initiations_.erase(s->initiation_key);
+    slots_.erase(id);  // ready_/readable_ entries for it are skipped when met
+    return;
+  }
+  if (c.wants_transmit() && !s->ready) {
+    s->ready = true;
+    ready_.push_back(id);
+  }
+  if (c.pending_messages() > 0 && !s->readable) {
+    s->readable = true;
+    readable_.push_back(id);
+  }
+  Instant d = c.next_deadline();
+  if (d != s->deadline) {
+    if (s->deadline != kNever) timers_.erase({s->deadline, id});
+    if (d != kNever) timers_.insert({d, id});
+    s->deadline = d;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Network side
+
+void Endpoint::handle_datagram(Instant now, const PathAddress& from, uint8_t* data, size_t len) {
+  ++counters_.datagrams_received;
+  PacketKind kind = peek_packet_kind(data, len);
+  auto route = [&](uint32_t receiver_id, bool check_source) -> Slot* {
+    Slot* s = find(receiver_id);
+    if (!s) {
+      ++counters_.unknown_connection;
+      return nullptr;
+    }
+    if (check_source && s->conn->peer_address() != from) {
+      ++counters_.wrong_source;
+      return nullptr;
+    }
+    return s;
+  };
+  switch (kind) {
+    case PacketKind::kData: {
+      DataHeader h;
+      if (!decode_data_header(data, len, h)) break;
+      if (Slot* s = route(h.receiver_id, false)) {
+        s->conn->on_data_packet(now, from, data, len);
+        touch(h.receiver_id);
+      }
+      return;
+    }
+    case PacketKind::kInitiation: handle_initiation(now, from, data, len); return;
+    case PacketKind::kResponse: {
+      ResponsePacket p;
+      if (!decode_response(data, len, p)) break;
+      if (Slot* s = route(p.receiver_id, true)) {
+        s->conn->on_response(now, p);
+        touch(p.receiver_id);
+      }
+      return;
+    }
+    case PacketKind::kFinish: {
+      FinishPacket p;
+      if (!decode_finish(data, len, p)) break;
+      if (Slot* s = route(p.receiver_id, true)) {
+        if (s->conn->peer_id() != p.sender_id) {
+          ++counters_.wrong_source;
+          return;
+        }
+        s->conn->on_finish(now, p);
+        touch(p.receiver_id);
+      }
+      return;
+    }
+    case PacketKind::kRetry: {
+      RetryPacket p;
+      if (!decode_retry(data, len, p)) break;
+      if (Slot* s = route(p.receiver_id, true)) {
+        s->conn->on_retry(now, p);
+        touch(p.receiver_id);
+      }
+      return;
+    }
+    case PacketKind::kReject: {
+      RejectPacket p;
+      if (!decode_reject(data, len, p)) break;
+      if (Slot* s = route(p.receiver_id, true)) {
+        s->conn->on_reject(now, p);
+        touch(p.receiver_id);
+      }
+      return;
+    }
+    case PacketKind::kInvalid: break;
+  }
+  ++counters_.invalid_datagrams;
+}
+
+void Endpoint::handle_initiation(Instant now, const PathAddress& from, const uint8_t* data, size_t len) {
+  InitiationPacket p;
+  if (!decode_initiation(data, len, p)) {
+    ++counters_.invalid_datagrams;
+    return;
+  }
+  if (p.version != kProtocolVersion) {
+    queue_reject(from, p.sender_id, EndReason::kRemoteBadProtocolVersion);
+    return;
+  }
+  InitiationKey key{from, p.sender_id};
+  if (auto it = initiations_.find(key); it != initiations_.end()) {
+    // A retransmission: the Response was lost or is slow.
+    if (Slot* s = find(it->second)) {
+      s->conn->on_initiation_repeat(now);
+      touch(it->second);
+    }
+    return;
+  }
+  if (!config_.accept_incoming) {
+    queue_reject(from, p.sender_id, EndReason::kRemoteRejected);
+    return;
+  }
+  if (config_.retry == RetryPolicy::kAlways) {
+    if (!p.cookie) {
+      // Prove the address before keeping any state for it (QUIC Retry, WireGuard cookies).
+      std::vector<uint8_t> pkt(64);
+      RetryPacket r;
+      r.receiver_id = p.sender_id;
+      uint8_t cookie[kCookieSize];
+      make_cookie(now, from, p.sender_id, cookie);
+      r.cookie = cookie;
+      pkt.resize(encode_retry(r, pkt.data(), pkt.size()));
+      ++counters_.retries_sent;
+      queue_stateless(from, std::move(pkt));
+      return;
+    }
+    if (!check_cookie(now, from, p.sender_id, p.cookie)) {
+      ++counters_.bad_cookies;
+      return;
+    }
+  }
+  if (slots_.size() >= config_.max_connections) {
+    queue_reject(from, p.sender_id, EndReason::kRemoteBusy);
+    return;
+  }
+  crypto::HandshakeConfig hc;
+  hc.pattern = p.pattern == HandshakePattern::kIK ? crypto::NoisePattern::kIK : crypto::NoisePattern::kXX;
+  hc.cipher = to_aead(p.suite);
+  hc.initiator = false;
+  hc.prologue = handshake_prologue(p.suite, p.pattern);
+  hc.local_static = identity_;
+  auto hs = std::make_unique<HandshakeContext>(hc, rng_);
+  hs->pattern = p.pattern;
+  hs->suite = p.suite;
+  crypto::HandshakeError err = hs->noise->read_message(p.noise, p.noise_length, hs->peer_params);
+  if (err != crypto::HandshakeError::kNone) {
+    ++counters_.handshake_failures;
+    // In IK the initiator encrypted its static key to the key it expects us to hold: failure to decrypt
+    // means it expects someone else.
+    if (p.pattern == HandshakePattern::kIK && err == crypto::HandshakeError::kDecryptFailed) {
+      queue_reject(from, p.sender_id, EndReason::kRemoteKeyMismatch);
+    }
+    return;
+  }
+  ConnectionId id = new_connection_id();
+  auto conn = std::make_unique<Connection>(id, from, config_.connection, std::move(hs), rng_, &events_, now);
+  conn->set_peer_id(p.sender_id);
+  conn->set_address_validated(config_.retry == RetryPolicy::kAlways ? 0 : len);
+  Slot& s = slots_[id];
+  s.conn = std::move(conn);
+  s.has_initiation_key = true;
+  s.initiation_key = key;
+  initiations_[key] = id;
+  touch(id);
+}
+
+void Endpoint::make_cookie(Instant now, const PathAddress& from, uint32_t sender_id, uint8_t* out) const {
+  uint32_t ts = seconds_of(now);
+  uint8_t msg[4 + PathAddress::kMaxSize + 4];
+  Writer w(msg, sizeof msg);
+  w.put_u32(ts);
+  w.put_bytes(from.bytes.data(), from.size);
+  w.put_u32(sender_id);
+  crypto::Digest mac =
+      crypto::hmac(crypto::HashAlgorithm::kSha256, cookie_secret_.data(), cookie_secret_.size(), msg, w.size());
+  Writer c(out, kCookieSize);
+  c.put_u32(ts);
+  c.put_bytes(mac.data(), kCookieMacSize);
+}
+
+bool Endpoint::check_cookie(Instant now, const PathAddress& from, uint32_t sender_id, const uint8_t* cookie) const {
+  Reader r(cookie, kCookieSize);
+  uint32_t ts;
+  r.get_u32(ts);
+  uint8_t expected[kCookieSize];
+  Instant stamped{std::chrono::duration_cast<Duration>(seconds(ts))};
+  make_cookie(stamped, from, sender_id, expected);
+  if (!crypto::equal_ct(expected, cookie, kCookieSize)) return false;
+  uint32_t now_s = seconds_of(now);
+  return ts <= now_s && seconds(now_s - ts) <= config_.cookie_lifetime;
+}
+
+void Endpoint::queue_stateless(const PathAddress& to, std::vector<uint8_t> packet) {
+  if (packet.empty()) return;
+  if (stateless_.size() >= kMaxStatelessQueue) {
+    ++counters_.stateless_dropped;
+    return;
+  }
+  stateless_.emplace_back(to, std::move(packet));
+}
+
+void Endpoint::queue_reject(const PathAddress& to, uint32_t receiver_id, EndReason reason) {
+  std::vector<uint8_t> pkt(32);
+  RejectPacket r;
+  r.receiver_id = receiver_id;
+  r.reason = uint16_t(reason);
+  pkt.resize(encode_reject(r, pkt.data(), pkt.size()));
+  ++counters_.rejects_sent;
+  queue_stateless(to, std::move(pkt));
+}
+
+size_t Endpoint::poll_transmit(Instant now, uint8_t* out, size_t cap, PathAddress& to) {
+  while (!stateless_.empty()) {
+    auto [addr, pkt] = std::move(stateless_.front());
+    stateless_.pop_front();
+    if (pkt.size() > cap) continue;
+    std::copy(pkt.begin(), pkt.end(), out);
+    to = addr;
+    return pkt.size();
+  }
+  while (!ready_.empty()) {
+    ConnectionId id = ready_.front();
+    Slot* s = find(id);
+    if (!s || !s->ready) {
+      ready_.pop_front();
+      continue;
+    }
+    Connection& c = *s->conn;
+    size_t n = c.poll_transmit(now, out, cap);
+    if (n > 0) {
+      to = c.peer_address();
+      if (ready_.size() > 1) {
+        // Round robin between connections, one datagram each.
+        ready_.pop_front();
+        ready_.push_back(id);
+      }
+      touch(id);
+      return n;
+    }
+    c.clear_wants_transmit();
+    s->ready = false;
+    ready_.pop_front();
+    touch(id);
+  }
+  return 0;
+}
+
+Instant Endpoint::next_timeout() const {
+  if (!stateless_.empty()) return Instant::min();
+  return timers_.empty() ? kNever : timers_.begin()->first;
+}
+
+void Endpoint::handle_timeout(Instant now) {
+  std::vector<ConnectionId> due;
+  for (auto it = timers_.begin(); it != timers_.end() && it->first <= now; ++it) due.push_back(it->second);
+  for (ConnectionId id : due) {
+    if (Slot* s = find(id)) {
+      s->conn->on_timeout(now);
+      touch(id);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Application side
+
+ConnectionId Endpoint::connect(Instant now, const PathAddress& to, const std::optional<PublicKey>& peer_key) {
+  ConnectionId id = new_connection_id();
+  crypto::AeadAlgorithm suite = config_.prefer_aes_gcm && crypto::cpu_has_aes() ? crypto::AeadAlgorithm::kAesGcm
+                                                                              : crypto::AeadAlgorithm::kChaChaPoly;
+  Slot& s = slots_[id];
+  s.conn = std::make_unique<Connection>(id, to, config_.connection, identity_, peer_key, suite, rng_, &events_, now);
+  touch(id);
+  return id;
+}
+
+void Endpoint::accept(ConnectionId id, Instant now) {
+  if (Slot* s = find(id)) {
+    s->conn->accept(now);
+    touch(id);
+  }
+}
+
+void Endpoint::reject(ConnectionId id, uint32_t reason, Instant now) {
+  if (Slot* s = find(id)) {
+    s->conn->reject(reason, now);
+    touch(id);
+  }
+}
+
+SendResult Endpoint::send(ConnectionId id, const uint8_t* data, size_t len, uint32_t flags, uint32_t lane,
+                          Instant now) {
+  Slot* s = find(id);
+  if (!s) return SendResult::kNoConnection;
+  SendResult r = s->conn->send(data, len, flags, lane, now);
+  if (r == SendResult::kOk) touch(id);
+  return r;
+}
+
+bool Endpoint::configure_lanes(ConnectionId id, const std::vector<LaneConfig>& lanes) {
+  Slot* s = find(id);
+  return s && s->conn->configure_lanes(lanes);
+}
+
+bool Endpoint::receive(ConnectionId id, ReceivedMessage& out) {
+  Slot* s = find(id);
+  if (!s || !s->conn->pop_message(out)) return false;
+  touch(id);  // reading may have opened flow-control credit to announce
+  return true;
+}
+
+bool Endpoint::receive_any(ReceivedMessage& out) {
+  while (!readable_.empty()) {
+    ConnectionId id = readable_.front();
+    Slot* s = find(id);
+    if (s && s->conn->pop_message(out)) {
+      if (s->conn->pending_messages() == 0) {
+        s->readable = false;
+        readable_.pop_front();
+      }
+      touch(id);
+      return true;
+    }
+    if (s) s->readable = false;
+    readable_.pop_front();
+  }
+  return false;
+}
+
+void Endpoint::close(ConnectionId id, uint32_t reason, const std::string& debug, bool linger, Instant now) {
+  if (Slot* s = find(id)) {
+    s->conn->close(reason, debug, linger, now);
+    touch(id);
+  }
+}
+
+bool Endpoint::poll_event(Event& out) {
+  if (events_.empty()) return false;
+  out = std::move(events_.front());
+  events_.pop_front();
+  return true;
+}
+
+const Connection* Endpoint::connection(ConnectionId id) const {
+  const Slot* s = find(id);
+  return s ? s->conn.get() : nullptr;
+}
+
+std::optional<ConnectionStats> Endpoint::stats(ConnectionId id, Instant now) const {
+  const Slot* s = find(id);
+  if (!s) return std::nullopt;
+  return s->conn->stats(now);
+}
+
+}  // namespace peerlink::protocol

@@ -1,0 +1,130 @@
+// The Endpoint: every connection of one local identity on one set of paths, as a sans-I/O state machine.
+//
+// Datagrams, timeouts and application commands go in; datagrams to send, events and received messages
+// come out. It demultiplexes by connection id, answers Initiations statelessly (Retry with a cookie, or
+// Reject) until the peer's address is proven, and keeps the timers of all its connections in order.
+//
+//   Endpoint ep(config, identity, rng);
+//   ConnectionId c = ep.connect(now, server_address, server_key);   // server_key: nullopt -> XX pattern
+//   loop:
+//     ep.handle_datagram(now, from, buf, len);                      // for each datagram received
+//     if (now >= ep.next_timeout()) ep.handle_timeout(now);
+//     PathAddress to; while (size_t n = ep.poll_transmit(now, out, sizeof out, to)) sendto(to, out, n);
+//     Event e; while (ep.poll_event(e)) ...;                        // accept(), state changes
+//     ReceivedMessage m; while (ep.receive(c, m)) ...;
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "peerlink/identity.hpp"
+#include "transport/crypto/random.hpp"
+#include "transport/crypto/x25519.hpp"
+#include "transport/protocol/config.hpp"
+#include "transport/protocol/connection.hpp"
+#include "transport/protocol/connection_types.hpp"
+#include "transport/protocol/path_address.hpp"
+
+namespace peerlink::protocol {
+
+struct EndpointCounters {
+  uint64_t datagrams_received = 0;
+  uint64_t invalid_datagrams = 0;      // unparseable or of an unknown kind
+  uint64_t unknown_connection = 0;     // addressed to no connection of ours
+  uint64_t wrong_source = 0;           // handshake packets from an address that is not the peer's
+  uint64_t retries_sent = 0;
+  uint64_t rejects_sent = 0;
+  uint64_t bad_cookies = 0;            // forged, expired or for another address
+  uint64_t handshake_failures = 0;     // Initiations whose Noise message did not authenticate
+  uint64_t stateless_dropped = 0;      // Retry/Reject not sent because the queue was full
+};
+
+class Endpoint {
+ public:
+  Endpoint(const EndpointConfig& config, const Identity& identity, crypto::RandomSource& rng);
+  ~Endpoint();
+  Endpoint(const Endpoint&) = delete;
+  Endpoint& operator=(const Endpoint&) = delete;
+
+  // --- network side ---
+  // data is modified in place (decrypted).
+  void handle_datagram(Instant now, const PathAddress& from, uint8_t* data, size_t len);
+  // The next datagram to send and its destination; 0 when there is nothing to send now.
+  size_t poll_transmit(Instant now, uint8_t* out, size_t cap, PathAddress& to);
+  // When handle_timeout should be called next (kNever: no timer).
+  Instant next_timeout() const;
+  void handle_timeout(Instant now);
+
+  // --- application side ---
+  // Starts a connection. With peer_key the handshake is Noise IK and fails with kRemoteKeyMismatch if the
+  // peer does not hold that key; without it, Noise XX learns the peer's key (see Connection::remote_key).
+  ConnectionId connect(Instant now, const PathAddress& to, const std::optional<PublicKey>& peer_key);
+  void accept(ConnectionId id, Instant now);
+  void reject(ConnectionId id, uint32_t reason, Instant now);
+  SendResult send(ConnectionId id, const uint8_t* data, size_t len, uint32_t flags, uint32_t lane, Instant now);
+  bool configure_lanes(ConnectionId id, const std::vector<LaneConfig>& lanes);
+  bool receive(ConnectionId id, ReceivedMessage& out);
+  // Any connection's next message (a poll group over the whole endpoint).
+  bool receive_any(ReceivedMessage& out);
+  // Ends the connection and releases its handle (see Connection::close).
+  void close(ConnectionId id, uint32_t reason, const std::string& debug, bool linger, Instant now);
+  bool poll_event(Event& out);
+
+  const Connection* connection(ConnectionId id) const;
+  std::optional<ConnectionStats> stats(ConnectionId id, Instant now) const;
+  size_t connection_count() const { return slots_.size(); }
+  const EndpointCounters& counters() const { return counters_; }
+  const PublicKey& public_key() const { return identity_.public_key; }
+
+ private:
+  struct InitiationKey {
+    PathAddress from;
+    uint32_t sender_id;
+    bool operator==(const InitiationKey& o) const { return sender_id == o.sender_id && from == o.from; }
+  };
+  struct InitiationKeyHash {
+    size_t operator()(const InitiationKey& k) const { return PathAddressHash()(k.from) * 31 + k.sender_id; }
+  };
+  struct Slot {
+    std::unique_ptr<Connection> conn;
+    Instant deadline = kNever;
+    bool ready = false;
+    bool readable = false;
+    bool has_initiation_key = false;
+    InitiationKey initiation_key;
+  };
+
+  void handle_initiation(Instant now, const PathAddress& from, const uint8_t* data, size_t len);
+  Slot* find(ConnectionId id);
+  const Slot* find(ConnectionId id) const;
+  // After anything touched a connection: reap it if finished, queue it to transmit, re-arm its timer.
+  void touch(ConnectionId id);
+  ConnectionId new_connection_id();
+  void make_cookie(Instant now, const PathAddress& from, uint32_t sender_id, uint8_t* out) const;
+  bool check_cookie(Instant now, const PathAddress& from, uint32_t sender_id, const uint8_t* cookie) const;
+  void queue_stateless(const PathAddress& to, std::vector<uint8_t> packet);
+  void queue_reject(const PathAddress& to, uint32_t receiver_id, EndReason reason);
+
+  EndpointConfig config_;
+  crypto::X25519KeyPair identity_;
+  crypto::RandomSource& rng_;
+  std::array<uint8_t, 32> cookie_secret_{};
+  std::unordered_map<ConnectionId, Slot> slots_;
+  std::unordered_map<InitiationKey, ConnectionId, InitiationKeyHash> initiations_;
+  std::set<std::pair<Instant, ConnectionId>> timers_;
+  std::deque<ConnectionId> ready_;
+  std::deque<std::pair<PathAddress, std::vector<uint8_t>>> stateless_;
+  std::deque<Event> events_;
+  std::deque<ConnectionId> readable_;
+  EndpointCounters counters_;
+};
+
+}  // namespace peerlink::protocol

@@ -1,0 +1,56 @@
+// The sending half of one lane's reliable stream: messages become a byte stream of records
+// (varint length, bytes) that is sent in segments, acknowledged and retransmitted by byte range, and freed
+// as soon as a prefix is acknowledged. Cost is linear in the bytes sent, whatever the message sizes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include "transport/protocol/interval_set.hpp"
+
+namespace peerlink::protocol {
+
+class ReliableSendStream {
+ public:
+  // Appends one message record. Small messages share buffers, so many of them cost few allocations.
+  void push_message(const uint8_t* data, size_t len);
+
+  uint64_t end_offset() const { return end_; }
+  uint64_t next_offset() const { return next_; }  // first byte never sent
+  uint64_t unsent_bytes() const { return end_ - next_; }
+  // Bytes held: sent but unacknowledged plus unsent.
+  uint64_t buffered_bytes() const { return end_ - acked_prefix_; }
+  bool has_retransmit() const { return !retransmit_.empty(); }
+  bool all_acked() const { return acked_prefix_ == end_; }
+
+  // Picks the next segment: lost data first, then new data below `new_data_limit` (flow control).
+  // Returns false if there is nothing to send.
+  bool next_segment(size_t max_len, uint64_t new_data_limit, uint64_t& offset, size_t& len) const;
+  // Copies stream bytes [offset, offset+len) to out.
+  void copy_out(uint64_t offset, size_t len, uint8_t* out) const;
+  // Records that [offset, offset+len) went out (new data advances next_offset; retransmitted data leaves
+  // the retransmit set).
+  void on_sent(uint64_t offset, size_t len);
+  void on_acked(uint64_t offset, size_t len);
+  void on_lost(uint64_t offset, size_t len);
+
+ private:
+  struct Chunk {
+    uint64_t start;
+    std::vector<uint8_t> bytes;
+  };
+  void append(const uint8_t* data, size_t len);
+  void release_acked();
+  size_t chunk_index(uint64_t offset) const;
+
+  std::deque<Chunk> chunks_;
+  uint64_t end_ = 0;
+  uint64_t next_ = 0;
+  uint64_t acked_prefix_ = 0;
+  IntervalSet acked_;       // acknowledged ranges above acked_prefix_
+  IntervalSet retransmit_;  // lost ranges waiting to be sent again
+};
+
+}  // namespace peerlink::protocol
