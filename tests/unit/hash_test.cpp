@@ -49,27 +49,27 @@ TEST(Hash, Hash2_EqualsHashOfConcatenation) {
   }
 }
 
-TEST(Hmac, Sha256_Rfc4231Case1) {
+TEST(HashHmac, Sha256_Rfc4231Case1) {
   const std::vector<uint8_t> key(20, 0x0b);
   const std::string data = "Hi There";
   EXPECT_EQ(to_hex(hmac(HashAlgorithm::kSha256, key.data(), key.size(), bytes(data), data.size())),
             "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
 }
 
-TEST(Hmac, Sha256_Rfc4231Case2) {
+TEST(HashHmac, Sha256_Rfc4231Case2) {
   const std::string key = "Jefe", data = "what do ya want for nothing?";
   EXPECT_EQ(to_hex(hmac(HashAlgorithm::kSha256, bytes(key), key.size(), bytes(data), data.size())),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 }
 
-TEST(Hmac, Sha256_Rfc4231Case6_KeyLongerThanBlock) {
+TEST(HashHmac, Sha256_Rfc4231Case6_KeyLongerThanBlock) {
   const std::vector<uint8_t> key(131, 0xaa);
   const std::string data = "Test Using Larger Than Block-Size Key - Hash Key First";
   EXPECT_EQ(to_hex(hmac(HashAlgorithm::kSha256, key.data(), key.size(), bytes(data), data.size())),
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
 }
 
-TEST(Hmac, Sha256_MatchesOpenSslHmacForManyLengths) {
+TEST(HashHmac, Sha256_MatchesOpenSslHmacForManyLengths) {
   SeededRandom rng(1);
   for (size_t key_len : {0, 1, 32, 63, 64, 65, 200}) {
     for (size_t data_len : {0, 1, 55, 64, 1000}) {
@@ -120,7 +120,7 @@ TEST(NoiseHkdf, MatchesDefinitionAndLeavesUnrequestedOutputAlone) {
   }
 }
 
-TEST(EqualCt, ComparesContents) {
+TEST(HashEqualCt, ComparesContents) {
   const uint8_t a[4] = {1, 2, 3, 4}, b[4] = {1, 2, 3, 4}, c[4] = {1, 2, 3, 5};
   EXPECT_TRUE(equal_ct(a, b, 4));
   EXPECT_FALSE(equal_ct(a, c, 4));

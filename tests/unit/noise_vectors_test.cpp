@@ -6,6 +6,7 @@
 #include <cctype>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,11 @@ struct Vector {
   std::string load_error;  // set when the file could not be read: the single "vector" then fails
   nlohmann::json json;
 };
+
+// Shown in test names and failure messages instead of the object's raw bytes.
+void PrintTo(const Vector& v, std::ostream* os) {
+  *os << v.name;
+}
 
 std::vector<Vector> load_vectors() {
   const std::string path = std::string(PEERLINK_TEST_DATA_DIR) + "/noise-vectors-25519.json";

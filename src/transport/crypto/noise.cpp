@@ -80,6 +80,33 @@ bool parse_psk_modifiers(const std::string& text, std::vector<int>& positions) {
   return true;
 }
 
+// Which keys a DH token combines, from this side's point of view (Noise §7.1: "es" is the initiator's
+// ephemeral with the responder's static, whichever side computes it).
+void dh_operands(uint8_t token, bool initiator, bool& local_static, bool& remote_static) {
+  switch (token) {
+    case kEE:
+      local_static = false;
+      remote_static = false;
+      break;
+    case kES:
+      local_static = !initiator;
+      remote_static = initiator;
+      break;
+    case kSE:
+      local_static = initiator;
+      remote_static = !initiator;
+      break;
+    default:  // kSS
+      local_static = true;
+      remote_static = true;
+      break;
+  }
+}
+
+bool is_dh_token(uint8_t token) {
+  return token == kEE || token == kES || token == kSE || token == kSS;
+}
+
 }  // namespace
 
 std::string noise_protocol_name(const HandshakeConfig& cfg) {
@@ -217,37 +244,6 @@ HandshakeState::HandshakeState(const HandshakeConfig& cfg, RandomSource& rng) : 
     mix_hash(key.data(), key.size());
   }
 }
-
-namespace {
-
-// Which keys a DH token combines, from this side's point of view (Noise §7.1: "es" is the initiator's
-// ephemeral with the responder's static, whichever side computes it).
-void dh_operands(uint8_t token, bool initiator, bool& local_static, bool& remote_static) {
-  switch (token) {
-    case kEE:
-      local_static = false;
-      remote_static = false;
-      break;
-    case kES:
-      local_static = !initiator;
-      remote_static = initiator;
-      break;
-    case kSE:
-      local_static = initiator;
-      remote_static = !initiator;
-      break;
-    default:  // kSS
-      local_static = true;
-      remote_static = true;
-      break;
-  }
-}
-
-bool is_dh_token(uint8_t token) {
-  return token == kEE || token == kES || token == kSE || token == kSS;
-}
-
-}  // namespace
 
 bool HandshakeState::complete() const {
   return error_ == HandshakeError::kNone && !message_tokens_.empty() &&
