@@ -23,6 +23,7 @@ using protocol::Event;
 using protocol::EventKind;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
+using protocol::kNever;
 
 class Sha256 {
  public:

@@ -38,3 +38,177 @@ INSTANTIATE_TEST_SUITE_P(Loss, BulkTransferLoss,
 
 }  // namespace
 }  // namespace peerlink::sim
+
+namespace peerlink::sim {
+namespace {
+
+PairOptions path(Duration one_way, uint64_t bandwidth_bps = 0, size_t queue = 0) {
+  PairOptions o;
+  for (LinkConfig* l : {&o.client_to_server, &o.server_to_client}) {
+    l->delay = one_way;
+    l->bandwidth_bps = bandwidth_bps;
+    l->queue_bytes = queue;
+  }
+  return o;
+}
+
+TEST(BulkTransfer, ReorderAndDuplication_ExactSha256) {
+  PairOptions o = path(milliseconds(10), 200'000'000, 1'000'000);
+  for (LinkConfig* l : {&o.client_to_server, &o.server_to_client}) {
+    l->reorder = 0.2;
+    l->reorder_delay = milliseconds(7);
+    l->duplicate = 0.2;
+    l->jitter = milliseconds(4);
+  }
+  SimPair p(test_seed(20), o);
+  ASSERT_TRUE(p.connect()) << p.where();
+  TransferResult r = bulk_transfer(p, 20'000'000, 50'000, seconds(600));
+  ASSERT_TRUE(r.completed) << p.where();
+  EXPECT_EQ(r.sent_hash, r.received_hash) << p.where();
+  auto s = p.net.endpoint(p.server).stats(p.sc, p.net.now());
+  EXPECT_GT(s->packets_duplicate, 0u) << "duplicates must be detected and dropped";
+}
+
+TEST(BulkTransfer, FiveSecondBlackhole_RecoversAndCompletes) {
+  PairOptions o = path(milliseconds(10), 100'000'000, 500'000);
+  SimPair p(test_seed(21), o);
+  ASSERT_TRUE(p.connect()) << p.where();
+  Instant hole_start = p.net.now() + seconds(1);
+  Instant hole_end = hole_start + seconds(5);
+  p.net.link(p.client, p.server).blackholes.push_back({hole_start, hole_end});
+  p.net.link(p.server, p.client).blackholes.push_back({hole_start, hole_end});
+  uint64_t delivered_at_end_of_hole = 0;
+  Instant first_delivery_after = protocol::kNever;
+  TransferResult r = bulk_transfer(p, 40'000'000, 64 * 1024, seconds(120), 4u << 20, [&] {
+    const LinkStats& ls = p.net.link_stats(p.client, p.server);
+    if (p.net.now() < hole_end) {
+      delivered_at_end_of_hole = ls.delivered;
+    } else if (ls.delivered > delivered_at_end_of_hole && first_delivery_after == protocol::kNever) {
+      first_delivery_after = p.net.now();
+    }
+  });
+  ASSERT_TRUE(r.completed) << p.where();
+  EXPECT_EQ(r.sent_hash, r.received_hash);
+  EXPECT_EQ(p.client_state, ConnectionState::kConnected) << "a 5 s outage is shorter than the idle timeout";
+  // Probes are capped at max_probe_timeout (2 s): traffic resumes within that of the outage's end.
+  EXPECT_LE(first_delivery_after - hole_end, seconds(2) + milliseconds(100)) << p.where();
+}
+
+TEST(BulkTransfer, Corruption_EveryCorruptPacketRejectedAndCounted_TransferExact) {
+  PairOptions o = path(milliseconds(5), 200'000'000, 1'000'000);
+  SimPair p(test_seed(22), o);
+  ASSERT_TRUE(p.connect()) << p.where();
+  p.net.link(p.client, p.server).corrupt = 0.05;
+  p.net.link(p.server, p.client).corrupt = 0.05;
+  TransferResult r = bulk_transfer(p, 20'000'000, 64 * 1024, seconds(600));
+  ASSERT_TRUE(r.completed) << p.where();
+  EXPECT_EQ(r.sent_hash, r.received_hash);
+  // Let stragglers land, then compare: every corrupted datagram failed authentication.
+  p.net.run_for(milliseconds(200));
+  uint64_t corrupted = p.net.link_stats(p.client, p.server).corrupted + p.net.link_stats(p.server, p.client).corrupted;
+  uint64_t rejected = p.net.endpoint(p.server).stats(p.sc, p.net.now())->packets_rejected_auth +
+                      p.net.endpoint(p.client).stats(p.cc, p.net.now())->packets_rejected_auth;
+  EXPECT_GT(corrupted, 100u);
+  EXPECT_EQ(rejected, corrupted) << p.where();
+}
+
+TEST(CongestionControl, Bottleneck100Mbit50msRtt_AtLeast90PercentUtilisedWithoutRunawayQueue) {
+  const uint64_t bw = 100'000'000;
+  const size_t bdp = size_t(bw / 8 * 0.05);  // 625 kB
+  PairOptions o = path(milliseconds(25), bw, bdp);
+  o.server_to_client.bandwidth_bps = 0;  // acks travel freely
+  SimPair p(test_seed(23), o);
+  ASSERT_TRUE(p.connect()) << p.where();
+  // Warm up (slow start and its overshoot), then measure a steady 20 s window.
+  bulk_transfer(p, 60'000'000, 64 * 1024, seconds(30));
+  const LinkStats before = p.net.link_stats(p.client, p.server);
+  Instant t0 = p.net.now();
+  TransferResult r = bulk_transfer(p, 235'000'000, 64 * 1024, seconds(60));
+  const LinkStats after = p.net.link_stats(p.client, p.server);
+  double secs = std::chrono::duration<double>(p.net.now() - t0).count();
+  double goodput_bps = double(r.bytes) * 8 / secs;
+  double wire_bps = double(after.bytes_delivered - before.bytes_delivered) * 8 / secs;
+  double mean_queue_ms =
+      (after.queue_delay_sum_s - before.queue_delay_sum_s) / double(after.sent - before.sent) * 1000;
+  double drop_rate = double(after.queue_dropped - before.queue_dropped) / double(after.sent - before.sent);
+  std::printf("[ sim ] goodput %.1f Mbit/s, wire %.1f Mbit/s, mean queue %.1f ms, drops %.3f%%\n",
+              goodput_bps / 1e6, wire_bps / 1e6, mean_queue_ms, drop_rate * 100);
+  ASSERT_TRUE(r.completed) << p.where();
+  EXPECT_EQ(r.sent_hash, r.received_hash);
+  EXPECT_GE(wire_bps, 0.90 * double(bw)) << p.where();
+  // A loss-based controller fills the buffer but must back off on drops: the queue stays below the buffer on
+  // average, drops stay rare and the sender's RTT estimate stays well under twice the path's.
+  EXPECT_LT(mean_queue_ms, 45.0) << p.where();
+  EXPECT_LT(drop_rate, 0.02) << p.where();
+  auto st = p.net.endpoint(p.client).stats(p.cc, p.net.now());
+  EXPECT_LT(st->rtt_smoothed, milliseconds(100)) << p.where();
+}
+
+TEST(CongestionControl, TwoFlowsShareABottleneck_EachWithinTwiceItsFairShare) {
+  const uint64_t bw = 50'000'000;
+  NetworkSim net(test_seed(24));
+  Identity server_id = Identity::generate();
+  EndpointConfig cfg;
+  size_t server = net.add_node(cfg, server_id);
+  size_t c1 = net.add_node(cfg, Identity::generate());
+  size_t c2 = net.add_node(cfg, Identity::generate());
+  LinkConfig up;
+  up.delay = milliseconds(20);
+  up.bandwidth_bps = bw;
+  up.queue_bytes = size_t(bw / 8 * 0.04);
+  LinkConfig down;
+  down.delay = milliseconds(20);
+  net.set_link(c1, server, up, /*shared_queue=*/1);
+  net.set_link(c2, server, up, /*shared_queue=*/1);
+  net.set_link(server, c1, down);
+  net.set_link(server, c2, down);
+  ConnectionId k1 = net.endpoint(c1).connect(net.now(), net.address(server), server_id.public_key());
+  ConnectionId k2 = net.endpoint(c2).connect(net.now(), net.address(server), server_id.public_key());
+  std::vector<uint8_t> msg(64 * 1024, 0xab);
+  std::map<ConnectionId, uint64_t> received;  // by server-side connection id
+  std::map<ConnectionId, size_t> origin;
+  Instant measure_from = net.now() + seconds(5);
+  uint64_t at_start[2] = {0, 0};
+  bool started = false;
+  auto step = [&] {
+    Event e;
+    while (net.endpoint(server).poll_event(e)) {
+      if (e.kind == EventKind::kIncomingRequest) {
+        net.endpoint(server).accept(e.connection, net.now());
+        origin[e.connection] = e.remote_key == net.endpoint(c1).public_key() ? 0 : 1;
+      }
+    }
+    for (auto [node, conn] : {std::pair{c1, k1}, std::pair{c2, k2}}) {
+      while (net.endpoint(node).poll_event(e)) {
+      }
+      for (;;) {
+        auto st = net.endpoint(node).stats(conn, net.now());
+        if (!st || st->queued_bytes > (2u << 20)) break;
+        if (net.endpoint(node).send(conn, msg.data(), msg.size(), protocol::send_flags::kReliable, 0, net.now()) !=
+            protocol::SendResult::kOk) {
+          break;
+        }
+      }
+    }
+    protocol::ReceivedMessage m;
+    while (net.endpoint(server).receive_any(m)) received[m.connection] += m.data.size();
+    if (!started && net.now() >= measure_from) {
+      started = true;
+      for (auto& [id, bytes] : received) at_start[origin[id]] = bytes;
+    }
+  };
+  net.run_for(seconds(35), {}, step);
+  uint64_t got[2] = {0, 0};
+  for (auto& [id, bytes] : received) got[origin[id]] = bytes - at_start[origin[id]];
+  double fair = double(got[0] + got[1]) / 2;
+  std::printf("[ sim ] flow 1 %.1f Mbit/s, flow 2 %.1f Mbit/s (seed %llu)\n", double(got[0]) * 8 / 30 / 1e6,
+              double(got[1]) * 8 / 30 / 1e6, (unsigned long long)net.seed());
+  EXPECT_GT(double(got[0] + got[1]) * 8 / 30, 0.8 * double(bw)) << "seed " << net.seed();
+  for (uint64_t g : got) {
+    EXPECT_GE(double(g), fair / 2) << "seed " << net.seed();
+    EXPECT_LE(double(g), fair * 2) << "seed " << net.seed();
+  }
+}
+
+}  // namespace
+}  // namespace peerlink::sim

@@ -1,0 +1,35 @@
+// One JSON object per line per figure, so scripts can collect results with a line reader.
+#pragma once
+
+#include <cstdio>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace peerlink::bench {
+
+struct Figure {
+  std::string scenario;
+  double value = 0;
+  std::string unit;
+  std::vector<std::pair<std::string, std::string>> extra;  // already JSON-encoded values
+
+  Figure& add(const std::string& key, double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.6g", v);
+    extra.emplace_back(key, buf);
+    return *this;
+  }
+  Figure& add(const std::string& key, const std::string& v) {
+    extra.emplace_back(key, "\"" + v + "\"");
+    return *this;
+  }
+  void print() const {
+    std::printf("{\"scenario\":\"%s\",\"value\":%.6g,\"unit\":\"%s\"", scenario.c_str(), value, unit.c_str());
+    for (const auto& [k, v] : extra) std::printf(",\"%s\":%s", k.c_str(), v.c_str());
+    std::printf("}\n");
+    std::fflush(stdout);
+  }
+};
+
+}  // namespace peerlink::bench

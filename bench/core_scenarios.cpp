@@ -1,0 +1,279 @@
+#include "core_scenarios.hpp"
+
+#include <malloc.h>
+
+#include <atomic>
+#include <thread>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <vector>
+
+#include "bench_output.hpp"
+#include "transport/crypto/aead.hpp"
+#include "transport/crypto/random.hpp"
+#include "transport/protocol/endpoint.hpp"
+
+namespace peerlink::bench {
+
+using protocol::Endpoint;
+using protocol::Instant;
+using protocol::PathAddress;
+
+namespace {
+
+Instant now() {
+  return Instant(std::chrono::duration_cast<protocol::Duration>(std::chrono::steady_clock::now().time_since_epoch()));
+}
+
+// Delivers every pending datagram from `from` to `to`; returns how many.
+size_t pump(Endpoint& from, const PathAddress& from_addr, Endpoint& to, Instant t, uint8_t* buf, size_t cap) {
+  size_t n = 0;
+  PathAddress dest;
+  while (size_t len = from.poll_transmit(t, buf, cap, dest)) {
+    to.handle_datagram(t, from_addr, buf, len);
+    ++n;
+  }
+  return n;
+}
+
+void service(Endpoint& a, const PathAddress& aa, Endpoint& b, const PathAddress& ba, Instant t, uint8_t* buf,
+             size_t cap) {
+  if (a.next_timeout() <= t) a.handle_timeout(t);
+  if (b.next_timeout() <= t) b.handle_timeout(t);
+  pump(a, aa, b, t, buf, cap);
+  pump(b, ba, a, t, buf, cap);
+}
+
+// Accepts every incoming request on ep.
+void accept_all(Endpoint& ep, Instant t) {
+  protocol::Event e;
+  while (ep.poll_event(e)) {
+    if (e.kind == protocol::EventKind::kIncomingRequest) ep.accept(e.connection, t);
+  }
+}
+
+size_t heap_in_use() { return mallinfo2().uordblks; }
+
+size_t rss_bytes() {
+  std::ifstream f("/proc/self/statm");
+  size_t pages = 0, resident = 0;
+  f >> pages >> resident;
+  return resident * 4096;
+}
+
+}  // namespace
+
+namespace {
+
+// Single-producer single-consumer ring of datagrams between the two endpoint threads.
+class DatagramRing {
+ public:
+  static constexpr size_t kSlots = 1024;
+  static constexpr size_t kSlotSize = 1536;
+
+  uint8_t* producer_slot() {
+    size_t head = head_.load(std::memory_order_relaxed);
+    if (head - tail_cache_ >= kSlots) {
+      tail_cache_ = tail_.load(std::memory_order_acquire);
+      if (head - tail_cache_ >= kSlots) return nullptr;
+    }
+    return slots_[head % kSlots].data;
+  }
+  void publish(size_t len) {
+    size_t head = head_.load(std::memory_order_relaxed);
+    slots_[head % kSlots].len = len;
+    head_.store(head + 1, std::memory_order_release);
+  }
+  // Returns the next datagram or null; release() it after use.
+  uint8_t* consumer_slot(size_t& len) {
+    size_t tail = tail_.load(std::memory_order_relaxed);
+    if (tail == head_cache_) {
+      head_cache_ = head_.load(std::memory_order_acquire);
+      if (tail == head_cache_) return nullptr;
+    }
+    len = slots_[tail % kSlots].len;
+    return slots_[tail % kSlots].data;
+  }
+  void release() { tail_.store(tail_.load(std::memory_order_relaxed) + 1, std::memory_order_release); }
+
+ private:
+  struct Slot {
+    size_t len;
+    uint8_t data[kSlotSize];
+  };
+  alignas(64) std::atomic<size_t> head_{0};
+  alignas(64) size_t tail_cache_ = 0;
+  alignas(64) std::atomic<size_t> tail_{0};
+  alignas(64) size_t head_cache_ = 0;
+  Slot slots_[kSlots];
+};
+
+// Runs one endpoint on its thread: feeds it what arrives on `in`, sends what it produces to `out`.
+struct EndpointThread {
+  Endpoint* ep;
+  PathAddress peer;
+  DatagramRing* in;
+  DatagramRing* out;
+
+  // One service round; returns the number of datagrams handled in either direction.
+  size_t round(Instant t) {
+    size_t work = 0;
+    size_t len;
+    while (uint8_t* d = in->consumer_slot(len)) {
+      ep->handle_datagram(t, peer, d, len);
+      in->release();
+      if (++work >= 64) break;
+    }
+    if (ep->next_timeout() <= t) ep->handle_timeout(t);
+    PathAddress dest;
+    for (int i = 0; i < 64; ++i) {
+      uint8_t* slot = out->producer_slot();
+      if (!slot) break;
+      size_t n = ep->poll_transmit(t, slot, DatagramRing::kSlotSize, dest);
+      if (n == 0) break;
+      out->publish(n);
+      ++work;
+    }
+    return work;
+  }
+};
+
+}  // namespace
+
+void run_core_throughput(const CoreOptions& o, bool aes_gcm) {
+  protocol::EndpointConfig cfg;
+  cfg.connection.max_packet_size = 1200;  // the scenario's packet size: no path MTU probing
+  cfg.prefer_aes_gcm = aes_gcm;
+  if (std::getenv("PEERLINK_BENCH_NO_PACING")) cfg.connection.pacing = false;
+  crypto::SystemRandom rng_a, rng_b;
+  Identity ida = Identity::generate(), idb = Identity::generate();
+  Endpoint a(cfg, ida, rng_a), b(cfg, idb, rng_b);
+  PathAddress aa = PathAddress::from_u64(1), ba = PathAddress::from_u64(2);
+  auto a_to_b = std::make_unique<DatagramRing>();
+  auto b_to_a = std::make_unique<DatagramRing>();
+  EndpointThread sender{&a, ba, b_to_a.get(), a_to_b.get()};
+  EndpointThread receiver{&b, aa, a_to_b.get(), b_to_a.get()};
+
+  // Handshake on this thread, then one thread per endpoint as two peers on two cores would run.
+  protocol::ConnectionId c = a.connect(now(), ba, idb.public_key());
+  protocol::ConnectionId s = 0;
+  for (int i = 0; i < 1000000; ++i) {
+    Instant t = now();
+    sender.round(t);
+    receiver.round(t);
+    protocol::Event e;
+    while (b.poll_event(e)) {
+      if (e.kind == protocol::EventKind::kIncomingRequest) {
+        s = e.connection;
+        b.accept(s, t);
+      }
+    }
+    const auto* conn = a.connection(c);
+    if (s != 0 && conn && conn->state() == protocol::ConnectionState::kConnected) break;
+  }
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> received{0}, messages{0};
+  std::vector<uint8_t> msg(o.message_size, 0x5a);
+  Instant start = now();
+  std::thread rx([&] {
+    protocol::ReceivedMessage m;
+    uint64_t bytes = 0, count = 0;
+    while (!stop.load(std::memory_order_relaxed)) {
+      Instant t = now();
+      receiver.round(t);
+      while (b.receive(s, m)) {
+        bytes += m.data.size();
+        ++count;
+      }
+      received.store(bytes, std::memory_order_relaxed);
+      messages.store(count, std::memory_order_relaxed);
+    }
+  });
+  Instant end = start + std::chrono::duration_cast<protocol::Duration>(std::chrono::duration<double>(o.seconds));
+  Instant t = start;
+  uint64_t at_end = 0;
+  while (t < end) {
+    t = now();
+    for (;;) {
+      auto st = a.stats(c, t);
+      if (!st || st->queued_bytes > (8u << 20)) break;
+      if (a.send(c, msg.data(), msg.size(), protocol::send_flags::kReliable, 0, t) != protocol::SendResult::kOk) break;
+    }
+    for (int k = 0; k < 16; ++k) sender.round(now());
+  }
+  at_end = received.load();
+  double secs = std::chrono::duration<double>(now() - start).count();
+  stop = true;
+  rx.join();
+  auto st = a.stats(c, t);
+  Figure f{aes_gcm ? "core-throughput" : "core-throughput-chacha", double(at_end) / secs / 1e6, "MB/s", {}};
+  f.add("cipher", aes_gcm && crypto::cpu_has_aes() ? "aes-256-gcm" : "chacha20-poly1305")
+      .add("packet_size", 1200.0)
+      .add("message_size", double(o.message_size))
+      .add("threads", 2.0)
+      .add("seconds", secs)
+      .add("messages", double(messages.load()))
+      .add("packets_sent", double(st ? st->packets_sent : 0))
+      .add("packets_lost", double(st ? st->packets_lost : 0))
+      .add("target", 800.0);
+  f.print();
+}
+
+void run_core_memory(const CoreOptions& o) {
+  protocol::EndpointConfig cfg;
+  crypto::SystemRandom rng;
+  Identity ida = Identity::generate(), idb = Identity::generate();
+  PathAddress ba = PathAddress::from_u64(2);
+  std::vector<uint8_t> buf(2048);
+  size_t heap0 = heap_in_use();
+  size_t rss0 = rss_bytes();
+  auto server = std::make_unique<Endpoint>(cfg, idb, rng);
+  size_t connected = 0;
+  {
+    auto client = std::make_unique<Endpoint>(cfg, ida, rng);
+    // Each client connection gets its own address, as distinct peers would have.
+    std::vector<protocol::ConnectionId> ids;
+    for (size_t i = 0; i < o.connections; ++i) {
+      ids.push_back(client->connect(now(), ba, idb.public_key()));
+    }
+    for (int round = 0; round < 200; ++round) {
+      Instant t = now();
+      if (client->next_timeout() <= t) client->handle_timeout(t);
+      if (server->next_timeout() <= t) server->handle_timeout(t);
+      PathAddress dest;
+      while (size_t len = client->poll_transmit(t, buf.data(), buf.size(), dest)) {
+        server->handle_datagram(t, PathAddress::from_u64(1), buf.data(), len);
+      }
+      accept_all(*server, t);
+      while (size_t len = server->poll_transmit(t, buf.data(), buf.size(), dest)) {
+        client->handle_datagram(t, ba, buf.data(), len);
+      }
+      connected = 0;
+      for (auto id : ids) {
+        const auto* conn = client->connection(id);
+        if (conn && conn->state() == protocol::ConnectionState::kConnected) ++connected;
+      }
+      protocol::Event e;
+      while (client->poll_event(e)) {
+      }
+      if (connected == ids.size() && server->connection_count() == ids.size()) break;
+    }
+    // Let the handshake confirmations and first acks settle so every connection is idle.
+    for (int round = 0; round < 20; ++round) service(*client, PathAddress::from_u64(1), *server, ba, now(), buf.data(), buf.size());
+  }
+  size_t heap1 = heap_in_use();
+  size_t rss1 = rss_bytes();
+  size_t n = server->connection_count();
+  Figure f{"core-memory", n ? double(heap1 - heap0) / double(n) : 0, "bytes/connection", {}};
+  f.add("connections", double(n))
+      .add("connected_initiators", double(connected))
+      .add("rss_bytes_per_connection", n ? double(rss1 > rss0 ? rss1 - rss0 : 0) / double(n) : 0)
+      .add("target", 16384.0);
+  f.print();
+}
+
+}  // namespace peerlink::bench
