@@ -54,6 +54,9 @@ size_t encode_frame(Writer& w, const Frame& f) {
     case FrameType::kClose:
       encode_close(w, f.close.reason, f.close.debug);
       return close_frame_size(f.close.reason, f.close.debug);
+    case FrameType::kAckFrequency:
+      encode_ack_frequency(w, f.ack_frequency.sequence, f.ack_frequency.threshold);
+      return 1 + varint_size(f.ack_frequency.sequence) + varint_size(f.ack_frequency.threshold);
   }
   std::abort();
 }
@@ -100,6 +103,10 @@ void check_same(const Frame& a, const Frame& b) {
     case FrameType::kClose:
       FUZZ_CHECK(a.close.reason == b.close.reason);
       FUZZ_CHECK(a.close.debug == b.close.debug);
+      break;
+    case FrameType::kAckFrequency:
+      FUZZ_CHECK(a.ack_frequency.sequence == b.ack_frequency.sequence);
+      FUZZ_CHECK(a.ack_frequency.threshold == b.ack_frequency.threshold);
       break;
   }
 }

@@ -121,6 +121,7 @@ std::vector<std::vector<uint8_t>> valid_non_padding_frames() {
       encode([](Writer& w) { encode_max_data(w, uint64_t{1} << 33); }),
       encode([](Writer& w) { encode_max_lane_data(w, 255, 1u << 20); }),
       encode([](Writer& w) { encode_close(w, 4006, "bad frame"); }),
+      encode([](Writer& w) { encode_ack_frequency(w, 70000, 10); }),
   };
 }
 
@@ -260,6 +261,33 @@ TEST(FrameRoundTrip, Close_SameReasonAndDebugText) {
   }
 }
 
+TEST(FrameRoundTrip, AckFrequency_SameSequenceAndThreshold) {
+  for (uint64_t threshold : {uint64_t{1}, uint64_t{10}, kMaxAckThreshold}) {
+    auto bytes = encode([&](Writer& w) { encode_ack_frequency(w, 12345, threshold); });
+    Frame f;
+    ASSERT_EQ(decode_one(bytes, f), FrameError::kNone);
+    ASSERT_EQ(f.type, FrameType::kAckFrequency);
+    EXPECT_EQ(f.ack_frequency.sequence, 12345u);
+    EXPECT_EQ(f.ack_frequency.threshold, threshold);
+  }
+}
+
+TEST(FrameDecode, AckFrequencyThresholdZeroOrAboveMax_InvalidValue) {
+  for (uint64_t threshold : {uint64_t{0}, kMaxAckThreshold + 1, uint64_t{1} << 40}) {
+    std::vector<uint8_t> bytes(16);
+    Writer w(bytes.data(), bytes.size());
+    w.put_u8(uint8_t(FrameType::kAckFrequency));
+    w.put_varint(1);
+    w.put_varint(threshold);
+    bytes.resize(w.size());
+    EXPECT_EQ(decode_bytes(bytes), FrameError::kInvalidValue) << threshold;
+    std::vector<uint8_t> out(16);
+    Writer enc(out.data(), out.size());
+    encode_ack_frequency(enc, 1, threshold);
+    EXPECT_FALSE(enc.ok()) << "the encoder refuses what the decoder rejects";
+  }
+}
+
 TEST(FrameEncode, CloseDebugLongerThanLimit_TruncatedToLimit) {
   std::string text(kMaxCloseDebugLength + 100, 'x');
   text[kMaxCloseDebugLength - 1] = 'y';
@@ -334,7 +362,7 @@ TEST(FrameDecode, TruncatedAtEveryByte_RejectedAsTruncated) {
 }
 
 TEST(FrameDecode, UnknownTypeByte_RejectedAsUnknownType) {
-  for (int type = 0x08; type <= 0xff; ++type) {
+  for (int type = 0x09; type <= 0xff; ++type) {
     SCOPED_TRACE(type);
     EXPECT_EQ(decode_bytes(Bytes().u8(uint8_t(type)).fill(16, 0x01).get()), FrameError::kUnknownType);
   }
@@ -544,6 +572,9 @@ TEST(FrameEncode, NotEnoughRoom_WriterFailsWithinCapacity) {
           break;
         case FrameType::kClose:
           encode_close(w, f.close.reason, f.close.debug);
+          break;
+        case FrameType::kAckFrequency:
+          encode_ack_frequency(w, f.ack_frequency.sequence, f.ack_frequency.threshold);
           break;
         case FrameType::kPadding:
           break;

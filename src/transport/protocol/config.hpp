@@ -20,6 +20,9 @@ struct ConnectionConfig {
   Duration initial_rtt = milliseconds(100);
   Duration max_ack_delay = milliseconds(5);
   uint32_t ack_eliciting_threshold = 2;  // ack at once after this many ack-eliciting packets
+  // With a large congestion window, ask the peer to acknowledge less often (every 4, then every 10 packets):
+  // fewer ack packets to build, encrypt and process, as in QUIC's ACK frequency extension. 0 = never ask.
+  uint32_t max_ack_threshold_request = 10;
   Duration connect_timeout = seconds(10);
   Duration idle_timeout = seconds(20);
   Duration keepalive_interval = seconds(5);

@@ -141,7 +141,7 @@ void Connection::on_data_packet(Instant now, const PathAddress& from, uint8_t* d
   if (ack_eliciting) {
     ack_pending_ = true;
     ++ack_eliciting_unacked_;
-    if (out_of_order || ack_eliciting_unacked_ >= cfg_.ack_eliciting_threshold) ack_immediate_ = true;
+    if (out_of_order || ack_eliciting_unacked_ >= ack_threshold_) ack_immediate_ = true;
     if (ack_deadline_ == kNever) ack_deadline_ = now + cfg_.max_ack_delay;
   } else if (out_of_order && ack_pending_) {
     ack_immediate_ = true;
@@ -181,6 +181,13 @@ void Connection::process_frames(Instant now, const uint8_t* p, size_t len, uint6
         l.peer_max = std::max(l.peer_max, f.max_lane_data.max);
         break;
       }
+      case FrameType::kAckFrequency:
+        ack_eliciting = true;
+        if (f.ack_frequency.sequence > peer_ack_frequency_seq_) {
+          peer_ack_frequency_seq_ = f.ack_frequency.sequence;
+          ack_threshold_ = uint32_t(f.ack_frequency.threshold);
+        }
+        break;
       case FrameType::kClose: {
         uint32_t reason = f.close.reason;
         if (reason == 0) reason = uint32_t(EndReason::kMiscGeneric);
@@ -285,6 +292,7 @@ void Connection::on_packet_lost(Instant now, SentPacket& sp) {
   ++stats_.packets_lost;
   loss_ewma_ = loss_ewma_ * 0.99 + 0.01;
   if (sp.has_max_data) max_data_dirty_ = true;
+  if (sp.has_ack_frequency) ack_frequency_dirty_ = true;
   if (sp.has_close && (phase_ == Phase::kDraining)) close_pending_ = true;
   for (uint8_t i = 0; i < sp.record_count; ++i) {
     const SentRecord& r = sp.records[i];
@@ -521,6 +529,14 @@ size_t Connection::build_data_packet(Instant now, uint8_t* out, size_t cap) {
     mtu_probe_size_ = limit;
     ack_eliciting = true;
   } else if (may_send_more) {
+    uint32_t ack_threshold = desired_ack_threshold();
+    if (ack_threshold != ack_frequency_requested_ || ack_frequency_dirty_) {
+      encode_ack_frequency(w, ++ack_frequency_seq_, ack_threshold);
+      ack_frequency_requested_ = ack_threshold;
+      ack_frequency_dirty_ = false;
+      sp.has_ack_frequency = true;
+      ack_eliciting = true;
+    }
     if (max_data_dirty_) {
       encode_max_data(w, local_max_data_);
       max_data_dirty_ = false;
@@ -575,6 +591,16 @@ size_t Connection::build_data_packet(Instant now, uint8_t* out, size_t cap) {
   }
   sent_.push(sp);
   return size;
+}
+
+uint32_t Connection::desired_ack_threshold() const {
+  // Enough acknowledgements per round trip to clock the sender (window / threshold >= ~20), few enough
+  // that they cost little: 2 for small windows, 4, then 10 from about 100 packets in flight.
+  uint32_t base = std::max<uint32_t>(cfg_.ack_eliciting_threshold, 1);
+  if (cfg_.max_ack_threshold_request <= base) return base;
+  uint64_t window_packets = cc_.window() / packet_size_;
+  uint32_t t = window_packets >= 100 ? 10 : window_packets >= 40 ? 4 : base;
+  return std::clamp<uint32_t>(t, base, cfg_.max_ack_threshold_request);
 }
 
 bool Connection::lane_max_dirty() const {

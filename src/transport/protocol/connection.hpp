@@ -145,6 +145,7 @@ class Connection {
   bool has_sendable_data(Instant now) const;
   bool nagle_allows(Instant now) const;
   bool lane_max_dirty() const;
+  uint32_t desired_ack_threshold() const;
   // Returns true if it wrote an ack-eliciting frame.
   bool fill_stream_frames(Instant now, Writer& w, SentPacket& sp);
   void on_reliable_frame(Instant now, const ReliableFrame& f);
@@ -197,6 +198,11 @@ class Connection {
   uint64_t next_pn_ = 0;
   ReceivedPackets received_pns_;
   uint32_t ack_eliciting_unacked_ = 0;
+  uint32_t ack_threshold_ = 2;           // ours to apply: the config's, or what the peer asked for
+  uint64_t peer_ack_frequency_seq_ = 0;  // newest ACK_FREQUENCY sequence seen
+  uint64_t ack_frequency_seq_ = 0;       // newest we sent
+  uint32_t ack_frequency_requested_ = 0;
+  bool ack_frequency_dirty_ = false;
   bool ack_pending_ = false;
   bool ack_immediate_ = false;
   Instant ack_deadline_ = kNever;

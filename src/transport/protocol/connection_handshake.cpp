@@ -29,6 +29,8 @@ Connection::Connection(ConnectionId local_id, const PathAddress& peer, const Con
       last_received_(now),
       local_max_data_(cfg.connection_receive_window) {
   lane_configs_.resize(1);
+  ack_threshold_ = std::max<uint32_t>(cfg.ack_eliciting_threshold, 1);
+  ack_frequency_requested_ = ack_threshold_;  // what the peer applies until told otherwise
   mtu_probe_high_ = std::max<size_t>(cfg.max_packet_size, 1200);
   crypto::HandshakeConfig hc;
   HandshakePattern pattern = expected_peer_key ? HandshakePattern::kIK : HandshakePattern::kXX;
@@ -63,6 +65,8 @@ Connection::Connection(ConnectionId local_id, const PathAddress& peer, const Con
       last_received_(now),
       local_max_data_(cfg.connection_receive_window) {
   lane_configs_.resize(1);
+  ack_threshold_ = std::max<uint32_t>(cfg.ack_eliciting_threshold, 1);
+  ack_frequency_requested_ = ack_threshold_;  // what the peer applies until told otherwise
   mtu_probe_high_ = std::max<size_t>(cfg.max_packet_size, 1200);
   apply_transport_params(hs_->peer_params);
   if (hs_->pattern == HandshakePattern::kIK) {

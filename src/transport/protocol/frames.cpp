@@ -174,6 +174,15 @@ FrameError decode_frame(Reader& r, Frame& out) {
     case FrameType::kClose:
       out.type = FrameType::kClose;
       return decode_close(r, out.close);
+    case FrameType::kAckFrequency:
+      out.type = FrameType::kAckFrequency;
+      if (!r.get_varint(out.ack_frequency.sequence) || !r.get_varint(out.ack_frequency.threshold)) {
+        return FrameError::kTruncated;
+      }
+      if (out.ack_frequency.threshold == 0 || out.ack_frequency.threshold > kMaxAckThreshold) {
+        return FrameError::kInvalidValue;
+      }
+      return FrameError::kNone;
   }
   return FrameError::kUnknownType;
 }
@@ -263,6 +272,13 @@ size_t unreliable_frame_header_size(const UnreliableFrame& f) {
 size_t close_frame_size(uint32_t reason, std::string_view debug) {
   size_t n = truncated_debug_length(debug);
   return 1 + varint_size(reason) + varint_size(n) + n;
+}
+
+void encode_ack_frequency(Writer& w, uint64_t sequence, uint64_t threshold) {
+  if (threshold == 0 || threshold > kMaxAckThreshold || sequence > kVarintMax) return fail(w);
+  w.put_u8(static_cast<uint8_t>(FrameType::kAckFrequency));
+  w.put_varint(sequence);
+  w.put_varint(threshold);
 }
 
 }  // namespace peerlink::protocol

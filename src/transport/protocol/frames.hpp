@@ -29,6 +29,7 @@ enum class FrameType : uint8_t {
   kMaxData = 0x05,      // connection-wide limit on reliable stream bytes
   kMaxLaneData = 0x06,  // per-lane limit on reliable stream bytes
   kClose = 0x07,        // end reason, debug text
+  kAckFrequency = 0x08,  // sequence, ack-eliciting threshold: how often the sender wants acknowledgements
 };
 
 inline constexpr size_t kMaxAckRanges = 64;     // a decoder rejects more
@@ -76,6 +77,13 @@ struct MaxLaneDataFrame {
   uint64_t max = 0;
 };
 
+struct AckFrequencyFrame {
+  uint64_t sequence = 0;   // newer requests have larger numbers; older ones are ignored
+  uint64_t threshold = 2;  // acknowledge after this many ack-eliciting packets (1..kMaxAckThreshold)
+};
+
+inline constexpr uint64_t kMaxAckThreshold = 64;
+
 struct CloseFrame {
   uint32_t reason = 0;
   std::string_view debug;  // at most kMaxCloseDebugLength bytes
@@ -91,6 +99,7 @@ struct Frame {
   UnreliableFrame unreliable;
   MaxDataFrame max_data;
   MaxLaneDataFrame max_lane_data;
+  AckFrequencyFrame ack_frequency;
   CloseFrame close;
 };
 
@@ -119,6 +128,7 @@ void encode_unreliable(Writer& w, const UnreliableFrame& f);
 void encode_max_data(Writer& w, uint64_t max);
 void encode_max_lane_data(Writer& w, uint32_t lane, uint64_t max);
 void encode_close(Writer& w, uint32_t reason, std::string_view debug);  // debug truncated to the limit
+void encode_ack_frequency(Writer& w, uint64_t sequence, uint64_t threshold);
 
 // Exact encoded sizes.
 size_t ack_frame_size(const AckFrame& f);

@@ -3,9 +3,8 @@
 // A datagram is exactly one packet. The first byte tells the kind: top bit set = a handshake packet
 // (Initiation, Response, Finish, Retry, Reject), top bits 01 = an encrypted data packet.
 //
-//   Reader r(datagram, len);
 //   PacketKind kind = peek_packet_kind(datagram, len);
-//   if (kind == PacketKind::kData) { DataHeader h; if (decode_data_header(r, h)) ...; }
+//   if (kind == PacketKind::kData) { DataHeader h; if (decode_data_header(datagram, len, h)) ...; }
 #pragma once
 
 #include <cstddef>

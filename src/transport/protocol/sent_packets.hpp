@@ -31,6 +31,7 @@ struct SentPacket {
   bool in_flight = false;  // counts toward bytes in flight
   bool has_max_data = false;
   bool has_close = false;
+  bool has_ack_frequency = false;
   bool mtu_probe = false;
   uint8_t record_count = 0;
   std::array<SentRecord, kMaxRecords> records{};
