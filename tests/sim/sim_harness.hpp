@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <optional>
 #include <string>
@@ -78,6 +79,8 @@ class SimPair {
     net.set_link(client, server, o.client_to_server);
     net.set_link(server, client, o.server_to_client);
     ik = o.ik;
+    std::printf("[ sim ] seed %llu (PEERLINK_SIM_SEED=%llu reproduces it)\n", (unsigned long long)seed,
+                (unsigned long long)seed);
   }
 
   // Starts the connection; the server accepts every request.

@@ -61,10 +61,13 @@ void Endpoint::touch(ConnectionId id) {
     s->readable = true;
     readable_.push_back(id);
   }
+  // Timers are re-armed lazily: a deadline that moved later (the probe timer moves with every packet sent)
+  // keeps its earlier entry, which fires harmlessly and re-arms then. Only an earlier deadline costs a
+  // set update here, which keeps the per-packet cost off the tree.
   Instant d = c.next_deadline();
-  if (d != s->deadline) {
+  if (d < s->deadline) {
     if (s->deadline != kNever) timers_.erase({s->deadline, id});
-    if (d != kNever) timers_.insert({d, id});
+    timers_.insert({d, id});
     s->deadline = d;
   }
 }
@@ -308,10 +311,15 @@ Instant Endpoint::next_timeout() const {
 
 void Endpoint::handle_timeout(Instant now) {
   std::vector<ConnectionId> due;
-  for (auto it = timers_.begin(); it != timers_.end() && it->first <= now; ++it) due.push_back(it->second);
+  while (!timers_.empty() && timers_.begin()->first <= now) {
+    due.push_back(timers_.begin()->second);
+    timers_.erase(timers_.begin());
+  }
   for (ConnectionId id : due) {
     if (Slot* s = find(id)) {
-      s->conn->on_timeout(now);
+      s->deadline = kNever;
+      Instant d = s->conn->next_deadline();
+      if (d <= now) s->conn->on_timeout(now);  // else an early (lazily kept) entry: just re-arm
       touch(id);
     }
   }
