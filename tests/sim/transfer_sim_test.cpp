@@ -212,3 +212,40 @@ TEST(CongestionControl, TwoFlowsShareABottleneck_EachWithinTwiceItsFairShare) {
 
 }  // namespace
 }  // namespace peerlink::sim
+
+namespace peerlink::sim {
+namespace {
+
+TEST(ReceiveQueue, UnreadUnreliableMessages_BoundedByTheReceiveQueueLimit) {
+  PairOptions o;
+  o.server.connection.receive_queue_limit = 1'000'000;
+  SimPair p(test_seed(25), o);
+  ASSERT_TRUE(p.connect()) << p.where();
+  std::vector<uint8_t> msg(1000, 7);
+  int queued = 0;
+  // The server never reads while 5 MB of unreliable messages arrive.
+  p.net.run_for(seconds(20), [&] { return queued >= 5000; }, [&] {
+    p.pump_events();
+    for (int i = 0; i < 50 && queued < 5000; ++i) {
+      auto st = p.net.endpoint(p.client).stats(p.cc, p.net.now());
+      if (st->queued_bytes > 200'000) break;
+      if (p.net.endpoint(p.client).send(p.cc, msg.data(), msg.size(), protocol::send_flags::kUnreliable, 0,
+                                        p.net.now()) == protocol::SendResult::kOk) {
+        ++queued;
+      }
+    }
+  });
+  p.net.run_for(seconds(1));
+  uint64_t held = 0;
+  protocol::ReceivedMessage m;
+  while (p.net.endpoint(p.server).receive(p.sc, m)) held += m.data.size();
+  auto st = p.net.endpoint(p.server).stats(p.sc, p.net.now());
+  EXPECT_EQ(queued, 5000) << p.where();
+  EXPECT_LE(held, 1'000'000u) << p.where();
+  EXPECT_GT(st->unreliable_dropped, 0u) << p.where();
+  EXPECT_EQ(held / 1000 + st->unreliable_dropped, 5000u) << "every message either held or counted as dropped";
+  EXPECT_EQ(p.server_state, ConnectionState::kConnected);
+}
+
+}  // namespace
+}  // namespace peerlink::sim

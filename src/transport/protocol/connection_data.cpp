@@ -282,6 +282,12 @@ void Connection::on_unreliable_frame(Instant now, const UnreliableFrame& f) {
 
 void Connection::deliver(uint32_t lane_index, bool reliable, std::vector<uint8_t>&& data) {
   if (released_) return;  // closing: nobody will read it
+  if (!reliable && received_bytes_queued_ + data.size() > cfg_.receive_queue_limit) {
+    // Unreliable messages have no flow control: an application that does not read loses them instead of
+    // letting the queue grow without bound.
+    ++stats_.unreliable_dropped;
+    return;
+  }
   Lane& l = lane(lane_index);
   ReceivedMessage m;
   m.connection = local_id_;
