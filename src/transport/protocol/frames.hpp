@@ -39,16 +39,18 @@ inline constexpr uint64_t kMaxStreamOffset = kVarintMax;
 inline constexpr uint64_t kMaxUnreliableMessageSize = 64 * 1024;  // total_length of an unreliable message
 
 // Inclusive range of packet numbers.
+// Deliberately without member initialisers: a Frame (and its 64 ranges) is declared per packet on the hot
+// path, and only the first range_count ranges are ever read.
 struct PacketRange {
-  uint64_t smallest = 0;
-  uint64_t largest = 0;
+  uint64_t smallest;
+  uint64_t largest;
 };
 
 struct AckFrame {
   uint64_t ack_delay_us = 0;
   // Ranges in descending order, disjoint and separated by at least one missing number;
   // ranges[0].largest is the largest acknowledged packet number.
-  std::array<PacketRange, kMaxAckRanges> ranges{};
+  std::array<PacketRange, kMaxAckRanges> ranges;
   size_t range_count = 0;
 };
 
