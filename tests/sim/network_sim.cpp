@@ -9,7 +9,9 @@ namespace peerlink::sim {
 
 NetworkSim::NetworkSim(uint64_t seed) : seed_(seed), rng_(seed) {}
 
-double NetworkSim::uniform() { return double(rng_.next_u64() >> 11) * (1.0 / 9007199254740992.0); }
+double NetworkSim::uniform() {
+  return double(rng_.next_u64() >> 11) * (1.0 / 9007199254740992.0);
+}
 
 size_t NetworkSim::add_node(const protocol::EndpointConfig& cfg, const Identity& id) {
   Node n;
@@ -19,7 +21,9 @@ size_t NetworkSim::add_node(const protocol::EndpointConfig& cfg, const Identity&
   return nodes_.size() - 1;
 }
 
-NetworkSim::Link& NetworkSim::link_ref(size_t from, size_t to) { return links_[{from, to}]; }
+NetworkSim::Link& NetworkSim::link_ref(size_t from, size_t to) {
+  return links_[{from, to}];
+}
 
 void NetworkSim::set_link(size_t from, size_t to, const LinkConfig& cfg, int shared_queue) {
   Link& l = link_ref(from, to);
@@ -27,8 +31,12 @@ void NetworkSim::set_link(size_t from, size_t to, const LinkConfig& cfg, int sha
   l.shared_queue = shared_queue;
 }
 
-LinkConfig& NetworkSim::link(size_t from, size_t to) { return link_ref(from, to).cfg; }
-const LinkStats& NetworkSim::link_stats(size_t from, size_t to) { return link_ref(from, to).stats; }
+LinkConfig& NetworkSim::link(size_t from, size_t to) {
+  return link_ref(from, to).cfg;
+}
+const LinkStats& NetworkSim::link_stats(size_t from, size_t to) {
+  return link_ref(from, to).stats;
+}
 
 void NetworkSim::inject(size_t from, size_t to, std::vector<uint8_t> datagram, Duration delay) {
   in_flight_.push(InFlight{now_ + delay, seq_++, from, to, std::move(datagram)});
@@ -80,8 +88,8 @@ void NetworkSim::transmit(size_t from, size_t to, std::vector<uint8_t> data) {
     if (c.corrupt > 0 && copy.size() > protocol::kDataHeaderSize &&
         protocol::peek_packet_kind(copy.data(), copy.size()) == protocol::PacketKind::kData &&
         uniform() < c.corrupt) {
-      size_t pos = protocol::kDataHeaderSize +
-                   size_t(uniform() * double(copy.size() - protocol::kDataHeaderSize));
+      size_t pos =
+          protocol::kDataHeaderSize + size_t(uniform() * double(copy.size() - protocol::kDataHeaderSize));
       copy[std::min(pos, copy.size() - 1)] ^= uint8_t(1 + (rng_.next_u32() % 255));
       ++l.stats.corrupted;
     }
@@ -101,7 +109,8 @@ void NetworkSim::flush_node(size_t n) {
   }
 }
 
-bool NetworkSim::run_until(Instant until, const std::function<bool()>& done, const std::function<void()>& on_step) {
+bool NetworkSim::run_until(Instant until, const std::function<bool()>& done,
+                           const std::function<void()>& on_step) {
   for (;;) {
     for (size_t i = 0; i < nodes_.size(); ++i) {
       protocol::Endpoint& ep = *nodes_[i].endpoint;
@@ -110,12 +119,14 @@ bool NetworkSim::run_until(Instant until, const std::function<bool()>& done, con
     }
     if (on_step) {
       on_step();
-      for (size_t i = 0; i < nodes_.size(); ++i) flush_node(i);
+      for (size_t i = 0; i < nodes_.size(); ++i)
+        flush_node(i);
     }
     if (done && done()) return true;
     Instant next = until;
     if (!in_flight_.empty()) next = std::min(next, in_flight_.top().at);
-    for (const Node& n : nodes_) next = std::min(next, n.endpoint->next_timeout());
+    for (const Node& n : nodes_)
+      next = std::min(next, n.endpoint->next_timeout());
     if (next >= until && now_ >= until) return done && done();
     if (next > now_) now_ = std::min(next, until);
     while (!in_flight_.empty() && in_flight_.top().at <= now_) {
@@ -125,6 +136,7 @@ bool NetworkSim::run_until(Instant until, const std::function<bool()>& done, con
       Link& l = link_ref(p.from, p.to);
       ++l.stats.delivered;
       l.stats.bytes_delivered += p.data.size();
+      if (tap_) tap_(p.from, p.to, p.data);
       nodes_[p.to].endpoint->handle_datagram(now_, address(p.from), p.data.data(), p.data.size());
     }
     if (now_ >= until && in_flight_.empty()) {
@@ -132,7 +144,8 @@ bool NetworkSim::run_until(Instant until, const std::function<bool()>& done, con
       if (finished) return true;
     }
     if (now_ >= until) {
-      for (size_t i = 0; i < nodes_.size(); ++i) flush_node(i);
+      for (size_t i = 0; i < nodes_.size(); ++i)
+        flush_node(i);
       return done && done();
     }
   }

@@ -23,12 +23,12 @@ struct LinkConfig {
   Duration jitter{};                               // uniform extra delay in [0, jitter]
   double loss = 0;                                 // probability per datagram
   double duplicate = 0;
-  double reorder = 0;                              // probability a datagram is held back by reorder_delay
+  double reorder = 0;  // probability a datagram is held back by reorder_delay
   Duration reorder_delay = std::chrono::milliseconds(5);
-  double corrupt = 0;                              // flip one byte of the encrypted part of data packets
-  uint64_t bandwidth_bps = 0;                      // 0 = unlimited
-  size_t queue_bytes = 0;                          // drop-tail buffer at the bottleneck (0 = unlimited)
-  size_t mtu = 65535;                              // larger datagrams are dropped
+  double corrupt = 0;                                   // flip one byte of the encrypted part of data packets
+  uint64_t bandwidth_bps = 0;                           // 0 = unlimited
+  size_t queue_bytes = 0;                               // drop-tail buffer at the bottleneck (0 = unlimited)
+  size_t mtu = 65535;                                   // larger datagrams are dropped
   std::vector<std::pair<Instant, Instant>> blackholes;  // everything dropped in [first, second)
 };
 
@@ -54,12 +54,18 @@ class NetworkSim {
   // Inject a raw datagram as if `from` had sent it (for spoofing and garbage tests).
   void inject(size_t from_address_node, size_t to, std::vector<uint8_t> datagram, Duration delay = {});
 
+  // Called with every datagram delivered (after impairments), e.g. to capture packets for replay tests.
+  void set_tap(std::function<void(size_t from, size_t to, const std::vector<uint8_t>& datagram)> tap) {
+    tap_ = std::move(tap);
+  }
+
   Instant now() const { return now_; }
   // Runs until `until` or until `done()` returns true (checked after every step); returns done().
   // on_step runs after each step: the place for application logic (accept, send, read).
   bool run_until(Instant until, const std::function<bool()>& done = {},
                  const std::function<void()>& on_step = {});
-  bool run_for(Duration d, const std::function<bool()>& done = {}, const std::function<void()>& on_step = {}) {
+  bool run_for(Duration d, const std::function<bool()>& done = {},
+               const std::function<void()>& on_step = {}) {
     return run_until(now_ + d, done, on_step);
   }
   uint64_t seed() const { return seed_; }
@@ -97,6 +103,7 @@ class NetworkSim {
   uint64_t seq_ = 0;
   std::vector<Node> nodes_;
   std::map<std::pair<size_t, size_t>, Link> links_;
+  std::function<void(size_t, size_t, const std::vector<uint8_t>&)> tap_;
   std::map<int, Queue> shared_queues_;
   std::priority_queue<InFlight, std::vector<InFlight>, std::greater<InFlight>> in_flight_;
 };

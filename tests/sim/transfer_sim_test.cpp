@@ -34,7 +34,9 @@ TEST_P(BulkTransferLoss, FiftyMegabytes_ExactSha256) {
 INSTANTIATE_TEST_SUITE_P(Loss, BulkTransferLoss,
                          ::testing::Values(LossCase{0.0, 10}, LossCase{0.01, 11}, LossCase{0.10, 12},
                                            LossCase{0.30, 13}),
-                         [](const auto& info) { return "Loss" + std::to_string(int(info.param.loss * 100)); });
+                         [](const auto& info) {
+                           return "Loss" + std::to_string(int(info.param.loss * 100));
+                         });
 
 }  // namespace
 }  // namespace peerlink::sim
@@ -105,7 +107,8 @@ TEST(BulkTransfer, Corruption_EveryCorruptPacketRejectedAndCounted_TransferExact
   EXPECT_EQ(r.sent_hash, r.received_hash);
   // Let stragglers land, then compare: every corrupted datagram failed authentication.
   p.net.run_for(milliseconds(200));
-  uint64_t corrupted = p.net.link_stats(p.client, p.server).corrupted + p.net.link_stats(p.server, p.client).corrupted;
+  uint64_t corrupted =
+      p.net.link_stats(p.client, p.server).corrupted + p.net.link_stats(p.server, p.client).corrupted;
   uint64_t rejected = p.net.endpoint(p.server).stats(p.sc, p.net.now())->packets_rejected_auth +
                       p.net.endpoint(p.client).stats(p.cc, p.net.now())->packets_rejected_auth;
   EXPECT_GT(corrupted, 100u);
@@ -184,22 +187,25 @@ TEST(CongestionControl, TwoFlowsShareABottleneck_EachWithinTwiceItsFairShare) {
       for (;;) {
         auto st = net.endpoint(node).stats(conn, net.now());
         if (!st || st->queued_bytes > (2u << 20)) break;
-        if (net.endpoint(node).send(conn, msg.data(), msg.size(), protocol::send_flags::kReliable, 0, net.now()) !=
-            protocol::SendResult::kOk) {
+        if (net.endpoint(node).send(conn, msg.data(), msg.size(), protocol::send_flags::kReliable, 0,
+                                    net.now()) != protocol::SendResult::kOk) {
           break;
         }
       }
     }
     protocol::ReceivedMessage m;
-    while (net.endpoint(server).receive_any(m)) received[m.connection] += m.data.size();
+    while (net.endpoint(server).receive_any(m))
+      received[m.connection] += m.data.size();
     if (!started && net.now() >= measure_from) {
       started = true;
-      for (auto& [id, bytes] : received) at_start[origin[id]] = bytes;
+      for (auto& [id, bytes] : received)
+        at_start[origin[id]] = bytes;
     }
   };
   net.run_for(seconds(35), {}, step);
   uint64_t got[2] = {0, 0};
-  for (auto& [id, bytes] : received) got[origin[id]] = bytes - at_start[origin[id]];
+  for (auto& [id, bytes] : received)
+    got[origin[id]] = bytes - at_start[origin[id]];
   double fair = double(got[0] + got[1]) / 2;
   std::printf("[ sim ] flow 1 %.1f Mbit/s, flow 2 %.1f Mbit/s (seed %llu)\n", double(got[0]) * 8 / 30 / 1e6,
               double(got[1]) * 8 / 30 / 1e6, (unsigned long long)net.seed());
@@ -224,27 +230,105 @@ TEST(ReceiveQueue, UnreadUnreliableMessages_BoundedByTheReceiveQueueLimit) {
   std::vector<uint8_t> msg(1000, 7);
   int queued = 0;
   // The server never reads while 5 MB of unreliable messages arrive.
-  p.net.run_for(seconds(20), [&] { return queued >= 5000; }, [&] {
-    p.pump_events();
-    for (int i = 0; i < 50 && queued < 5000; ++i) {
-      auto st = p.net.endpoint(p.client).stats(p.cc, p.net.now());
-      if (st->queued_bytes > 200'000) break;
-      if (p.net.endpoint(p.client).send(p.cc, msg.data(), msg.size(), protocol::send_flags::kUnreliable, 0,
-                                        p.net.now()) == protocol::SendResult::kOk) {
-        ++queued;
-      }
-    }
-  });
+  p.net.run_for(
+      seconds(20), [&] { return queued >= 5000; },
+      [&] {
+        p.pump_events();
+        for (int i = 0; i < 50 && queued < 5000; ++i) {
+          auto st = p.net.endpoint(p.client).stats(p.cc, p.net.now());
+          if (st->queued_bytes > 200'000) break;
+          if (p.net.endpoint(p.client).send(p.cc, msg.data(), msg.size(), protocol::send_flags::kUnreliable,
+                                            0, p.net.now()) == protocol::SendResult::kOk) {
+            ++queued;
+          }
+        }
+      });
   p.net.run_for(seconds(1));
   uint64_t held = 0;
   protocol::ReceivedMessage m;
-  while (p.net.endpoint(p.server).receive(p.sc, m)) held += m.data.size();
+  while (p.net.endpoint(p.server).receive(p.sc, m))
+    held += m.data.size();
   auto st = p.net.endpoint(p.server).stats(p.sc, p.net.now());
   EXPECT_EQ(queued, 5000) << p.where();
   EXPECT_LE(held, 1'000'000u) << p.where();
   EXPECT_GT(st->unreliable_dropped, 0u) << p.where();
   EXPECT_EQ(held / 1000 + st->unreliable_dropped, 5000u) << "every message either held or counted as dropped";
   EXPECT_EQ(p.server_state, ConnectionState::kConnected);
+}
+
+}  // namespace
+}  // namespace peerlink::sim
+
+namespace peerlink::sim {
+namespace {
+
+TEST(Robustness, ReplayedTruncatedAndRandomDatagrams_CountedAndTheTransferStaysExact) {
+  PairOptions o = path(milliseconds(5), 100'000'000, 500'000);
+  SimPair p(test_seed(26), o);
+  ASSERT_TRUE(p.connect()) << p.where();
+  std::vector<std::vector<uint8_t>> captured;
+  p.net.set_tap([&](size_t from, size_t, const std::vector<uint8_t>& d) {
+    if (from == p.client && captured.size() < 300 &&
+        protocol::peek_packet_kind(d.data(), d.size()) == protocol::PacketKind::kData) {
+      captured.push_back(d);
+    }
+  });
+  crypto::SeededRandom junk(p.net.seed());
+  uint64_t replays = 0, truncated = 0, garbage = 0;
+  TransferResult r = bulk_transfer(p, 10'000'000, 30'000, seconds(120), 2u << 20, [&] {
+    if (captured.size() < 300 || replays >= 300) return;
+    // Everything captured is old by now: replay it, truncated copies of it, and random bytes.
+    for (const auto& d : captured) {
+      p.net.inject(p.client, p.server, d);
+      ++replays;
+      std::vector<uint8_t> cut(d.begin(), d.begin() + std::ptrdiff_t(junk.next_u32() % d.size()));
+      p.net.inject(p.client, p.server, cut);
+      ++truncated;
+      std::vector<uint8_t> noise(1 + junk.next_u32() % 1400);
+      junk.fill(noise.data(), noise.size());
+      p.net.inject(p.client, p.server, noise);
+      ++garbage;
+    }
+  });
+  ASSERT_TRUE(r.completed) << p.where();
+  EXPECT_EQ(r.sent_hash, r.received_hash);
+  EXPECT_EQ(replays, 300u);
+  auto s = p.net.endpoint(p.server).stats(p.sc, p.net.now());
+  const auto& counters = p.net.endpoint(p.server).counters();
+  // Every replay is caught as a duplicate before decryption (so are truncated copies whose header survived).
+  EXPECT_GE(s->packets_duplicate, replays) << p.where();
+  uint64_t dropped_elsewhere = s->packets_rejected_auth + counters.invalid_datagrams +
+                               counters.unknown_connection + counters.wrong_source +
+                               counters.handshake_failures + counters.retries_sent;
+  EXPECT_GE(dropped_elsewhere + s->packets_duplicate, replays + truncated) << p.where();
+  EXPECT_EQ(p.server_state, ConnectionState::kConnected);
+  EXPECT_EQ(p.client_state, ConnectionState::kConnected);
+  (void)garbage;
+}
+
+TEST(Soak, RandomNetworks_TransferExact) {
+  crypto::SeededRandom pick(test_seed(27));
+  for (int i = 0; i < soak_seeds(3); ++i) {
+    uint64_t seed = pick.next_u64() % 1'000'000;
+    PairOptions o;
+    crypto::SeededRandom r(seed);
+    auto frac = [&](double max) { return double(r.next_u32() % 1000) / 1000.0 * max; };
+    for (LinkConfig* l : {&o.client_to_server, &o.server_to_client}) {
+      l->loss = frac(0.2);
+      l->delay = milliseconds(1 + r.next_u32() % 50);
+      l->jitter = milliseconds(r.next_u32() % 10);
+      l->reorder = frac(0.1);
+      l->duplicate = frac(0.1);
+    }
+    o.ik = r.next_u32() % 2 == 0;
+    SimPair p(seed, o);
+    std::printf("[ soak ] seed %llu loss %.2f/%.2f %s\n", (unsigned long long)seed, o.client_to_server.loss,
+                o.server_to_client.loss, o.ik ? "IK" : "XX");
+    ASSERT_TRUE(p.connect(seconds(60))) << p.where();
+    TransferResult t = bulk_transfer(p, 2'000'000, 1 + r.next_u32() % 100'000, seconds(3600));
+    ASSERT_TRUE(t.completed) << p.where();
+    EXPECT_EQ(t.sent_hash, t.received_hash) << p.where();
+  }
 }
 
 }  // namespace
