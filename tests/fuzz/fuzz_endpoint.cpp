@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "fuzz_check.hpp"
 #include "peerlink/identity.hpp"
 #include "transport/crypto/random.hpp"
 #include "transport/protocol/endpoint.hpp"
@@ -17,14 +18,6 @@ namespace {
 
 using namespace peerlink;
 using namespace peerlink::protocol;
-
-#define FUZZ_CHECK(cond)                                                             \
-  do {                                                                               \
-    if (!(cond)) {                                                                   \
-      std::fprintf(stderr, "check failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
-      std::abort();                                                                  \
-    }                                                                                \
-  } while (0)
 
 struct World {
   crypto::SeededRandom rng_a{1}, rng_b{2};

@@ -8,23 +8,12 @@
 #include <cstring>
 #include <vector>
 
+#include "fuzz_check.hpp"
 #include "transport/protocol/packet.hpp"
 
 namespace {
 
 using namespace peerlink::protocol;
-
-#define FUZZ_CHECK(cond)                                                            \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                 \
-    }                                                                               \
-  } while (0)
-
-bool same_bytes(const uint8_t* a, const uint8_t* b, size_t n) {
-  return n == 0 || std::memcmp(a, b, n) == 0;
-}
 
 bool same_cookie(const uint8_t* a, const uint8_t* b) {
   if (!a || !b) return a == b;

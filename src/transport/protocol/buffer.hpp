@@ -42,12 +42,14 @@ class Writer {
   }
   void put_u32(uint32_t v) {
     if (!reserve(4)) return;
-    for (int i = 0; i < 4; ++i) p_[i] = uint8_t(v >> (24 - 8 * i));
+    for (int i = 0; i < 4; ++i)
+      p_[i] = uint8_t(v >> (24 - 8 * i));
     p_ += 4;
   }
   void put_u64(uint64_t v) {
     if (!reserve(8)) return;
-    for (int i = 0; i < 8; ++i) p_[i] = uint8_t(v >> (56 - 8 * i));
+    for (int i = 0; i < 8; ++i)
+      p_[i] = uint8_t(v >> (56 - 8 * i));
     p_ += 8;
   }
   // Values above kVarintMax cannot be encoded: the writer fails instead.
@@ -59,7 +61,8 @@ class Writer {
     size_t n = varint_size(v);
     if (!reserve(n)) return;
     uint8_t prefix = n == 1 ? 0x00 : n == 2 ? 0x40 : n == 4 ? 0x80 : 0xc0;
-    for (size_t i = 0; i < n; ++i) p_[i] = uint8_t(v >> (8 * (n - 1 - i)));
+    for (size_t i = 0; i < n; ++i)
+      p_[i] = uint8_t(v >> (8 * (n - 1 - i)));
     p_[0] |= prefix;
     p_ += n;
   }
@@ -122,14 +125,16 @@ class Reader {
   bool get_u32(uint32_t& v) {
     if (remaining() < 4) return false;
     v = 0;
-    for (int i = 0; i < 4; ++i) v = v << 8 | p_[i];
+    for (int i = 0; i < 4; ++i)
+      v = v << 8 | p_[i];
     p_ += 4;
     return true;
   }
   bool get_u64(uint64_t& v) {
     if (remaining() < 8) return false;
     v = 0;
-    for (int i = 0; i < 8; ++i) v = v << 8 | p_[i];
+    for (int i = 0; i < 8; ++i)
+      v = v << 8 | p_[i];
     p_ += 8;
     return true;
   }
@@ -138,7 +143,8 @@ class Reader {
     size_t n = size_t{1} << (p_[0] >> 6);
     if (remaining() < n) return false;
     v = p_[0] & 0x3f;
-    for (size_t i = 1; i < n; ++i) v = v << 8 | p_[i];
+    for (size_t i = 1; i < n; ++i)
+      v = v << 8 | p_[i];
     p_ += n;
     return true;
   }

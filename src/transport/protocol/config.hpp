@@ -32,9 +32,9 @@ struct ConnectionConfig {
 
   uint64_t connection_receive_window = 24ull << 20;  // reliable bytes in flight towards us, all lanes
   uint64_t lane_receive_window = 16ull << 20;        // the same, per lane
-  size_t receive_queue_limit = 96ull << 20;          // delivered but unread bytes before we stop granting credit
-  size_t send_buffer_limit = 96ull << 20;            // queued bytes (reliable + unreliable) per connection
-  size_t max_message_size = 64ull << 20;             // reliable; unreliable is limited to 64 KiB
+  size_t receive_queue_limit = 96ull << 20;  // delivered but unread bytes before we stop granting credit
+  size_t send_buffer_limit = 96ull << 20;    // queued bytes (reliable + unreliable) per connection
+  size_t max_message_size = 64ull << 20;     // reliable; unreliable is limited to 64 KiB
 
   uint64_t key_update_packets = uint64_t{1} << 24;  // sent packets before a key update
   Duration key_update_interval = std::chrono::minutes(10);

@@ -10,7 +10,9 @@ constexpr double kCubicC = 0.4;     // RFC 9438 §4.1, in segments / s^3
 constexpr double kCubicBeta = 0.7;  // multiplicative decrease
 constexpr double kRenoBeta = 0.5;
 
-double seconds_of(Duration d) { return std::chrono::duration<double>(d).count(); }
+double seconds_of(Duration d) {
+  return std::chrono::duration<double>(d).count();
+}
 }  // namespace
 
 CongestionController::CongestionController(CongestionAlgorithm alg, size_t max_datagram_size,

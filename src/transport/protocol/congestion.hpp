@@ -22,7 +22,8 @@ class CongestionController {
 
   void set_max_datagram_size(size_t size);
   // bytes_in_flight_before: in flight when the ack arrived, to skip growth while application-limited.
-  void on_ack(uint64_t bytes, Instant sent_time, Instant now, Duration min_rtt, uint64_t bytes_in_flight_before);
+  void on_ack(uint64_t bytes, Instant sent_time, Instant now, Duration min_rtt,
+              uint64_t bytes_in_flight_before);
   // A packet sent at sent_time was lost (or ECN-marked): one reduction per round trip.
   void on_congestion_event(Instant sent_time, Instant now);
   void on_persistent_congestion();

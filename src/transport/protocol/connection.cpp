@@ -12,34 +12,49 @@ namespace peerlink::protocol {
 
 const char* to_string(ConnectionState s) {
   switch (s) {
-    case ConnectionState::kConnecting: return "connecting";
-    case ConnectionState::kConnected: return "connected";
-    case ConnectionState::kClosing: return "closing";
-    case ConnectionState::kClosed: return "closed";
+    case ConnectionState::kConnecting:
+      return "connecting";
+    case ConnectionState::kConnected:
+      return "connected";
+    case ConnectionState::kClosing:
+      return "closing";
+    case ConnectionState::kClosed:
+      return "closed";
   }
   return "?";
 }
 
 const char* to_string(SendResult r) {
   switch (r) {
-    case SendResult::kOk: return "ok";
-    case SendResult::kDropped: return "dropped (could not be sent now)";
-    case SendResult::kLimitExceeded: return "send buffer limit exceeded";
-    case SendResult::kMessageTooLarge: return "message too large";
-    case SendResult::kInvalidState: return "invalid connection state";
-    case SendResult::kInvalidLane: return "invalid lane";
-    case SendResult::kNoConnection: return "no such connection";
+    case SendResult::kOk:
+      return "ok";
+    case SendResult::kDropped:
+      return "dropped (could not be sent now)";
+    case SendResult::kLimitExceeded:
+      return "send buffer limit exceeded";
+    case SendResult::kMessageTooLarge:
+      return "message too large";
+    case SendResult::kInvalidState:
+      return "invalid connection state";
+    case SendResult::kInvalidLane:
+      return "invalid lane";
+    case SendResult::kNoConnection:
+      return "no such connection";
   }
   return "?";
 }
 
 ConnectionState Connection::state() const {
   switch (phase_) {
-    case Phase::kHandshake: return ConnectionState::kConnecting;
-    case Phase::kConnected: return ConnectionState::kConnected;
+    case Phase::kHandshake:
+      return ConnectionState::kConnecting;
+    case Phase::kConnected:
+      return ConnectionState::kConnected;
     case Phase::kLinger:
-    case Phase::kDraining: return released_ ? ConnectionState::kClosing : ConnectionState::kClosed;
-    case Phase::kClosed: return ConnectionState::kClosed;
+    case Phase::kDraining:
+      return released_ ? ConnectionState::kClosing : ConnectionState::kClosed;
+    case Phase::kClosed:
+      return ConnectionState::kClosed;
   }
   return ConnectionState::kClosed;
 }
@@ -160,9 +175,14 @@ void Connection::process_frames(Instant now, const uint8_t* p, size_t len, uint6
       return;
     }
     switch (f.type) {
-      case FrameType::kPadding: break;
-      case FrameType::kPing: ack_eliciting = true; break;
-      case FrameType::kAck: on_ack_frame(now, f.ack); break;
+      case FrameType::kPadding:
+        break;
+      case FrameType::kPing:
+        ack_eliciting = true;
+        break;
+      case FrameType::kAck:
+        on_ack_frame(now, f.ack);
+        break;
       case FrameType::kReliable:
         ack_eliciting = true;
         on_reliable_frame(now, f.reliable);
@@ -217,8 +237,8 @@ void Connection::on_ack_frame(Instant now, const AckFrame& f) {
   }
   ack_in_flight_before_ = bytes_in_flight_;
   SentPacket* largest_sp = sent_.find(largest);
-  bool rtt_candidate = largest_sp && largest_sp->status == SentPacket::Status::kInFlight &&
-                       largest_sp->ack_eliciting;
+  bool rtt_candidate =
+      largest_sp && largest_sp->status == SentPacket::Status::kInFlight && largest_sp->ack_eliciting;
   Instant largest_sent = rtt_candidate ? largest_sp->time_sent : Instant{};
   bool newly_acked = false;
   for (size_t i = 0; i < f.range_count; ++i) {
@@ -310,8 +330,8 @@ void Connection::on_packet_lost(Instant now, SentPacket& sp) {
 void Connection::detect_lost(Instant now) {
   loss_time_ = kNever;
   if (!any_acked_) return;
-  Duration loss_delay = std::max<Duration>(std::max(rtt_.latest(), rtt_.smoothed()) * 9 / 8,
-                                           RttEstimator::kGranularity);
+  Duration loss_delay =
+      std::max<Duration>(std::max(rtt_.latest(), rtt_.smoothed()) * 9 / 8, RttEstimator::kGranularity);
   Instant lost_before = now - loss_delay;
   Instant first_lost = kNever, last_lost = Instant::min();
   bool any_lost = false;
@@ -375,7 +395,8 @@ void Connection::on_timeout(Instant now) {
   wants_transmit_ = true;
   if (phase_ == Phase::kHandshake && now >= created_ + cfg_.connect_timeout) {
     if (saw_bad_handshake_) {
-      handshake_failed(uint32_t(EndReason::kRemoteBadCrypt), "the peer's handshake did not authenticate", now);
+      handshake_failed(uint32_t(EndReason::kRemoteBadCrypt), "the peer's handshake did not authenticate",
+                       now);
     } else {
       handshake_failed(uint32_t(EndReason::kMiscConnectTimeout), "no answer from the peer", now);
     }
@@ -393,8 +414,8 @@ void Connection::on_timeout(Instant now) {
   }
   if (linger_until_ <= now) {
     linger_until_ = kNever;
-    enter_closed(uint32_t(EndReason::kMiscConnectTimeout), "linger timed out before the peer acknowledged", now,
-                 true);
+    enter_closed(uint32_t(EndReason::kMiscConnectTimeout), "linger timed out before the peer acknowledged",
+                 now, true);
     return;
   }
   if ((phase_ == Phase::kConnected || phase_ == Phase::kLinger) && idle_deadline_ <= now) {
@@ -439,8 +460,8 @@ size_t Connection::seal(Instant now, uint8_t* out, size_t payload_len) {
   h.receiver_id = peer_id_;
   h.truncated_pn = uint32_t(next_pn_);
   encode_data_header(h, out);
-  size_t sealed = k.send.seal(next_pn_, out, kDataHeaderSize, out + kDataHeaderSize, payload_len,
-                              out + kDataHeaderSize);
+  size_t sealed =
+      k.send.seal(next_pn_, out, kDataHeaderSize, out + kDataHeaderSize, payload_len, out + kDataHeaderSize);
   ++k.packets_in_phase;
   return kDataHeaderSize + sealed;
 }
@@ -448,7 +469,8 @@ size_t Connection::seal(Instant now, uint8_t* out, size_t payload_len) {
 void Connection::maybe_update_keys(Instant now) {
   Keys& k = *keys_;
   if (phase_ != Phase::kConnected || k.send_phase != k.recv_phase || !k.send_phase_acked) return;
-  if (k.packets_in_phase < cfg_.key_update_packets && now - k.phase_started < cfg_.key_update_interval) return;
+  if (k.packets_in_phase < cfg_.key_update_packets && now - k.phase_started < cfg_.key_update_interval)
+    return;
   k.send_secret = next_key_secret(k.send_secret);
   k.send = crypto::Aead(k.alg, k.send_secret);
   k.send_phase = !k.send_phase;
@@ -573,7 +595,8 @@ size_t Connection::build_data_packet(Instant now, uint8_t* out, size_t cap) {
   rate_window_bytes_ += size;
   if (now - rate_window_start_ >= milliseconds(100)) {
     double secs = std::chrono::duration<double>(now - rate_window_start_).count();
-    rate_ewma_ = rate_ewma_ == 0 ? rate_window_bytes_ / secs : rate_ewma_ * 0.5 + 0.5 * rate_window_bytes_ / secs;
+    rate_ewma_ =
+        rate_ewma_ == 0 ? rate_window_bytes_ / secs : rate_ewma_ * 0.5 + 0.5 * rate_window_bytes_ / secs;
     rate_window_start_ = now;
     rate_window_bytes_ = 0;
   }
@@ -620,8 +643,8 @@ void Connection::close(uint32_t reason, const std::string& debug, bool linger, I
   received_.clear();
   received_bytes_queued_ = 0;
   if (finished_) return;
-  if (phase_ == Phase::kClosed || !keys_ || (phase_ == Phase::kHandshake && role_ == Role::kInitiator &&
-                                             hs_ && hs_->finish_noise.empty())) {
+  if (phase_ == Phase::kClosed || !keys_ ||
+      (phase_ == Phase::kHandshake && role_ == Role::kInitiator && hs_ && hs_->finish_noise.empty())) {
     // Nothing established to tell (or already ended): done.
     finished_ = true;
     return;

@@ -19,16 +19,16 @@
 #include "transport/crypto/aead.hpp"
 #include "transport/crypto/noise.hpp"
 #include "transport/crypto/random.hpp"
+#include "transport/protocol/buffer.hpp"
 #include "transport/protocol/config.hpp"
 #include "transport/protocol/congestion.hpp"
 #include "transport/protocol/connection_types.hpp"
+#include "transport/protocol/frames.hpp"
 #include "transport/protocol/packet.hpp"
 #include "transport/protocol/path_address.hpp"
 #include "transport/protocol/received_packets.hpp"
 #include "transport/protocol/rtt_estimator.hpp"
 #include "transport/protocol/sent_packets.hpp"
-#include "transport/protocol/buffer.hpp"
-#include "transport/protocol/frames.hpp"
 
 namespace peerlink::protocol {
 
@@ -102,12 +102,16 @@ class Connection {
   uint64_t packets_rejected_auth() const { return stats_.packets_rejected_auth; }
 
  private:
+  // What both public constructors share.
+  Connection(Role role, ConnectionId local_id, const PathAddress& peer, const ConnectionConfig& cfg,
+             crypto::RandomSource& rng, std::deque<Event>* events, Instant now);
+
   enum class Phase : uint8_t {
-    kHandshake,   // no transport keys yet (initiator) or awaiting accept / confirmation
+    kHandshake,  // no transport keys yet (initiator) or awaiting accept / confirmation
     kConnected,
-    kLinger,      // app closed gracefully: flushing reliable data
-    kDraining,    // CLOSE sent or received: wait out stray packets, then finish
-    kClosed,      // ended, waiting for the application to release it
+    kLinger,    // app closed gracefully: flushing reliable data
+    kDraining,  // CLOSE sent or received: wait out stray packets, then finish
+    kClosed,    // ended, waiting for the application to release it
   };
 
   struct Keys;
@@ -176,7 +180,7 @@ class Connection {
   bool finished_ = false;
   bool awaiting_accept_ = false;
   bool wants_transmit_ = true;
-  bool close_pending_ = false;  // a CLOSE frame must be (re)sent
+  bool close_pending_ = false;      // a CLOSE frame must be (re)sent
   bool saw_bad_handshake_ = false;  // a Response failed to authenticate (reported if we time out)
   uint16_t reject_reason_ = 0;      // responder: a Reject packet must be sent
   uint32_t end_reason_ = 0;
@@ -225,8 +229,8 @@ class Connection {
   Instant last_received_;
   Instant last_keepalive_sent_ = Instant::min();
   Instant idle_deadline_ = kNever;
-  Instant unsent_since_ = kNever;  // Nagle: oldest queued byte not yet sent
-  bool flush_requested_ = false;   // a no-Nagle message is queued
+  Instant unsent_since_ = kNever;         // Nagle: oldest queued byte not yet sent
+  bool flush_requested_ = false;          // a no-Nagle message is queued
   mutable Instant send_wakeup_ = kNever;  // queued data waits for the pacer or Nagle until then
 
   // --- path MTU ---
@@ -242,12 +246,12 @@ class Connection {
   std::unique_ptr<UnreliableReassembly> reassembly_;
   std::deque<ReceivedMessage> received_;
   size_t received_bytes_queued_ = 0;
-  uint64_t peer_max_data_ = 0;         // connection-wide credit the peer granted
+  uint64_t peer_max_data_ = 0;  // connection-wide credit the peer granted
   uint64_t peer_initial_lane_max_ = 0;
-  uint64_t sent_new_total_ = 0;        // sum over lanes of new reliable bytes sent
-  uint64_t local_max_data_ = 0;        // what we granted
-  uint64_t received_total_ = 0;        // sum over lanes of highest received offsets
-  uint64_t consumed_total_ = 0;        // sum over lanes of bytes parsed in order
+  uint64_t sent_new_total_ = 0;  // sum over lanes of new reliable bytes sent
+  uint64_t local_max_data_ = 0;  // what we granted
+  uint64_t received_total_ = 0;  // sum over lanes of highest received offsets
+  uint64_t consumed_total_ = 0;  // sum over lanes of bytes parsed in order
   uint64_t queued_message_overhead_ = 0;
   bool max_data_dirty_ = false;
   uint64_t next_unreliable_id_ = 1;

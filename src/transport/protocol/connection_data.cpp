@@ -8,9 +8,9 @@
 namespace peerlink::protocol {
 
 namespace {
-constexpr size_t kMinFrameRoom = 24;           // below this a packet is full
+constexpr size_t kMinFrameRoom = 24;  // below this a packet is full
 constexpr size_t kMaxReliableHeader = 1 + 2 + 8 + 4;
-constexpr size_t kMessageOverhead = 48;        // bookkeeping charged per queued message
+constexpr size_t kMessageOverhead = 48;  // bookkeeping charged per queued message
 }  // namespace
 
 Lane& Connection::lane(uint32_t index) {
@@ -46,7 +46,8 @@ uint64_t Connection::queued_send_bytes() const {
   return q + queued_message_overhead_;
 }
 
-SendResult Connection::send(const uint8_t* data, size_t len, uint32_t flags, uint32_t lane_index, Instant now) {
+SendResult Connection::send(const uint8_t* data, size_t len, uint32_t flags, uint32_t lane_index,
+                            Instant now) {
   if (released_ || phase_ == Phase::kLinger || phase_ == Phase::kDraining || phase_ == Phase::kClosed ||
       finished_) {
     return SendResult::kInvalidState;
@@ -56,7 +57,8 @@ SendResult Connection::send(const uint8_t* data, size_t len, uint32_t flags, uin
   if (reliable ? len > cfg_.max_message_size : len > kMaxUnreliableMessageSize) {
     return SendResult::kMessageTooLarge;
   }
-  if (queued_send_bytes() + len + kMessageOverhead > cfg_.send_buffer_limit) return SendResult::kLimitExceeded;
+  if (queued_send_bytes() + len + kMessageOverhead > cfg_.send_buffer_limit)
+    return SendResult::kLimitExceeded;
   Lane& l = lane(lane_index);
   if (reliable) {
     l.send.push_message(data, len);
@@ -147,7 +149,8 @@ bool Connection::fill_stream_frames(Instant now, Writer& w, SentPacket& sp) {
     Lane* l = pick_lane(allow_new);
     if (!l) break;
     uint32_t index = 0;
-    while (lanes_[index].get() != l) ++index;
+    while (lanes_[index].get() != l)
+      ++index;
     bool reliable_ready = l->send.has_retransmit() ||
                           (l->send.unsent_bytes() > 0 && l->send.next_offset() < new_data_limit(*l));
     bool take_unreliable = l->has_unreliable() && allow_new &&
@@ -157,8 +160,8 @@ bool Connection::fill_stream_frames(Instant now, Writer& w, SentPacket& sp) {
       if (sp.record_count == SentPacket::kMaxRecords) break;
       uint64_t offset;
       size_t len;
-      if (!l->send.next_segment(w.remaining() - kMaxReliableHeader, allow_new ? new_data_limit(*l) : 0, offset,
-                                len)) {
+      if (!l->send.next_segment(w.remaining() - kMaxReliableHeader, allow_new ? new_data_limit(*l) : 0,
+                                offset, len)) {
         break;
       }
       bool is_new = offset + len > l->send.next_offset();
@@ -220,12 +223,12 @@ bool Connection::fill_stream_frames(Instant now, Writer& w, SentPacket& sp) {
 }
 
 std::string Connection::debug_string() const {
-  std::string s = "peer_max_data " + std::to_string(peer_max_data_) + " sent_new " + std::to_string(sent_new_total_) +
-                  " local_max_data " + std::to_string(local_max_data_) + " consumed " +
-                  std::to_string(consumed_total_) + " received_total " + std::to_string(received_total_) +
-                  " unsent_since_set " + std::to_string(unsent_since_ != kNever) + " flush " +
-                  std::to_string(flush_requested_) + " probes " + std::to_string(probes_to_send_) + " pto_count " +
-                  std::to_string(pto_count_);
+  std::string s = "peer_max_data " + std::to_string(peer_max_data_) + " sent_new " +
+                  std::to_string(sent_new_total_) + " local_max_data " + std::to_string(local_max_data_) +
+                  " consumed " + std::to_string(consumed_total_) + " received_total " +
+                  std::to_string(received_total_) + " unsent_since_set " +
+                  std::to_string(unsent_since_ != kNever) + " flush " + std::to_string(flush_requested_) +
+                  " probes " + std::to_string(probes_to_send_) + " pto_count " + std::to_string(pto_count_);
   for (size_t i = 0; i < lanes_.size(); ++i) {
     const Lane* l = lanes_[i].get();
     if (!l) continue;
@@ -255,8 +258,9 @@ void Connection::on_reliable_frame(Instant now, const ReliableFrame& f) {
   }
   uint64_t consumed_before = l.recv.consumed_offset();
   uint32_t lane_index = f.lane;
-  auto r = l.recv.on_data(f.offset, f.data, f.length, l.local_max, cfg_.max_message_size,
-                          [this, lane_index](std::vector<uint8_t>&& m) { deliver(lane_index, true, std::move(m)); });
+  auto r = l.recv.on_data(
+      f.offset, f.data, f.length, l.local_max, cfg_.max_message_size,
+      [this, lane_index](std::vector<uint8_t>&& m) { deliver(lane_index, true, std::move(m)); });
   if (r == ReliableRecvStream::Result::kFlowControlViolation) {
     protocol_violation("lane flow-control limit exceeded", now);
     return;

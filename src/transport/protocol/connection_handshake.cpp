@@ -12,18 +12,15 @@ namespace {
 enum TransportParam : uint64_t { kParamMaxData = 1, kParamMaxLaneData = 2 };
 }
 
-Connection::Connection(ConnectionId local_id, const PathAddress& peer, const ConnectionConfig& cfg,
-                       const crypto::X25519KeyPair& identity, const std::optional<PublicKey>& expected_peer_key,
-                       crypto::AeadAlgorithm suite, crypto::RandomSource& rng, std::deque<Event>* events,
-                       Instant now)
-    : role_(Role::kInitiator),
+Connection::Connection(Role role, ConnectionId local_id, const PathAddress& peer, const ConnectionConfig& cfg,
+                       crypto::RandomSource& rng, std::deque<Event>* events, Instant now)
+    : role_(role),
       local_id_(local_id),
       peer_(peer),
       cfg_(cfg),
       rng_(rng),
       events_(events),
       created_(now),
-      address_validated_(true),
       rtt_(cfg.initial_rtt),
       cc_(cfg.congestion, 1200, cfg.initial_window_packets),
       last_received_(now),
@@ -32,6 +29,14 @@ Connection::Connection(ConnectionId local_id, const PathAddress& peer, const Con
   ack_threshold_ = std::max<uint32_t>(cfg.ack_eliciting_threshold, 1);
   ack_frequency_requested_ = ack_threshold_;  // what the peer applies until told otherwise
   mtu_probe_high_ = std::max<size_t>(cfg.max_packet_size, 1200);
+}
+
+Connection::Connection(ConnectionId local_id, const PathAddress& peer, const ConnectionConfig& cfg,
+                       const crypto::X25519KeyPair& identity,
+                       const std::optional<PublicKey>& expected_peer_key, crypto::AeadAlgorithm suite,
+                       crypto::RandomSource& rng, std::deque<Event>* events, Instant now)
+    : Connection(Role::kInitiator, local_id, peer, cfg, rng, events, now) {
+  address_validated_ = true;  // we chose the address
   crypto::HandshakeConfig hc;
   HandshakePattern pattern = expected_peer_key ? HandshakePattern::kIK : HandshakePattern::kXX;
   hc.pattern = expected_peer_key ? crypto::NoisePattern::kIK : crypto::NoisePattern::kXX;
@@ -52,22 +57,8 @@ Connection::Connection(ConnectionId local_id, const PathAddress& peer, const Con
 Connection::Connection(ConnectionId local_id, const PathAddress& peer, const ConnectionConfig& cfg,
                        std::unique_ptr<HandshakeContext> hs, crypto::RandomSource& rng,
                        std::deque<Event>* events, Instant now)
-    : role_(Role::kResponder),
-      local_id_(local_id),
-      peer_(peer),
-      cfg_(cfg),
-      rng_(rng),
-      events_(events),
-      created_(now),
-      hs_(std::move(hs)),
-      rtt_(cfg.initial_rtt),
-      cc_(cfg.congestion, 1200, cfg.initial_window_packets),
-      last_received_(now),
-      local_max_data_(cfg.connection_receive_window) {
-  lane_configs_.resize(1);
-  ack_threshold_ = std::max<uint32_t>(cfg.ack_eliciting_threshold, 1);
-  ack_frequency_requested_ = ack_threshold_;  // what the peer applies until told otherwise
-  mtu_probe_high_ = std::max<size_t>(cfg.max_packet_size, 1200);
+    : Connection(Role::kResponder, local_id, peer, cfg, rng, events, now) {
+  hs_ = std::move(hs);
   apply_transport_params(hs_->peer_params);
   if (hs_->pattern == HandshakePattern::kIK) {
     // The initiator's static key arrived in message 1: the application decides now.
@@ -86,7 +77,9 @@ Connection::Connection(ConnectionId local_id, const PathAddress& peer, const Con
 
 Connection::~Connection() = default;
 
-void Connection::set_peer_id(ConnectionId id) { peer_id_ = id; }
+void Connection::set_peer_id(ConnectionId id) {
+  peer_id_ = id;
+}
 
 void Connection::set_address_validated(uint64_t bytes_received) {
   if (bytes_received == 0) {

@@ -26,7 +26,11 @@ inline crypto::Key32 next_key_secret(const crypto::Key32& secret) {
 
 struct Connection::Keys {
   Keys(crypto::AeadAlgorithm a, const crypto::Key32& send_key, const crypto::Key32& recv_key, Instant now)
-      : alg(a), send_secret(send_key), recv_secret(recv_key), send(a, send_key), recv(a, recv_key),
+      : alg(a),
+        send_secret(send_key),
+        recv_secret(recv_key),
+        send(a, send_key),
+        recv(a, recv_key),
         phase_started(now) {}
 
   crypto::AeadAlgorithm alg;

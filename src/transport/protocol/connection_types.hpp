@@ -18,8 +18,8 @@ using ConnectionId = uint32_t;  // our local id for the connection; 0 is never u
 enum class ConnectionState : uint8_t {
   kConnecting,  // handshake in progress (or an incoming request awaiting accept)
   kConnected,
-  kClosing,     // closed by this side, flushing (linger) or telling the peer
-  kClosed,      // ended: end_reason() says why; received messages stay readable until released
+  kClosing,  // closed by this side, flushing (linger) or telling the peer
+  kClosed,   // ended: end_reason() says why; received messages stay readable until released
 };
 
 const char* to_string(ConnectionState s);
@@ -41,7 +41,7 @@ enum class SendResult : uint8_t {
   kMessageTooLarge,  // above max_message_size (reliable) or 64 KiB (unreliable)
   kInvalidState,     // the connection is closing or closed
   kInvalidLane,
-  kNoConnection,     // no such connection
+  kNoConnection,  // no such connection
 };
 
 const char* to_string(SendResult r);
@@ -63,20 +63,20 @@ struct ConnectionStats {
   Duration rtt_smoothed{};
   Duration rtt_min{};
   Duration rtt_variance{};
-  double loss_rate = 0;       // recent fraction of packets lost (0–1)
-  double quality = 1;         // 1 - recent loss, 0–1
-  double send_rate_bps = 0;   // recent bytes per second put on the wire
+  double loss_rate = 0;      // recent fraction of packets lost (0–1)
+  double quality = 1;        // 1 - recent loss, 0–1
+  double send_rate_bps = 0;  // recent bytes per second put on the wire
   uint64_t congestion_window = 0;
   uint64_t bytes_in_flight = 0;
-  size_t packet_size = 0;     // current maximum datagram size (after path MTU probing)
+  size_t packet_size = 0;  // current maximum datagram size (after path MTU probing)
   uint64_t packets_sent = 0, packets_received = 0, packets_lost = 0, packets_retransmitted = 0;
   uint64_t bytes_sent = 0, bytes_received = 0;
-  uint64_t packets_rejected_auth = 0;   // failed AEAD authentication (corrupt or forged)
-  uint64_t packets_duplicate = 0;       // replayed or duplicated packet numbers
+  uint64_t packets_rejected_auth = 0;  // failed AEAD authentication (corrupt or forged)
+  uint64_t packets_duplicate = 0;      // replayed or duplicated packet numbers
   uint64_t key_updates = 0;
   uint64_t messages_sent = 0, messages_received = 0;
-  uint64_t unreliable_dropped = 0;      // unreliable messages abandoned (a fragment lost, or no-delay)
-  uint64_t queued_bytes = 0;            // all lanes
+  uint64_t unreliable_dropped = 0;  // unreliable messages abandoned (a fragment lost, or no-delay)
+  uint64_t queued_bytes = 0;        // all lanes
   std::vector<uint64_t> lane_queued_bytes;
 };
 

@@ -100,7 +100,9 @@ void Endpoint::handle_datagram(Instant now, const PathAddress& from, uint8_t* da
       }
       return;
     }
-    case PacketKind::kInitiation: handle_initiation(now, from, data, len); return;
+    case PacketKind::kInitiation:
+      handle_initiation(now, from, data, len);
+      return;
     case PacketKind::kResponse: {
       ResponsePacket p;
       if (!decode_response(data, len, p)) break;
@@ -141,7 +143,8 @@ void Endpoint::handle_datagram(Instant now, const PathAddress& from, uint8_t* da
       }
       return;
     }
-    case PacketKind::kInvalid: break;
+    case PacketKind::kInvalid:
+      break;
   }
   ++counters_.invalid_datagrams;
 }
@@ -230,14 +233,15 @@ void Endpoint::make_cookie(Instant now, const PathAddress& from, uint32_t sender
   w.put_u32(ts);
   w.put_bytes(from.bytes.data(), from.size);
   w.put_u32(sender_id);
-  crypto::Digest mac =
-      crypto::hmac(crypto::HashAlgorithm::kSha256, cookie_secret_.data(), cookie_secret_.size(), msg, w.size());
+  crypto::Digest mac = crypto::hmac(crypto::HashAlgorithm::kSha256, cookie_secret_.data(),
+                                    cookie_secret_.size(), msg, w.size());
   Writer c(out, kCookieSize);
   c.put_u32(ts);
   c.put_bytes(mac.data(), kCookieMacSize);
 }
 
-bool Endpoint::check_cookie(Instant now, const PathAddress& from, uint32_t sender_id, const uint8_t* cookie) const {
+bool Endpoint::check_cookie(Instant now, const PathAddress& from, uint32_t sender_id,
+                            const uint8_t* cookie) const {
   Reader r(cookie, kCookieSize);
   uint32_t ts;
   r.get_u32(ts);
@@ -330,10 +334,12 @@ void Endpoint::handle_timeout(Instant now) {
 
 ConnectionId Endpoint::connect(Instant now, const PathAddress& to, const std::optional<PublicKey>& peer_key) {
   ConnectionId id = new_connection_id();
-  crypto::AeadAlgorithm suite = config_.prefer_aes_gcm && crypto::cpu_has_aes() ? crypto::AeadAlgorithm::kAesGcm
-                                                                              : crypto::AeadAlgorithm::kChaChaPoly;
+  crypto::AeadAlgorithm suite = config_.prefer_aes_gcm && crypto::cpu_has_aes()
+                                    ? crypto::AeadAlgorithm::kAesGcm
+                                    : crypto::AeadAlgorithm::kChaChaPoly;
   Slot& s = slots_[id];
-  s.conn = std::make_unique<Connection>(id, to, config_.connection, identity_, peer_key, suite, rng_, &events_, now);
+  s.conn = std::make_unique<Connection>(id, to, config_.connection, identity_, peer_key, suite, rng_,
+                                        &events_, now);
   touch(id);
   return id;
 }

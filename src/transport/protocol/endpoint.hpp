@@ -37,14 +37,14 @@ namespace peerlink::protocol {
 
 struct EndpointCounters {
   uint64_t datagrams_received = 0;
-  uint64_t invalid_datagrams = 0;      // unparseable or of an unknown kind
-  uint64_t unknown_connection = 0;     // addressed to no connection of ours
-  uint64_t wrong_source = 0;           // handshake packets from an address that is not the peer's
+  uint64_t invalid_datagrams = 0;   // unparseable or of an unknown kind
+  uint64_t unknown_connection = 0;  // addressed to no connection of ours
+  uint64_t wrong_source = 0;        // handshake packets from an address that is not the peer's
   uint64_t retries_sent = 0;
   uint64_t rejects_sent = 0;
-  uint64_t bad_cookies = 0;            // forged, expired or for another address
-  uint64_t handshake_failures = 0;     // Initiations whose Noise message did not authenticate
-  uint64_t stateless_dropped = 0;      // Retry/Reject not sent because the queue was full
+  uint64_t bad_cookies = 0;         // forged, expired or for another address
+  uint64_t handshake_failures = 0;  // Initiations whose Noise message did not authenticate
+  uint64_t stateless_dropped = 0;   // Retry/Reject not sent because the queue was full
 };
 
 class Endpoint {
@@ -69,7 +69,8 @@ class Endpoint {
   ConnectionId connect(Instant now, const PathAddress& to, const std::optional<PublicKey>& peer_key);
   void accept(ConnectionId id, Instant now);
   void reject(ConnectionId id, uint32_t reason, Instant now);
-  SendResult send(ConnectionId id, const uint8_t* data, size_t len, uint32_t flags, uint32_t lane, Instant now);
+  SendResult send(ConnectionId id, const uint8_t* data, size_t len, uint32_t flags, uint32_t lane,
+                  Instant now);
   bool configure_lanes(ConnectionId id, const std::vector<LaneConfig>& lanes);
   bool receive(ConnectionId id, ReceivedMessage& out);
   // Any connection's next message (a poll group over the whole endpoint).

@@ -32,8 +32,8 @@ enum class FrameType : uint8_t {
   kAckFrequency = 0x08,  // sequence, ack-eliciting threshold: how often the sender wants acknowledgements
 };
 
-inline constexpr size_t kMaxAckRanges = 64;     // a decoder rejects more
-inline constexpr uint32_t kMaxLanes = 256;      // lane numbers are below this
+inline constexpr size_t kMaxAckRanges = 64;  // a decoder rejects more
+inline constexpr uint32_t kMaxLanes = 256;   // lane numbers are below this
 inline constexpr size_t kMaxCloseDebugLength = 256;
 inline constexpr uint64_t kMaxStreamOffset = kVarintMax;
 inline constexpr uint64_t kMaxUnreliableMessageSize = 64 * 1024;  // total_length of an unreliable message

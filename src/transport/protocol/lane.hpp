@@ -40,7 +40,7 @@ class Lane {
   uint64_t local_max = 0;  // credit we granted
   bool max_dirty = false;  // a MAX_LANE_DATA must be sent
 
-  uint64_t reliable_received = 0;    // message numbers
+  uint64_t reliable_received = 0;  // message numbers
   uint64_t unreliable_received = 0;
 
   uint64_t queued_bytes() const { return send.buffered_bytes() + unreliable_bytes; }

@@ -15,10 +15,11 @@
 namespace peerlink::protocol {
 
 inline constexpr uint8_t kProtocolVersion = 1;
-inline constexpr size_t kMinInitiationSize = 1200;  // Initiations are padded to this (path MTU + amplification)
-inline constexpr size_t kDataHeaderSize = 9;        // first byte, receiver id, truncated packet number
+inline constexpr size_t kMinInitiationSize =
+    1200;                                     // Initiations are padded to this (path MTU + amplification)
+inline constexpr size_t kDataHeaderSize = 9;  // first byte, receiver id, truncated packet number
 inline constexpr size_t kAeadTagSize = 16;
-inline constexpr size_t kCookieSize = 20;           // 4-byte timestamp + 16-byte MAC
+inline constexpr size_t kCookieSize = 20;  // 4-byte timestamp + 16-byte MAC
 inline constexpr size_t kMaxNoiseMessageSize = 1024;
 
 enum class PacketKind : uint8_t {
@@ -41,7 +42,7 @@ struct InitiationPacket {
   uint8_t version = kProtocolVersion;
   CipherSuiteId suite = CipherSuiteId::kChaChaPoly;
   HandshakePattern pattern = HandshakePattern::kIK;
-  uint32_t sender_id = 0;       // the initiator's connection id
+  uint32_t sender_id = 0;           // the initiator's connection id
   const uint8_t* cookie = nullptr;  // kCookieSize bytes, or null
   const uint8_t* noise = nullptr;
   size_t noise_length = 0;
@@ -55,7 +56,7 @@ struct ResponsePacket {
   size_t noise_length = 0;
 };
 
-struct FinishPacket {  // the third handshake message (XX)
+struct FinishPacket {        // the third handshake message (XX)
   uint32_t receiver_id = 0;  // the responder's connection id
   uint32_t sender_id = 0;    // the initiator's connection id
   const uint8_t* noise = nullptr;
@@ -64,7 +65,7 @@ struct FinishPacket {  // the third handshake message (XX)
 
 struct RetryPacket {
   uint8_t version = kProtocolVersion;
-  uint32_t receiver_id = 0;  // the initiator's connection id
+  uint32_t receiver_id = 0;         // the initiator's connection id
   const uint8_t* cookie = nullptr;  // kCookieSize bytes
 };
 

@@ -35,7 +35,8 @@ struct PathAddress {
 struct PathAddressHash {
   size_t operator()(const PathAddress& a) const {
     uint64_t h = 1469598103934665603ull;  // FNV-1a
-    for (size_t i = 0; i < a.size; ++i) h = (h ^ a.bytes[i]) * 1099511628211ull;
+    for (size_t i = 0; i < a.size; ++i)
+      h = (h ^ a.bytes[i]) * 1099511628211ull;
     return size_t(h);
   }
 };

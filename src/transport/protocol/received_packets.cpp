@@ -29,7 +29,8 @@ bool ReceivedPackets::insert(uint64_t pn, Instant now) {
     largest_time_ = now;
   } else {
     size_t i = 0;
-    while (i < ranges_.size() && ranges_[i].smallest > pn) ++i;
+    while (i < ranges_.size() && ranges_[i].smallest > pn)
+      ++i;
     // ranges_[i-1].smallest > pn and (i == size or ranges_[i].smallest <= pn); pn is not a duplicate.
     bool joins_above = i > 0 && ranges_[i - 1].smallest == pn + 1;
     bool joins_below = i < ranges_.size() && ranges_[i].largest + 1 == pn;

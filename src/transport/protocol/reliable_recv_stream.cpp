@@ -64,7 +64,8 @@ ReliableRecvStream::Result ReliableRecvStream::feed(const uint8_t* data, size_t 
       len -= n;
       if (header_len_ < header_need_) break;
       uint64_t v = header_[0] & 0x3f;
-      for (size_t i = 1; i < header_need_; ++i) v = v << 8 | header_[i];
+      for (size_t i = 1; i < header_need_; ++i)
+        v = v << 8 | header_[i];
       header_need_ = 0;
       if (v > max_message) return Result::kMessageTooLarge;
       message_len_ = v;

@@ -21,8 +21,8 @@ class ReliableRecvStream {
   Result on_data(uint64_t offset, const uint8_t* data, size_t len, uint64_t max_offset, size_t max_message,
                  const DeliverFn& deliver);
 
-  uint64_t consumed_offset() const { return consumed_; }   // bytes parsed in order
-  uint64_t highest_offset() const { return highest_; }     // highest byte end seen
+  uint64_t consumed_offset() const { return consumed_; }  // bytes parsed in order
+  uint64_t highest_offset() const { return highest_; }    // highest byte end seen
   size_t out_of_order_bytes() const { return ooo_bytes_; }
 
  private:

@@ -24,6 +24,8 @@ using std::chrono::microseconds;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-inline int64_t to_us(Duration d) { return std::chrono::duration_cast<microseconds>(d).count(); }
+inline int64_t to_us(Duration d) {
+  return std::chrono::duration_cast<microseconds>(d).count();
+}
 
 }  // namespace peerlink::protocol
