@@ -26,7 +26,8 @@ struct Figure {
   }
   void print() const {
     std::printf("{\"scenario\":\"%s\",\"value\":%.6g,\"unit\":\"%s\"", scenario.c_str(), value, unit.c_str());
-    for (const auto& [k, v] : extra) std::printf(",\"%s\":%s", k.c_str(), v.c_str());
+    for (const auto& [k, v] : extra)
+      std::printf(",\"%s\":%s", k.c_str(), v.c_str());
     std::printf("}\n");
     std::fflush(stdout);
   }

@@ -6,8 +6,8 @@
 #include <thread>
 
 #include <chrono>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <vector>
@@ -26,7 +26,8 @@ using protocol::PathAddress;
 namespace {
 
 Instant now() {
-  return Instant(std::chrono::duration_cast<protocol::Duration>(std::chrono::steady_clock::now().time_since_epoch()));
+  return Instant(
+      std::chrono::duration_cast<protocol::Duration>(std::chrono::steady_clock::now().time_since_epoch()));
 }
 
 // Delivers every pending datagram from `from` to `to`; returns how many.
@@ -56,7 +57,9 @@ void accept_all(Endpoint& ep, Instant t) {
   }
 }
 
-size_t heap_in_use() { return mallinfo2().uordblks; }
+size_t heap_in_use() {
+  return mallinfo2().uordblks;
+}
 
 size_t rss_bytes() {
   std::ifstream f("/proc/self/statm");
@@ -149,7 +152,8 @@ void run_core_throughput(const CoreOptions& o, bool aes_gcm) {
   cfg.connection.max_packet_size = 1200;  // the scenario's packet size: no path MTU probing
   cfg.prefer_aes_gcm = aes_gcm;
   if (std::getenv("PEERLINK_BENCH_NO_PACING")) cfg.connection.pacing = false;
-  if (const char* t = std::getenv("PEERLINK_BENCH_ACK_THRESHOLD")) cfg.connection.max_ack_threshold_request = uint32_t(std::atoi(t));
+  if (const char* t = std::getenv("PEERLINK_BENCH_ACK_THRESHOLD"))
+    cfg.connection.max_ack_threshold_request = uint32_t(std::atoi(t));
   crypto::SystemRandom rng_a, rng_b;
   Identity ida = Identity::generate(), idb = Identity::generate();
   Endpoint a(cfg, ida, rng_a), b(cfg, idb, rng_b);
@@ -194,7 +198,8 @@ void run_core_throughput(const CoreOptions& o, bool aes_gcm) {
       messages.store(count, std::memory_order_relaxed);
     }
   });
-  Instant end = start + std::chrono::duration_cast<protocol::Duration>(std::chrono::duration<double>(o.seconds));
+  Instant end =
+      start + std::chrono::duration_cast<protocol::Duration>(std::chrono::duration<double>(o.seconds));
   Instant t = start;
   uint64_t at_end = 0;
   while (t < end) {
@@ -202,9 +207,12 @@ void run_core_throughput(const CoreOptions& o, bool aes_gcm) {
     for (;;) {
       auto st = a.stats(c, t);
       if (!st || st->queued_bytes > (8u << 20)) break;
-      if (a.send(c, msg.data(), msg.size(), protocol::send_flags::kReliable, 0, t) != protocol::SendResult::kOk) break;
+      if (a.send(c, msg.data(), msg.size(), protocol::send_flags::kReliable, 0, t) !=
+          protocol::SendResult::kOk)
+        break;
     }
-    for (int k = 0; k < 16; ++k) sender.round(now());
+    for (int k = 0; k < 16; ++k)
+      sender.round(now());
   }
   at_end = received.load();
   double secs = std::chrono::duration<double>(now() - start).count();
@@ -269,7 +277,8 @@ void run_core_memory(const CoreOptions& o) {
       if (connected == ids.size() && server->connection_count() == ids.size()) break;
     }
     // Let the handshake confirmations and first acks settle so every connection is idle.
-    for (int round = 0; round < 20; ++round) service(*client, PathAddress::from_u64(1), *server, ba, now(), buf.data(), buf.size());
+    for (int round = 0; round < 20; ++round)
+      service(*client, PathAddress::from_u64(1), *server, ba, now(), buf.data(), buf.size());
   }
   size_t heap1 = heap_in_use();
   size_t rss1 = rss_bytes();

@@ -17,8 +17,10 @@ void usage() {
   std::printf(
       "usage: peerlink-bench [--seconds S] [--connections N] [--message-size B] [scenario ...]\n"
       "scenarios:\n"
-      "  core-throughput         encrypted reliable goodput of the sans-I/O core, AES-256-GCM where the CPU has\n"
-      "                          AES instructions, 1200-byte packets, one process, no sockets (target >= 800 MB/s)\n"
+      "  core-throughput         encrypted reliable goodput of the sans-I/O core, AES-256-GCM where the CPU "
+      "has\n"
+      "                          AES instructions, 1200-byte packets, one process, no sockets (target >= 800 "
+      "MB/s)\n"
       "  core-throughput-chacha  the same with ChaCha20-Poly1305\n"
       "  core-memory             heap bytes per idle connection with N connections in one endpoint\n"
       "                          (target <= 16 KiB)\n");

@@ -27,10 +27,13 @@ using protocol::PathAddress;
 namespace {
 
 Instant now() {
-  return Instant(std::chrono::duration_cast<protocol::Duration>(std::chrono::steady_clock::now().time_since_epoch()));
+  return Instant(
+      std::chrono::duration_cast<protocol::Duration>(std::chrono::steady_clock::now().time_since_epoch()));
 }
 
-PathAddress to_path(const sockaddr_in& a) { return PathAddress::from_bytes(&a, sizeof a); }
+PathAddress to_path(const sockaddr_in& a) {
+  return PathAddress::from_bytes(&a, sizeof a);
+}
 sockaddr_in from_path(const PathAddress& p) {
   sockaddr_in a{};
   std::memcpy(&a, p.bytes.data(), sizeof a);
@@ -104,7 +107,8 @@ struct Peer {
   std::vector<std::string> heard() {
     std::vector<std::string> out;
     protocol::ReceivedMessage m;
-    while (endpoint.receive(conn, m)) out.emplace_back(m.data.begin(), m.data.end());
+    while (endpoint.receive(conn, m))
+      out.emplace_back(m.data.begin(), m.data.end());
     return out;
   }
 };
@@ -114,7 +118,8 @@ struct Peer {
 int main() {
   protocol::EndpointConfig cfg;
   Peer alice("alice", cfg), bob("bob", cfg);
-  std::printf("alice %s  on 127.0.0.1:%u\n", alice.identity.fingerprint().c_str(), ntohs(alice.addr.sin_port));
+  std::printf("alice %s  on 127.0.0.1:%u\n", alice.identity.fingerprint().c_str(),
+              ntohs(alice.addr.sin_port));
   std::printf("bob   %s  on 127.0.0.1:%u\n", bob.identity.fingerprint().c_str(), ntohs(bob.addr.sin_port));
 
   Instant started = now();
@@ -153,6 +158,7 @@ int main() {
       return 1;
     }
   }
-  std::printf("demo finished in %.1f ms\n", std::chrono::duration<double, std::milli>(now() - started).count());
+  std::printf("demo finished in %.1f ms\n",
+              std::chrono::duration<double, std::milli>(now() - started).count());
   return 0;
 }

@@ -24,8 +24,8 @@ enum class EndReason : uint32_t {
   kAppExceptionMax = 2999,
 
   kLocalMin = 3000,
-  kLocalShutdown = 3001,        // this side's endpoint or host was shut down
-  kLocalLimitExceeded = 3002,   // a local resource limit (e.g. too many connections)
+  kLocalShutdown = 3001,       // this side's endpoint or host was shut down
+  kLocalLimitExceeded = 3002,  // a local resource limit (e.g. too many connections)
   kLocalMax = 3999,
 
   kRemoteMin = 4000,
@@ -45,10 +45,18 @@ enum class EndReason : uint32_t {
   kMiscMax = 5999,
 };
 
-constexpr bool is_app_reason(uint32_t code) { return code >= 1000 && code <= 2999; }
-constexpr bool is_local_reason(uint32_t code) { return code >= 3000 && code <= 3999; }
-constexpr bool is_remote_reason(uint32_t code) { return code >= 4000 && code <= 4999; }
-constexpr bool is_misc_reason(uint32_t code) { return code >= 5000 && code <= 5999; }
+constexpr bool is_app_reason(uint32_t code) {
+  return code >= 1000 && code <= 2999;
+}
+constexpr bool is_local_reason(uint32_t code) {
+  return code >= 3000 && code <= 3999;
+}
+constexpr bool is_remote_reason(uint32_t code) {
+  return code >= 4000 && code <= 4999;
+}
+constexpr bool is_misc_reason(uint32_t code) {
+  return code >= 5000 && code <= 5999;
+}
 
 // A short English description; for application codes, "application close (N)".
 const char* to_string(EndReason reason);

@@ -30,7 +30,8 @@ TEST(Handshake, IK_WrongServerKey_FailsWithKeyMismatch) {
   SimPair p(test_seed(3), PairOptions{});
   Identity other = Identity::generate();
   p.cc = p.net.endpoint(p.client).connect(p.net.now(), p.net.address(p.server), other.public_key());
-  p.net.run_for(seconds(5), [&] { return p.client_state == ConnectionState::kClosed; }, [&] { p.pump_events(); });
+  p.net.run_for(
+      seconds(5), [&] { return p.client_state == ConnectionState::kClosed; }, [&] { p.pump_events(); });
   EXPECT_EQ(p.client_state, ConnectionState::kClosed) << p.where();
   EXPECT_EQ(p.client_reason, uint32_t(EndReason::kRemoteKeyMismatch)) << p.client_debug;
   EXPECT_EQ(p.net.endpoint(p.server).connection_count(), 0u);
@@ -43,7 +44,8 @@ TEST(Handshake, ServerRejects_ClientSeesTheApplicationReason) {
   p.accept_incoming = false;
   p.reject_reason = 1234;
   p.start();
-  p.net.run_for(seconds(5), [&] { return p.client_state == ConnectionState::kClosed; }, [&] { p.pump_events(); });
+  p.net.run_for(
+      seconds(5), [&] { return p.client_state == ConnectionState::kClosed; }, [&] { p.pump_events(); });
   EXPECT_EQ(p.client_state, ConnectionState::kClosed);
   EXPECT_EQ(p.client_reason, 1234u);
 }
@@ -54,7 +56,8 @@ TEST(Handshake, NoServer_ConnectTimesOutWithClearReason) {
   o.client_to_server.loss = 1.0;
   SimPair p(test_seed(5), o);
   p.start();
-  p.net.run_for(seconds(10), [&] { return p.client_state == ConnectionState::kClosed; }, [&] { p.pump_events(); });
+  p.net.run_for(
+      seconds(10), [&] { return p.client_state == ConnectionState::kClosed; }, [&] { p.pump_events(); });
   EXPECT_EQ(p.client_state, ConnectionState::kClosed);
   EXPECT_EQ(p.client_reason, uint32_t(EndReason::kMiscConnectTimeout));
   EXPECT_LE(p.net.now().time_since_epoch(), seconds(4));

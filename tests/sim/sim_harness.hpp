@@ -22,9 +22,9 @@ using protocol::ConnectionState;
 using protocol::EndpointConfig;
 using protocol::Event;
 using protocol::EventKind;
+using protocol::kNever;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-using protocol::kNever;
 
 class Sha256 {
  public:
@@ -71,9 +71,7 @@ struct PairOptions {
 class SimPair {
  public:
   SimPair(uint64_t seed, const PairOptions& o)
-      : net(seed),
-        client_id(Identity::generate()),
-        server_id(Identity::generate()) {
+      : net(seed), client_id(Identity::generate()), server_id(Identity::generate()) {
     client = net.add_node(o.client, client_id);
     server = net.add_node(o.server, server_id);
     net.set_link(client, server, o.client_to_server);
@@ -118,7 +116,10 @@ class SimPair {
   bool connect(protocol::Duration limit = seconds(30)) {
     start();
     return net.run_for(
-        limit, [&] { return client_state == ConnectionState::kConnected && server_state == ConnectionState::kConnected; },
+        limit,
+        [&] {
+          return client_state == ConnectionState::kConnected && server_state == ConnectionState::kConnected;
+        },
         [&] { pump_events(); });
   }
 
@@ -131,16 +132,18 @@ class SimPair {
         continue;
       }
       auto st = c->stats(net.now());
-      s += std::string("; ") + (node == client ? "client" : "server") + " " + protocol::to_string(c->state()) +
-           " reason " + std::to_string(c->end_reason()) + " " + c->end_debug() + " cwnd " +
-           std::to_string(st.congestion_window) + " inflight " + std::to_string(st.bytes_in_flight) + " sent " +
-           std::to_string(st.packets_sent) + " recv " + std::to_string(st.packets_received) + " lost " +
-           std::to_string(st.packets_lost) + " queued " + std::to_string(st.queued_bytes) + " rtt_us " +
+      s += std::string("; ") + (node == client ? "client" : "server") + " " +
+           protocol::to_string(c->state()) + " reason " + std::to_string(c->end_reason()) + " " +
+           c->end_debug() + " cwnd " + std::to_string(st.congestion_window) + " inflight " +
+           std::to_string(st.bytes_in_flight) + " sent " + std::to_string(st.packets_sent) + " recv " +
+           std::to_string(st.packets_received) + " lost " + std::to_string(st.packets_lost) + " queued " +
+           std::to_string(st.queued_bytes) + " rtt_us " +
            std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(st.rtt_smoothed).count()) +
            " next_deadline_ms " +
-           std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                              (c->next_deadline() == protocol::kNever ? net.now() : c->next_deadline()) - net.now())
-                              .count()) +
+           std::to_string(
+               std::chrono::duration_cast<std::chrono::milliseconds>(
+                   (c->next_deadline() == protocol::kNever ? net.now() : c->next_deadline()) - net.now())
+                   .count()) +
            " [" + c->debug_string() + "]";
     }
     return s;
@@ -186,7 +189,9 @@ inline TransferResult bulk_transfer(SimPair& p, uint64_t total, size_t message_s
       if (!st || st->queued_bytes > window) break;
       size_t n = size_t(std::min<uint64_t>(message_size, total - sent));
       data_rng.fill(msg.data(), n);
-      if (c.send(p.cc, msg.data(), n, protocol::send_flags::kReliable, 0, p.net.now()) != protocol::SendResult::kOk) break;
+      if (c.send(p.cc, msg.data(), n, protocol::send_flags::kReliable, 0, p.net.now()) !=
+          protocol::SendResult::kOk)
+        break;
       sent_hash.update(msg.data(), n);
       sent += n;
     }
@@ -197,7 +202,8 @@ inline TransferResult bulk_transfer(SimPair& p, uint64_t total, size_t message_s
     }
     if (extra_step) extra_step();
   };
-  r.completed = p.net.run_for(limit, [&] { return received >= total; }, step);
+  r.completed = p.net.run_for(
+      limit, [&] { return received >= total; }, step);
   r.elapsed = p.net.now() - start;
   r.bytes = received;
   r.sent_hash = sent_hash.hex();
