@@ -212,3 +212,75 @@ inline TransferResult bulk_transfer(SimPair& p, uint64_t total, size_t message_s
 }
 
 }  // namespace peerlink::sim
+
+// --- Helpers for message-level checks (appended; used by the *_sim_test.cpp behaviour files) ---------------
+#include <cstring>
+
+namespace peerlink::sim {
+
+// Self-describing message content: the first 8 bytes carry `tag` (little endian, cut short for tiny
+// messages), the rest is a pattern derived from (tag, position). A message that is truncated, shifted,
+// spliced from two messages or delivered under the wrong tag fails check_message.
+inline void fill_message(uint64_t tag, uint8_t* out, size_t size) {
+  for (size_t i = 0; i < size && i < 8; ++i) out[i] = uint8_t(tag >> (8 * i));
+  for (size_t block = 1; block * 8 < size; ++block) {
+    uint64_t z = tag * 0x9e3779b97f4a7c15ull + block;  // splitmix64 of (tag, block)
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    for (size_t i = 0; i < 8 && block * 8 + i < size; ++i) out[block * 8 + i] = uint8_t(z >> (8 * i));
+  }
+}
+
+inline std::vector<uint8_t> make_message(uint64_t tag, size_t size) {
+  std::vector<uint8_t> m(size);
+  fill_message(tag, m.data(), size);
+  return m;
+}
+
+// The tag a message of at least 8 bytes claims to carry.
+inline uint64_t message_tag(const std::vector<uint8_t>& m) {
+  uint64_t tag = 0;
+  for (size_t i = 0; i < 8 && i < m.size(); ++i) tag |= uint64_t(m[i]) << (8 * i);
+  return tag;
+}
+
+inline bool check_message(uint64_t tag, const std::vector<uint8_t>& m, size_t expected_size) {
+  if (m.size() != expected_size) return false;
+  static thread_local std::vector<uint8_t> want;
+  want.resize(expected_size);
+  fill_message(tag, want.data(), expected_size);
+  return expected_size == 0 || std::memcmp(want.data(), m.data(), expected_size) == 0;
+}
+
+// The same impairment on both directions of a pair.
+template <typename F>
+inline void both_ways(PairOptions& o, F&& f) {
+  f(o.client_to_server);
+  f(o.server_to_client);
+}
+
+// Like SimPair::pump_events (accepts incoming, tracks states) but also keeps every state event in order.
+inline void pump_events_logged(SimPair& p, std::vector<Event>& client_log, std::vector<Event>& server_log) {
+  Event e;
+  while (p.net.endpoint(p.server).poll_event(e)) {
+    if (e.kind == EventKind::kIncomingRequest) {
+      p.sc = e.connection;
+      p.net.endpoint(p.server).accept(e.connection, p.net.now());
+    } else if (e.connection == p.sc) {
+      p.server_state = e.state;
+      p.server_reason = e.reason;
+      server_log.push_back(e);
+    }
+  }
+  while (p.net.endpoint(p.client).poll_event(e)) {
+    if (e.connection == p.cc) {
+      p.client_state = e.state;
+      p.client_reason = e.reason;
+      p.client_debug = e.debug;
+      client_log.push_back(e);
+    }
+  }
+}
+
+}  // namespace peerlink::sim

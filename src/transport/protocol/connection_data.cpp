@@ -66,7 +66,8 @@ SendResult Connection::send(const uint8_t* data, size_t len, uint32_t flags, uin
   } else {
     if (flags & send_flags::kNoDelay) {
       bool can_go_now = phase_ == Phase::kConnected && l.unreliable.empty() &&
-                        bytes_in_flight_ + len + 64 <= cc_.window() && send_wakeup_ <= now;
+                        bytes_in_flight_ + len + 64 <= cc_.window() &&
+                        (send_wakeup_ == kNever || send_wakeup_ <= now);  // not held back by the pacer
       if (!can_go_now) {
         ++stats_.unreliable_dropped;
         return SendResult::kDropped;
