@@ -42,6 +42,7 @@ enum class EndReason : uint32_t {
   kMiscGeneric = 5001,
   kMiscInternalError = 5002,
   kMiscConnectTimeout = 5003,  // no answer to the connection request within the connect timeout
+  kMiscLingerTimeout = 5004,   // a graceful close gave up: the peer did not acknowledge everything in time
   kMiscMax = 5999,
 };
 

@@ -414,7 +414,7 @@ void Connection::on_timeout(Instant now) {
   }
   if (linger_until_ <= now) {
     linger_until_ = kNever;
-    enter_closed(uint32_t(EndReason::kMiscConnectTimeout), "linger timed out before the peer acknowledged",
+    enter_closed(uint32_t(EndReason::kMiscLingerTimeout), "linger timed out before the peer acknowledged",
                  now, true);
     return;
   }
@@ -681,10 +681,11 @@ void Connection::maybe_finish_linger(Instant now) {
 }
 
 void Connection::enter_closed(uint32_t reason, const std::string& debug, Instant now, bool send_close) {
-  if (end_reason_ == 0 || phase_ != Phase::kLinger) {
-    end_reason_ = reason;
-    end_debug_ = debug;
-  }
+  // Always this ending's own reason, also in linger: a completed linger passes the application's reason
+  // (maybe_finish_linger), but a linger timeout or a protocol violation must not tell the peer "closed
+  // normally" when it did not get every message.
+  end_reason_ = reason;
+  end_debug_ = debug;
   linger_until_ = kNever;
   for (auto& l : lanes_) {
     if (!l) continue;
