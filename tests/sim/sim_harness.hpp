@@ -222,13 +222,15 @@ namespace peerlink::sim {
 // messages), the rest is a pattern derived from (tag, position). A message that is truncated, shifted,
 // spliced from two messages or delivered under the wrong tag fails check_message.
 inline void fill_message(uint64_t tag, uint8_t* out, size_t size) {
-  for (size_t i = 0; i < size && i < 8; ++i) out[i] = uint8_t(tag >> (8 * i));
+  for (size_t i = 0; i < size && i < 8; ++i)
+    out[i] = uint8_t(tag >> (8 * i));
   for (size_t block = 1; block * 8 < size; ++block) {
     uint64_t z = tag * 0x9e3779b97f4a7c15ull + block;  // splitmix64 of (tag, block)
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     z ^= z >> 31;
-    for (size_t i = 0; i < 8 && block * 8 + i < size; ++i) out[block * 8 + i] = uint8_t(z >> (8 * i));
+    for (size_t i = 0; i < 8 && block * 8 + i < size; ++i)
+      out[block * 8 + i] = uint8_t(z >> (8 * i));
   }
 }
 
@@ -241,7 +243,8 @@ inline std::vector<uint8_t> make_message(uint64_t tag, size_t size) {
 // The tag a message of at least 8 bytes claims to carry.
 inline uint64_t message_tag(const std::vector<uint8_t>& m) {
   uint64_t tag = 0;
-  for (size_t i = 0; i < 8 && i < m.size(); ++i) tag |= uint64_t(m[i]) << (8 * i);
+  for (size_t i = 0; i < 8 && i < m.size(); ++i)
+    tag |= uint64_t(m[i]) << (8 * i);
   return tag;
 }
 

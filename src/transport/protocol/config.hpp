@@ -25,7 +25,7 @@ struct ConnectionConfig {
   uint32_t max_ack_threshold_request = 10;
   Duration connect_timeout = seconds(10);
   Duration idle_timeout = seconds(20);
-  Duration keepalive_interval = seconds(5);
+  Duration keepalive_interval = seconds(5);  // capped at half the idle timeout
   Duration max_probe_timeout = seconds(2);  // cap on the backed-off PTO, so recovery after an outage is quick
   Duration nagle_delay = milliseconds(5);
   Duration linger_timeout = seconds(10);  // graceful close gives up after this

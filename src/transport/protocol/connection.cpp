@@ -384,9 +384,12 @@ Instant Connection::next_deadline() const {
   }
   if (phase_ == Phase::kConnected || phase_ == Phase::kLinger) {
     d = std::min(d, idle_deadline_);
-    d = std::min(d, std::max(last_received_, last_keepalive_sent_) + cfg_.keepalive_interval);
+    d = std::min(d, std::max(last_received_, last_keepalive_sent_) + keepalive_interval());
     d = std::min(d, send_wakeup_);
   }
+  // A CLOSE the pacer held back: nothing is in flight and draining starts only once it is out, so without
+  // this wake-up it would wait for a packet from the peer (forever, if none comes).
+  if (phase_ == Phase::kDraining && close_pending_) d = std::min(d, send_wakeup_);
   return d;
 }
 
@@ -433,6 +436,9 @@ void Connection::on_timeout(Instant now) {
   } else if (keys_ && phase_ != Phase::kClosed && loss_or_pto_deadline() <= now) {
     ++pto_count_;
     probes_to_send_ = 2;
+    // Closing: the unacknowledged packet is our CLOSE; a bare PING probe would be wasted (if the peer's
+    // answer is lost too, draining ends and the peer only learns of it by its idle timeout).
+    if (phase_ == Phase::kDraining && released_ && close_sent_count_ < 8) close_pending_ = true;
   }
   if (ack_pending_ && ack_deadline_ <= now) ack_immediate_ = true;
   if (send_wakeup_ <= now) send_wakeup_ = kNever;
@@ -508,7 +514,7 @@ size_t Connection::build_data_packet(Instant now, uint8_t* out, size_t cap) {
     }
   }
   bool keepalive_due = phase_ == Phase::kConnected &&
-                       now >= std::max(last_received_, last_keepalive_sent_) + cfg_.keepalive_interval;
+                       now >= std::max(last_received_, last_keepalive_sent_) + keepalive_interval();
   bool ack_due = ack_pending_ && (ack_immediate_ || now >= ack_deadline_);
   bool control = max_data_dirty_ || lane_max_dirty() || close_pending_;
   bool data = phase_ != Phase::kDraining && has_sendable_data(now);
@@ -614,6 +620,11 @@ size_t Connection::build_data_packet(Instant now, uint8_t* out, size_t cap) {
   }
   sent_.push(sp);
   return size;
+}
+
+Duration Connection::keepalive_interval() const {
+  // A keepalive interval longer than the idle timeout would let a healthy idle connection time out.
+  return std::min<Duration>(cfg_.keepalive_interval, cfg_.idle_timeout / 2);
 }
 
 uint32_t Connection::desired_ack_threshold() const {

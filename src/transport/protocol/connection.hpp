@@ -150,6 +150,7 @@ class Connection {
   bool nagle_allows(Instant now) const;
   bool lane_max_dirty() const;
   uint32_t desired_ack_threshold() const;
+  Duration keepalive_interval() const;
   // Returns true if it wrote an ack-eliciting frame.
   bool fill_stream_frames(Instant now, Writer& w, SentPacket& sp);
   void on_reliable_frame(Instant now, const ReliableFrame& f);

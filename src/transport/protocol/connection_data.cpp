@@ -57,6 +57,12 @@ SendResult Connection::send(const uint8_t* data, size_t len, uint32_t flags, uin
   if (reliable ? len > cfg_.max_message_size : len > kMaxUnreliableMessageSize) {
     return SendResult::kMessageTooLarge;
   }
+  if (!reliable && len == 0) {
+    // The wire format has no empty unreliable fragment (PROTOCOL.md 5.6: length >= 1). Queued, it would
+    // fail to encode and spoil the Writer, silently losing the other frames of its packet.
+    ++stats_.unreliable_dropped;
+    return SendResult::kDropped;
+  }
   if (queued_send_bytes() + len + kMessageOverhead > cfg_.send_buffer_limit)
     return SendResult::kLimitExceeded;
   Lane& l = lane(lane_index);

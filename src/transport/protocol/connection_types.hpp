@@ -36,7 +36,7 @@ inline constexpr uint32_t kNoDelay = 1u << 2;
 
 enum class SendResult : uint8_t {
   kOk,
-  kDropped,          // kNoDelay message that could not go now; nothing queued
+  kDropped,          // kNoDelay message that could not go now, or an empty unreliable one; nothing queued
   kLimitExceeded,    // the send buffer is full: try again after some data has been acknowledged
   kMessageTooLarge,  // above max_message_size (reliable) or 64 KiB (unreliable)
   kInvalidState,     // the connection is closing or closed
@@ -55,7 +55,8 @@ struct ReceivedMessage {
   ConnectionId connection = 0;
   uint32_t lane = 0;
   bool reliable = false;
-  uint64_t number = 0;  // per lane and kind, counting from 1 in the order sent
+  uint64_t number =
+      0;  // per lane and kind, from 1: reliable = the order sent; unreliable = the order delivered
   std::vector<uint8_t> data;
 };
 
