@@ -474,3 +474,20 @@ TEST(Keepalive, OnlyOneSideHasAShortIdleTimeout_ThePeersAcksKeepItOpen) {
 
 }  // namespace
 }  // namespace peerlink::sim
+
+namespace peerlink::sim {
+namespace {
+
+TEST(Keepalive, IntervalLongerThanTheIdleTimeout_IsCappedSoAnIdleHealthyConnectionStays) {
+  PairOptions o;
+  o.client.connection.idle_timeout = o.server.connection.idle_timeout = seconds(4);
+  o.client.connection.keepalive_interval = o.server.connection.keepalive_interval = seconds(60);
+  SimPair p(test_seed(52), o);
+  ASSERT_TRUE(p.connect()) << p.where();
+  p.net.run_for(seconds(30), {}, [&] { p.pump_events(); });
+  EXPECT_EQ(p.client_state, ConnectionState::kConnected) << p.where();
+  EXPECT_EQ(p.server_state, ConnectionState::kConnected) << p.where();
+}
+
+}  // namespace
+}  // namespace peerlink::sim

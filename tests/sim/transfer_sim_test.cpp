@@ -333,3 +333,31 @@ TEST(Soak, RandomNetworks_TransferExact) {
 
 }  // namespace
 }  // namespace peerlink::sim
+
+namespace peerlink::sim {
+namespace {
+
+TEST(CongestionControl, NewRenoOnTheSameBottleneck_AlsoFillsTheLink) {
+  PairOptions o;
+  const uint64_t bw = 50'000'000;
+  o.client_to_server.delay = o.server_to_client.delay = milliseconds(10);
+  o.client_to_server.bandwidth_bps = bw;
+  o.client_to_server.queue_bytes = size_t(bw / 8 * 0.02);
+  o.client.connection.congestion = protocol::CongestionAlgorithm::kNewReno;
+  SimPair p(test_seed(51), o);
+  ASSERT_TRUE(p.connect()) << p.where();
+  bulk_transfer(p, 20'000'000, 64 * 1024, seconds(30));
+  const LinkStats before = p.net.link_stats(p.client, p.server);
+  Instant t0 = p.net.now();
+  TransferResult r = bulk_transfer(p, 60'000'000, 64 * 1024, seconds(60));
+  ASSERT_TRUE(r.completed) << p.where();
+  EXPECT_EQ(r.sent_hash, r.received_hash);
+  const LinkStats after = p.net.link_stats(p.client, p.server);
+  double wire_bps = double(after.bytes_delivered - before.bytes_delivered) * 8 /
+                    std::chrono::duration<double>(p.net.now() - t0).count();
+  std::printf("[ sim ] NewReno wire %.1f Mbit/s of %.0f\n", wire_bps / 1e6, double(bw) / 1e6);
+  EXPECT_GE(wire_bps, 0.85 * double(bw)) << p.where();
+}
+
+}  // namespace
+}  // namespace peerlink::sim
