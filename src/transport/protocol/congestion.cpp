@@ -75,6 +75,8 @@ void CongestionController::cubic_on_ack(uint64_t bytes, Instant now, Duration mi
 
 void CongestionController::on_congestion_event(Instant sent_time, Instant now) {
   if (in_recovery(sent_time)) return;
+  before_reduction_ = Saved{cwnd_, ssthresh_, w_max_, k_, w_est_, epoch_start_, recovery_start_};
+  can_undo_ = true;
   recovery_start_ = now;
   ++congestion_events_;
   if (alg_ == CongestionAlgorithm::kCubic) {
@@ -96,7 +98,21 @@ void CongestionController::on_congestion_event(Instant sent_time, Instant now) {
   reno_acked_ = 0;
 }
 
+void CongestionController::undo_last_reduction() {
+  if (!can_undo_) return;
+  can_undo_ = false;
+  const Saved& b = before_reduction_;
+  cwnd_ = std::max(cwnd_, b.cwnd);
+  ssthresh_ = b.ssthresh;
+  w_max_ = b.w_max;
+  k_ = b.k;
+  w_est_ = b.w_est;
+  epoch_start_ = b.epoch_start;
+  recovery_start_ = b.recovery_start;
+}
+
 void CongestionController::on_persistent_congestion() {
+  can_undo_ = false;
   cwnd_ = min_window();
   epoch_start_ = Instant::min();
   w_max_ = 0;

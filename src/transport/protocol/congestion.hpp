@@ -27,6 +27,8 @@ class CongestionController {
   // A packet sent at sent_time was lost (or ECN-marked): one reduction per round trip.
   void on_congestion_event(Instant sent_time, Instant now);
   void on_persistent_congestion();
+  // The losses behind the last reduction were all spurious (reordering): restore the window from before it.
+  void undo_last_reduction();
 
  private:
   uint64_t min_window() const { return 2 * mss_; }
@@ -44,6 +46,14 @@ class CongestionController {
   double k_ = 0;
   double w_est_ = 0;
   Instant epoch_start_ = Instant::min();
+  // State before the last reduction, for undo_last_reduction.
+  struct Saved {
+    uint64_t cwnd, ssthresh;
+    double w_max, k, w_est;
+    Instant epoch_start, recovery_start;
+  };
+  Saved before_reduction_{};
+  bool can_undo_ = false;
 };
 
 class Pacer {

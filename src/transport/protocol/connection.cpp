@@ -248,6 +248,17 @@ void Connection::on_ack_frame(Instant now, const AckFrame& f) {
     for (uint64_t pn = lo; pn <= range.largest; ++pn) {
       SentPacket* sp = sent_.find(pn);
       if (!sp) break;
+      if (sp->status == SentPacket::Status::kLost) {
+        // Declared lost, yet it arrived: the path reorders. Tolerate that much reordering from now on (as
+        // RACK and QUIC stacks do) instead of retransmitting and backing off for it again and again.
+        sp->status = SentPacket::Status::kAcked;
+        ++stats_.packets_lost_spurious;
+        reorder_threshold_ =
+            std::max(reorder_threshold_, std::min<uint64_t>(largest - pn + 1, kMaxReorderThreshold));
+        reorder_time_eighths_ = std::min<uint32_t>(reorder_time_eighths_ + 2, 16);
+        if (sp->counted_in_episode && ++episode_spurious_ == episode_lost_) cc_.undo_last_reduction();
+        continue;
+      }
       if (sp->status != SentPacket::Status::kInFlight) continue;
       on_packet_acked(now, *sp);
       newly_acked = true;
@@ -262,7 +273,7 @@ void Connection::on_ack_frame(Instant now, const AckFrame& f) {
   if (newly_acked) {
     pto_count_ = 0;
     detect_lost(now);
-    sent_.trim();
+    sent_.trim(now - std::max(rtt_.smoothed(), rtt_.latest()) * 2);
   }
   if (phase_ == Phase::kLinger) maybe_finish_linger(now);
 }
@@ -294,8 +305,8 @@ void Connection::on_packet_acked(Instant now, SentPacket& sp) {
 }
 
 void Connection::on_packet_lost(Instant now, SentPacket& sp) {
-  (void)now;
   sp.status = SentPacket::Status::kLost;
+  sp.lost_at = now;
   if (sp.in_flight) {
     bytes_in_flight_ -= sp.size;
     if (sp.ack_eliciting) --ack_eliciting_in_flight_;
@@ -330,15 +341,15 @@ void Connection::on_packet_lost(Instant now, SentPacket& sp) {
 void Connection::detect_lost(Instant now) {
   loss_time_ = kNever;
   if (!any_acked_) return;
-  Duration loss_delay =
-      std::max<Duration>(std::max(rtt_.latest(), rtt_.smoothed()) * 9 / 8, RttEstimator::kGranularity);
+  Duration loss_delay = std::max<Duration>(
+      std::max(rtt_.latest(), rtt_.smoothed()) * reorder_time_eighths_ / 8, RttEstimator::kGranularity);
   Instant lost_before = now - loss_delay;
   Instant first_lost = kNever, last_lost = Instant::min();
   bool any_lost = false;
   for (SentPacket& sp : sent_) {
     if (sp.pn >= largest_acked_) break;
     if (sp.status != SentPacket::Status::kInFlight) continue;
-    if (sp.pn + 3 <= largest_acked_ || sp.time_sent <= lost_before) {
+    if (sp.pn + reorder_threshold_ <= largest_acked_ || sp.time_sent <= lost_before) {
       bool counts = sp.ack_eliciting && !sp.mtu_probe;
       on_packet_lost(now, sp);
       if (counts) {
@@ -351,6 +362,19 @@ void Connection::detect_lost(Instant now) {
     }
   }
   if (!any_lost) return;
+  if (!cc_.in_recovery(last_lost)) {
+    // A new loss episode: the undo bookkeeping starts over with the packets declared lost now.
+    episode_lost_ = 0;
+    episode_spurious_ = 0;
+    for (SentPacket& sp : sent_)
+      sp.counted_in_episode = false;
+  }
+  for (SentPacket& sp : sent_) {
+    if (sp.status == SentPacket::Status::kLost && sp.lost_at == now && !sp.counted_in_episode) {
+      sp.counted_in_episode = true;
+      ++episode_lost_;
+    }
+  }
   cc_.on_congestion_event(last_lost, now);
   if (rtt_.has_sample() && last_lost - first_lost > rtt_.pto(cfg_.max_ack_delay) * 3) {
     cc_.on_persistent_congestion();
@@ -432,7 +456,7 @@ void Connection::on_timeout(Instant now) {
   }
   if (loss_time_ != kNever && loss_time_ <= now) {
     detect_lost(now);
-    sent_.trim();
+    sent_.trim(now - std::max(rtt_.smoothed(), rtt_.latest()) * 2);
   } else if (keys_ && phase_ != Phase::kClosed && loss_or_pto_deadline() <= now) {
     ++pto_count_;
     probes_to_send_ = 2;

@@ -216,6 +216,12 @@ class Connection {
   uint64_t largest_acked_ = 0;
   bool any_acked_ = false;
   Instant loss_time_ = kNever;
+  // Loss thresholds (RFC 9002: 3 packets, 9/8 RTT), raised when a packet declared lost turns up after all.
+  static constexpr uint64_t kMaxReorderThreshold = 64;
+  uint64_t reorder_threshold_ = 3;
+  uint32_t reorder_time_eighths_ = 9;
+  uint32_t episode_lost_ = 0;      // packets declared lost in the current loss episode
+  uint32_t episode_spurious_ = 0;  // of those, acknowledged after all
   uint32_t pto_count_ = 0;
   uint32_t probes_to_send_ = 0;
   uint32_t ack_eliciting_in_flight_ = 0;

@@ -71,6 +71,7 @@ struct ConnectionStats {
   uint64_t bytes_in_flight = 0;
   size_t packet_size = 0;  // current maximum datagram size (after path MTU probing)
   uint64_t packets_sent = 0, packets_received = 0, packets_lost = 0, packets_retransmitted = 0;
+  uint64_t packets_lost_spurious = 0;  // declared lost, then acknowledged: the path reorders
   uint64_t bytes_sent = 0, bytes_received = 0;
   uint64_t packets_rejected_auth = 0;  // failed AEAD authentication (corrupt or forged)
   uint64_t packets_duplicate = 0;      // replayed or duplicated packet numbers

@@ -33,6 +33,8 @@ struct SentPacket {
   bool has_close = false;
   bool has_ack_frequency = false;
   bool mtu_probe = false;
+  bool counted_in_episode = false;  // declared lost in the current loss episode (for congestion undo)
+  Instant lost_at{};
   uint8_t record_count = 0;
   std::array<SentRecord, kMaxRecords> records{};
 
@@ -54,9 +56,13 @@ class SentPackets {
     if (packets_.empty() || pn < first_pn_ || pn - first_pn_ >= packets_.size()) return nullptr;
     return &packets_[size_t(pn - first_pn_)];
   }
-  // Drops resolved packets from the front.
-  void trim() {
-    while (!packets_.empty() && packets_.front().status != SentPacket::Status::kInFlight) {
+  // Drops resolved packets from the front. Packets declared lost stay until lost_cutoff (sent before it),
+  // so that a late acknowledgement can still reveal the loss as spurious (reordering).
+  void trim(Instant lost_cutoff) {
+    while (!packets_.empty()) {
+      const SentPacket& p = packets_.front();
+      if (p.status == SentPacket::Status::kInFlight) break;
+      if (p.status == SentPacket::Status::kLost && p.time_sent >= lost_cutoff) break;
       packets_.pop_front();
       ++first_pn_;
     }
