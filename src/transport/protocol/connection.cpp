@@ -253,6 +253,12 @@ void Connection::on_ack_frame(Instant now, const AckFrame& f) {
         // RACK and QUIC stacks do) instead of retransmitting and backing off for it again and again.
         sp->status = SentPacket::Status::kAcked;
         ++stats_.packets_lost_spurious;
+        for (uint8_t r = 0; r < sp->record_count; ++r) {  // its data need not go again (if not sent yet)
+          const SentRecord& rec = sp->records[r];
+          if (rec.kind == SentRecord::kReliable && rec.lane < lanes_.size() && lanes_[rec.lane]) {
+            lanes_[rec.lane]->send.on_acked(rec.offset, rec.length);
+          }
+        }
         reorder_threshold_ =
             std::max(reorder_threshold_, std::min<uint64_t>(largest - pn + 1, kMaxReorderThreshold));
         reorder_time_eighths_ = std::min<uint32_t>(reorder_time_eighths_ + 2, 16);
