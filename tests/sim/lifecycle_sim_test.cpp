@@ -61,11 +61,7 @@ TEST(Lifecycle, MessagesSentBeforeTheHandshakeCompletes_QueuedAndDeliveredInOrde
 TEST(Linger, CloseRightAfterSendingThroughLoss_PeerReadsEveryMessageThenSeesTheCloseWithReasonAndText) {
   SimPair p(test_seed(601), path(milliseconds(10), 0.05));
   std::vector<Event> client_log, server_log;
-  p.start();
-  ASSERT_TRUE(p.net.run_for(
-      seconds(10), [&] { return p.client_state == ConnectionState::kConnected && p.sc != 0; },
-      [&] { pump_events_logged(p, client_log, server_log); }))
-      << p.where();
+  ASSERT_TRUE(connect_logged(p, client_log, server_log)) << p.where();
   protocol::Endpoint& c = p.net.endpoint(p.client);
   protocol::Endpoint& s = p.net.endpoint(p.server);
   crypto::SeededRandom rng(p.net.seed());
@@ -135,11 +131,7 @@ TEST(Linger, PeerReadsSlowlyBehindSmallWindows_EverythingStillArrivesBeforeTheCl
   o.server.connection.receive_queue_limit = 256 * 1024;
   SimPair p(test_seed(602), o);
   std::vector<Event> client_log, server_log;
-  p.start();
-  ASSERT_TRUE(p.net.run_for(
-      seconds(10), [&] { return p.client_state == ConnectionState::kConnected && p.sc != 0; },
-      [&] { pump_events_logged(p, client_log, server_log); }))
-      << p.where();
+  ASSERT_TRUE(connect_logged(p, client_log, server_log)) << p.where();
   protocol::Endpoint& c = p.net.endpoint(p.client);
   protocol::Endpoint& s = p.net.endpoint(p.server);
   const uint64_t kCount = 150;  // 3 MB: twelve times what the receiver grants at once
@@ -202,11 +194,7 @@ TEST(Linger, PeerNeverReadsSoLingerTimesOut_PeerIsNotToldItWasAGracefulClose) {
   o.server.connection.receive_queue_limit = 128 * 1024;
   SimPair p(test_seed(611), o);
   std::vector<Event> client_log, server_log;
-  p.start();
-  ASSERT_TRUE(p.net.run_for(
-      seconds(10), [&] { return p.client_state == ConnectionState::kConnected && p.sc != 0; },
-      [&] { pump_events_logged(p, client_log, server_log); }))
-      << p.where();
+  ASSERT_TRUE(connect_logged(p, client_log, server_log)) << p.where();
   protocol::Endpoint& c = p.net.endpoint(p.client);
   for (uint64_t i = 1; i <= 50; ++i) {  // 1 MB, far more than the server lets in without reading
     std::vector<uint8_t> m = make_message(i, 20'000);
@@ -228,10 +216,7 @@ TEST(Linger, PeerNeverReadsSoLingerTimesOut_PeerIsNotToldItWasAGracefulClose) {
 TEST(ImmediateClose, IdleConnection_PeerSeesReasonAndTextWithinARoundTrip) {
   SimPair p(test_seed(604), path(milliseconds(20)));
   std::vector<Event> client_log, server_log;
-  p.start();
-  ASSERT_TRUE(p.net.run_for(
-      seconds(10), [&] { return p.client_state == ConnectionState::kConnected && p.sc != 0; },
-      [&] { pump_events_logged(p, client_log, server_log); }));
+  ASSERT_TRUE(connect_logged(p, client_log, server_log)) << p.where();
   p.net.run_for(seconds(1), {}, [&] { pump_events_logged(p, client_log, server_log); });
   Instant t0 = p.net.now();
   p.net.endpoint(p.client).close(p.cc, 2002, "user quit", /*linger=*/false, p.net.now());
@@ -250,10 +235,7 @@ TEST(ImmediateClose, DuringABulkTransfer_PeerSeesReasonWithinAFewRoundTrips) {
   o.client_to_server.queue_bytes = 150'000;  // up to 24 ms of queueing
   SimPair p(test_seed(605), o);
   std::vector<Event> client_log, server_log;
-  p.start();
-  ASSERT_TRUE(p.net.run_for(
-      seconds(10), [&] { return p.client_state == ConnectionState::kConnected && p.sc != 0; },
-      [&] { pump_events_logged(p, client_log, server_log); }));
+  ASSERT_TRUE(connect_logged(p, client_log, server_log)) << p.where();
   protocol::Endpoint& c = p.net.endpoint(p.client);
   protocol::Endpoint& s = p.net.endpoint(p.server);
   std::vector<uint8_t> m = make_message(1, 50'000);
@@ -355,10 +337,7 @@ TEST(IdleTimeout, LinkCutBothWaysDuringATransfer_BothSidesEndWithRemoteTimeoutAt
   }
   SimPair p(test_seed(606), o);
   std::vector<Event> client_log, server_log;
-  p.start();
-  ASSERT_TRUE(p.net.run_for(
-      seconds(10), [&] { return p.client_state == ConnectionState::kConnected && p.sc != 0; },
-      [&] { pump_events_logged(p, client_log, server_log); }));
+  ASSERT_TRUE(connect_logged(p, client_log, server_log)) << p.where();
   protocol::Endpoint& c = p.net.endpoint(p.client);
   std::vector<uint8_t> m = make_message(1, 10'000);
   Instant cut = p.net.now() + milliseconds(500);

@@ -286,4 +286,14 @@ inline void pump_events_logged(SimPair& p, std::vector<Event>& client_log, std::
   }
 }
 
+// Starts the connection and runs until the client is connected and the server has its side, logging every
+// event on both; false (with the state in p.where()) if that takes longer than limit.
+inline bool connect_logged(SimPair& p, std::vector<Event>& client_log, std::vector<Event>& server_log,
+                           protocol::Duration limit = seconds(10)) {
+  p.start();
+  return p.net.run_for(
+      limit, [&] { return p.client_state == ConnectionState::kConnected && p.sc != 0; },
+      [&] { pump_events_logged(p, client_log, server_log); });
+}
+
 }  // namespace peerlink::sim

@@ -78,7 +78,6 @@ void CongestionController::on_congestion_event(Instant sent_time, Instant now) {
   before_reduction_ = Saved{cwnd_, ssthresh_, w_max_, k_, w_est_, epoch_start_, recovery_start_};
   can_undo_ = true;
   recovery_start_ = now;
-  ++congestion_events_;
   if (alg_ == CongestionAlgorithm::kCubic) {
     double cwnd = double(cwnd_);
     // Fast convergence: give up bandwidth faster when the window keeps shrinking.

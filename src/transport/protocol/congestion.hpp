@@ -15,10 +15,8 @@ class CongestionController {
   CongestionController(CongestionAlgorithm alg, size_t max_datagram_size, uint32_t initial_window_packets);
 
   uint64_t window() const { return cwnd_; }
-  uint64_t slow_start_threshold() const { return ssthresh_; }
   bool in_slow_start() const { return cwnd_ < ssthresh_; }
   bool in_recovery(Instant sent_time) const { return sent_time <= recovery_start_; }
-  uint64_t congestion_events() const { return congestion_events_; }
 
   void set_max_datagram_size(size_t size);
   // bytes_in_flight_before: in flight when the ack arrived, to skip growth while application-limited.
@@ -39,7 +37,6 @@ class CongestionController {
   uint64_t cwnd_;
   uint64_t ssthresh_ = UINT64_MAX;
   Instant recovery_start_ = Instant::min();
-  uint64_t congestion_events_ = 0;
   uint64_t reno_acked_ = 0;  // bytes acked toward the next +1 MSS in congestion avoidance
   // CUBIC state, in bytes and seconds.
   double w_max_ = 0;

@@ -98,9 +98,6 @@ class Connection {
   bool wants_transmit() const { return wants_transmit_; }
   void clear_wants_transmit() { wants_transmit_ = false; }
 
-  // Statistics the Endpoint aggregates.
-  uint64_t packets_rejected_auth() const { return stats_.packets_rejected_auth; }
-
  private:
   // What both public constructors share.
   Connection(Role role, ConnectionId local_id, const PathAddress& peer, const ConnectionConfig& cfg,

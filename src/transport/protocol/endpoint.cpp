@@ -43,32 +43,30 @@ ConnectionId Endpoint::new_connection_id() {
   }
 }
 
-void Endpoint::touch(ConnectionId id) {
-  Slot* s = find(id);
-  if (!s) return;
-  Connection& c = *s->conn;
+void Endpoint::touch(ConnectionId id, Slot& s) {
+  Connection& c = *s.conn;
   if (c.finished()) {
-    if (s->deadline != kNever) timers_.erase({s->deadline, id});
-    if (s->has_initiation_key) initiations_.erase(s->initiation_key);
+    if (s.deadline != kNever) timers_.erase({s.deadline, id});
+    if (s.has_initiation_key) initiations_.erase(s.initiation_key);
     slots_.erase(id);  // ready_/readable_ entries for it are skipped when met
     return;
   }
-  if (c.wants_transmit() && !s->ready) {
-    s->ready = true;
+  if (c.wants_transmit() && !s.ready) {
+    s.ready = true;
     ready_.push_back(id);
   }
-  if (c.pending_messages() > 0 && !s->readable) {
-    s->readable = true;
+  if (c.pending_messages() > 0 && !s.readable) {
+    s.readable = true;
     readable_.push_back(id);
   }
   // Timers are re-armed lazily: a deadline that moved later (the probe timer moves with every packet sent)
   // keeps its earlier entry, which fires harmlessly and re-arms then. Only an earlier deadline costs a
   // set update here, which keeps the per-packet cost off the tree.
   Instant d = c.next_deadline();
-  if (d < s->deadline) {
-    if (s->deadline != kNever) timers_.erase({s->deadline, id});
+  if (d < s.deadline) {
+    if (s.deadline != kNever) timers_.erase({s.deadline, id});
     timers_.insert({d, id});
-    s->deadline = d;
+    s.deadline = d;
   }
 }
 
@@ -96,7 +94,7 @@ void Endpoint::handle_datagram(Instant now, const PathAddress& from, uint8_t* da
       if (!decode_data_header(data, len, h)) break;
       if (Slot* s = route(h.receiver_id, false)) {
         s->conn->on_data_packet(now, from, data, len);
-        touch(h.receiver_id);
+        touch(h.receiver_id, *s);
       }
       return;
     }
@@ -108,7 +106,7 @@ void Endpoint::handle_datagram(Instant now, const PathAddress& from, uint8_t* da
       if (!decode_response(data, len, p)) break;
       if (Slot* s = route(p.receiver_id, true)) {
         s->conn->on_response(now, p);
-        touch(p.receiver_id);
+        touch(p.receiver_id, *s);
       }
       return;
     }
@@ -121,7 +119,7 @@ void Endpoint::handle_datagram(Instant now, const PathAddress& from, uint8_t* da
           return;
         }
         s->conn->on_finish(now, p);
-        touch(p.receiver_id);
+        touch(p.receiver_id, *s);
       }
       return;
     }
@@ -130,7 +128,7 @@ void Endpoint::handle_datagram(Instant now, const PathAddress& from, uint8_t* da
       if (!decode_retry(data, len, p)) break;
       if (Slot* s = route(p.receiver_id, true)) {
         s->conn->on_retry(now, p);
-        touch(p.receiver_id);
+        touch(p.receiver_id, *s);
       }
       return;
     }
@@ -139,7 +137,7 @@ void Endpoint::handle_datagram(Instant now, const PathAddress& from, uint8_t* da
       if (!decode_reject(data, len, p)) break;
       if (Slot* s = route(p.receiver_id, true)) {
         s->conn->on_reject(now, p);
-        touch(p.receiver_id);
+        touch(p.receiver_id, *s);
       }
       return;
     }
@@ -164,7 +162,7 @@ void Endpoint::handle_initiation(Instant now, const PathAddress& from, const uin
     // A retransmission: the Response was lost or is slow.
     if (Slot* s = find(it->second)) {
       s->conn->on_initiation_repeat(now);
-      touch(it->second);
+      touch(it->second, *s);
     }
     return;
   }
@@ -223,7 +221,7 @@ void Endpoint::handle_initiation(Instant now, const PathAddress& from, const uin
   s.has_initiation_key = true;
   s.initiation_key = key;
   initiations_[key] = id;
-  touch(id);
+  touch(id, s);
 }
 
 void Endpoint::make_cookie(Instant now, const PathAddress& from, uint32_t sender_id, uint8_t* out) const {
@@ -297,13 +295,13 @@ size_t Endpoint::poll_transmit(Instant now, uint8_t* out, size_t cap, PathAddres
         ready_.pop_front();
         ready_.push_back(id);
       }
-      touch(id);
+      touch(id, *s);
       return n;
     }
     c.clear_wants_transmit();
     s->ready = false;
     ready_.pop_front();
-    touch(id);
+    touch(id, *s);
   }
   return 0;
 }
@@ -324,7 +322,7 @@ void Endpoint::handle_timeout(Instant now) {
       s->deadline = kNever;
       Instant d = s->conn->next_deadline();
       if (d <= now) s->conn->on_timeout(now);  // else an early (lazily kept) entry: just re-arm
-      touch(id);
+      touch(id, *s);
     }
   }
 }
@@ -340,21 +338,21 @@ ConnectionId Endpoint::connect(Instant now, const PathAddress& to, const std::op
   Slot& s = slots_[id];
   s.conn = std::make_unique<Connection>(id, to, config_.connection, identity_, peer_key, suite, rng_,
                                         &events_, now);
-  touch(id);
+  touch(id, s);
   return id;
 }
 
 void Endpoint::accept(ConnectionId id, Instant now) {
   if (Slot* s = find(id)) {
     s->conn->accept(now);
-    touch(id);
+    touch(id, *s);
   }
 }
 
 void Endpoint::reject(ConnectionId id, uint32_t reason, Instant now) {
   if (Slot* s = find(id)) {
     s->conn->reject(reason, now);
-    touch(id);
+    touch(id, *s);
   }
 }
 
@@ -363,7 +361,7 @@ SendResult Endpoint::send(ConnectionId id, const uint8_t* data, size_t len, uint
   Slot* s = find(id);
   if (!s) return SendResult::kNoConnection;
   SendResult r = s->conn->send(data, len, flags, lane, now);
-  if (r == SendResult::kOk) touch(id);
+  if (r == SendResult::kOk) touch(id, *s);
   return r;
 }
 
@@ -375,7 +373,7 @@ bool Endpoint::configure_lanes(ConnectionId id, const std::vector<LaneConfig>& l
 bool Endpoint::receive(ConnectionId id, ReceivedMessage& out) {
   Slot* s = find(id);
   if (!s || !s->conn->pop_message(out)) return false;
-  touch(id);  // reading may have opened flow-control credit to announce
+  touch(id, *s);  // reading may have opened flow-control credit to announce
   return true;
 }
 
@@ -388,7 +386,7 @@ bool Endpoint::receive_any(ReceivedMessage& out) {
         s->readable = false;
         readable_.pop_front();
       }
-      touch(id);
+      touch(id, *s);
       return true;
     }
     if (s) s->readable = false;
@@ -400,7 +398,7 @@ bool Endpoint::receive_any(ReceivedMessage& out) {
 void Endpoint::close(ConnectionId id, uint32_t reason, const std::string& debug, bool linger, Instant now) {
   if (Slot* s = find(id)) {
     s->conn->close(reason, debug, linger, now);
-    touch(id);
+    touch(id, *s);
   }
 }
 

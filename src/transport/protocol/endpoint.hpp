@@ -107,7 +107,8 @@ class Endpoint {
   Slot* find(ConnectionId id);
   const Slot* find(ConnectionId id) const;
   // After anything touched a connection: reap it if finished, queue it to transmit, re-arm its timer.
-  void touch(ConnectionId id);
+  // slot is the connection's own (the caller has already looked it up).
+  void touch(ConnectionId id, Slot& s);
   ConnectionId new_connection_id();
   void make_cookie(Instant now, const PathAddress& from, uint32_t sender_id, uint8_t* out) const;
   bool check_cookie(Instant now, const PathAddress& from, uint32_t sender_id, const uint8_t* cookie) const;

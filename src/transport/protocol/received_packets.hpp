@@ -25,7 +25,6 @@ class ReceivedPackets {
 
   bool any() const { return !ranges_.empty(); }
   uint64_t largest() const { return ranges_.empty() ? 0 : ranges_.front().largest; }
-  Instant largest_time() const { return largest_time_; }
   // Fills f with up to kMaxRanges ranges (newest first) and the delay since the largest arrived.
   void fill_ack(AckFrame& f, Instant now) const;
 
