@@ -24,6 +24,12 @@ struct Figure {
     extra.emplace_back(key, "\"" + v + "\"");
     return *this;
   }
+  // The baseline measured in the same run over the same path, and value / baseline_value.
+  Figure& compare(const std::string& baseline, double baseline_value) {
+    add("baseline", baseline);
+    add("baseline_value", baseline_value);
+    return add("ratio", baseline_value != 0 ? value / baseline_value : 0);
+  }
   void print() const {
     std::printf("{\"scenario\":\"%s\",\"value\":%.6g,\"unit\":\"%s\"", scenario.c_str(), value, unit.c_str());
     for (const auto& [k, v] : extra)

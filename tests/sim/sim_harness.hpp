@@ -133,7 +133,7 @@ class SimPair {
       }
       auto st = c->stats(net.now());
       s += std::string("; ") + (node == client ? "client" : "server") + " " +
-           protocol::to_string(c->state()) + " reason " + std::to_string(c->end_reason()) + " " +
+           peerlink::to_string(c->state()) + " reason " + std::to_string(c->end_reason()) + " " +
            c->end_debug() + " cwnd " + std::to_string(st.congestion_window) + " inflight " +
            std::to_string(st.bytes_in_flight) + " sent " + std::to_string(st.packets_sent) + " recv " +
            std::to_string(st.packets_received) + " lost " + std::to_string(st.packets_lost) + " queued " +

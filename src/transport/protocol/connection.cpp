@@ -10,40 +10,6 @@
 
 namespace peerlink::protocol {
 
-const char* to_string(ConnectionState s) {
-  switch (s) {
-    case ConnectionState::kConnecting:
-      return "connecting";
-    case ConnectionState::kConnected:
-      return "connected";
-    case ConnectionState::kClosing:
-      return "closing";
-    case ConnectionState::kClosed:
-      return "closed";
-  }
-  return "?";
-}
-
-const char* to_string(SendResult r) {
-  switch (r) {
-    case SendResult::kOk:
-      return "ok";
-    case SendResult::kDropped:
-      return "dropped (could not be sent now)";
-    case SendResult::kLimitExceeded:
-      return "send buffer limit exceeded";
-    case SendResult::kMessageTooLarge:
-      return "message too large";
-    case SendResult::kInvalidState:
-      return "invalid connection state";
-    case SendResult::kInvalidLane:
-      return "invalid lane";
-    case SendResult::kNoConnection:
-      return "no such connection";
-  }
-  return "?";
-}
-
 ConnectionState Connection::state() const {
   switch (phase_) {
     case Phase::kHandshake:

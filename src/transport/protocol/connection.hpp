@@ -63,6 +63,8 @@ class Connection {
   bool awaiting_accept() const { return awaiting_accept_; }
   // Nothing left to do: the Endpoint may free it.
   bool finished() const { return finished_; }
+  // Closed with linger and still delivering what was sent before the close.
+  bool lingering() const { return phase_ == Phase::kLinger; }
 
   // --- application commands ---
   SendResult send(const uint8_t* data, size_t len, uint32_t flags, uint32_t lane, Instant now);

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "peerlink/connection.hpp"
 #include "peerlink/end_reason.hpp"
 #include "peerlink/identity.hpp"
 #include "transport/protocol/time.hpp"
@@ -15,41 +16,11 @@ namespace peerlink::protocol {
 
 using ConnectionId = uint32_t;  // our local id for the connection; 0 is never used
 
-enum class ConnectionState : uint8_t {
-  kConnecting,  // handshake in progress (or an incoming request awaiting accept)
-  kConnected,
-  kClosing,  // closed by this side, flushing (linger) or telling the peer
-  kClosed,   // ended: end_reason() says why; received messages stay readable until released
-};
-
-const char* to_string(ConnectionState s);
-
-// Send flags, combinable. Without kReliable a message is unreliable (may be lost, never duplicated).
-namespace send_flags {
-inline constexpr uint32_t kUnreliable = 0;
-inline constexpr uint32_t kReliable = 1u << 0;
-inline constexpr uint32_t kNoNagle = 1u << 1;  // send at once instead of waiting to coalesce
-// Unreliable only: if the message cannot go out right now (window full, not connected), drop it instead
-// of queueing. Implies kNoNagle.
-inline constexpr uint32_t kNoDelay = 1u << 2;
-}  // namespace send_flags
-
-enum class SendResult : uint8_t {
-  kOk,
-  kDropped,          // kNoDelay message that could not go now, or an empty unreliable one; nothing queued
-  kLimitExceeded,    // the send buffer is full: try again after some data has been acknowledged
-  kMessageTooLarge,  // above max_message_size (reliable) or 64 KiB (unreliable)
-  kInvalidState,     // the connection is closing or closed
-  kInvalidLane,
-  kNoConnection,  // no such connection
-};
-
-const char* to_string(SendResult r);
-
-struct LaneConfig {
-  int priority = 0;     // lower number = more urgent; strictly served first
-  uint16_t weight = 1;  // bandwidth share among lanes of the same priority
-};
+// The public value types, shared as they are.
+using peerlink::ConnectionState;
+using peerlink::LaneConfig;
+using peerlink::SendResult;
+namespace send_flags = peerlink::send_flags;
 
 struct ReceivedMessage {
   ConnectionId connection = 0;

@@ -57,7 +57,7 @@ void Endpoint::touch(ConnectionId id, Slot& s) {
   }
   if (c.pending_messages() > 0 && !s.readable) {
     s.readable = true;
-    readable_.push_back(id);
+    readable_[s.group].push_back(id);
   }
   // Timers are re-armed lazily: a deadline that moved later (the probe timer moves with every packet sent)
   // keeps its earlier entry, which fires harmlessly and re-arms then. Only an earlier deadline costs a
@@ -93,7 +93,9 @@ void Endpoint::handle_datagram(Instant now, const PathAddress& from, uint8_t* da
       DataHeader h;
       if (!decode_data_header(data, len, h)) break;
       if (Slot* s = route(h.receiver_id, false)) {
+        size_t pending = s->conn->pending_messages();
         s->conn->on_data_packet(now, from, data, len);
+        if (s->conn->pending_messages() > pending) messages_delivered_ += s->conn->pending_messages() - pending;
         touch(h.receiver_id, *s);
       }
       return;
@@ -306,6 +308,13 @@ size_t Endpoint::poll_transmit(Instant now, uint8_t* out, size_t cap, PathAddres
   return 0;
 }
 
+size_t Endpoint::lingering_count() const {
+  size_t n = 0;
+  for (const auto& [id, slot] : slots_)
+    n += slot.conn->lingering() ? 1 : 0;
+  return n;
+}
+
 Instant Endpoint::next_timeout() const {
   if (!stateless_.empty()) return Instant::min();
   return timers_.empty() ? kNever : timers_.begin()->first;
@@ -377,20 +386,31 @@ bool Endpoint::receive(ConnectionId id, ReceivedMessage& out) {
   return true;
 }
 
-bool Endpoint::receive_any(ReceivedMessage& out) {
-  while (!readable_.empty()) {
-    ConnectionId id = readable_.front();
+void Endpoint::set_poll_group(ConnectionId id, uint32_t group) {
+  Slot* s = find(id);
+  if (!s || s->group == group) return;
+  s->group = group;
+  s->readable = false;  // its entry in the old group's queue is stale now; touch queues it in the new one
+  touch(id, *s);
+}
+
+bool Endpoint::receive_group(uint32_t group, ReceivedMessage& out) {
+  auto it = readable_.find(group);
+  if (it == readable_.end()) return false;
+  std::deque<ConnectionId>& queue = it->second;
+  while (!queue.empty()) {
+    ConnectionId id = queue.front();
     Slot* s = find(id);
-    if (s && s->conn->pop_message(out)) {
+    if (s && s->group == group && s->conn->pop_message(out)) {
       if (s->conn->pending_messages() == 0) {
         s->readable = false;
-        readable_.pop_front();
+        queue.pop_front();
       }
       touch(id, *s);
       return true;
     }
-    if (s) s->readable = false;
-    readable_.pop_front();
+    if (s && s->group == group) s->readable = false;
+    queue.pop_front();
   }
   return false;
 }

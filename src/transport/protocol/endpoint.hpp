@@ -61,6 +61,8 @@ class Endpoint {
   size_t poll_transmit(Instant now, uint8_t* out, size_t cap, PathAddress& to);
   // When handle_timeout should be called next (kNever: no timer).
   Instant next_timeout() const;
+  // Something may be sendable now: poll_transmit before waiting for next_timeout.
+  bool wants_transmit() const { return !ready_.empty() || !stateless_.empty(); }
   void handle_timeout(Instant now);
 
   // --- application side ---
@@ -73,8 +75,15 @@ class Endpoint {
                   Instant now);
   bool configure_lanes(ConnectionId id, const std::vector<LaneConfig>& lanes);
   bool receive(ConnectionId id, ReceivedMessage& out);
-  // Any connection's next message (a poll group over the whole endpoint).
-  bool receive_any(ReceivedMessage& out);
+  // Poll groups: every connection is in one group (0 unless moved). receive_group returns the next message
+  // of any connection of the group; receive_any is receive_group(0).
+  void set_poll_group(ConnectionId id, uint32_t group);
+  bool receive_group(uint32_t group, ReceivedMessage& out);
+  bool receive_any(ReceivedMessage& out) { return receive_group(0, out); }
+  // Forgets a group's bookkeeping once no connection is in it any more.
+  void drop_poll_group(uint32_t group) { readable_.erase(group); }
+  // Messages handed to connections' receive queues so far: a change means something became readable.
+  uint64_t messages_delivered() const { return messages_delivered_; }
   // Ends the connection and releases its handle (see Connection::close).
   void close(ConnectionId id, uint32_t reason, const std::string& debug, bool linger, Instant now);
   bool poll_event(Event& out);
@@ -82,6 +91,8 @@ class Endpoint {
   const Connection* connection(ConnectionId id) const;
   std::optional<ConnectionStats> stats(ConnectionId id, Instant now) const;
   size_t connection_count() const { return slots_.size(); }
+  // Connections closed with linger that are still delivering (see Connection::lingering).
+  size_t lingering_count() const;
   const EndpointCounters& counters() const { return counters_; }
   const PublicKey& public_key() const { return identity_.public_key; }
 
@@ -100,6 +111,7 @@ class Endpoint {
     bool ready = false;
     bool readable = false;
     bool has_initiation_key = false;
+    uint32_t group = 0;
     InitiationKey initiation_key;
   };
 
@@ -125,7 +137,10 @@ class Endpoint {
   std::deque<ConnectionId> ready_;
   std::deque<std::pair<PathAddress, std::vector<uint8_t>>> stateless_;
   std::deque<Event> events_;
-  std::deque<ConnectionId> readable_;
+  // Per poll group, connections that had messages when queued; entries of connections that have gone or
+  // moved to another group are skipped when met.
+  std::unordered_map<uint32_t, std::deque<ConnectionId>> readable_;
+  uint64_t messages_delivered_ = 0;
   EndpointCounters counters_;
 };
 

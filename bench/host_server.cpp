@@ -1,0 +1,158 @@
+#include "host_server.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include "host_common.hpp"
+#include "measure.hpp"
+#include "sink_window.hpp"
+
+namespace peerlink::bench {
+
+namespace {
+
+// A listening Host and the application thread that serves it: wait(), run_callbacks(), then on_wake().
+class ServedHost {
+ public:
+  ServedHost(const RoleArgs& args, bool with_poll_group) : host_(bench_host_config(args.bind_ip)) {
+    if (with_poll_group) group_ = host_.create_poll_group();
+    ready_ = listen_for_bench(host_, args.bind_ip, group_);
+    host_.set_connection_callback([this](const ConnectionEvent& e) {
+      if (e.kind == ConnectionEventKind::kClosed) host_.close(e.info.handle);
+    });
+  }
+  ~ServedHost() { stop(); }
+
+  Host& host() { return host_; }
+  PollGroupHandle group() const { return group_; }
+  const std::string& ready() const { return ready_; }
+
+  void start(std::function<void()> on_wake) {
+    thread_ = std::thread([this, on_wake = std::move(on_wake)] {
+      while (!stop_.load(std::memory_order_relaxed)) {
+        host_.wait(std::chrono::milliseconds(100));
+        host_.run_callbacks();
+        on_wake();
+      }
+    });
+  }
+  void stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  Host host_;
+  PollGroupHandle group_ = kInvalidPollGroup;
+  std::string ready_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+void ignore_commands(ControlChannel& channel) {
+  while (auto command = channel.next())
+    channel.say("error unknown command '" + command->verb + "'");
+}
+
+}  // namespace
+
+int run_host_sink(const RoleArgs& args, ControlChannel& channel) {
+  ServedHost served(args, true);
+  SinkCounters counters;
+  std::atomic<uint64_t> errors{0};
+  uint64_t next_seq = 0;
+  std::vector<Message> in;
+  constexpr size_t kBatch = 1024;
+  served.start([&] {
+    for (;;) {
+      size_t n = served.host().receive_on_poll_group(served.group(), in, kBatch);
+      if (n == 0) break;
+      uint64_t bytes = 0, bad = 0;
+      for (const Message& m : in) {
+        bytes += m.size();
+        if (m.size() < 8 || (args.size != 0 && m.size() != args.size) || get_sequence(m.data()) != next_seq) ++bad;
+        next_seq = m.size() >= 8 ? get_sequence(m.data()) + 1 : next_seq + 1;
+      }
+      in.clear();
+      counters.bytes.fetch_add(bytes, std::memory_order_relaxed);
+      counters.messages.fetch_add(n, std::memory_order_relaxed);
+      if (bad) errors.fetch_add(bad);
+      if (n < kBatch) break;
+    }
+  });
+  channel.say(served.ready());
+  serve_sink_commands(channel, counters, [&](const ControlMessage& command) {
+    if (command.verb != "expect") return false;
+    uint64_t count = command.u64("count");
+    int64_t deadline = monotonic_ns() + int64_t(command.number("timeout") * 1e9);
+    while (counters.messages.load() < count && monotonic_ns() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    channel.say("total messages=" + std::to_string(counters.messages.load()) +
+                " errors=" + std::to_string(errors.load()));
+    return true;
+  });
+  return 0;
+}
+
+int run_host_echo(const RoleArgs& args, ControlChannel& channel) {
+  ServedHost served(args, false);
+  std::vector<Message> in;
+  served.start([&] {
+    while (served.host().receive_all(in) > 0) {
+      for (const Message& m : in)
+        served.host().send(m.connection(), m.data(), m.size(), send_flags::kReliable | send_flags::kNoNagle);
+      in.clear();
+    }
+  });
+  channel.say(served.ready());
+  ignore_commands(channel);
+  return 0;
+}
+
+int run_host_connect(const RoleArgs& args, ControlChannel& channel) {
+  ServedHost served(args, false);
+  std::vector<Message> in;
+  served.start([&] {
+    if (served.host().receive_all(in) == 0) return;
+    int64_t delivered = monotonic_ns();
+    for (const Message& m : in) {
+      char line[96];
+      std::snprintf(line, sizeof line, "delivered t_ns=%lld seq=%llu", static_cast<long long>(delivered),
+                    static_cast<unsigned long long>(m.size() >= 8 ? get_sequence(m.data()) : 0));
+      channel.say(line);
+    }
+    in.clear();
+  });
+  channel.say(served.ready());
+  ignore_commands(channel);
+  return 0;
+}
+
+int run_host_memory(const RoleArgs& args, ControlChannel& channel) {
+  ServedHost served(args, false);
+  std::vector<Message> in;
+  served.start([&] {
+    while (served.host().receive_all(in) > 0)
+      in.clear();
+  });
+  channel.say(served.ready());
+  while (auto command = channel.next()) {
+    if (command->verb != "rss") {
+      channel.say("error unknown command '" + command->verb + "'");
+      continue;
+    }
+    size_t connected = 0;
+    for (ConnectionHandle c : served.host().connections()) {
+      auto info = served.host().connection_info(c);
+      if (info && info->state == ConnectionState::kConnected) ++connected;
+    }
+    channel.say("rss bytes=" + std::to_string(vm_rss_bytes()) + " connected=" + std::to_string(connected));
+  }
+  return 0;
+}
+
+}  // namespace peerlink::bench

@@ -1,0 +1,22 @@
+// The peerlink::Host server roles of the two-process scenarios (see server_roles.hpp). Each listens on
+// --bind, reports "ready port=<port> key=<hex>", serves from an application thread that blocks in
+// Host::wait(), and closes the handles of connections its peers end.
+//
+//   host-sink     counts received messages and bytes (mark/stop, sink_window.hpp) and checks that their
+//                 sequence numbers arrive complete and in order; "expect count=N timeout=S" waits for the
+//                 N-th message and answers "total messages= errors=".
+//   host-echo     sends every message back, reliable and without Nagle delay.
+//   host-connect  reports each message's delivery time: "delivered t_ns=<CLOCK_MONOTONIC> seq=<n>".
+//   host-memory   "rss" answers "rss bytes=<VmRSS> connected=<connections in kConnected>".
+#pragma once
+
+#include "server_roles.hpp"
+
+namespace peerlink::bench {
+
+int run_host_sink(const RoleArgs& args, ControlChannel& channel);
+int run_host_echo(const RoleArgs& args, ControlChannel& channel);
+int run_host_connect(const RoleArgs& args, ControlChannel& channel);
+int run_host_memory(const RoleArgs& args, ControlChannel& channel);
+
+}  // namespace peerlink::bench

@@ -1,0 +1,56 @@
+// Small measuring tools shared by the two-process scenarios.
+#pragma once
+
+#include <time.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace peerlink::bench {
+
+// CLOCK_MONOTONIC in nanoseconds: one clock for every process on the machine, also across network
+// namespaces, so a child's timestamps compare with ours.
+inline int64_t monotonic_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+inline double seconds_between(int64_t from_ns, int64_t to_ns) {
+  return double(to_ns - from_ns) / 1e9;
+}
+
+// The warm-up before a throughput window: a quarter of it, at most half a second.
+inline double warmup_seconds(double seconds) {
+  return std::min(0.5, seconds / 4);
+}
+
+// The p-quantile (0..1) of the samples, nearest-rank; 0 for no samples. Sorts them.
+inline double percentile(std::vector<double>& samples, double p) {
+  if (samples.empty()) return 0;
+  std::sort(samples.begin(), samples.end());
+  size_t rank = size_t(std::ceil(p * double(samples.size())));
+  return samples[rank == 0 ? 0 : std::min(rank, samples.size()) - 1];
+}
+
+// This process's resident set (VmRSS) in bytes; 0 if /proc says nothing.
+inline size_t vm_rss_bytes() {
+  std::ifstream status("/proc/self/status");
+  std::string key;
+  while (status >> key) {
+    if (key == "VmRSS:") {
+      size_t kib = 0;
+      status >> kib;
+      return kib * 1024;
+    }
+    status.ignore(4096, '\n');
+  }
+  return 0;
+}
+
+}  // namespace peerlink::bench

@@ -1,0 +1,235 @@
+// Host: one identity, its sockets and all its connections, served by one background thread.
+//
+//   // server                                      // client
+//   peerlink::Host server;                          peerlink::Host client;
+//   server.listen(7777);                            auto conn = client.connect(*peerlink::Address::parse(
+//   std::vector<peerlink::Message> in;                                    "192.0.2.1:7777"));
+//   for (;;) {                                      client.send(conn, "hello", 5);  // reliable by default
+//     server.wait(std::chrono::seconds(1));
+//     server.run_callbacks();
+//     server.receive_all(in);
+//     for (auto& m : in) server.send(m.connection(), m.data(), m.size());  // echo
+//     in.clear();
+//   }
+//
+// Connections: connect() starts one; with ListenOptions::auto_accept (the default) a listen socket accepts
+// every peer that completes the handshake. Messages are reliable and ordered per lane, or unreliable
+// (send_flags). Every connection is encrypted and authenticated: ConnectionInfo::remote_key is the peer's
+// proven static key, and ConnectOptions::expected_key pins it.
+//
+// Events (incoming requests, connected, closed) go to the callback set with set_connection_callback(). By
+// default they are queued and delivered by run_callbacks() on the thread that calls it; with
+// HostConfig::callback_thread = kService they run on the service thread as they happen. Either way no
+// library lock is held while a callback runs, and a callback may call any method of the Host (but must not
+// destroy it).
+//
+// Handles: a connection handle stays valid until the application calls close() on it, also after the
+// connection ended on its own (kClosed event): the messages it received before stay readable until then.
+//
+// Thread-safety: every method may be called from any thread at any time, concurrently, except that the
+// destructor must not race with other calls. Calls are short: they take a per-Host lock for a few
+// microseconds or queue work for the service thread; none waits for the network except wait().
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "peerlink/address.hpp"
+#include "peerlink/connection.hpp"
+#include "peerlink/end_reason.hpp"
+#include "peerlink/identity.hpp"
+#include "peerlink/log.hpp"
+#include "peerlink/message.hpp"
+#include "peerlink/network_simulation.hpp"
+
+namespace peerlink {
+
+using ListenSocketHandle = uint32_t;  // 0 is never valid
+using PollGroupHandle = uint32_t;     // 0 is never valid
+inline constexpr ListenSocketHandle kInvalidListenSocket = 0;
+inline constexpr PollGroupHandle kInvalidPollGroup = 0;
+
+enum class CallbackThread : uint8_t {
+  kApplication,  // queued; run_callbacks() delivers them on the caller's thread
+  kService,      // called on the Host's service thread as they happen; keep them short
+};
+
+struct HostConfig {
+  // Who this Host is. Default: a new random identity (peers cannot pin it across runs; use
+  // Identity::load_or_create for a stable one).
+  Identity identity = Identity::generate();
+
+  // The local address of the socket connect() uses. Unspecified (the default) = every interface, IPv4 and
+  // IPv6, an ephemeral port.
+  Address bind_address;
+
+  std::chrono::milliseconds connect_timeout{10000};  // handshake must complete within this
+  std::chrono::milliseconds idle_timeout{20000};     // silence after which a connection is declared dead
+  std::chrono::milliseconds keepalive_interval{5000};
+  std::chrono::milliseconds linger_timeout{10000};  // a close(linger = true) gives up after this
+
+  size_t send_buffer_bytes = 96u << 20;      // per connection: beyond this send() returns kLimitExceeded
+  size_t receive_buffer_bytes = 96u << 20;   // per connection: unread bytes before the peer is slowed down
+  size_t max_message_size = 64u << 20;       // reliable; unreliable messages are limited to 64 KiB
+  size_t max_connections = 100000;           // beyond this, requests are refused (kRemoteBusy at the peer)
+  // Before keeping any state for a peer, make it prove its address with a stateless cookie (one extra round
+  // trip on connect). Turning it off saves that round trip on trusted networks; the 3x anti-amplification
+  // limit still applies.
+  bool address_validation = true;
+
+  CallbackThread callback_thread = CallbackThread::kApplication;
+
+  LogLevel log_level = LogLevel::kWarning;  // PEERLINK_LOG overrides
+  LogSink log_sink;                         // empty: stderr
+
+  NetworkSimulation simulation;             // off by default
+  int socket_buffer_bytes = 4 << 20;        // SO_RCVBUF / SO_SNDBUF of every socket
+
+  // "" when the configuration is usable, else what is wrong with it.
+  std::string validate() const;
+};
+
+struct ListenOptions {
+  Address address;            // unspecified: every interface, IPv4 and IPv6 (the port comes from listen())
+  bool auto_accept = true;    // false: each request is a kIncomingRequest event to accept() or reject()
+  PollGroupHandle poll_group = kInvalidPollGroup;  // accepted connections join this group
+};
+
+struct ConnectOptions {
+  // The peer's static key, if known: the handshake then fails with EndReason::kRemoteKeyMismatch unless the
+  // peer holds exactly this key (and it is one round trip shorter). Unset: any key, learned during the
+  // handshake and shown in ConnectionInfo::remote_key.
+  std::optional<PublicKey> expected_key;
+  uint64_t user_data = 0;
+  PollGroupHandle poll_group = kInvalidPollGroup;
+};
+
+enum class ConnectionEventKind : uint8_t {
+  // A peer completed the handshake through a listen socket with auto_accept off. Call accept() or reject();
+  // a request left unanswered fails after connect_timeout.
+  kIncomingRequest,
+  kConnected,  // ready: messages flow; info.remote_key is proven
+  // Ended by the peer or by the network (timeout, wrong key, rejected, ...): info.end_reason says why.
+  // Not sent for connections the application closed itself. The handle stays valid until close().
+  kClosed,
+};
+const char* to_string(ConnectionEventKind kind);
+
+struct ConnectionEvent {
+  ConnectionEventKind kind = ConnectionEventKind::kConnected;
+  ConnectionInfo info;  // as of the event
+};
+
+// One message of a batched send.
+struct OutgoingMessage {
+  ConnectionHandle connection = kInvalidConnection;
+  const void* data = nullptr;
+  size_t size = 0;
+  uint32_t flags = send_flags::kReliable;
+  uint32_t lane = 0;
+};
+
+// What happened to datagrams that never reached a connection, and to the sockets.
+struct HostCounters {
+  uint64_t datagrams_received = 0, datagrams_sent = 0;
+  uint64_t invalid_datagrams = 0;    // unparseable or of an unknown kind: dropped
+  uint64_t unknown_connection = 0;   // for no connection of ours (stale, forged or replayed): dropped
+  uint64_t wrong_source = 0;         // handshake packets from an address other than the peer's: dropped
+  uint64_t bad_cookies = 0;          // forged or expired address-validation cookies: dropped
+  uint64_t handshake_failures = 0;   // connection requests that did not authenticate: dropped
+  uint64_t retries_sent = 0;         // address-validation challenges sent
+  uint64_t rejects_sent = 0;         // requests refused (not listening, rejected, busy)
+  uint64_t socket_receive_errors = 0, socket_send_errors = 0;
+  uint64_t send_would_block = 0;     // the socket's send buffer was full (datagrams waited, not lost)
+  uint64_t simulated_dropped = 0;    // by HostConfig::simulation (loss and rate limit)
+  size_t connections = 0;            // handles currently held, plus connections still closing
+};
+
+class Host {
+ public:
+  // Starts the service thread. Throws std::invalid_argument if config.validate() reports a problem, and
+  // std::system_error if the operating system refuses a thread or an eventfd.
+  explicit Host(HostConfig config = {});
+  // Closes every connection (sending the peer a close), waits for connections closed with linger to
+  // finish (each bounded by linger_timeout), stops the service thread and frees everything.
+  ~Host();
+  Host(const Host&) = delete;
+  Host& operator=(const Host&) = delete;
+
+  const Identity& identity() const;
+
+  // --- listen sockets ---
+  // Accepts connections on a UDP port (0 = an ephemeral one; listen_address() tells which). Returns
+  // kInvalidListenSocket and, if error is given, why (port in use, bad address, ...).
+  ListenSocketHandle listen(uint16_t port, const ListenOptions& options = {}, std::string* error = nullptr);
+  std::optional<Address> listen_address(ListenSocketHandle socket) const;
+  // Stops accepting on it; connections that came through it go on. False if there is no such socket.
+  bool close_listen_socket(ListenSocketHandle socket);
+
+  // --- connections ---
+  // Starts a connection to a peer's address. Returns kInvalidConnection and, if error is given, why (bad
+  // address, no socket, too many connections); otherwise the outcome arrives as a kConnected or kClosed
+  // event (e.g. EndReason::kMiscConnectTimeout when nobody answers).
+  ConnectionHandle connect(const Address& to, const ConnectOptions& options = {}, std::string* error = nullptr);
+  // Answers a kIncomingRequest. reject(): the peer's connection ends with EndReason::kRemoteRejected.
+  bool accept(ConnectionHandle connection);
+  bool reject(ConnectionHandle connection);
+  // Ends the connection and releases the handle (no more events; unread messages are freed). reason is
+  // given to the peer: an application code (1000–2999) or EndReason. linger = true: reliable messages
+  // already sent are still delivered first (bounded by linger_timeout); false: immediately. False if there
+  // is no such connection.
+  bool close(ConnectionHandle connection, uint32_t reason = uint32_t(EndReason::kAppGeneric),
+             const std::string& debug = {}, bool linger = false);
+
+  // Queues a message. Messages of up to max_message_size (reliable) or 64 KiB (unreliable) are taken whole
+  // or refused whole; see SendResult. Messages may be sent while still connecting: they leave when the
+  // handshake completes.
+  SendResult send(ConnectionHandle connection, const void* data, size_t size,
+                  uint32_t flags = send_flags::kReliable, uint32_t lane = 0);
+  // Several messages under one lock, to one or many connections; results[i] (if given) is message i's.
+  void send_batch(const OutgoingMessage* messages, size_t count, SendResult* results = nullptr);
+
+  // Appends up to max received messages of one connection to out, oldest first; returns how many.
+  size_t receive(ConnectionHandle connection, std::vector<Message>& out, size_t max = 256);
+  // The same for every connection of a poll group.
+  size_t receive_on_poll_group(PollGroupHandle group, std::vector<Message>& out, size_t max = 256);
+  // The same for every connection not in a poll group.
+  size_t receive_all(std::vector<Message>& out, size_t max = 256);
+
+  PollGroupHandle create_poll_group();
+  // Its connections go back to no group. False if there is no such group.
+  bool destroy_poll_group(PollGroupHandle group);
+  // kInvalidPollGroup takes the connection out of its group.
+  bool set_poll_group(ConnectionHandle connection, PollGroupHandle group);
+
+  // Replaces the lanes of a connection (lane i = lanes[i]; at least one). False if there is no such
+  // connection or the lanes are invalid (none, more than 255, weight 0).
+  bool configure_lanes(ConnectionHandle connection, const std::vector<LaneConfig>& lanes);
+  bool set_user_data(ConnectionHandle connection, uint64_t user_data);
+  std::optional<ConnectionInfo> connection_info(ConnectionHandle connection) const;
+  std::optional<ConnectionStatus> status(ConnectionHandle connection) const;
+  std::vector<ConnectionHandle> connections() const;
+  HostCounters counters() const;
+
+  // --- events ---
+  using ConnectionCallback = std::function<void(const ConnectionEvent& event)>;
+  void set_connection_callback(ConnectionCallback callback);
+  // Delivers the queued events to the callback on this thread; returns how many. Events that arrive while
+  // no callback is set are kept until one is.
+  size_t run_callbacks();
+  // Blocks until there may be something to do (an event queued for run_callbacks, or a message received
+  // since the last receive call) or the timeout passes. True if woken by activity.
+  bool wait(std::chrono::milliseconds timeout);
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace peerlink

@@ -1,0 +1,65 @@
+// HostConfig::validate: garbage configuration gets a sentence saying what is wrong, not a crash later.
+#include <cmath>
+#include <string>
+
+#include "peerlink/host.hpp"
+
+namespace peerlink {
+
+namespace {
+
+std::string check_impairment(const NetworkImpairment& n, const char* direction) {
+  auto bad_percent = [](double p) { return !std::isfinite(p) || p < 0 || p > 100; };
+  std::string d = std::string("simulation.") + direction + ".";
+  if (bad_percent(n.loss_percent)) return d + "loss_percent must be within 0–100";
+  if (bad_percent(n.reorder_percent)) return d + "reorder_percent must be within 0–100";
+  if (bad_percent(n.duplicate_percent)) return d + "duplicate_percent must be within 0–100";
+  if (n.lag.count() < 0 || n.jitter.count() < 0 || n.reorder_lag.count() < 0 || n.duplicate_lag_max.count() < 0)
+    return d + "delays must not be negative";
+  if (n.lag > std::chrono::seconds(60) || n.jitter > std::chrono::seconds(60) ||
+      n.reorder_lag > std::chrono::seconds(60) || n.duplicate_lag_max > std::chrono::seconds(60))
+    return d + "delays above 60 s are not supported";
+  if (n.rate_limit_bytes_per_second > 0 && n.rate_limit_burst_bytes < 2048)
+    return d + "rate_limit_burst_bytes must be at least 2048 (one datagram)";
+  return {};
+}
+
+}  // namespace
+
+std::string HostConfig::validate() const {
+  using std::chrono::milliseconds;
+  if (connect_timeout < milliseconds(100)) return "connect_timeout must be at least 100 ms";
+  if (idle_timeout < milliseconds(100)) return "idle_timeout must be at least 100 ms";
+  if (keepalive_interval <= milliseconds(0)) return "keepalive_interval must be positive";
+  if (linger_timeout < milliseconds(0)) return "linger_timeout must not be negative";
+  if (send_buffer_bytes < (64u << 10)) return "send_buffer_bytes must be at least 64 KiB";
+  if (receive_buffer_bytes < (64u << 10)) return "receive_buffer_bytes must be at least 64 KiB";
+  if (max_message_size == 0) return "max_message_size must be positive";
+  if (max_message_size > send_buffer_bytes)
+    return "max_message_size must not exceed send_buffer_bytes (such a message could never be sent)";
+  if (max_message_size > receive_buffer_bytes)
+    return "max_message_size must not exceed receive_buffer_bytes (such a message could never be received)";
+  if (max_connections == 0) return "max_connections must be positive";
+  if (socket_buffer_bytes < 0) return "socket_buffer_bytes must not be negative";
+  if (int(log_level) < int(LogLevel::kError) || int(log_level) > int(LogLevel::kTrace))
+    return "log_level is not a LogLevel";
+  if (callback_thread != CallbackThread::kApplication && callback_thread != CallbackThread::kService)
+    return "callback_thread is not a CallbackThread";
+  std::string e = check_impairment(simulation.send, "send");
+  if (e.empty()) e = check_impairment(simulation.receive, "receive");
+  return e;
+}
+
+const char* to_string(ConnectionEventKind kind) {
+  switch (kind) {
+    case ConnectionEventKind::kIncomingRequest:
+      return "incoming request";
+    case ConnectionEventKind::kConnected:
+      return "connected";
+    case ConnectionEventKind::kClosed:
+      return "closed";
+  }
+  return "?";
+}
+
+}  // namespace peerlink

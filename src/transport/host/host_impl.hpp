@@ -1,0 +1,131 @@
+// Host::Impl: the state behind the public Host. One mutex (mutex_) guards the protocol Endpoint and every
+// table here; the service thread holds it while it processes a batch of datagrams, timers and sends, and
+// releases it while it waits. Application calls take it briefly. Callbacks and the log sink always run with
+// it released.
+//
+// host.cpp has the application-facing calls, host_service.cpp the service thread.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "peerlink/host.hpp"
+#include "transport/crypto/random.hpp"
+#include "transport/host/logger.hpp"
+#include "transport/io/packet_impairment.hpp"
+#include "transport/io/service_loop.hpp"
+#include "transport/io/udp_socket.hpp"
+#include "transport/protocol/endpoint.hpp"
+
+namespace peerlink {
+
+class Host::Impl {
+ public:
+  explicit Impl(HostConfig config);
+  ~Impl();
+
+  // --- application side (host.cpp) ---
+  ListenSocketHandle listen(uint16_t port, const ListenOptions& options, std::string* error);
+  std::optional<Address> listen_address(ListenSocketHandle socket) const;
+  bool close_listen_socket(ListenSocketHandle socket);
+  ConnectionHandle connect(const Address& to, const ConnectOptions& options, std::string* error);
+  bool accept(ConnectionHandle c);
+  bool reject(ConnectionHandle c);
+  bool close(ConnectionHandle c, uint32_t reason, const std::string& debug, bool linger);
+  SendResult send(ConnectionHandle c, const void* data, size_t size, uint32_t flags, uint32_t lane);
+  void send_batch(const OutgoingMessage* messages, size_t count, SendResult* results);
+  size_t receive(ConnectionHandle c, std::vector<Message>& out, size_t max);
+  size_t receive_group(PollGroupHandle group, std::vector<Message>& out, size_t max);
+  PollGroupHandle create_poll_group();
+  bool destroy_poll_group(PollGroupHandle group);
+  bool set_poll_group(ConnectionHandle c, PollGroupHandle group);
+  bool configure_lanes(ConnectionHandle c, const std::vector<LaneConfig>& lanes);
+  bool set_user_data(ConnectionHandle c, uint64_t user_data);
+  std::optional<ConnectionInfo> connection_info(ConnectionHandle c) const;
+  std::optional<ConnectionStatus> status(ConnectionHandle c) const;
+  std::vector<ConnectionHandle> connections() const;
+  HostCounters counters() const;
+  void set_connection_callback(ConnectionCallback callback);
+  size_t run_callbacks();
+  bool wait(std::chrono::milliseconds timeout);
+
+  const Identity& identity() const { return config_.identity; }
+
+ private:
+  struct SocketSlot {
+    std::unique_ptr<io::UdpSocket> socket;
+    ListenSocketHandle listen = kInvalidListenSocket;  // 0: the socket connect() uses
+    ListenOptions options;
+    bool accepting = false;
+    bool blocked = false;  // the kernel's send buffer was full; waiting for POLLOUT
+    io::SendBatch outgoing;
+  };
+  // What the application holds: a connection handle not yet released by close().
+  struct HandleState {
+    uint64_t user_data = 0;
+    PollGroupHandle group = kInvalidPollGroup;
+    ListenSocketHandle listen = kInvalidListenSocket;
+    bool incoming = false;
+  };
+
+  // --- service thread (host_service.cpp) ---
+  void service_main();
+  void receive_from(uint8_t socket_index, protocol::Instant now);
+  void deliver_datagram(protocol::Instant now, const protocol::PathAddress& from, uint8_t* data, size_t size);
+  // Sends what the Endpoint has ready, up to a budget; true if it stopped because of the budget.
+  bool transmit(protocol::Instant now);
+  bool flush_socket(SocketSlot& slot);
+  void collect_events(protocol::Instant now);
+  void queue_event(ConnectionEventKind kind, ConnectionHandle c);
+  bool shutdown_done(protocol::Instant now);
+
+  // --- shared helpers (mutex_ held) ---
+  SocketSlot* socket_of(const protocol::PathAddress& path);
+  uint8_t client_socket_for(const Address& to, std::string* error);
+  ConnectionInfo info_locked(ConnectionHandle c, const HandleState& h) const;
+  // After an application command: send urgent data from this thread, and wake the service thread if the
+  // Endpoint now needs it sooner than it planned to wake.
+  void after_command(protocol::Instant now, bool urgent);
+  void take_messages(ConnectionHandle c, const HandleState& h, std::vector<Message>& out, size_t max);
+
+  HostConfig config_;
+  mutable host::Logger log_;
+  crypto::SystemRandom rng_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable activity_;  // events queued or messages delivered, for wait()
+  protocol::Endpoint endpoint_;
+  io::ServiceLoop loop_;
+  std::vector<std::unique_ptr<SocketSlot>> sockets_;  // index = the socket byte of a PathAddress
+  std::optional<uint8_t> client_socket_;
+  ListenSocketHandle next_listen_ = 1;
+  std::unordered_map<ConnectionHandle, HandleState> handles_;
+  std::unordered_set<PollGroupHandle> groups_;
+  PollGroupHandle next_group_ = 1;
+
+  std::optional<io::PacketImpairment> send_impairment_, receive_impairment_;
+  io::ReceiveBatch receive_batch_;
+  uint64_t simulated_dropped_base_ = 0;
+
+  std::deque<ConnectionEvent> events_;  // for run_callbacks (kApplication) or the service thread (kService)
+  ConnectionCallback callback_;
+  std::mutex callbacks_running_;  // run_callbacks delivers in order, one caller at a time
+  uint64_t messages_seen_ = 0;    // Endpoint::messages_delivered() at the last receive call
+  int waiters_ = 0;
+
+  bool sleeping_ = false;  // the service thread is (about to be) in ServiceLoop::wait
+  protocol::Instant sleep_deadline_ = protocol::kNever;
+  bool stopping_ = false;
+  protocol::Instant stop_deadline_ = protocol::kNever;
+  std::thread thread_;
+};
+
+}  // namespace peerlink
