@@ -153,10 +153,11 @@ std::unique_ptr<UdpSocket> UdpSocket::open(const Address& bind, const UdpSocketO
   set_buffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, options.send_buffer_bytes);
 
   // Never fragment: the protocol probes the path MTU itself, and a lost fragment loses the whole datagram.
-  // Best effort; a kernel that refuses still delivers.
-  if (family == AF_INET || !v6only) set_option(fd, IPPROTO_IP, IP_MTU_DISCOVER, int(IP_PMTUDISC_DO));
+  // PROBE rather than DO: the kernel's cached path MTU, which a forged ICMP message can lower, is ignored;
+  // our own probing decides (as QUIC stacks do). Best effort; a kernel that refuses still delivers.
+  if (family == AF_INET || !v6only) set_option(fd, IPPROTO_IP, IP_MTU_DISCOVER, int(IP_PMTUDISC_PROBE));
   if (family == AF_INET6) {
-    set_option(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, int(IPV6_PMTUDISC_DO));
+    set_option(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, int(IPV6_PMTUDISC_PROBE));
     set_option(fd, IPPROTO_IPV6, IPV6_DONTFRAG, 1);
   }
 
