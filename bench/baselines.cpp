@@ -75,12 +75,12 @@ SinkResult measure_tcp_stream(const NetworkPath& path, size_t write_size, double
   return window.finish();
 }
 
-PingPongResult measure_udp_ping_pong(const NetworkPath& path, size_t size, size_t max_trips, double seconds) {
-  ServerProcess server(path, "udp-echo", {}, seconds + 60);
+PingPongResult measure_udp_ping_pong(const NetworkPath& path, uint16_t port, size_t size, size_t max_trips,
+                                     double seconds) {
   Fd fd = open_bound_socket(SOCK_DGRAM, path.client_ip);
   set_socket_buffers(fd.get(), kSocketBufferBytes);
   set_timeout(fd.get(), SO_RCVTIMEO, 200);
-  connect_to(fd.get(), path.server_ip, uint16_t(server.ready().u64("port")));
+  connect_to(fd.get(), path.server_ip, port);
   std::vector<uint8_t> out(std::max<size_t>(size, 8)), in(kMaxDatagram);
 
   PingPongResult result;
@@ -145,7 +145,8 @@ int run_udp_sink(const RoleArgs& args, ControlChannel& channel) {
 
 int run_tcp_sink(const RoleArgs& args, ControlChannel& channel) {
   Fd listener = open_bound_socket(SOCK_STREAM, args.bind_ip);
-  if (listen(listener.get(), 1) != 0) throw std::runtime_error(std::string("listen: ") + std::strerror(errno));
+  if (listen(listener.get(), 1) != 0)
+    throw std::runtime_error(std::string("listen: ") + std::strerror(errno));
   set_timeout(listener.get(), SO_RCVTIMEO, 100);  // bounds accept()
   std::string ready = "ready port=" + std::to_string(local_port(listener.get()));
   SinkCounters counters;
@@ -172,28 +173,26 @@ int run_tcp_sink(const RoleArgs& args, ControlChannel& channel) {
   return 0;
 }
 
-int run_udp_echo(const RoleArgs& args, ControlChannel& channel) {
-  Fd fd = open_bound_socket(SOCK_DGRAM, args.bind_ip);
-  set_socket_buffers(fd.get(), kSocketBufferBytes);
-  set_timeout(fd.get(), SO_RCVTIMEO, 100);
-  std::string ready = "ready port=" + std::to_string(local_port(fd.get()));
-  std::atomic<bool> stop{false};
-  std::thread echo([&] {
+UdpEcho::UdpEcho(const std::string& ip) : fd_(open_bound_socket(SOCK_DGRAM, ip)) {
+  set_socket_buffers(fd_.get(), kSocketBufferBytes);
+  set_timeout(fd_.get(), SO_RCVTIMEO, 100);  // bounds recvfrom, so the thread notices stop_
+  port_ = local_port(fd_.get());
+  thread_ = std::thread([this] {
     std::vector<uint8_t> buffer(kMaxDatagram);
-    while (!stop.load(std::memory_order_relaxed)) {
+    while (!stop_.load(std::memory_order_relaxed)) {
       sockaddr_storage from{};
       socklen_t len = sizeof from;
-      ssize_t n = recvfrom(fd.get(), buffer.data(), buffer.size(), 0, reinterpret_cast<sockaddr*>(&from), &len);
+      ssize_t n =
+          recvfrom(fd_.get(), buffer.data(), buffer.size(), 0, reinterpret_cast<sockaddr*>(&from), &len);
       if (n < 0) continue;
-      sendto(fd.get(), buffer.data(), size_t(n), 0, reinterpret_cast<const sockaddr*>(&from), len);
+      sendto(fd_.get(), buffer.data(), size_t(n), 0, reinterpret_cast<const sockaddr*>(&from), len);
     }
   });
-  channel.say(ready);
-  while (auto command = channel.next())
-    channel.say("error unknown command '" + command->verb + "'");
-  stop = true;
-  echo.join();
-  return 0;
+}
+
+UdpEcho::~UdpEcho() {
+  stop_ = true;
+  thread_.join();
 }
 
 }  // namespace peerlink::bench

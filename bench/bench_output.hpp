@@ -1,6 +1,7 @@
 // One JSON object per line per figure, so scripts can collect results with a line reader.
 #pragma once
 
+#include <cstdint>
 #include <cstdio>
 #include <string>
 #include <utility>
@@ -18,6 +19,11 @@ struct Figure {
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.6g", v);
     extra.emplace_back(key, buf);
+    return *this;
+  }
+  // Counts print in full (add() keeps 6 significant digits).
+  Figure& add_count(const std::string& key, uint64_t v) {
+    extra.emplace_back(key, std::to_string(v));
     return *this;
   }
   Figure& add(const std::string& key, const std::string& v) {

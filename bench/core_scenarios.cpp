@@ -233,7 +233,7 @@ void run_core_throughput(const CoreOptions& o, bool aes_gcm) {
   f.print();
 }
 
-void run_core_memory(const CoreOptions& o) {
+CoreMemoryResult measure_core_memory(size_t connections) {
   protocol::EndpointConfig cfg;
   crypto::SystemRandom rng;
   Identity ida = Identity::generate(), idb = Identity::generate();
@@ -247,7 +247,7 @@ void run_core_memory(const CoreOptions& o) {
     auto client = std::make_unique<Endpoint>(cfg, ida, rng);
     // Each client connection gets its own address, as distinct peers would have.
     std::vector<protocol::ConnectionId> ids;
-    for (size_t i = 0; i < o.connections; ++i) {
+    for (size_t i = 0; i < connections; ++i) {
       ids.push_back(client->connect(now(), ba, idb.public_key()));
     }
     // Retries and handshake retransmissions pace themselves: keep servicing until all are up (or 60 s).
@@ -282,11 +282,22 @@ void run_core_memory(const CoreOptions& o) {
   }
   size_t heap1 = heap_in_use();
   size_t rss1 = rss_bytes();
-  size_t n = server->connection_count();
-  Figure f{"core-memory", n ? double(heap1 - heap0) / double(n) : 0, "bytes/connection", {}};
-  f.add("connections", double(n))
-      .add("connected_initiators", double(connected))
-      .add("rss_bytes_per_connection", n ? double(rss1 > rss0 ? rss1 - rss0 : 0) / double(n) : 0)
+  CoreMemoryResult r;
+  r.connections = server->connection_count();
+  r.connected_initiators = connected;
+  if (r.connections > 0) {
+    r.heap_per_connection = double(heap1 - heap0) / double(r.connections);
+    r.rss_per_connection = double(rss1 > rss0 ? rss1 - rss0 : 0) / double(r.connections);
+  }
+  return r;
+}
+
+void run_core_memory(const CoreOptions& o) {
+  CoreMemoryResult r = measure_core_memory(o.connections);
+  Figure f{"core-memory", r.heap_per_connection, "bytes/connection", {}};
+  f.add("connections", double(r.connections))
+      .add("connected_initiators", double(r.connected_initiators))
+      .add("rss_bytes_per_connection", r.rss_per_connection)
       .add("target", 16384.0);
   f.print();
 }

@@ -13,7 +13,15 @@ struct CoreOptions {
 
 // Encrypted reliable goodput between two endpoints handing datagrams to each other (1200-byte packets).
 void run_core_throughput(const CoreOptions& o, bool aes_gcm);
-// Heap bytes per idle connection with many connections in one endpoint.
+struct CoreMemoryResult {
+  size_t connections = 0;           // at the accepting endpoint
+  size_t connected_initiators = 0;  // at the connecting endpoint
+  double heap_per_connection = 0;   // bytes
+  double rss_per_connection = 0;    // bytes
+};
+// Heap bytes per idle connection with `connections` connections in one endpoint.
+CoreMemoryResult measure_core_memory(size_t connections);
+// Prints measure_core_memory(o.connections) as the core-memory figure.
 void run_core_memory(const CoreOptions& o);
 
 }  // namespace peerlink::bench

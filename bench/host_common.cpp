@@ -24,6 +24,10 @@ HostConfig bench_host_config(const std::string& bind_ip) {
   return config;
 }
 
+void ignore_events(Host& host) {
+  host.set_connection_callback([](const ConnectionEvent&) {});
+}
+
 std::string listen_for_bench(Host& host, const std::string& ip, PollGroupHandle group) {
   ListenOptions options;
   options.address = parse_ip(ip);
@@ -65,7 +69,8 @@ Address server_address(const NetworkPath& path, const ControlMessage& ready) {
   return a;
 }
 
-ConnectionHandle connect_and_wait(Host& host, const Address& to, const PublicKey& key, double timeout_seconds) {
+ConnectionHandle connect_and_wait(Host& host, const Address& to, const PublicKey& key,
+                                  double timeout_seconds) {
   ConnectOptions options;
   options.expected_key = key;
   std::string why;

@@ -15,6 +15,10 @@ namespace peerlink::bench {
 // on the path under test.
 HostConfig bench_host_config(const std::string& bind_ip);
 
+// Sets a callback that drops every event, so events never pile up (and wait() never wakes for them) in a
+// client that only looks at states. run_callbacks() still has to be called.
+void ignore_events(Host& host);
+
 // The server's listen socket on ip (an ephemeral port), its accepted connections in `group` if given.
 // Returns "ready port=<port> key=<hex public key>" for the control channel. Throws std::runtime_error.
 std::string listen_for_bench(Host& host, const std::string& ip, PollGroupHandle group = kInvalidPollGroup);
@@ -27,7 +31,8 @@ Address server_address(const NetworkPath& path, const ControlMessage& ready);
 
 // Connects (pinning the server's key) and waits up to timeout_seconds for kConnected. Throws
 // std::runtime_error with the end reason if the connection fails.
-ConnectionHandle connect_and_wait(Host& host, const Address& to, const PublicKey& key, double timeout_seconds);
+ConnectionHandle connect_and_wait(Host& host, const Address& to, const PublicKey& key,
+                                  double timeout_seconds);
 
 // Payloads carry their sequence number in their first 8 bytes, so the receiver can prove order and
 // completeness.

@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "baselines.hpp"
 #include "host_common.hpp"
 #include "measure.hpp"
 #include "sink_window.hpp"
@@ -61,12 +62,12 @@ void ignore_commands(ControlChannel& channel) {
 }  // namespace
 
 int run_host_sink(const RoleArgs& args, ControlChannel& channel) {
-  ServedHost served(args, true);
   SinkCounters counters;
   std::atomic<uint64_t> errors{0};
   uint64_t next_seq = 0;
   std::vector<Message> in;
   constexpr size_t kBatch = 1024;
+  ServedHost served(args, true);  // after what its thread uses, so that it stops first
   served.start([&] {
     for (;;) {
       size_t n = served.host().receive_on_poll_group(served.group(), in, kBatch);
@@ -74,7 +75,8 @@ int run_host_sink(const RoleArgs& args, ControlChannel& channel) {
       uint64_t bytes = 0, bad = 0;
       for (const Message& m : in) {
         bytes += m.size();
-        if (m.size() < 8 || (args.size != 0 && m.size() != args.size) || get_sequence(m.data()) != next_seq) ++bad;
+        if (m.size() < 8 || (args.size != 0 && m.size() != args.size) || get_sequence(m.data()) != next_seq)
+          ++bad;
         next_seq = m.size() >= 8 ? get_sequence(m.data()) + 1 : next_seq + 1;
       }
       in.clear();
@@ -99,8 +101,9 @@ int run_host_sink(const RoleArgs& args, ControlChannel& channel) {
 }
 
 int run_host_echo(const RoleArgs& args, ControlChannel& channel) {
-  ServedHost served(args, false);
   std::vector<Message> in;
+  ServedHost served(args, false);  // after what its thread uses, so that it stops first
+  UdpEcho raw(args.bind_ip);
   served.start([&] {
     while (served.host().receive_all(in) > 0) {
       for (const Message& m : in)
@@ -108,14 +111,15 @@ int run_host_echo(const RoleArgs& args, ControlChannel& channel) {
       in.clear();
     }
   });
-  channel.say(served.ready());
+  channel.say(served.ready() + " raw_port=" + std::to_string(raw.port()));
   ignore_commands(channel);
   return 0;
 }
 
 int run_host_connect(const RoleArgs& args, ControlChannel& channel) {
-  ServedHost served(args, false);
   std::vector<Message> in;
+  ServedHost served(args, false);  // after what its thread uses, so that it stops first
+  UdpEcho raw(args.bind_ip);
   served.start([&] {
     if (served.host().receive_all(in) == 0) return;
     int64_t delivered = monotonic_ns();
@@ -127,14 +131,14 @@ int run_host_connect(const RoleArgs& args, ControlChannel& channel) {
     }
     in.clear();
   });
-  channel.say(served.ready());
+  channel.say(served.ready() + " raw_port=" + std::to_string(raw.port()));
   ignore_commands(channel);
   return 0;
 }
 
 int run_host_memory(const RoleArgs& args, ControlChannel& channel) {
-  ServedHost served(args, false);
   std::vector<Message> in;
+  ServedHost served(args, false);  // after what its thread uses, so that it stops first
   served.start([&] {
     while (served.host().receive_all(in) > 0)
       in.clear();

@@ -7,6 +7,8 @@
 //                 N-th message and answers "total messages= errors=".
 //   host-echo     sends every message back, reliable and without Nagle delay.
 //   host-connect  reports each message's delivery time: "delivered t_ns=<CLOCK_MONOTONIC> seq=<n>".
+// host-echo and host-connect also run a raw UdpEcho (baselines.hpp) and add "raw_port=<port>" to "ready",
+// so the raw baseline round trips go between the same two processes.
 //   host-memory   "rss" answers "rss bytes=<VmRSS> connected=<connections in kConnected>".
 #pragma once
 

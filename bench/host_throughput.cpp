@@ -31,8 +31,8 @@ struct StreamResult {
 StreamResult measure_host_stream(const NetworkPath& path, size_t message_size, size_t batch, double seconds) {
   ServerProcess server(path, "host-sink", {"--size", std::to_string(message_size)}, seconds + 120);
   Host host(bench_host_config(path.client_ip));
-  ConnectionHandle c =
-      connect_and_wait(host, server_address(path, server.ready()), key_from_hex(server.ready().field("key")), 10);
+  ConnectionHandle c = connect_and_wait(host, server_address(path, server.ready()),
+                                        key_from_hex(server.ready().field("key")), 10);
 
   std::vector<uint8_t> payload(message_size * batch, 0x5a);
   std::vector<OutgoingMessage> messages(batch);
@@ -57,8 +57,9 @@ StreamResult measure_host_stream(const NetworkPath& path, size_t message_size, s
       if (taken < batch) refusal = results[taken];
       for (size_t i = taken; i < batch; ++i) {
         if (results[i] == SendResult::kOk)
-          throw std::runtime_error("send_batch took message " + std::to_string(i) + " after refusing message " +
-                                   std::to_string(taken) + " (" + to_string(refusal) + ")");
+          throw std::runtime_error("send_batch took message " + std::to_string(i) +
+                                   " after refusing message " + std::to_string(taken) + " (" +
+                                   to_string(refusal) + ")");
       }
     }
     r.sent += taken;
@@ -82,15 +83,16 @@ StreamResult measure_host_stream(const NetworkPath& path, size_t message_size, s
 void add_stream_details(Figure& f, const StreamResult& r, const NetworkPath& path) {
   f.add("path", path.name)
       .add("seconds", r.received.seconds)
-      .add("messages_sent", double(r.sent))
-      .add("messages_delivered", double(r.delivered))
+      .add_count("messages_sent", r.sent)
+      .add_count("messages_delivered", r.delivered)
       .add("verified", r.verified() ? "complete and in order" : "FAILED")
-      .add("backoffs", double(r.backoffs))
-      .add("packets_sent", double(r.status.packets_sent))
-      .add("packets_lost", double(r.status.packets_lost))
-      .add("packets_retransmitted", double(r.status.packets_retransmitted))
-      .add("rtt_us", double(r.status.rtt.count()))
-      .add("cwnd_bytes", double(r.status.congestion_window_bytes));
+      .add_count("backoffs", r.backoffs)
+      .add_count("packets_sent", r.status.packets_sent)
+      .add_count("packets_lost", r.status.packets_lost)
+      .add_count("packets_retransmitted", r.status.packets_retransmitted)
+      .add_count("rtt_us", uint64_t(r.status.rtt.count()))
+      .add_count("cwnd_bytes", r.status.congestion_window_bytes)
+      .add_count("packet_size", r.status.packet_size);
 }
 
 void check(const StreamResult& r) {
@@ -111,7 +113,7 @@ void run_throughput(const HostBenchOptions& o) {
   Figure vs_udp{"throughput", value, "MB/s", {}};
   vs_udp.compare("raw UDP blast 1200 B", udp.received.megabytes_per_second());
   add_stream_details(vs_udp, host, o.path);
-  vs_udp.add("message_size", double(kMessage))
+  vs_udp.add_count("message_size", kMessage)
       .add("baseline_sender_MB/s", double(udp.datagrams_sent) * 1200 / udp.send_seconds / 1e6)
       .add("target_ratio", 0.75);
   vs_udp.print();
@@ -119,7 +121,7 @@ void run_throughput(const HostBenchOptions& o) {
   Figure vs_tcp{"throughput", value, "MB/s", {}};
   vs_tcp.compare("kernel TCP", tcp.megabytes_per_second());
   add_stream_details(vs_tcp, host, o.path);
-  vs_tcp.add("message_size", double(kMessage));
+  vs_tcp.add_count("message_size", kMessage);
   vs_tcp.print();
   check(host);
 }
@@ -133,8 +135,8 @@ void run_msgrate(const HostBenchOptions& o) {
   Figure f{"msgrate", host.received.messages_per_second(), "messages/s", {}};
   f.compare("raw UDP blast 64 B", udp.received.messages_per_second());
   add_stream_details(f, host, o.path);
-  f.add("message_size", double(kMessage))
-      .add("batch", double(kBatch))
+  f.add_count("message_size", kMessage)
+      .add_count("batch", kBatch)
       .add("baseline_sender_per_s", double(udp.datagrams_sent) / udp.send_seconds)
       .add("target", 1e6);
   f.print();

@@ -1,6 +1,7 @@
 // Small measuring tools shared by the two-process scenarios.
 #pragma once
 
+#include <malloc.h>
 #include <time.h>
 
 #include <algorithm>
@@ -38,8 +39,11 @@ inline double percentile(std::vector<double>& samples, double p) {
   return samples[rank == 0 ? 0 : std::min(rank, samples.size()) - 1];
 }
 
-// This process's resident set (VmRSS) in bytes; 0 if /proc says nothing.
+// This process's resident set (VmRSS) in bytes, after giving the heap's free pages back to the system, so
+// memory freed by earlier scenarios in the same process neither counts nor hides new allocations; 0 if
+// /proc says nothing.
 inline size_t vm_rss_bytes() {
+  malloc_trim(0);
   std::ifstream status("/proc/self/status");
   std::string key;
   while (status >> key) {

@@ -54,7 +54,8 @@ std::unique_ptr<NamespacePair> NamespacePair::create(std::string* error) {
   for (int i = 0; i < 2; ++i) {
     std::string path = "/run/netns/" + pair->names_[i];
     // Never adopt (and later delete) a namespace someone else made.
-    if (access(path.c_str(), F_OK) == 0) return fail("network namespace " + pair->names_[i] + " already exists");
+    if (access(path.c_str(), F_OK) == 0)
+      return fail("network namespace " + pair->names_[i] + " already exists");
     teardown::track_namespace(path.c_str());
     pair->paths_[i] = path;
     std::string why = run_ip({"netns", "add", pair->names_[i]});

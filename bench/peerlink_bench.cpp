@@ -1,36 +1,107 @@
 // peerlink-bench: prints benchmark figures as JSON, one object per line.
 //
-//   peerlink-bench                      all scenarios
-//   peerlink-bench core-throughput      one scenario (several may be named)
+//   peerlink-bench                                  all scenarios
+//   peerlink-bench core-throughput                  one scenario (several may be named)
 //   peerlink-bench --seconds 5 --connections 10000 core-memory
+//   peerlink-bench --netns throughput rtt           between two network namespaces (root)
+//
+// The two-process scenarios start this program again as their server (`--role ...`, server_roles.hpp).
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
+#include <functional>
+#include <initializer_list>
+#include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "core_scenarios.hpp"
+#include "host_scenarios.hpp"
+#include "netns.hpp"
+#include "server_roles.hpp"
+#include "teardown.hpp"
 
 namespace {
 
+using namespace peerlink::bench;
+
+constexpr int kExitSkip = 77;  // the automake/ctest convention for "skipped"
+
 void usage() {
   std::printf(
-      "usage: peerlink-bench [--seconds S] [--connections N] [--message-size B] [scenario ...]\n"
-      "scenarios:\n"
-      "  core-throughput         encrypted reliable goodput of the sans-I/O core, AES-256-GCM where the CPU "
-      "has\n"
-      "                          AES instructions, 1200-byte packets, one process, no sockets (target >= 800 "
+      "usage: peerlink-bench [--seconds S] [--connections N] [--message-size B] [--netns] [scenario ...]\n"
+      "\n"
+      "In-process scenarios (the sans-I/O core, no sockets):\n"
+      "  core-throughput         encrypted reliable goodput of the core, AES-256-GCM where the CPU has AES\n"
+      "                          instructions, 1200-byte packets, --message-size messages (target >= 800 "
       "MB/s)\n"
       "  core-throughput-chacha  the same with ChaCha20-Poly1305\n"
-      "  core-memory             heap bytes per idle connection with N connections in one endpoint\n"
-      "                          (target <= 16 KiB)\n");
+      "  core-memory             heap bytes per idle connection with --connections (default 10000)\n"
+      "                          connections in one endpoint (target <= 16 KiB)\n"
+      "\n"
+      "Two-process scenarios (this process is the client, a child process the server; over loopback, or\n"
+      "between two network namespaces joined by a veth pair with --netns). Each compares with the kernel\n"
+      "alone over the same path in the same run (baseline_value, ratio):\n"
+      "  throughput  reliable encrypted goodput of 64 KiB messages, checked complete and in order; "
+      "baselines\n"
+      "              a raw UDP blast of 1200-byte datagrams (sendmmsg/recvmmsg, no GSO) and kernel TCP\n"
+      "              (target >= 0.75 x the raw UDP blast)\n"
+      "  msgrate     reliable 64-byte messages per second (send_batch of 256); baseline a raw UDP blast of\n"
+      "              64-byte datagrams (target >= 1,000,000/s)\n"
+      "  rtt         32-byte reliable no-Nagle ping-pong, p50 and p99; baseline a raw UDP ping-pong\n"
+      "              (target p50 <= raw p50 + 25 us, p99 <= 2 x raw p99)\n"
+      "  connect     connect() to the first reliable message delivered at the server, p50 and p99 of 50\n"
+      "              fresh client Hosts (target <= 2 x raw UDP RTT + 1 ms)\n"
+      "  memory      VmRSS per idle connection on each side with --connections (default 1000) connections;\n"
+      "              baseline the core's heap bytes per idle connection\n"
+      "\n"
+      "Options:\n"
+      "  --seconds S       measured window of each throughput-like run, and bound of latency runs (default "
+      "3)\n"
+      "  --connections N   connections of core-memory and memory\n"
+      "  --message-size B  message size of core-throughput (default 65536)\n"
+      "  --netns           run the two-process scenarios between two network namespaces (plb-<pid>-a with\n"
+      "                    198.51.100.1, plb-<pid>-b with 198.51.100.2), created and deleted by the "
+      "benchmark;\n"
+      "                    needs root, else exits with status 77 (skipped)\n"
+      "\n"
+      "With no scenario named, all run.\n");
+}
+
+struct Scenario {
+  const char* name;
+  std::function<void()> run;
+};
+
+// Runs each wanted scenario; a failure is reported and the others still run. Returns the exit status.
+int run_all(const std::vector<Scenario>& scenarios, const std::set<std::string>& wanted) {
+  int status = 0;
+  for (const auto& s : scenarios) {
+    if (!wanted.empty() && !wanted.count(s.name)) continue;
+    try {
+      s.run();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "peerlink-bench: %s failed: %s\n", s.name, e.what());
+      status = 1;
+    }
+  }
+  return status;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  peerlink::bench::CoreOptions o;
-  std::set<std::string> scenarios;
+  if (argc > 1 && std::strcmp(argv[1], "--role") == 0) return run_server_role(argc, argv);
+
+  CoreOptions core;
+  HostBenchOptions host;
+  bool netns = false, connections_given = false;
+  std::set<std::string> wanted;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&](const char* name) -> const char* {
@@ -44,34 +115,87 @@ int main(int argc, char** argv) {
       usage();
       return 0;
     } else if (a == "--seconds") {
-      o.seconds = std::atof(value("--seconds"));
+      core.seconds = host.seconds = std::atof(value("--seconds"));
     } else if (a == "--connections") {
-      o.connections = size_t(std::atol(value("--connections")));
+      core.connections = host.connections = size_t(std::atol(value("--connections")));
+      connections_given = true;
     } else if (a == "--message-size") {
-      o.message_size = size_t(std::atol(value("--message-size")));
+      core.message_size = size_t(std::atol(value("--message-size")));
+    } else if (a == "--netns") {
+      netns = true;
     } else if (a.rfind("--", 0) == 0) {
       std::fprintf(stderr, "peerlink-bench: unknown option %s\n", a.c_str());
       usage();
       return 2;
     } else {
-      scenarios.insert(a);
+      wanted.insert(a);
     }
   }
-  if (o.seconds <= 0 || o.connections == 0 || o.message_size == 0) {
+  if (core.seconds <= 0 || core.connections == 0 || core.message_size == 0) {
     std::fprintf(stderr, "peerlink-bench: --seconds, --connections and --message-size must be positive\n");
     return 2;
   }
-  static const std::set<std::string> known = {"core-throughput", "core-throughput-chacha", "core-memory"};
-  for (const auto& s : scenarios) {
-    if (!known.count(s)) {
+  if (host.seconds > 600) {
+    std::fprintf(stderr, "peerlink-bench: --seconds is at most 600: every load run is bounded\n");
+    return 2;
+  }
+  if (!connections_given) host.connections = 1000;
+
+  const std::vector<Scenario> core_scenarios = {
+      {"core-throughput", [&] { run_core_throughput(core, true); }},
+      {"core-throughput-chacha", [&] { run_core_throughput(core, false); }},
+      {"core-memory", [&] { run_core_memory(core); }},
+  };
+  const std::vector<Scenario> host_scenarios = {
+      {"throughput", [&] { run_throughput(host); }},
+      {"msgrate", [&] { run_msgrate(host); }},
+      {"rtt", [&] { run_rtt(host); }},
+      {"connect", [&] { run_connect(host); }},
+      {"memory", [&] { run_memory(host); }},
+  };
+  bool any_host = wanted.empty();
+  for (const auto& s : wanted) {
+    bool known = false;
+    for (const auto* list : {&core_scenarios, &host_scenarios})
+      for (const auto& k : *list)
+        known |= s == k.name;
+    if (!known) {
       std::fprintf(stderr, "peerlink-bench: unknown scenario '%s'\n", s.c_str());
       usage();
       return 2;
     }
+    for (const auto& k : host_scenarios)
+      any_host |= s == k.name;
   }
-  auto want = [&](const char* s) { return scenarios.empty() || scenarios.count(s); };
-  if (want("core-throughput")) peerlink::bench::run_core_throughput(o, true);
-  if (want("core-throughput-chacha")) peerlink::bench::run_core_throughput(o, false);
-  if (want("core-memory")) peerlink::bench::run_core_memory(o);
-  return 0;
+  if (netns && geteuid() != 0) {
+    std::fprintf(
+        stderr,
+        "peerlink-bench: --netns needs root to create network namespaces; skipped (exit status 77)\n");
+    return kExitSkip;
+  }
+
+  teardown::install_signal_handlers();
+  int status = run_all(core_scenarios, wanted);
+  if (!any_host) return status;
+  if (!netns) return std::max(status, run_all(host_scenarios, wanted));
+
+  std::string why;
+  std::unique_ptr<NamespacePair> pair = NamespacePair::create(&why);
+  if (!pair) {
+    std::fprintf(stderr, "peerlink-bench: cannot build the network namespaces: %s\n", why.c_str());
+    return 1;
+  }
+  host.path.name = "netns";
+  host.path.client_ip = NamespacePair::kClientIp;
+  host.path.server_ip = NamespacePair::kServerIp;
+  host.path.server_netns_fd = pair->server_fd();
+  try {
+    // This thread, the Host threads it starts and every socket it opens live in the client namespace.
+    ScopedNamespace in_client(pair->client_fd());
+    status = std::max(status, run_all(host_scenarios, wanted));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "peerlink-bench: %s\n", e.what());
+    status = 1;
+  }
+  return status;
 }

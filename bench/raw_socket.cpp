@@ -35,7 +35,8 @@ sockaddr_in ipv4_address(const std::string& ip, uint16_t port) {
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
-  if (inet_pton(AF_INET, ip.c_str(), &a.sin_addr) != 1) throw std::runtime_error("not an IPv4 address: " + ip);
+  if (inet_pton(AF_INET, ip.c_str(), &a.sin_addr) != 1)
+    throw std::runtime_error("not an IPv4 address: " + ip);
   return a;
 }
 

@@ -1,5 +1,6 @@
 #include "server_roles.hpp"
 
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -38,13 +39,15 @@ int run_server_role(int argc, char** argv) {
       args.size = size_t(std::atoll(value.c_str()));
     }
   }
+  // "plb-host-sink" rather than "exe" in ps and top.
+  std::string name = "plb-" + args.role;
+  prctl(PR_SET_NAME, name.c_str());
   // Bounded whatever happens to the benchmark: SIGALRM's default action ends us.
   alarm(lifetime == 0 ? 1 : lifetime);
   ControlChannel channel;
   static const std::map<std::string, std::function<int(const RoleArgs&, ControlChannel&)>> roles = {
-      {"udp-sink", run_udp_sink},         {"tcp-sink", run_tcp_sink},       {"udp-echo", run_udp_echo},
-      {"host-sink", run_host_sink},       {"host-echo", run_host_echo},     {"host-connect", run_host_connect},
-      {"host-memory", run_host_memory},
+      {"udp-sink", run_udp_sink},   {"tcp-sink", run_tcp_sink},         {"host-sink", run_host_sink},
+      {"host-echo", run_host_echo}, {"host-connect", run_host_connect}, {"host-memory", run_host_memory},
   };
   auto it = roles.find(args.role);
   if (it == roles.end() || args.bind_ip.empty()) {

@@ -2,7 +2,7 @@
 // [--size <bytes>]` runs one server role, reports "ready ..." on stdout, then obeys commands on stdin until
 // end of input (the benchmark closed the pipe) or its lifetime alarm.
 //
-//   udp-sink, tcp-sink, udp-echo         raw kernel baselines (baselines.cpp)
+//   udp-sink, tcp-sink                   raw kernel baselines (baselines.cpp)
 //   host-sink, host-echo, host-connect,  peerlink::Host servers (host_server.cpp)
 //   host-memory
 #pragma once

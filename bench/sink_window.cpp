@@ -21,7 +21,8 @@ void serve_sink_commands(ControlChannel& channel, const SinkCounters& counters,
       char line[160];
       std::snprintf(line, sizeof line, "result bytes=%llu messages=%llu seconds=%.6f",
                     static_cast<unsigned long long>(bytes - mark_bytes),
-                    static_cast<unsigned long long>(messages - mark_messages), seconds_between(mark_ns, stop_ns));
+                    static_cast<unsigned long long>(messages - mark_messages),
+                    seconds_between(mark_ns, stop_ns));
       channel.say(line);
     } else if (!other || !other(*command)) {
       channel.say("error unknown command '" + command->verb + "'");

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <initializer_list>
 #include <stdexcept>
 #include <thread>
 
@@ -36,8 +37,8 @@ ServerProcess::ServerProcess(const NetworkPath& path, const std::string& role,
     : role_(role) {
   char lifetime[32];
   std::snprintf(lifetime, sizeof lifetime, "%d", int(lifetime_seconds + 1));
-  std::vector<std::string> args = {"peerlink-bench", "--role", role, "--bind", path.server_ip,
-                                   "--lifetime", lifetime};
+  std::vector<std::string> args = {"peerlink-bench", "--role",     role,    "--bind",
+                                   path.server_ip,   "--lifetime", lifetime};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   std::vector<char*> argv;
   for (auto& a : args)
@@ -114,7 +115,8 @@ ControlMessage ServerProcess::expect(const std::string& verb, double timeout_sec
   }
   ControlMessage m = ControlMessage::parse(*line);
   if (m.verb == "error") throw std::runtime_error("server " + role_ + ": " + m.text);
-  if (m.verb != verb) throw std::runtime_error("server " + role_ + " said '" + *line + "', not '" + verb + "'");
+  if (m.verb != verb)
+    throw std::runtime_error("server " + role_ + " said '" + *line + "', not '" + verb + "'");
   return m;
 }
 

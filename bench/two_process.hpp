@@ -2,10 +2,10 @@
 // hidden arguments `--role <role> --bind <ip> --lifetime <s> ...`, optionally inside the server's network
 // namespace, controlled through its stdin and stdout (control_protocol.hpp).
 //
-//   ServerProcess server(path, "udp-echo", {});
+//   ServerProcess server(path, "udp-sink", {});
 //   uint16_t port = uint16_t(server.ready().u64("port"));
 //   ...
-//   server.send("stop");
+//   server.send("mark"); ... server.send("stop");
 //   ControlMessage result = server.expect("result", 5.0);
 //
 // The child is killed and reaped by the destructor, by a fatal signal to us (teardown.hpp), and by the

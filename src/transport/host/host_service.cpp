@@ -43,8 +43,9 @@ void Host::Impl::service_main() {
     bool more = transmit(now);
     collect_events(now);
 
-    if (waiters_ > 0 && (endpoint_.messages_delivered() != delivered_notified || events_.size() > events_notified))
-      activity_.notify_all();
+    // Waiters are notified after the lock is released, so that a woken thread does not block on it at once.
+    bool notify =
+        waiters_ > 0 && (endpoint_.messages_delivered() != delivered_notified || events_.size() > events_notified);
     delivered_notified = endpoint_.messages_delivered();
     events_notified = events_.size();
 
@@ -54,13 +55,17 @@ void Host::Impl::service_main() {
       events_notified = 0;
       ConnectionCallback callback = callback_;
       lock.unlock();
+      if (notify) activity_.notify_all();
       log_.flush();
       for (const ConnectionEvent& e : batch)
         callback(e);
       lock.lock();
       continue;  // the callback may have queued work
     }
-    if (stopping_ && shutdown_done(now)) break;
+    if (stopping_ && shutdown_done(now)) {
+      if (notify) activity_.notify_all();
+      break;
+    }
 
     Instant deadline = more ? now : endpoint_.next_timeout();
     if (send_impairment_) deadline = std::min(deadline, send_impairment_->next_due());
@@ -74,6 +79,7 @@ void Host::Impl::service_main() {
     sleeping_ = true;
     sleep_deadline_ = deadline;
     lock.unlock();
+    if (notify) activity_.notify_all();
     log_.flush();
     loop_.wait(fds, deadline);
     lock.lock();
@@ -104,7 +110,9 @@ void Host::Impl::receive_from(uint8_t index, Instant now) {
       else
         endpoint_.handle_datagram(now, from, d.data, d.size);
     }
-    if (n == 0) break;
+    // A batch that was not full emptied the socket; ppoll is level-triggered and brings us back for more,
+    // so the next recvmmsg would only return EAGAIN (a syscall per wake-up on the latency path).
+    if (n < receive_batch_.slots()) break;
   }
 }
 

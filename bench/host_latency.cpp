@@ -1,0 +1,141 @@
+// rtt and connect: one message at a time, timed from this process (and, for connect, by the server's
+// CLOCK_MONOTONIC timestamp of delivery, the same clock as ours).
+#include <algorithm>
+#include <chrono>
+#include <initializer_list>
+#include <stdexcept>
+#include <vector>
+
+#include "baselines.hpp"
+#include "bench_output.hpp"
+#include "host_common.hpp"
+#include "host_scenarios.hpp"
+#include "measure.hpp"
+
+namespace peerlink::bench {
+
+namespace {
+
+constexpr size_t kPingSize = 32;
+constexpr size_t kMaxTrips = 20000;
+constexpr uint64_t kWarmupTrips = 200;
+constexpr uint32_t kPingFlags = send_flags::kReliable | send_flags::kNoNagle;
+
+uint16_t raw_port(const ServerProcess& server) {
+  return uint16_t(server.ready().u64("raw_port"));
+}
+
+// Like measure_udp_ping_pong, through a Host connection to a host-echo server: the reply is awaited with
+// Host::wait() and read with Host::receive(), as an application would.
+PingPongResult measure_host_ping_pong(const NetworkPath& path, const ServerProcess& server, size_t size,
+                                      size_t max_trips, double seconds) {
+  Host host(bench_host_config(path.client_ip));
+  ignore_events(host);
+  ConnectionHandle c = connect_and_wait(host, server_address(path, server.ready()),
+                                        key_from_hex(server.ready().field("key")), 10);
+  std::vector<uint8_t> out(std::max<size_t>(size, 8));
+  std::vector<Message> in;
+  PingPongResult result;
+  int64_t end_ns = monotonic_ns() + int64_t(seconds * 1e9);
+  for (uint64_t seq = 1; result.rtt_us.size() < max_trips && monotonic_ns() < end_ns; ++seq) {
+    put_sequence(out.data(), seq);
+    int64_t t0 = monotonic_ns();
+    SendResult sent = host.send(c, out.data(), size, kPingFlags);
+    if (sent != SendResult::kOk) throw std::runtime_error(std::string("send: ") + to_string(sent));
+    int64_t give_up = t0 + 1000000000;
+    bool answered = false;
+    while (!answered) {
+      host.wait(std::chrono::milliseconds(100));
+      host.receive(c, in, 16);
+      for (const Message& m : in)
+        answered |= m.size() >= 8 && get_sequence(m.data()) == seq;
+      in.clear();
+      if (!answered && monotonic_ns() > give_up) {
+        ++result.lost;
+        break;
+      }
+    }
+    if (answered && seq > kWarmupTrips) result.rtt_us.push_back(double(monotonic_ns() - t0) / 1e3);
+    host.run_callbacks();
+  }
+  return result;
+}
+
+}  // namespace
+
+void run_rtt(const HostBenchOptions& o) {
+  ServerProcess server(o.path, "host-echo", {}, 2 * o.seconds + 120);
+  PingPongResult raw = measure_udp_ping_pong(o.path, raw_port(server), kPingSize, kMaxTrips, o.seconds);
+  PingPongResult host = measure_host_ping_pong(o.path, server, kPingSize, kMaxTrips, o.seconds);
+  if (raw.rtt_us.empty() || host.rtt_us.empty()) throw std::runtime_error("no round trip completed");
+  size_t raw_trips = raw.rtt_us.size(), host_trips = host.rtt_us.size();
+  double raw_p50 = percentile(raw.rtt_us, 0.5), raw_p99 = percentile(raw.rtt_us, 0.99);
+  double p50 = percentile(host.rtt_us, 0.5), p99 = percentile(host.rtt_us, 0.99);
+  struct Line {
+    const char* metric;
+    double value, baseline, target;
+  };
+  for (const Line& l : {Line{"p50", p50, raw_p50, raw_p50 + 25}, Line{"p99", p99, raw_p99, 2 * raw_p99}}) {
+    Figure f{"rtt", l.value, "us", {}};
+    f.add("metric", l.metric)
+        .compare(std::string("raw UDP ping-pong ") + l.metric, l.baseline)
+        .add("path", o.path.name)
+        .add("target", l.target)
+        .add_count("message_size", kPingSize)
+        .add_count("round_trips", host_trips)
+        .add_count("baseline_round_trips", raw_trips)
+        .add_count("unanswered_1s", host.lost)
+        .add_count("baseline_lost", raw.lost);
+    f.print();
+  }
+}
+
+void run_connect(const HostBenchOptions& o) {
+  constexpr int kTrials = 50;
+  ServerProcess server(o.path, "host-connect", {}, 180);
+  PingPongResult raw =
+      measure_udp_ping_pong(o.path, raw_port(server), kPingSize, 2000, std::min(1.0, o.seconds));
+  if (raw.rtt_us.empty()) throw std::runtime_error("no raw UDP round trip completed");
+  double raw_rtt = percentile(raw.rtt_us, 0.5);
+
+  Address to = server_address(o.path, server.ready());
+  PublicKey key = key_from_hex(server.ready().field("key"));
+  std::vector<double> samples;
+  int64_t give_up = monotonic_ns() + int64_t(std::max(30.0, o.seconds * 10) * 1e9);
+  for (int trial = 0; trial < kTrials && monotonic_ns() < give_up; ++trial) {
+    Host host(bench_host_config(o.path.client_ip));  // a fresh client: new identity, new socket
+    ignore_events(host);
+    uint8_t message[kPingSize] = {};
+    put_sequence(message, uint64_t(trial));
+    ConnectOptions options;
+    options.expected_key = key;
+    std::string why;
+    int64_t t0 = monotonic_ns();
+    ConnectionHandle c = host.connect(to, options, &why);
+    if (c == kInvalidConnection) throw std::runtime_error("connect: " + why);
+    SendResult sent = host.send(c, message, sizeof message, kPingFlags);
+    if (sent != SendResult::kOk)
+      throw std::runtime_error(std::string("send while connecting: ") + to_string(sent));
+    ControlMessage delivered = server.expect("delivered", 11.0);
+    if (delivered.u64("seq") != uint64_t(trial))
+      throw std::runtime_error("the server delivered message " + delivered.field("seq") + " in trial " +
+                               std::to_string(trial));
+    samples.push_back(double(int64_t(delivered.u64("t_ns")) - t0) / 1e3);
+  }
+  size_t trials = samples.size();
+  double baseline = 2 * raw_rtt + 1000;
+  for (const char* metric : {"p50", "p99"}) {
+    double value = percentile(samples, metric[1] == '5' ? 0.5 : 0.99);
+    Figure f{"connect", value, "us", {}};
+    f.add("metric", metric)
+        .compare("2 x raw UDP RTT p50 + 1 ms", baseline)
+        .add("path", o.path.name)
+        .add("target", baseline)
+        .add("raw_rtt_p50_us", raw_rtt)
+        .add_count("trials", trials)
+        .add("address_validation", "on (default)");
+    f.print();
+  }
+}
+
+}  // namespace peerlink::bench
