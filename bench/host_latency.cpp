@@ -2,7 +2,9 @@
 // CLOCK_MONOTONIC timestamp of delivery, the same clock as ours).
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <initializer_list>
+#include <mutex>
 #include <stdexcept>
 #include <vector>
 
@@ -61,13 +63,57 @@ PingPongResult measure_host_ping_pong(const NetworkPath& path, const ServerProce
   return result;
 }
 
-}  // namespace
+// The same ping-pong run entirely on the two Hosts' service threads: each side's message callback
+// (CallbackThread::kService) answers or times the message and sends the next, with no hand-off to an
+// application thread. This is the latency the Host itself adds.
+PingPongResult measure_host_ping_pong_callbacks(const NetworkPath& path, const ServerProcess& server,
+                                                size_t size, size_t max_trips, double seconds) {
+  HostConfig config = bench_host_config(path.client_ip);
+  config.callback_thread = CallbackThread::kService;
+  Host host(config);
+  ignore_events(host);
+  ConnectionHandle c = connect_and_wait(host, server_address(path, server.ready()),
+                                        key_from_hex(server.ready().field("key")), 10);
+  std::mutex mutex;
+  std::condition_variable done_cv;
+  bool done = false;
+  PingPongResult result;
+  std::vector<uint8_t> out(std::max<size_t>(size, 8));
+  uint64_t seq = 1;
+  int64_t t0 = 0;
+  int64_t end_ns = monotonic_ns() + int64_t(seconds * 1e9);
+  SendResult failed = SendResult::kOk;
+  auto send_next = [&] {
+    put_sequence(out.data(), seq);
+    t0 = monotonic_ns();
+    return host.send(c, out.data(), size, kPingFlags);
+  };
+  host.set_message_callback([&](Message&& m) {  // callbacks must not throw: errors end the run
+    if (m.size() < 8 || get_sequence(m.data()) != seq) return;
+    int64_t now = monotonic_ns();
+    if (seq > kWarmupTrips) result.rtt_us.push_back(double(now - t0) / 1e3);
+    ++seq;
+    if (result.rtt_us.size() < max_trips && now < end_ns) {
+      SendResult sent = send_next();
+      if (sent == SendResult::kOk) return;
+      failed = sent;
+    }
+    std::lock_guard<std::mutex> lock(mutex);
+    done = true;
+    done_cv.notify_all();
+  });
+  SendResult first = send_next();
+  if (first != SendResult::kOk) throw std::runtime_error(std::string("send: ") + to_string(first));
+  std::unique_lock<std::mutex> lock(mutex);
+  bool finished = done_cv.wait_for(lock, std::chrono::duration<double>(seconds + 10), [&] { return done; });
+  lock.unlock();
+  host.set_message_callback({});
+  if (!finished) throw std::runtime_error("callback ping-pong stalled at round trip " + std::to_string(seq));
+  if (failed != SendResult::kOk) throw std::runtime_error(std::string("send: ") + to_string(failed));
+  return result;
+}
 
-void run_rtt(const HostBenchOptions& o) {
-  ServerProcess server(o.path, "host-echo", {}, 2 * o.seconds + 120);
-  PingPongResult raw = measure_udp_ping_pong(o.path, raw_port(server), kPingSize, kMaxTrips, o.seconds);
-  PingPongResult host = measure_host_ping_pong(o.path, server, kPingSize, kMaxTrips, o.seconds);
-  if (raw.rtt_us.empty() || host.rtt_us.empty()) throw std::runtime_error("no round trip completed");
+void print_rtt(const HostBenchOptions& o, PingPongResult& raw, PingPongResult& host, const char* mode) {
   size_t raw_trips = raw.rtt_us.size(), host_trips = host.rtt_us.size();
   double raw_p50 = percentile(raw.rtt_us, 0.5), raw_p99 = percentile(raw.rtt_us, 0.99);
   double p50 = percentile(host.rtt_us, 0.5), p99 = percentile(host.rtt_us, 0.99);
@@ -78,6 +124,7 @@ void run_rtt(const HostBenchOptions& o) {
   for (const Line& l : {Line{"p50", p50, raw_p50, raw_p50 + 25}, Line{"p99", p99, raw_p99, 2 * raw_p99}}) {
     Figure f{"rtt", l.value, "us", {}};
     f.add("metric", l.metric)
+        .add("receive", mode)
         .compare(std::string("raw UDP ping-pong ") + l.metric, l.baseline)
         .add("path", o.path.name)
         .add("target", l.target)
@@ -88,6 +135,24 @@ void run_rtt(const HostBenchOptions& o) {
         .add_count("baseline_lost", raw.lost);
     f.print();
   }
+}
+
+}  // namespace
+
+void run_rtt(const HostBenchOptions& o) {
+  ServerProcess server(o.path, "host-echo", {}, 2 * o.seconds + 120);
+  PingPongResult raw = measure_udp_ping_pong(o.path, raw_port(server), kPingSize, kMaxTrips, o.seconds);
+  PingPongResult host = measure_host_ping_pong(o.path, server, kPingSize, kMaxTrips, o.seconds);
+  if (raw.rtt_us.empty() || host.rtt_us.empty()) throw std::runtime_error("no round trip completed");
+  print_rtt(o, raw, host, "application thread: wait() + receive()");
+
+  ServerProcess callback_server(o.path, "host-echo-callback", {}, 2 * o.seconds + 120);
+  PingPongResult raw2 =
+      measure_udp_ping_pong(o.path, raw_port(callback_server), kPingSize, kMaxTrips, o.seconds);
+  PingPongResult callbacks =
+      measure_host_ping_pong_callbacks(o.path, callback_server, kPingSize, kMaxTrips, o.seconds);
+  if (raw2.rtt_us.empty() || callbacks.rtt_us.empty()) throw std::runtime_error("no round trip completed");
+  print_rtt(o, raw2, callbacks, "service thread: message callback");
 }
 
 void run_connect(const HostBenchOptions& o) {

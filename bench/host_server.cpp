@@ -116,6 +116,24 @@ int run_host_echo(const RoleArgs& args, ControlChannel& channel) {
   return 0;
 }
 
+// The same echo from the service thread: Host::set_message_callback with CallbackThread::kService.
+int run_host_echo_callback(const RoleArgs& args, ControlChannel& channel) {
+  HostConfig config = bench_host_config(args.bind_ip);
+  config.callback_thread = CallbackThread::kService;
+  Host host(config);
+  std::string ready = listen_for_bench(host, args.bind_ip);
+  host.set_connection_callback([&host](const ConnectionEvent& e) {
+    if (e.kind == ConnectionEventKind::kClosed) host.close(e.info.handle);
+  });
+  host.set_message_callback([&host](Message&& m) {
+    host.send(m.connection(), m.data(), m.size(), send_flags::kReliable | send_flags::kNoNagle);
+  });
+  UdpEcho raw(args.bind_ip);
+  channel.say(ready + " raw_port=" + std::to_string(raw.port()));
+  ignore_commands(channel);
+  return 0;
+}
+
 int run_host_connect(const RoleArgs& args, ControlChannel& channel) {
   std::vector<Message> in;
   ServedHost served(args, false);  // after what its thread uses, so that it stops first

@@ -6,9 +6,10 @@
 //                 sequence numbers arrive complete and in order; "expect count=N timeout=S" waits for the
 //                 N-th message and answers "total messages= errors=".
 //   host-echo     sends every message back, reliable and without Nagle delay.
+//   host-echo-callback  the same from the service thread (Host::set_message_callback).
 //   host-connect  reports each message's delivery time: "delivered t_ns=<CLOCK_MONOTONIC> seq=<n>".
-// host-echo and host-connect also run a raw UdpEcho (baselines.hpp) and add "raw_port=<port>" to "ready",
-// so the raw baseline round trips go between the same two processes.
+// host-echo, host-echo-callback and host-connect also run a raw UdpEcho (baselines.hpp) and add
+// "raw_port=<port>" to "ready", so the raw baseline round trips go between the same two processes.
 //   host-memory   "rss" answers "rss bytes=<VmRSS> connected=<connections in kConnected>".
 #pragma once
 
@@ -18,6 +19,7 @@ namespace peerlink::bench {
 
 int run_host_sink(const RoleArgs& args, ControlChannel& channel);
 int run_host_echo(const RoleArgs& args, ControlChannel& channel);
+int run_host_echo_callback(const RoleArgs& args, ControlChannel& channel);
 int run_host_connect(const RoleArgs& args, ControlChannel& channel);
 int run_host_memory(const RoleArgs& args, ControlChannel& channel);
 

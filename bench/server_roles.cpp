@@ -46,8 +46,13 @@ int run_server_role(int argc, char** argv) {
   alarm(lifetime == 0 ? 1 : lifetime);
   ControlChannel channel;
   static const std::map<std::string, std::function<int(const RoleArgs&, ControlChannel&)>> roles = {
-      {"udp-sink", run_udp_sink},   {"tcp-sink", run_tcp_sink},         {"host-sink", run_host_sink},
-      {"host-echo", run_host_echo}, {"host-connect", run_host_connect}, {"host-memory", run_host_memory},
+      {"udp-sink", run_udp_sink},
+      {"tcp-sink", run_tcp_sink},
+      {"host-sink", run_host_sink},
+      {"host-echo", run_host_echo},
+      {"host-echo-callback", run_host_echo_callback},
+      {"host-connect", run_host_connect},
+      {"host-memory", run_host_memory},
   };
   auto it = roles.find(args.role);
   if (it == roles.end() || args.bind_ip.empty()) {

@@ -21,7 +21,7 @@
 // default they are queued and delivered by run_callbacks() on the thread that calls it; with
 // HostConfig::callback_thread = kService they run on the service thread as they happen. Either way no
 // library lock is held while a callback runs, and a callback may call any method of the Host (but must not
-// destroy it).
+// destroy it, and must not throw).
 //
 // Handles: a connection handle stays valid until the application calls close() on it, also after the
 // connection ended on its own (kClosed event): the messages it received before stay readable until then.
@@ -74,10 +74,10 @@ struct HostConfig {
   std::chrono::milliseconds keepalive_interval{5000};
   std::chrono::milliseconds linger_timeout{10000};  // a close(linger = true) gives up after this
 
-  size_t send_buffer_bytes = 96u << 20;      // per connection: beyond this send() returns kLimitExceeded
-  size_t receive_buffer_bytes = 96u << 20;   // per connection: unread bytes before the peer is slowed down
-  size_t max_message_size = 64u << 20;       // reliable; unreliable messages are limited to 64 KiB
-  size_t max_connections = 100000;           // beyond this, requests are refused (kRemoteBusy at the peer)
+  size_t send_buffer_bytes = 96u << 20;     // per connection: beyond this send() returns kLimitExceeded
+  size_t receive_buffer_bytes = 96u << 20;  // per connection: unread bytes before the peer is slowed down
+  size_t max_message_size = 64u << 20;      // reliable; unreliable messages are limited to 64 KiB
+  size_t max_connections = 100000;          // beyond this, requests are refused (kRemoteBusy at the peer)
   // Before keeping any state for a peer, make it prove its address with a stateless cookie (one extra round
   // trip on connect). Turning it off saves that round trip on trusted networks; the 3x anti-amplification
   // limit still applies.
@@ -88,16 +88,16 @@ struct HostConfig {
   LogLevel log_level = LogLevel::kWarning;  // PEERLINK_LOG overrides
   LogSink log_sink;                         // empty: stderr
 
-  NetworkSimulation simulation;             // off by default
-  int socket_buffer_bytes = 4 << 20;        // SO_RCVBUF / SO_SNDBUF of every socket
+  NetworkSimulation simulation;       // off by default
+  int socket_buffer_bytes = 4 << 20;  // SO_RCVBUF / SO_SNDBUF of every socket
 
   // "" when the configuration is usable, else what is wrong with it.
   std::string validate() const;
 };
 
 struct ListenOptions {
-  Address address;            // unspecified: every interface, IPv4 and IPv6 (the port comes from listen())
-  bool auto_accept = true;    // false: each request is a kIncomingRequest event to accept() or reject()
+  Address address;          // unspecified: every interface, IPv4 and IPv6 (the port comes from listen())
+  bool auto_accept = true;  // false: each request is a kIncomingRequest event to accept() or reject()
   PollGroupHandle poll_group = kInvalidPollGroup;  // accepted connections join this group
 };
 
@@ -138,17 +138,17 @@ struct OutgoingMessage {
 // What happened to datagrams that never reached a connection, and to the sockets.
 struct HostCounters {
   uint64_t datagrams_received = 0, datagrams_sent = 0;
-  uint64_t invalid_datagrams = 0;    // unparseable or of an unknown kind: dropped
-  uint64_t unknown_connection = 0;   // for no connection of ours (stale, forged or replayed): dropped
-  uint64_t wrong_source = 0;         // handshake packets from an address other than the peer's: dropped
-  uint64_t bad_cookies = 0;          // forged or expired address-validation cookies: dropped
-  uint64_t handshake_failures = 0;   // connection requests that did not authenticate: dropped
-  uint64_t retries_sent = 0;         // address-validation challenges sent
-  uint64_t rejects_sent = 0;         // requests refused (not listening, rejected, busy)
+  uint64_t invalid_datagrams = 0;   // unparseable or of an unknown kind: dropped
+  uint64_t unknown_connection = 0;  // for no connection of ours (stale, forged or replayed): dropped
+  uint64_t wrong_source = 0;        // handshake packets from an address other than the peer's: dropped
+  uint64_t bad_cookies = 0;         // forged or expired address-validation cookies: dropped
+  uint64_t handshake_failures = 0;  // connection requests that did not authenticate: dropped
+  uint64_t retries_sent = 0;        // address-validation challenges sent
+  uint64_t rejects_sent = 0;        // requests refused (not listening, rejected, busy)
   uint64_t socket_receive_errors = 0, socket_send_errors = 0;
-  uint64_t send_would_block = 0;     // the socket's send buffer was full (datagrams waited, not lost)
-  uint64_t simulated_dropped = 0;    // by HostConfig::simulation (loss and rate limit)
-  size_t connections = 0;            // handles currently held, plus connections still closing
+  uint64_t send_would_block = 0;   // the socket's send buffer was full (datagrams waited, not lost)
+  uint64_t simulated_dropped = 0;  // by HostConfig::simulation (loss and rate limit)
+  size_t connections = 0;          // handles currently held, plus connections still closing
 };
 
 class Host {
@@ -169,14 +169,16 @@ class Host {
   // kInvalidListenSocket and, if error is given, why (port in use, bad address, ...).
   ListenSocketHandle listen(uint16_t port, const ListenOptions& options = {}, std::string* error = nullptr);
   std::optional<Address> listen_address(ListenSocketHandle socket) const;
-  // Stops accepting on it; connections that came through it go on. False if there is no such socket.
+  // Stops accepting on it; connections that came through it go on (its port stays bound for them until the
+  // Host is destroyed). False if there is no such socket.
   bool close_listen_socket(ListenSocketHandle socket);
 
   // --- connections ---
   // Starts a connection to a peer's address. Returns kInvalidConnection and, if error is given, why (bad
   // address, no socket, too many connections); otherwise the outcome arrives as a kConnected or kClosed
   // event (e.g. EndReason::kMiscConnectTimeout when nobody answers).
-  ConnectionHandle connect(const Address& to, const ConnectOptions& options = {}, std::string* error = nullptr);
+  ConnectionHandle connect(const Address& to, const ConnectOptions& options = {},
+                           std::string* error = nullptr);
   // Answers a kIncomingRequest. reject(): the peer's connection ends with EndReason::kRemoteRejected.
   bool accept(ConnectionHandle connection);
   bool reject(ConnectionHandle connection);
@@ -220,6 +222,13 @@ class Host {
   // --- events ---
   using ConnectionCallback = std::function<void(const ConnectionEvent& event)>;
   void set_connection_callback(ConnectionCallback callback);
+  // With CallbackThread::kService only: received messages go to this function on the service thread as soon
+  // as their datagram is processed, instead of being queued for receive(). This is the lowest-latency way to
+  // receive (no hand-off to another thread); a reply sent with kNoNagle from inside it leaves at once. Keep
+  // it short: the service thread waits for it. An empty function goes back to queueing. Returns false (and
+  // changes nothing) with CallbackThread::kApplication.
+  using MessageCallback = std::function<void(Message&& message)>;
+  bool set_message_callback(MessageCallback callback);
   // Delivers the queued events to the callback on this thread; returns how many. Events that arrive while
   // no callback is set are kept until one is.
   size_t run_callbacks();

@@ -65,8 +65,8 @@ TEST(HostConnect, WrongExpectedKey_ClosedWithKeyMismatch) {
   o.expected_key = Identity::generate().public_key();  // not the server's
   ConnectionHandle c = client.connect(loopback(server, l), o);
   ASSERT_NE(c, kInvalidConnection);
-  ASSERT_TRUE(pump_until({&client, &server}, [&] { return bool(events.find(ConnectionEventKind::kClosed, c)); },
-                         5s));
+  ASSERT_TRUE(pump_until(
+      {&client, &server}, [&] { return bool(events.find(ConnectionEventKind::kClosed, c)); }, 5s));
   auto e = events.find(ConnectionEventKind::kClosed, c);
   EXPECT_EQ(e->info.end_reason, uint32_t(EndReason::kRemoteKeyMismatch)) << e->info.end_debug;
   EXPECT_FALSE(events.find(ConnectionEventKind::kConnected, c));
@@ -97,7 +97,8 @@ TEST(HostConnect, NoListener_ConnectTimesOutWithClearReason) {
   ConnectionHandle c = client.connect(Address::loopback_v4(ntohs(a.sin_port)));
   ASSERT_NE(c, kInvalidConnection);
   auto start = std::chrono::steady_clock::now();
-  ASSERT_TRUE(pump_until({&client}, [&] { return bool(events.find(ConnectionEventKind::kClosed, c)); }, 5s));
+  ASSERT_TRUE(pump_until(
+      {&client}, [&] { return bool(events.find(ConnectionEventKind::kClosed, c)); }, 5s));
   EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
   EXPECT_EQ(events.find(ConnectionEventKind::kClosed, c)->info.end_reason,
             uint32_t(EndReason::kMiscConnectTimeout));
@@ -121,7 +122,8 @@ TEST(HostConnect, PeerWithoutListenSocket_RefusesQuickly) {
   EventRecorder ec(c);
   ConnectionHandle cc = c.connect(Address::loopback_v4(a_client.port()));
   auto start = std::chrono::steady_clock::now();
-  ASSERT_TRUE(pump_until({&c, &a}, [&] { return bool(ec.find(ConnectionEventKind::kClosed, cc)); }, 5s));
+  ASSERT_TRUE(pump_until(
+      {&c, &a}, [&] { return bool(ec.find(ConnectionEventKind::kClosed, cc)); }, 5s));
   EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
   EXPECT_EQ(ec.find(ConnectionEventKind::kClosed, cc)->info.end_reason, uint32_t(EndReason::kRemoteRejected));
   EXPECT_EQ(a.connections().size(), 1u);  // only ab
@@ -136,20 +138,24 @@ TEST(HostConnect, ManualAccept_IncomingRequestEventThenAcceptOrReject) {
   lo.auto_accept = false;
   ListenSocketHandle l = server.listen(0, lo);
   ConnectionHandle c1 = client.connect(loopback(server, l));
-  ASSERT_TRUE(pump_until({&client, &server}, [&] { return se.count(ConnectionEventKind::kIncomingRequest) == 1; }));
+  ASSERT_TRUE(
+      pump_until({&client, &server}, [&] { return se.count(ConnectionEventKind::kIncomingRequest) == 1; }));
   auto req = se.find(ConnectionEventKind::kIncomingRequest);
   EXPECT_EQ(req->info.remote_key, client.identity().public_key());
   EXPECT_EQ(req->info.state, ConnectionState::kConnecting);
   EXPECT_TRUE(server.accept(req->info.handle));
   EXPECT_FALSE(server.accept(req->info.handle));  // only once
-  ASSERT_TRUE(pump_until({&client, &server}, [&] { return bool(ce.find(ConnectionEventKind::kConnected, c1)); }));
+  ASSERT_TRUE(
+      pump_until({&client, &server}, [&] { return bool(ce.find(ConnectionEventKind::kConnected, c1)); }));
 
   ConnectionHandle c2 = client.connect(loopback(server, l));
-  ASSERT_TRUE(pump_until({&client, &server}, [&] { return se.count(ConnectionEventKind::kIncomingRequest) == 2; }));
+  ASSERT_TRUE(
+      pump_until({&client, &server}, [&] { return se.count(ConnectionEventKind::kIncomingRequest) == 2; }));
   ConnectionHandle r2 = se.events().back().info.handle;
   EXPECT_TRUE(server.reject(r2));
   EXPECT_FALSE(server.connection_info(r2));  // released at once
-  ASSERT_TRUE(pump_until({&client, &server}, [&] { return bool(ce.find(ConnectionEventKind::kClosed, c2)); }, 5s));
+  ASSERT_TRUE(pump_until(
+      {&client, &server}, [&] { return bool(ce.find(ConnectionEventKind::kClosed, c2)); }, 5s));
   EXPECT_EQ(ce.find(ConnectionEventKind::kClosed, c2)->info.end_reason, uint32_t(EndReason::kRemoteRejected));
 }
 
@@ -164,9 +170,11 @@ TEST(HostConnect, UnansweredRequest_FailsAfterConnectTimeout) {
   lo.auto_accept = false;
   ListenSocketHandle l = server.listen(0, lo);
   ConnectionHandle c = client.connect(loopback(server, l));
-  ASSERT_TRUE(pump_until({&client, &server}, [&] { return bool(ce.find(ConnectionEventKind::kClosed, c)); }, 5s));
+  ASSERT_TRUE(pump_until(
+      {&client, &server}, [&] { return bool(ce.find(ConnectionEventKind::kClosed, c)); }, 5s));
   EXPECT_FALSE(ce.find(ConnectionEventKind::kConnected, c));
-  ASSERT_TRUE(pump_until({&server}, [&] { return bool(se.find(ConnectionEventKind::kClosed)); }, 5s));
+  ASSERT_TRUE(pump_until(
+      {&server}, [&] { return bool(se.find(ConnectionEventKind::kClosed)); }, 5s));
 }
 
 TEST(HostConnect, CloseListenSocket_NewRequestsRefusedExistingGoOn) {
@@ -177,8 +185,9 @@ TEST(HostConnect, CloseListenSocket_NewRequestsRefusedExistingGoOn) {
   EXPECT_FALSE(p.server.close_listen_socket(p.listener));
   EXPECT_FALSE(p.server.listen_address(p.listener));
   ConnectionHandle c2 = p.client.connect(where);
-  ASSERT_TRUE(pump_until({&p.client, &p.server},
-                         [&] { return bool(p.client_events.find(ConnectionEventKind::kClosed, c2)); }, 5s));
+  ASSERT_TRUE(pump_until(
+      {&p.client, &p.server}, [&] { return bool(p.client_events.find(ConnectionEventKind::kClosed, c2)); },
+      5s));
   EXPECT_EQ(p.client_events.find(ConnectionEventKind::kClosed, c2)->info.end_reason,
             uint32_t(EndReason::kRemoteRejected));
   ASSERT_EQ(p.client.send(p.client_conn, "still", 5), SendResult::kOk);
@@ -192,9 +201,8 @@ TEST(HostConnect, PeerClosesWithReason_OtherSideGetsClosedEventWithThatReason) {
   ASSERT_TRUE(p.connect());
   EXPECT_TRUE(p.client.close(p.client_conn, 1234, "bye now"));
   EXPECT_FALSE(p.client.close(p.client_conn));
-  ASSERT_TRUE(pump_until({&p.server}, [&] {
-    return bool(p.server_events.find(ConnectionEventKind::kClosed, p.server_conn));
-  }));
+  ASSERT_TRUE(pump_until(
+      {&p.server}, [&] { return bool(p.server_events.find(ConnectionEventKind::kClosed, p.server_conn)); }));
   auto e = p.server_events.find(ConnectionEventKind::kClosed, p.server_conn);
   EXPECT_EQ(e->info.end_reason, 1234u);
   EXPECT_EQ(e->info.end_debug, "bye now");
@@ -208,10 +216,12 @@ TEST(HostConnect, DestroyingHost_PeerLearnsAtOnce) {
   EventRecorder ce(client);
   ListenSocketHandle l = server->listen(0);
   ConnectionHandle c = client.connect(loopback(*server, l));
-  ASSERT_TRUE(pump_until({&client, server.get()}, [&] { return bool(ce.find(ConnectionEventKind::kConnected, c)); }));
+  ASSERT_TRUE(
+      pump_until({&client, server.get()}, [&] { return bool(ce.find(ConnectionEventKind::kConnected, c)); }));
   server.reset();
   auto start = std::chrono::steady_clock::now();
-  ASSERT_TRUE(pump_until({&client}, [&] { return bool(ce.find(ConnectionEventKind::kClosed, c)); }, 5s));
+  ASSERT_TRUE(pump_until(
+      {&client}, [&] { return bool(ce.find(ConnectionEventKind::kClosed, c)); }, 5s));
   EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
   EXPECT_EQ(ce.find(ConnectionEventKind::kClosed, c)->info.end_reason, uint32_t(EndReason::kLocalShutdown));
 }
@@ -231,7 +241,8 @@ TEST(HostConnect, Ipv6Loopback_ConnectsWhenAvailable) {
   auto to = Address::parse("[::1]:" + std::to_string(server.listen_address(l)->port()));
   ASSERT_TRUE(to);
   ConnectionHandle c = client.connect(*to);
-  ASSERT_TRUE(pump_until({&client, &server}, [&] { return bool(ce.find(ConnectionEventKind::kConnected, c)); }));
+  ASSERT_TRUE(
+      pump_until({&client, &server}, [&] { return bool(ce.find(ConnectionEventKind::kConnected, c)); }));
   EXPECT_TRUE(client.connection_info(c)->remote_address.is_ipv6());
 }
 
@@ -313,6 +324,40 @@ TEST(HostConnect, ServiceThreadCallbacks_DeliveredWithoutRunCallbacks) {
   EXPECT_EQ(connected.load(), 2);
   EXPECT_TRUE(reentered.load());
   EXPECT_EQ(client.run_callbacks(), 0u);  // nothing is queued for the application thread
+}
+
+TEST(HostConnect, MessageCallback_ServiceThreadEchoesWithoutReceive) {
+  HostConfig cfg = test_config();
+  Host app_thread_host(test_config());
+  EXPECT_FALSE(app_thread_host.set_message_callback([](Message&&) {}));  // needs CallbackThread::kService
+
+  cfg.callback_thread = CallbackThread::kService;
+  Host server(cfg);
+  ASSERT_TRUE(server.set_message_callback([&server](Message&& m) {
+    EXPECT_EQ(server.send(m.connection(), m.data(), m.size(), send_flags::kReliable | send_flags::kNoNagle),
+              SendResult::kOk);
+  }));
+  Host client(test_config());
+  EventRecorder ce(client);
+  ListenSocketHandle l = server.listen(0);
+  ConnectionHandle c = client.connect(loopback(server, l));
+  for (uint64_t i = 0; i < 100; ++i)
+    ASSERT_EQ(client.send(c, make_message(i, 100).data(), 100), SendResult::kOk);
+  uint64_t next = 0;
+  std::vector<Message> in;
+  ASSERT_TRUE(pump_until({&client}, [&] {
+    in.clear();
+    client.receive(c, in);
+    for (const Message& m : in) {
+      EXPECT_EQ(message_index(m.data()), next);
+      EXPECT_TRUE(check_message(next, m.data(), m.size()));
+      ++next;
+    }
+    return next == 100;
+  }));
+  // Nothing was left queued for receive() on the server.
+  std::vector<Message> left;
+  EXPECT_EQ(server.receive_all(left), 0u);
 }
 
 }  // namespace

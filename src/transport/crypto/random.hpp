@@ -25,10 +25,10 @@ class SeededRandom final : public RandomSource {
  public:
   explicit SeededRandom(uint64_t seed);
   void fill(uint8_t* out, size_t n) override;
+  uint64_t next();  // the next 64 bits of xoshiro256**
 
  private:
   uint64_t state_[4];
-  uint64_t next();
 };
 
 }  // namespace peerlink::crypto

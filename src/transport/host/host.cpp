@@ -112,6 +112,9 @@ HostCounters Host::counters() const {
 void Host::set_connection_callback(ConnectionCallback callback) {
   impl_->set_connection_callback(std::move(callback));
 }
+bool Host::set_message_callback(MessageCallback callback) {
+  return impl_->set_message_callback(std::move(callback));
+}
 size_t Host::run_callbacks() {
   return impl_->run_callbacks();
 }
@@ -149,7 +152,7 @@ Host::Impl::~Impl() {
     stopping_ = true;
     // Connections closed with linger get their linger time; the rest only need their CLOSE sent.
     protocol::Duration grace = endpoint_.lingering_count() > 0 ? protocol::Duration(config_.linger_timeout)
-                                                                : protocol::milliseconds(100);
+                                                               : protocol::milliseconds(100);
     stop_deadline_ = now + grace;
   }
   loop_.wake();
@@ -194,7 +197,8 @@ ListenSocketHandle Host::Impl::listen(uint16_t port, const ListenOptions& option
 std::optional<Address> Host::Impl::listen_address(ListenSocketHandle socket) const {
   std::lock_guard<std::mutex> lock(mutex_);
   for (const auto& s : sockets_)
-    if (s->listen == socket && socket != kInvalidListenSocket && s->accepting) return s->socket->local_address();
+    if (s->listen == socket && socket != kInvalidListenSocket && s->accepting)
+      return s->socket->local_address();
   return std::nullopt;
 }
 
@@ -232,8 +236,8 @@ uint8_t Host::Impl::client_socket_for(const Address& to, std::string* error) {
   }
   const io::UdpSocket& s = *sockets_[*client_socket_]->socket;
   if (s.local_address().is_ipv4() && !to.is_ipv4_or_mapped()) {
-    if (error) *error = "cannot reach an IPv6 address from the IPv4 socket bound to " +
-                        s.local_address().to_string();
+    if (error)
+      *error = "cannot reach an IPv6 address from the IPv4 socket bound to " + s.local_address().to_string();
     return 255;
   }
   return *client_socket_;
@@ -270,10 +274,14 @@ ConnectionHandle Host::Impl::connect(const Address& to, const ConnectOptions& op
   return c;
 }
 
+bool Host::Impl::awaiting_accept(ConnectionHandle c) const {
+  const protocol::Connection* conn = endpoint_.connection(c);
+  return handles_.count(c) && conn && conn->awaiting_accept();
+}
+
 bool Host::Impl::accept(ConnectionHandle c) {
   std::lock_guard<std::mutex> lock(mutex_);
-  const protocol::Connection* conn = endpoint_.connection(c);
-  if (!handles_.count(c) || !conn || !conn->awaiting_accept()) return false;
+  if (!awaiting_accept(c)) return false;
   Instant now = io::monotonic_now();
   endpoint_.accept(c, now);
   after_command(now, true);
@@ -282,8 +290,7 @@ bool Host::Impl::accept(ConnectionHandle c) {
 
 bool Host::Impl::reject(ConnectionHandle c) {
   std::lock_guard<std::mutex> lock(mutex_);
-  const protocol::Connection* conn = endpoint_.connection(c);
-  if (!handles_.count(c) || !conn || !conn->awaiting_accept()) return false;
+  if (!awaiting_accept(c)) return false;
   Instant now = io::monotonic_now();
   endpoint_.reject(c, uint32_t(EndReason::kRemoteRejected), now);
   handles_.erase(c);  // the rejected request is released at once
@@ -307,13 +314,13 @@ bool Host::Impl::close(ConnectionHandle c, uint32_t reason, const std::string& d
   return true;
 }
 
-SendResult Host::Impl::send(ConnectionHandle c, const void* data, size_t size, uint32_t flags, uint32_t lane) {
+SendResult Host::Impl::send(ConnectionHandle c, const void* data, size_t size, uint32_t flags,
+                            uint32_t lane) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (!handles_.count(c)) return SendResult::kNoConnection;
   Instant now = io::monotonic_now();
   SendResult r = endpoint_.send(c, static_cast<const uint8_t*>(data), size, flags, lane, now);
-  if (r == SendResult::kOk)
-    after_command(now, (flags & (send_flags::kNoNagle | send_flags::kNoDelay)) != 0);
+  if (r == SendResult::kOk) after_command(now, (flags & (send_flags::kNoNagle | send_flags::kNoDelay)) != 0);
   return r;
 }
 
@@ -525,6 +532,14 @@ void Host::Impl::set_connection_callback(ConnectionCallback callback) {
   callback_ = std::move(callback);
   if (config_.callback_thread == CallbackThread::kService && !events_.empty()) loop_.wake();
   activity_.notify_all();
+}
+
+bool Host::Impl::set_message_callback(MessageCallback callback) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (config_.callback_thread != CallbackThread::kService) return false;
+  message_callback_ = std::move(callback);
+  if (message_callback_) loop_.wake();  // messages already queued go to it
+  return true;
 }
 
 size_t Host::Impl::run_callbacks() {

@@ -54,6 +54,7 @@ class Host::Impl {
   std::vector<ConnectionHandle> connections() const;
   HostCounters counters() const;
   void set_connection_callback(ConnectionCallback callback);
+  bool set_message_callback(MessageCallback callback);
   size_t run_callbacks();
   bool wait(std::chrono::milliseconds timeout);
 
@@ -85,12 +86,15 @@ class Host::Impl {
   bool flush_socket(SocketSlot& slot);
   void collect_events(protocol::Instant now);
   void queue_event(ConnectionEventKind kind, ConnectionHandle c);
+  // Moves every received message into callback_messages_ (for message_callback_).
+  void take_messages_for_callback();
   bool shutdown_done(protocol::Instant now);
 
   // --- shared helpers (mutex_ held) ---
   SocketSlot* socket_of(const protocol::PathAddress& path);
   uint8_t client_socket_for(const Address& to, std::string* error);
   ConnectionInfo info_locked(ConnectionHandle c, const HandleState& h) const;
+  bool awaiting_accept(ConnectionHandle c) const;  // an application handle with a request to answer
   // After an application command: send urgent data from this thread, and wake the service thread if the
   // Endpoint now needs it sooner than it planned to wake.
   void after_command(protocol::Instant now, bool urgent);
@@ -117,8 +121,10 @@ class Host::Impl {
 
   std::deque<ConnectionEvent> events_;  // for run_callbacks (kApplication) or the service thread (kService)
   ConnectionCallback callback_;
-  std::mutex callbacks_running_;  // run_callbacks delivers in order, one caller at a time
-  uint64_t messages_seen_ = 0;    // Endpoint::messages_delivered() at the last receive call
+  MessageCallback message_callback_;
+  std::vector<Message> callback_messages_;  // service thread: taken for message_callback_
+  std::mutex callbacks_running_;            // run_callbacks delivers in order, one caller at a time
+  uint64_t messages_seen_ = 0;              // Endpoint::messages_delivered() at the last receive call
   int waiters_ = 0;
 
   bool sleeping_ = false;  // the service thread is (about to be) in ServiceLoop::wait

@@ -34,6 +34,8 @@ void Host::Impl::service_main() {
 
     for (size_t i = 0; i < readable.size(); ++i)
       if (readable[i]) receive_from(uint8_t(i), now);
+    readable.assign(readable.size(),
+                    0);  // what is left is reported again by the next (level-triggered) ppoll
     if (receive_impairment_) {
       io::ImpairedDatagram d;
       while (receive_impairment_->pop_due(now, d))
@@ -44,11 +46,22 @@ void Host::Impl::service_main() {
     collect_events(now);
 
     // Waiters are notified after the lock is released, so that a woken thread does not block on it at once.
-    bool notify =
-        waiters_ > 0 && (endpoint_.messages_delivered() != delivered_notified || events_.size() > events_notified);
+    bool notify = waiters_ > 0 &&
+                  (endpoint_.messages_delivered() != delivered_notified || events_.size() > events_notified);
     delivered_notified = endpoint_.messages_delivered();
     events_notified = events_.size();
 
+    if (message_callback_ && endpoint_.messages_delivered() != messages_seen_) {
+      take_messages_for_callback();
+      MessageCallback callback = message_callback_;
+      lock.unlock();
+      log_.flush();
+      for (Message& m : callback_messages_)
+        callback(std::move(m));
+      callback_messages_.clear();
+      lock.lock();
+      continue;  // replies may be waiting to go out, and events to be delivered
+    }
     if (config_.callback_thread == CallbackThread::kService && callback_ && !events_.empty()) {
       std::deque<ConnectionEvent> batch;
       batch.swap(events_);
@@ -114,6 +127,22 @@ void Host::Impl::receive_from(uint8_t index, Instant now) {
     // so the next recvmmsg would only return EAGAIN (a syscall per wake-up on the latency path).
     if (n < receive_batch_.slots()) break;
   }
+}
+
+void Host::Impl::take_messages_for_callback() {
+  messages_seen_ = endpoint_.messages_delivered();
+  protocol::ReceivedMessage m;
+  auto take_group = [&](PollGroupHandle group) {
+    while (endpoint_.receive_group(group, m)) {
+      auto it = handles_.find(m.connection);
+      uint64_t user_data = it == handles_.end() ? 0 : it->second.user_data;
+      callback_messages_.emplace_back(m.connection, m.lane, m.reliable, m.number, user_data,
+                                      std::move(m.data));
+    }
+  };
+  take_group(kInvalidPollGroup);
+  for (PollGroupHandle g : groups_)
+    take_group(g);
 }
 
 void Host::Impl::deliver_datagram(Instant now, const PathAddress& from, uint8_t* data, size_t size) {

@@ -44,17 +44,6 @@ struct ReleasedLater {
   }
 };
 
-uint64_t splitmix64(uint64_t& x) {
-  uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-uint64_t rotl(uint64_t x, int k) {
-  return (x << k) | (x >> (64 - k));
-}
-
 }  // namespace
 
 PacketImpairment::PacketImpairment(const NetworkImpairment& config, uint64_t seed)
@@ -67,13 +56,10 @@ PacketImpairment::PacketImpairment(const NetworkImpairment& config, uint64_t see
       reorder_percent_(sanitise_percent(config.reorder_percent)),
       reorder_lag_(sanitise_delay(config.reorder_lag)),
       duplicate_percent_(sanitise_percent(config.duplicate_percent)),
-      duplicate_lag_max_(sanitise_delay(config.duplicate_lag_max)) {
+      duplicate_lag_max_(sanitise_delay(config.duplicate_lag_max)),
+      rng_(seed) {
   active_ = loss_percent_ > 0 || rate_ > 0 || lag_.count() > 0 || jitter_.count() > 0 ||
             reorder_percent_ > 0 || duplicate_percent_ > 0;
-  // splitmix64 spreads any seed, 0 included, over the whole xoshiro state (which must not be all zero).
-  uint64_t x = seed;
-  for (uint64_t& s : rng_)
-    s = splitmix64(x);
 }
 
 void PacketImpairment::submit(Instant now, const protocol::PathAddress& address, const uint8_t* data,
@@ -200,17 +186,8 @@ Duration PacketImpairment::uniform(Duration max) {
   return Duration(int64_t(next_random() % (uint64_t(max.count()) + 1)));
 }
 
-// xoshiro256** (Blackman & Vigna): fast, and reproducible on every platform from the seed alone.
 uint64_t PacketImpairment::next_random() {
-  const uint64_t result = rotl(rng_[1] * 5, 7) * 9;
-  const uint64_t t = rng_[1] << 17;
-  rng_[2] ^= rng_[0];
-  rng_[3] ^= rng_[1];
-  rng_[1] ^= rng_[2];
-  rng_[0] ^= rng_[3];
-  rng_[2] ^= t;
-  rng_[3] = rotl(rng_[3], 45);
-  return result;
+  return rng_.next();
 }
 
 }  // namespace peerlink::io

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "peerlink/network_simulation.hpp"
+#include "transport/crypto/random.hpp"
 #include "transport/protocol/path_address.hpp"
 #include "transport/protocol/time.hpp"
 
@@ -99,7 +100,7 @@ class PacketImpairment {
   double duplicate_percent_ = 0;
   protocol::Duration duplicate_lag_max_{0};
 
-  uint64_t rng_[4];
+  crypto::SeededRandom rng_;  // xoshiro256**: fast, and reproducible everywhere from the seed alone
 
   // Token bucket as a theoretical arrival time (GCRA): the instant the bucket will be full again once every
   // admitted datagram has been paid for. Equivalent to a level, but exact in integer nanoseconds.
