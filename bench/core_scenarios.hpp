@@ -23,5 +23,8 @@ struct CoreMemoryResult {
 CoreMemoryResult measure_core_memory(size_t connections);
 // Prints measure_core_memory(o.connections) as the core-memory figure.
 void run_core_memory(const CoreOptions& o);
+// CPU time of one whole connection setup (IK handshake with address validation, first message delivered),
+// both endpoints on one thread: the part of `connect` that is not the network.
+void run_core_handshake(const CoreOptions& o);
 
 }  // namespace peerlink::bench

@@ -41,6 +41,8 @@ void usage() {
       "                          instructions, 1200-byte packets, --message-size messages (target >= 800 "
       "MB/s)\n"
       "  core-throughput-chacha  the same with ChaCha20-Poly1305\n"
+      "  core-handshake          CPU time of a connection setup (Noise IK with address validation, first\n"
+      "                          message delivered), both endpoints on one thread\n"
       "  core-memory             heap bytes per idle connection with --connections (default 10000)\n"
       "                          connections in one endpoint (target <= 16 KiB)\n"
       "\n"
@@ -145,6 +147,7 @@ int main(int argc, char** argv) {
       {"core-throughput", [&] { run_core_throughput(core, true); }},
       {"core-throughput-chacha", [&] { run_core_throughput(core, false); }},
       {"core-memory", [&] { run_core_memory(core); }},
+      {"core-handshake", [&] { run_core_handshake(core); }},
   };
   const std::vector<Scenario> host_scenarios = {
       {"throughput", [&] { run_throughput(host); }},
