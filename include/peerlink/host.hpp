@@ -1,16 +1,24 @@
 // Host: one identity, its sockets and all its connections, served by one background thread.
 //
-//   // server                                      // client
-//   peerlink::Host server;                          peerlink::Host client;
-//   server.listen(7777);                            auto conn = client.connect(*peerlink::Address::parse(
-//   std::vector<peerlink::Message> in;                                    "192.0.2.1:7777"));
-//   for (;;) {                                      client.send(conn, "hello", 5);  // reliable by default
+//   // Server: accepts everyone, echoes every message.
+//   peerlink::Host server;
+//   server.set_connection_callback([&](const peerlink::ConnectionEvent& e) {
+//     if (e.kind == peerlink::ConnectionEventKind::kClosed) server.close(e.info.handle);  // release it
+//   });
+//   server.listen(7777);
+//   std::vector<peerlink::Message> in;
+//   for (;;) {
 //     server.wait(std::chrono::seconds(1));
 //     server.run_callbacks();
 //     server.receive_all(in);
-//     for (auto& m : in) server.send(m.connection(), m.data(), m.size());  // echo
+//     for (auto& m : in) server.send(m.connection(), m.data(), m.size());
 //     in.clear();
 //   }
+//
+//   // Client: connects, sends (reliable by default; queued until connected).
+//   peerlink::Host client;
+//   auto conn = client.connect(*peerlink::Address::parse("192.0.2.1:7777"));
+//   client.send(conn, "hello", 5);
 //
 // Connections: connect() starts one; with ListenOptions::auto_accept (the default) a listen socket accepts
 // every peer that completes the handshake. Messages are reliable and ordered per lane, or unreliable
@@ -148,6 +156,7 @@ struct HostCounters {
   uint64_t socket_receive_errors = 0, socket_send_errors = 0;
   uint64_t send_would_block = 0;   // the socket's send buffer was full (datagrams waited, not lost)
   uint64_t simulated_dropped = 0;  // by HostConfig::simulation (loss and rate limit)
+  uint64_t events_dropped = 0;     // the oldest, beyond 4096 queued while no connection callback was set
   size_t connections = 0;          // handles currently held, plus connections still closing
 };
 
@@ -229,8 +238,10 @@ class Host {
   // changes nothing) with CallbackThread::kApplication.
   using MessageCallback = std::function<void(Message&& message)>;
   bool set_message_callback(MessageCallback callback);
-  // Delivers the queued events to the callback on this thread; returns how many. Events that arrive while
-  // no callback is set are kept until one is.
+  // Delivers the queued events to the callback on this thread; returns how many. Events of a handle the
+  // application has released meanwhile are skipped. Events that arrive while no callback is set are kept
+  // until one is (the newest 4096; HostCounters::events_dropped counts the rest). A callback that calls
+  // run_callbacks() again gets 0.
   size_t run_callbacks();
   // Blocks until there may be something to do (an event queued for run_callbacks, or a message received
   // since the last receive call) or the timeout passes. True if woken by activity.

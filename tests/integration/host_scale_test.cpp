@@ -25,11 +25,15 @@ TEST(HostScale, FiveHundredConnectionsToOneListener_AllConnectAndEcho) {
     ASSERT_NE(c, kInvalidConnection);
     conns.push_back(c);
   }
-  ASSERT_TRUE(pump_until({&client, &server}, [&] {
-    return ce.count(ConnectionEventKind::kConnected) == size_t(kConnections) &&
-           se.count(ConnectionEventKind::kConnected) == size_t(kConnections);
-  }, 60s)) << ce.count(ConnectionEventKind::kConnected) << " client-side, "
-           << se.count(ConnectionEventKind::kConnected) << " server-side connected";
+  ASSERT_TRUE(pump_until(
+      {&client, &server},
+      [&] {
+        return ce.count(ConnectionEventKind::kConnected) == size_t(kConnections) &&
+               se.count(ConnectionEventKind::kConnected) == size_t(kConnections);
+      },
+      60s))
+      << ce.count(ConnectionEventKind::kConnected) << " client-side, "
+      << se.count(ConnectionEventKind::kConnected) << " server-side connected";
   EXPECT_EQ(server.connections().size(), size_t(kConnections));
 
   // Each client connection says its number; the server echoes from its poll group.
@@ -40,21 +44,24 @@ TEST(HostScale, FiveHundredConnectionsToOneListener_AllConnectAndEcho) {
   std::set<std::string> echoed;
   std::vector<Message> in;
   std::vector<Message> back;
-  ASSERT_TRUE(pump_until({&client, &server}, [&] {
-    in.clear();
-    server.receive_on_poll_group(group, in);
-    for (const Message& m : in)
-      EXPECT_EQ(server.send(m.connection(), m.data(), m.size()), SendResult::kOk);
-    for (ConnectionHandle c : conns) {
-      back.clear();
-      client.receive(c, back);
-      for (const Message& m : back) {
-        EXPECT_EQ(m.text(), std::to_string(m.connection_user_data()));
-        echoed.insert(std::string(m.text()));
-      }
-    }
-    return echoed.size() == size_t(kConnections);
-  }, 60s));
+  ASSERT_TRUE(pump_until(
+      {&client, &server},
+      [&] {
+        in.clear();
+        server.receive_on_poll_group(group, in);
+        for (const Message& m : in)
+          EXPECT_EQ(server.send(m.connection(), m.data(), m.size()), SendResult::kOk);
+        for (ConnectionHandle c : conns) {
+          back.clear();
+          client.receive(c, back);
+          for (const Message& m : back) {
+            EXPECT_EQ(m.text(), std::to_string(m.connection_user_data()));
+            echoed.insert(std::string(m.text()));
+          }
+        }
+        return echoed.size() == size_t(kConnections);
+      },
+      60s));
 }
 
 TEST(HostScale, PollGroups_MessagesOnlyFromMembers) {
@@ -134,18 +141,21 @@ TEST(HostScale, SeveralApplicationThreads_SendReceiveAndQueryAtOnce) {
     next[size_t(t)] = uint64_t(t) * kPerThread;
   int got = 0;
   std::vector<Message> in;
-  bool ok = pump_until({&p.server}, [&] {
-    in.clear();
-    p.server.receive(p.server_conn, in);
-    for (const Message& m : in) {
-      uint64_t index = message_index(m.data());
-      EXPECT_EQ(index, next[m.lane()]) << "lane " << m.lane();
-      EXPECT_TRUE(check_message(index, m.data(), m.size()));
-      next[m.lane()] = index + 1;
-      ++got;
-    }
-    return got == kThreads * kPerThread;
-  }, 60s);
+  bool ok = pump_until(
+      {&p.server},
+      [&] {
+        in.clear();
+        p.server.receive(p.server_conn, in);
+        for (const Message& m : in) {
+          uint64_t index = message_index(m.data());
+          EXPECT_EQ(index, next[m.lane()]) << "lane " << m.lane();
+          EXPECT_TRUE(check_message(index, m.data(), m.size()));
+          next[m.lane()] = index + 1;
+          ++got;
+        }
+        return got == kThreads * kPerThread;
+      },
+      60s);
   stop = true;
   for (auto& th : threads)
     th.join();
@@ -153,7 +163,12 @@ TEST(HostScale, SeveralApplicationThreads_SendReceiveAndQueryAtOnce) {
 }
 
 TEST(HostScale, ConcurrentConnectAndClose_NoCrashNoLeak) {
-  Host server(test_config());
+  HostConfig server_config = test_config();
+  server_config.connect_timeout = 500ms;  // so that requests abandoned half-way are freed soon
+  Host server(server_config);
+  server.set_connection_callback([&server](const ConnectionEvent& e) {
+    if (e.kind == ConnectionEventKind::kClosed) server.close(e.info.handle);
+  });
   ListenSocketHandle l = server.listen(0);
   Address to = loopback(server, l);
   Host client(test_config());
@@ -181,6 +196,12 @@ TEST(HostScale, ConcurrentConnectAndClose_NoCrashNoLeak) {
   for (auto& th : threads)
     th.join();
   EXPECT_TRUE(client.connections().empty());
+  // Nothing is left behind on either side once the closes and abandoned handshakes have run their course.
+  EXPECT_TRUE(pump_until(
+      {&server, &client},
+      [&] { return server.counters().connections == 0 && client.counters().connections == 0; }, 20s))
+      << server.counters().connections << " server-side, " << client.counters().connections
+      << " client-side connections left";
 }
 
 }  // namespace

@@ -164,33 +164,36 @@ Host::Impl::~Impl() {
 // --- listen sockets ---
 
 ListenSocketHandle Host::Impl::listen(uint16_t port, const ListenOptions& options, std::string* error) {
-  auto fail = [&](const std::string& why) {
-    if (error) *error = why;
-    log_.log(LogLevel::kWarning, "listen(%u): %s", unsigned(port), why.c_str());
-    log_.flush();
-    return kInvalidListenSocket;
-  };
   Address bind = options.address.is_unspecified() ? Address::any_v6(port) : options.address;
   bind.set_port(port);
   std::string why;
   io::UdpSocketOptions so;
   so.receive_buffer_bytes = so.send_buffer_bytes = config_.socket_buffer_bytes;
   auto socket = io::UdpSocket::open(bind, so, &why);
-  if (!socket) return fail(why);
-
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (sockets_.size() > 255) return fail("too many sockets (at most 256 per Host)");
-  if (options.poll_group != kInvalidPollGroup && !groups_.count(options.poll_group))
-    return fail("no such poll group");
-  auto slot = std::make_unique<SocketSlot>();
-  slot->socket = std::move(socket);
-  slot->listen = next_listen_++;
-  slot->options = options;
-  slot->accepting = true;
-  ListenSocketHandle handle = slot->listen;
-  log_.log(LogLevel::kInfo, "listening on %s", slot->socket->local_address().to_string().c_str());
-  sockets_.push_back(std::move(slot));
-  if (sleeping_) loop_.wake();  // the service thread must add the socket to its poll set
+  ListenSocketHandle handle = kInvalidListenSocket;
+  if (socket) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (sockets_.size() >= kMaxSockets) {
+      why = "too many sockets (at most 255 per Host)";
+    } else if (options.poll_group != kInvalidPollGroup && !groups_.count(options.poll_group)) {
+      why = "no such poll group";
+    } else {
+      auto slot = std::make_unique<SocketSlot>();
+      slot->socket = std::move(socket);
+      slot->listen = next_listen_++;
+      slot->options = options;
+      slot->accepting = true;
+      handle = slot->listen;
+      log_.log(LogLevel::kInfo, "listening on %s", slot->socket->local_address().to_string().c_str());
+      sockets_.push_back(std::move(slot));
+      if (sleeping_) loop_.wake();  // the service thread must add the socket to its poll set
+    }
+  }
+  if (handle == kInvalidListenSocket) {
+    if (error) *error = why;
+    log_.log(LogLevel::kWarning, "listen(%u): %s", unsigned(port), why.c_str());
+  }
+  log_.flush();
   return handle;
 }
 
@@ -215,32 +218,34 @@ bool Host::Impl::close_listen_socket(ListenSocketHandle socket) {
 
 // --- connections ---
 
-uint8_t Host::Impl::client_socket_for(const Address& to, std::string* error) {
+std::optional<uint8_t> Host::Impl::client_socket_for(const Address& to, std::string* error) {
   if (!client_socket_) {
+    if (sockets_.size() >= kMaxSockets) {
+      if (error) *error = "too many sockets (at most 255 per Host)";
+      return std::nullopt;
+    }
     io::UdpSocketOptions so;
     so.receive_buffer_bytes = so.send_buffer_bytes = config_.socket_buffer_bytes;
     std::string why;
     auto socket = io::UdpSocket::open(config_.bind_address, so, &why);
     if (!socket) {
       if (error) *error = "cannot open a UDP socket: " + why;
-      return 255;
-    }
-    if (sockets_.size() > 255) {
-      if (error) *error = "too many sockets (at most 256 per Host)";
-      return 255;
+      return std::nullopt;
     }
     auto slot = std::make_unique<SocketSlot>();
     slot->socket = std::move(socket);
     client_socket_ = uint8_t(sockets_.size());
     sockets_.push_back(std::move(slot));
+    if (sleeping_) loop_.wake();  // the service thread must add the socket to its poll set
   }
   const io::UdpSocket& s = *sockets_[*client_socket_]->socket;
-  if (s.local_address().is_ipv4() && !to.is_ipv4_or_mapped()) {
+  if (!s.reachable(to)) {
     if (error)
-      *error = "cannot reach an IPv6 address from the IPv4 socket bound to " + s.local_address().to_string();
-    return 255;
+      *error =
+          "cannot reach " + to.to_string() + " from the socket bound to " + s.local_address().to_string();
+    return std::nullopt;
   }
-  return *client_socket_;
+  return client_socket_;
 }
 
 ConnectionHandle Host::Impl::connect(const Address& to, const ConnectOptions& options, std::string* error) {
@@ -255,10 +260,10 @@ ConnectionHandle Host::Impl::connect(const Address& to, const ConnectOptions& op
     } else if (options.poll_group != kInvalidPollGroup && !groups_.count(options.poll_group)) {
       why = "no such poll group";
     } else {
-      uint8_t index = client_socket_for(to, &why);
-      if (index != 255) {
+      std::optional<uint8_t> index = client_socket_for(to, &why);
+      if (index) {
         Instant now = io::monotonic_now();
-        c = endpoint_.connect(now, io::encode_path(index, to.unmapped()), options.expected_key);
+        c = endpoint_.connect(now, io::encode_path(*index, to.unmapped()), options.expected_key);
         HandleState& h = handles_[c];
         h.user_data = options.user_data;
         h.group = options.poll_group;
@@ -522,6 +527,7 @@ HostCounters Host::Impl::counters() const {
     if (imp) h.simulated_dropped += imp->counters().dropped_loss + imp->counters().dropped_rate_limit;
   }
   h.connections = endpoint_.connection_count();
+  h.events_dropped = events_dropped_;
   return h;
 }
 
@@ -543,6 +549,8 @@ bool Host::Impl::set_message_callback(MessageCallback callback) {
 }
 
 size_t Host::Impl::run_callbacks() {
+  // A callback that calls run_callbacks() again gets 0: the outer call goes on delivering, in order.
+  if (delivering_thread_.load() == std::this_thread::get_id()) return 0;
   std::lock_guard<std::mutex> order(callbacks_running_);
   std::deque<ConnectionEvent> batch;
   ConnectionCallback callback;
@@ -552,10 +560,22 @@ size_t Host::Impl::run_callbacks() {
     batch.swap(events_);
     callback = callback_;
   }
-  log_.flush();
-  for (const ConnectionEvent& e : batch)
-    callback(e);
+  delivering_thread_ = std::this_thread::get_id();
+  deliver_events(batch, callback);
+  delivering_thread_ = std::thread::id();
   return batch.size();
+}
+
+void Host::Impl::deliver_events(const std::deque<ConnectionEvent>& batch,
+                                const ConnectionCallback& callback) {
+  log_.flush();
+  for (const ConnectionEvent& e : batch) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!handles_.count(e.info.handle)) continue;  // released (closed, rejected) since it was queued
+    }
+    callback(e);
+  }
 }
 
 bool Host::Impl::wait(std::chrono::milliseconds timeout) {
@@ -573,8 +593,15 @@ bool Host::Impl::wait(std::chrono::milliseconds timeout) {
 }
 
 void Host::Impl::after_command(Instant now, bool urgent) {
-  if (urgent && !stopping_) transmit(now);
-  if (sleeping_ && (endpoint_.wants_transmit() || endpoint_.next_timeout() < sleep_deadline_)) {
+  bool socket_waits = false;
+  if (urgent && !stopping_) {
+    transmit(now);
+    // A socket that filled up here needs the service thread to watch for POLLOUT.
+    for (const auto& s : sockets_)
+      socket_waits |= s->blocked || !s->outgoing.empty();
+  }
+  if (sleeping_ &&
+      (socket_waits || endpoint_.wants_transmit() || endpoint_.next_timeout() < sleep_deadline_)) {
     sleeping_ = false;  // one wake-up is enough until the service thread plans its next sleep
     loop_.wake();
   }

@@ -14,7 +14,8 @@ std::string check_impairment(const NetworkImpairment& n, const char* direction) 
   if (bad_percent(n.loss_percent)) return d + "loss_percent must be within 0–100";
   if (bad_percent(n.reorder_percent)) return d + "reorder_percent must be within 0–100";
   if (bad_percent(n.duplicate_percent)) return d + "duplicate_percent must be within 0–100";
-  if (n.lag.count() < 0 || n.jitter.count() < 0 || n.reorder_lag.count() < 0 || n.duplicate_lag_max.count() < 0)
+  if (n.lag.count() < 0 || n.jitter.count() < 0 || n.reorder_lag.count() < 0 ||
+      n.duplicate_lag_max.count() < 0)
     return d + "delays must not be negative";
   if (n.lag > std::chrono::seconds(60) || n.jitter > std::chrono::seconds(60) ||
       n.reorder_lag > std::chrono::seconds(60) || n.duplicate_lag_max > std::chrono::seconds(60))
@@ -28,10 +29,17 @@ std::string check_impairment(const NetworkImpairment& n, const char* direction) 
 
 std::string HostConfig::validate() const {
   using std::chrono::milliseconds;
-  if (connect_timeout < milliseconds(100)) return "connect_timeout must be at least 100 ms";
-  if (idle_timeout < milliseconds(100)) return "idle_timeout must be at least 100 ms";
-  if (keepalive_interval <= milliseconds(0)) return "keepalive_interval must be positive";
-  if (linger_timeout < milliseconds(0)) return "linger_timeout must not be negative";
+  // A day bounds every duration: beyond it the nanosecond clock arithmetic could overflow, and nobody
+  // means it (an idle timeout of "forever" is better served by keepalives).
+  const milliseconds day = std::chrono::hours(24);
+  if (connect_timeout < milliseconds(100) || connect_timeout > day)
+    return "connect_timeout must be within 100 ms and 24 h";
+  if (idle_timeout < milliseconds(100) || idle_timeout > day)
+    return "idle_timeout must be within 100 ms and 24 h";
+  if (keepalive_interval <= milliseconds(0) || keepalive_interval > day)
+    return "keepalive_interval must be positive and at most 24 h";
+  if (linger_timeout < milliseconds(0) || linger_timeout > day)
+    return "linger_timeout must be within 0 and 24 h";
   if (send_buffer_bytes < (64u << 10)) return "send_buffer_bytes must be at least 64 KiB";
   if (receive_buffer_bytes < (64u << 10)) return "receive_buffer_bytes must be at least 64 KiB";
   if (max_message_size == 0) return "max_message_size must be positive";

@@ -6,6 +6,7 @@
 // host.cpp has the application-facing calls, host_service.cpp the service thread.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -29,6 +30,9 @@ namespace peerlink {
 
 class Host::Impl {
  public:
+  // Socket indices are one byte of a PathAddress.
+  static constexpr size_t kMaxSockets = 255;
+
   explicit Impl(HostConfig config);
   ~Impl();
 
@@ -86,13 +90,16 @@ class Host::Impl {
   bool flush_socket(SocketSlot& slot);
   void collect_events(protocol::Instant now);
   void queue_event(ConnectionEventKind kind, ConnectionHandle c);
+  // Calls callback for each event whose handle the application still holds (checked event by event, as a
+  // callback may close handles). Call with mutex_ released.
+  void deliver_events(const std::deque<ConnectionEvent>& batch, const ConnectionCallback& callback);
   // Moves every received message into callback_messages_ (for message_callback_).
   void take_messages_for_callback();
   bool shutdown_done(protocol::Instant now);
 
   // --- shared helpers (mutex_ held) ---
   SocketSlot* socket_of(const protocol::PathAddress& path);
-  uint8_t client_socket_for(const Address& to, std::string* error);
+  std::optional<uint8_t> client_socket_for(const Address& to, std::string* error);
   ConnectionInfo info_locked(ConnectionHandle c, const HandleState& h) const;
   bool awaiting_accept(ConnectionHandle c) const;  // an application handle with a request to answer
   // After an application command: send urgent data from this thread, and wake the service thread if the
@@ -122,9 +129,12 @@ class Host::Impl {
   std::deque<ConnectionEvent> events_;  // for run_callbacks (kApplication) or the service thread (kService)
   ConnectionCallback callback_;
   MessageCallback message_callback_;
-  std::vector<Message> callback_messages_;  // service thread: taken for message_callback_
-  std::mutex callbacks_running_;            // run_callbacks delivers in order, one caller at a time
-  uint64_t messages_seen_ = 0;              // Endpoint::messages_delivered() at the last receive call
+  std::vector<Message> callback_messages_;            // service thread: taken for message_callback_
+  std::mutex callbacks_running_;                      // run_callbacks delivers in order, one caller at a time
+  std::atomic<std::thread::id> delivering_thread_{};  // the thread inside run_callbacks, if any
+  uint64_t events_queued_ = 0;                        // ever; a change means there is news for wait()
+  uint64_t events_dropped_ = 0;                       // beyond the bound while no callback was set
+  uint64_t messages_seen_ = 0;  // Endpoint::messages_delivered() at the last receive call
   int waiters_ = 0;
 
   bool sleeping_ = false;  // the service thread is (about to be) in ServiceLoop::wait

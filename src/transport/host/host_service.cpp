@@ -16,6 +16,8 @@ namespace {
 // enough that acks, timers and application calls are never starved for long.
 constexpr int kReceiveBatchesPerTurn = 8;
 constexpr size_t kDatagramsSentPerTurn = 512;
+// Events kept while no connection callback is set.
+constexpr size_t kMaxQueuedEvents = 4096;
 }  // namespace
 
 void Host::Impl::service_main() {
@@ -25,7 +27,7 @@ void Host::Impl::service_main() {
   std::vector<pollfd> fds;
   std::vector<uint8_t> readable;
   uint64_t delivered_notified = 0;
-  size_t events_notified = 0;
+  uint64_t events_notified = 0;
 
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
@@ -47,33 +49,32 @@ void Host::Impl::service_main() {
 
     // Waiters are notified after the lock is released, so that a woken thread does not block on it at once.
     bool notify = waiters_ > 0 &&
-                  (endpoint_.messages_delivered() != delivered_notified || events_.size() > events_notified);
+                  (endpoint_.messages_delivered() != delivered_notified || events_queued_ != events_notified);
     delivered_notified = endpoint_.messages_delivered();
-    events_notified = events_.size();
+    events_notified = events_queued_;
 
+    // Events before messages: a connection's kConnected comes before its first message.
+    if (config_.callback_thread == CallbackThread::kService && callback_ && !events_.empty()) {
+      std::deque<ConnectionEvent> batch;
+      batch.swap(events_);
+      ConnectionCallback callback = callback_;
+      lock.unlock();
+      if (notify) activity_.notify_all();
+      deliver_events(batch, callback);
+      lock.lock();
+      continue;  // the callback may have queued work
+    }
     if (message_callback_ && endpoint_.messages_delivered() != messages_seen_) {
       take_messages_for_callback();
       MessageCallback callback = message_callback_;
       lock.unlock();
+      if (notify) activity_.notify_all();
       log_.flush();
       for (Message& m : callback_messages_)
         callback(std::move(m));
       callback_messages_.clear();
       lock.lock();
       continue;  // replies may be waiting to go out, and events to be delivered
-    }
-    if (config_.callback_thread == CallbackThread::kService && callback_ && !events_.empty()) {
-      std::deque<ConnectionEvent> batch;
-      batch.swap(events_);
-      events_notified = 0;
-      ConnectionCallback callback = callback_;
-      lock.unlock();
-      if (notify) activity_.notify_all();
-      log_.flush();
-      for (const ConnectionEvent& e : batch)
-        callback(e);
-      lock.lock();
-      continue;  // the callback may have queued work
     }
     if (stopping_ && shutdown_done(now)) {
       if (notify) activity_.notify_all();
@@ -121,7 +122,7 @@ void Host::Impl::receive_from(uint8_t index, Instant now) {
       if (receive_impairment_)
         receive_impairment_->submit(now, from, d.data, d.size);
       else
-        endpoint_.handle_datagram(now, from, d.data, d.size);
+        endpoint_.handle_datagram(now, from, d.data, d.size, slot.accepting && !stopping_);
     }
     // A batch that was not full emptied the socket; ppoll is level-triggered and brings us back for more,
     // so the next recvmmsg would only return EAGAIN (a syscall per wake-up on the latency path).
@@ -146,7 +147,8 @@ void Host::Impl::take_messages_for_callback() {
 }
 
 void Host::Impl::deliver_datagram(Instant now, const PathAddress& from, uint8_t* data, size_t size) {
-  endpoint_.handle_datagram(now, from, data, size);
+  SocketSlot* slot = socket_of(from);
+  endpoint_.handle_datagram(now, from, data, size, slot && slot->accepting && !stopping_);
 }
 
 Host::Impl::SocketSlot* Host::Impl::socket_of(const PathAddress& path) {
@@ -223,6 +225,11 @@ void Host::Impl::queue_event(ConnectionEventKind kind, ConnectionHandle c) {
   e.kind = kind;
   e.info = info_locked(c, it->second);
   events_.push_back(std::move(e));
+  ++events_queued_;
+  if (events_.size() > kMaxQueuedEvents && !callback_) {
+    events_.pop_front();  // nobody collects them: keep the newest, bounded
+    ++events_dropped_;
+  }
 }
 
 void Host::Impl::collect_events(Instant now) {
@@ -259,7 +266,12 @@ void Host::Impl::collect_events(Instant now) {
         queue_event(ConnectionEventKind::kIncomingRequest, c);
       continue;
     }
-    if (!handles_.count(c)) continue;  // released by the application: it wants no more news
+    if (!handles_.count(c)) {
+      // Never handed to the application (a request that failed before kIncomingRequest, e.g. a half-open
+      // handshake) or already released by it: free the connection, which nobody else will close.
+      if (e.state == ConnectionState::kClosed) endpoint_.close(c, e.reason, e.debug, false, now);
+      continue;
+    }
     if (e.state == ConnectionState::kConnected) {
       log_.log(LogLevel::kInfo, "connection %u: connected", c);
       queue_event(ConnectionEventKind::kConnected, c);

@@ -138,6 +138,8 @@ class UdpSocket {
   const Address& local_address() const { return local_; }
   bool gso_enabled() const { return gso_enabled_; }
   bool gro_enabled() const { return gro_enabled_; }
+  // Whether this socket can send to `to` at all (address family, v6-only, a port).
+  bool reachable(const Address& to) const;
 
   // Receives what is queued, up to batch.slots() kernel datagrams, splitting GRO-coalesced ones. Returns
   // batch.size(): 0 when nothing is queued. Errors (ICMP-reported ones, truncation) are counted and skipped.
@@ -162,7 +164,6 @@ class UdpSocket {
 
  private:
   UdpSocket(int fd, int family, bool v6only);
-  bool reachable(const Address& to) const;
   // Fills the batch's sendmmsg scratch with messages for the datagrams from first on, up to the next one
   // that cannot be sent from this socket; datagrams before single_until get no GSO. Returns the count.
   size_t build_messages(SendBatch& batch, size_t first, size_t single_until);

@@ -1,6 +1,7 @@
 #include "transport/protocol/endpoint.hpp"
 
 #include <algorithm>
+#include <unordered_set>
 
 #include "transport/crypto/hash.hpp"
 #include "transport/protocol/handshake_context.hpp"
@@ -57,7 +58,11 @@ void Endpoint::touch(ConnectionId id, Slot& s) {
   }
   if (c.pending_messages() > 0 && !s.readable) {
     s.readable = true;
-    readable_[s.group].push_back(id);
+    std::deque<ConnectionId>& queue = readable_[s.group];
+    queue.push_back(id);
+    // Entries of connections that have gone stay until a receive_group meets them; an application that
+    // only reads connection by connection never does, so drop them before they outnumber the living.
+    if (queue.size() > 2 * slots_.size() + 64) compact_readable(s.group);
   }
   // Timers are re-armed lazily: a deadline that moved later (the probe timer moves with every packet sent)
   // keeps its earlier entry, which fires harmlessly and re-arms then. Only an earlier deadline costs a
@@ -73,7 +78,8 @@ void Endpoint::touch(ConnectionId id, Slot& s) {
 // ---------------------------------------------------------------------------------------------------------
 // Network side
 
-void Endpoint::handle_datagram(Instant now, const PathAddress& from, uint8_t* data, size_t len) {
+void Endpoint::handle_datagram(Instant now, const PathAddress& from, uint8_t* data, size_t len,
+                               bool accept_initiations) {
   ++counters_.datagrams_received;
   PacketKind kind = peek_packet_kind(data, len);
   auto route = [&](uint32_t receiver_id, bool check_source) -> Slot* {
@@ -95,13 +101,14 @@ void Endpoint::handle_datagram(Instant now, const PathAddress& from, uint8_t* da
       if (Slot* s = route(h.receiver_id, false)) {
         size_t pending = s->conn->pending_messages();
         s->conn->on_data_packet(now, from, data, len);
-        if (s->conn->pending_messages() > pending) messages_delivered_ += s->conn->pending_messages() - pending;
+        if (s->conn->pending_messages() > pending)
+          messages_delivered_ += s->conn->pending_messages() - pending;
         touch(h.receiver_id, *s);
       }
       return;
     }
     case PacketKind::kInitiation:
-      handle_initiation(now, from, data, len);
+      handle_initiation(now, from, data, len, accept_initiations);
       return;
     case PacketKind::kResponse: {
       ResponsePacket p;
@@ -149,7 +156,8 @@ void Endpoint::handle_datagram(Instant now, const PathAddress& from, uint8_t* da
   ++counters_.invalid_datagrams;
 }
 
-void Endpoint::handle_initiation(Instant now, const PathAddress& from, const uint8_t* data, size_t len) {
+void Endpoint::handle_initiation(Instant now, const PathAddress& from, const uint8_t* data, size_t len,
+                                 bool accepting) {
   InitiationPacket p;
   if (!decode_initiation(data, len, p)) {
     ++counters_.invalid_datagrams;
@@ -168,7 +176,7 @@ void Endpoint::handle_initiation(Instant now, const PathAddress& from, const uin
     }
     return;
   }
-  if (!config_.accept_incoming) {
+  if (!config_.accept_incoming || !accepting) {
     queue_reject(from, p.sender_id, EndReason::kRemoteRejected);
     return;
   }
@@ -384,6 +392,17 @@ bool Endpoint::receive(ConnectionId id, ReceivedMessage& out) {
   if (!s || !s->conn->pop_message(out)) return false;
   touch(id, *s);  // reading may have opened flow-control credit to announce
   return true;
+}
+
+void Endpoint::compact_readable(uint32_t group) {
+  std::deque<ConnectionId>& queue = readable_[group];
+  std::unordered_set<ConnectionId> kept;
+  std::deque<ConnectionId> live;
+  for (ConnectionId id : queue) {
+    const Slot* s = find(id);
+    if (s && s->group == group && s->readable && kept.insert(id).second) live.push_back(id);
+  }
+  queue.swap(live);
 }
 
 void Endpoint::set_poll_group(ConnectionId id, uint32_t group) {

@@ -55,8 +55,11 @@ class Endpoint {
   Endpoint& operator=(const Endpoint&) = delete;
 
   // --- network side ---
-  // data is modified in place (decrypted).
-  void handle_datagram(Instant now, const PathAddress& from, uint8_t* data, size_t len);
+  // data is modified in place (decrypted). accept_initiations = false: connection requests arriving on this
+  // path are refused at once with a stateless Reject (e.g. the socket is not a listening one), before any
+  // cookie, key agreement or per-peer state.
+  void handle_datagram(Instant now, const PathAddress& from, uint8_t* data, size_t len,
+                       bool accept_initiations = true);
   // The next datagram to send and its destination; 0 when there is nothing to send now.
   size_t poll_transmit(Instant now, uint8_t* out, size_t cap, PathAddress& to);
   // When handle_timeout should be called next (kNever: no timer).
@@ -115,12 +118,15 @@ class Endpoint {
     InitiationKey initiation_key;
   };
 
-  void handle_initiation(Instant now, const PathAddress& from, const uint8_t* data, size_t len);
+  void handle_initiation(Instant now, const PathAddress& from, const uint8_t* data, size_t len,
+                         bool accepting);
   Slot* find(ConnectionId id);
   const Slot* find(ConnectionId id) const;
   // After anything touched a connection: reap it if finished, queue it to transmit, re-arm its timer.
   // slot is the connection's own (the caller has already looked it up).
   void touch(ConnectionId id, Slot& s);
+  // Drops entries of gone or moved connections (and repeats) from a group's readable queue.
+  void compact_readable(uint32_t group);
   ConnectionId new_connection_id();
   void make_cookie(Instant now, const PathAddress& from, uint32_t sender_id, uint8_t* out) const;
   bool check_cookie(Instant now, const PathAddress& from, uint32_t sender_id, const uint8_t* cookie) const;
