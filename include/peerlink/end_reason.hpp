@@ -43,6 +43,8 @@ enum class EndReason : uint32_t {
   kMiscInternalError = 5002,
   kMiscConnectTimeout = 5003,  // no answer to the connection request within the connect timeout
   kMiscLingerTimeout = 5004,   // a graceful close gave up: the peer did not acknowledge everything in time
+  kMiscSignalingUnreachable = 5005,  // the signaling plugin could not reach the peer (or has no such peer)
+  kMiscNoRoute = 5006,  // ICE found no working path (NAT or firewall, STUN/TURN server unreachable)
   kMiscMax = 5999,
 };
 

@@ -30,6 +30,12 @@ const char* to_string(EndReason reason) {
       return "internal error";
     case EndReason::kMiscConnectTimeout:
       return "connect timed out";
+    case EndReason::kMiscLingerTimeout:
+      return "linger timed out";
+    case EndReason::kMiscSignalingUnreachable:
+      return "signaling could not reach the peer";
+    case EndReason::kMiscNoRoute:
+      return "no network path to the peer";
     default:
       break;
   }

@@ -1,0 +1,74 @@
+// How peer-to-peer connections find a path: ICE (RFC 8445) with STUN and TURN servers, through libnice.
+//
+// Every peer-to-peer connection gathers candidate addresses (host: the machine's own interfaces;
+// server-reflexive: the address a NAT maps it to, learned from a STUN or TURN server; relayed: an address on
+// a TURN server), sends them to the peer through signaling, and tests pairs of candidates until one works.
+// The best working pair wins: a direct path whenever one exists, a TURN relay only when none does.
+//
+//   peerlink::HostConfig config;
+//   config.ice.stun_servers.push_back({"stun.example.org", 3478});
+//   config.ice.turn_servers.push_back({"turn.example.org", 3478, peerlink::TurnTransport::kUdp, "user",
+//   "pw"}); config.ice.candidates = peerlink::candidate_kinds::kRelay;   // privacy: never reveal our
+//   addresses
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace peerlink {
+
+struct StunServer {
+  std::string host;  // a name or a literal address; names are resolved when a connection starts
+  uint16_t port = 3478;
+};
+
+enum class TurnTransport : uint8_t {
+  kUdp,  // the usual choice
+  kTcp,  // for networks that block UDP (slower: one TCP connection to the server per connection)
+};
+
+struct TurnServer {
+  std::string host;
+  uint16_t port = 3478;
+  TurnTransport transport = TurnTransport::kUdp;
+  std::string username;
+  std::string password;
+
+  // Time-limited credentials of the TURN REST scheme (coturn's use-auth-secret, Prosody's
+  // mod_turn_external): username "<expiry unix time>:<user>", password base64(HMAC-SHA1(secret, username)).
+  // Valid for ttl from now; call again (and Host::set_ice_servers) to refresh.
+  static TurnServer with_shared_secret(std::string host, uint16_t port, TurnTransport transport,
+                                       const std::string& user, const std::string& secret,
+                                       std::chrono::seconds ttl = std::chrono::hours(24));
+};
+
+// Which kinds of local candidates are offered to peers (a bit set, like GameNetworkingSockets' ICE_Enable).
+namespace candidate_kinds {
+inline constexpr uint32_t kPrivate = 1u << 0;  // host candidates with private or link-local addresses
+inline constexpr uint32_t kPublic = 1u << 1;   // host candidates with public addresses, and server-reflexive
+inline constexpr uint32_t kRelay = 1u << 2;    // TURN relayed candidates
+inline constexpr uint32_t kAll = kPrivate | kPublic | kRelay;
+}  // namespace candidate_kinds
+
+struct IceConfig {
+  std::vector<StunServer> stun_servers;
+  std::vector<TurnServer> turn_servers;
+  // Offered candidate kinds. candidate_kinds::kRelay alone keeps every peer from learning our addresses
+  // (they see only the relay's); it needs a TURN server.
+  uint32_t candidates = candidate_kinds::kAll;
+  // Interfaces (by name, e.g. "eth0") whose addresses make host candidates. Empty allow: every interface
+  // that is up, except loopback (unless it is named here). deny wins over allow.
+  std::vector<std::string> interfaces_allow;
+  std::vector<std::string> interfaces_deny;
+  // Consent freshness (RFC 7675): a path that stops answering is declared failed after this, and ICE
+  // restarts to find another one (a NAT rebinding or a network change is survived without the application
+  // noticing). Bounded by the connection's idle timeout.
+  std::chrono::milliseconds consent_timeout{5000};
+
+  // "" when usable, else what is wrong (empty host, port 0, unknown bits, TURN without username, ...).
+  std::string validate() const;
+};
+
+}  // namespace peerlink

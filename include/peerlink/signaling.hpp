@@ -1,0 +1,98 @@
+// Signaling: how two Hosts that do not know each other's address find each other.
+//
+// A peer-to-peer connection (Host::connect(PeerId)) starts with a short exchange of small opaque blobs (the
+// peers' keys, ICE credentials and candidate addresses) through a *signaling plugin*: an XMPP account, LAN
+// multicast, a web service, anything that can carry a few hundred bytes to a named peer. Then ICE finds a
+// path (direct through NAT, or through a TURN relay) and the encrypted connection runs over it.
+//
+// A plugin implements SignalingPlugin and is given to the Host in HostConfig::signaling. The Host picks the
+// plugin by the scheme of the PeerId ("xmpp:alice@example.org/laptop" goes to the plugin whose scheme() is
+// "xmpp"). docs/SIGNALING.md is the tutorial; examples/custom_signaling is a complete plugin.
+//
+// The contract, in short:
+//   - Blobs are opaque and at most kMaxSignalingBlob bytes. Carry them byte for byte (base64 them if the
+//     transport is text).
+//   - Delivery is best effort. The Host tolerates loss, duplication, reordering and delay: it retransmits
+//     and a connection setup needs only a few blobs per side. A plugin need not be reliable, but it must not
+//     alter a blob.
+//   - The PeerId given to SignalingSink::deliver() must name the sender as the plugin's transport
+//     authenticated it (the JID the XMPP server vouches for, say): the Host binds the key inside the blob to
+//     that name, and the encrypted handshake then proves the peer holds the key.
+//   - send() is called on the Host's service thread and must not block: queue the blob and return.
+//   - When the plugin knows a peer cannot be reached (no such account, offline, refused), it says so with
+//     SignalingSink::peer_unreachable(): connections to that peer then end at once with
+//     EndReason::kSignalingUnreachable instead of waiting for the connect timeout.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace peerlink {
+
+// Largest blob the Host sends or accepts (it fits one UDP datagram and one small XMPP stanza).
+inline constexpr size_t kMaxSignalingBlob = 1200;
+
+// A peer's name in some signaling system: "<scheme>:<name>". The scheme is 1–32 characters of lower-case
+// letters, digits, '+', '-' and '.', starting with a letter; the name is 1–1000 bytes of anything but
+// control characters. Compared byte for byte.
+class PeerId {
+ public:
+  PeerId() = default;  // empty: not a valid id
+  // nullopt (and, if error is given, why) when text is not "<scheme>:<name>" as above.
+  static std::optional<PeerId> parse(std::string_view text, std::string* error = nullptr);
+
+  bool empty() const { return text_.empty(); }
+  const std::string& str() const { return text_; }
+  std::string_view scheme() const { return std::string_view(text_).substr(0, colon_); }
+  std::string_view name() const { return std::string_view(text_).substr(colon_ + 1); }
+
+  bool operator==(const PeerId& o) const { return text_ == o.text_; }
+  bool operator!=(const PeerId& o) const { return text_ != o.text_; }
+  bool operator<(const PeerId& o) const { return text_ < o.text_; }
+
+ private:
+  std::string text_;
+  size_t colon_ = 0;
+};
+
+// What a plugin hands received blobs to. Given to SignalingPlugin::start(), valid until stop() returns.
+// Thread-safe: call it from any thread. Each call copies what it needs and returns quickly (it never waits
+// for the network or for the application).
+class SignalingSink {
+ public:
+  virtual ~SignalingSink() = default;
+  // A blob arrived from `from`, the sender as the plugin's transport authenticated it. Blobs that are empty,
+  // larger than kMaxSignalingBlob or malformed are dropped and counted (HostCounters::signaling_invalid).
+  virtual void deliver(const PeerId& from, const void* blob, size_t size) = 0;
+  // Blobs to `peer` cannot be delivered (unknown, offline, refused by the server, ...). Connections being set
+  // up with that peer end with EndReason::kSignalingUnreachable; `detail` becomes their debug text.
+  virtual void peer_unreachable(const PeerId& peer, const std::string& detail) = 0;
+};
+
+class SignalingPlugin {
+ public:
+  virtual ~SignalingPlugin() = default;
+
+  // The scheme of the PeerIds this plugin serves ("xmpp", "lan", "myapp"). Must not change.
+  virtual std::string scheme() const = 0;
+  // Called once, by the Host's constructor on the application's thread, before any send(). The plugin keeps
+  // the sink and may call it from any thread until stop() returns. A plugin instance serves one Host.
+  virtual void start(SignalingSink& sink) = 0;
+  // Sends a blob to a peer, best effort. Called on the Host's service thread: must not block (queue the work
+  // for the plugin's own thread or socket and return). The bytes are valid only during the call.
+  virtual void send(const PeerId& to, const void* blob, size_t size) = 0;
+  // Called once, by the Host's destructor, after the last send(). When it returns the plugin must no longer
+  // call the sink (join or detach its threads first).
+  virtual void stop() = 0;
+};
+
+}  // namespace peerlink
+
+template <>
+struct std::hash<peerlink::PeerId> {
+  size_t operator()(const peerlink::PeerId& id) const { return std::hash<std::string>()(id.str()); }
+};
