@@ -17,6 +17,7 @@
 #include "peerlink/address.hpp"
 #include "peerlink/end_reason.hpp"
 #include "peerlink/identity.hpp"
+#include "peerlink/signaling.hpp"
 
 namespace peerlink {
 
@@ -76,9 +77,10 @@ const char* to_string(RouteType route);
 struct ConnectionInfo {
   ConnectionHandle handle = kInvalidConnection;
   ConnectionState state = ConnectionState::kConnecting;
-  bool incoming = false;         // the peer connected to us (through a listen socket)
-  uint32_t listen_socket = 0;    // the listen socket it came through; 0 for outgoing connections
-  PublicKey remote_key{};        // all zero until the handshake has proven the peer's key
+  bool incoming = false;           // the peer connected to us (through a listen socket)
+  PeerId remote_peer;              // peer-to-peer connections: the peer's signaling name
+  uint32_t listen_socket = 0;      // the listen socket it came through; 0 for outgoing connections
+  PublicKey remote_key{};          // all zero until the handshake has proven the peer's key
   std::string remote_fingerprint;  // Identity::fingerprint_of(remote_key); empty until known
   Address remote_address;
   Address local_address;
@@ -106,8 +108,8 @@ struct ConnectionStatus {
   uint64_t packets_rejected_auth = 0;  // failed authentication: corrupt or forged
   uint64_t packets_duplicate = 0;      // replayed or duplicated
   uint64_t messages_sent = 0, messages_received = 0;
-  uint64_t unreliable_dropped = 0;     // unreliable messages abandoned (a fragment lost, or kNoDelay)
-  uint64_t queued_bytes = 0;           // accepted by send() but not yet acknowledged, all lanes
+  uint64_t unreliable_dropped = 0;  // unreliable messages abandoned (a fragment lost, or kNoDelay)
+  uint64_t queued_bytes = 0;        // accepted by send() but not yet acknowledged, all lanes
   std::vector<uint64_t> lane_queued_bytes;
 };
 

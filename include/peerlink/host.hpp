@@ -51,10 +51,12 @@
 #include "peerlink/address.hpp"
 #include "peerlink/connection.hpp"
 #include "peerlink/end_reason.hpp"
+#include "peerlink/ice.hpp"
 #include "peerlink/identity.hpp"
 #include "peerlink/log.hpp"
 #include "peerlink/message.hpp"
 #include "peerlink/network_simulation.hpp"
+#include "peerlink/signaling.hpp"
 
 namespace peerlink {
 
@@ -96,7 +98,13 @@ struct HostConfig {
   LogLevel log_level = LogLevel::kWarning;  // PEERLINK_LOG overrides
   LogSink log_sink;                         // empty: stderr
 
-  NetworkSimulation simulation;       // off by default
+  // Peer-to-peer connections (connect(PeerId), listen_p2p()): the signaling plugins, at most one per scheme
+  // (see signaling.hpp), and how ICE finds a path (see ice.hpp). Server names in ice are resolved when the
+  // Host starts.
+  std::vector<std::shared_ptr<SignalingPlugin>> signaling;
+  IceConfig ice;
+
+  NetworkSimulation simulation;       // off by default (applies to direct UDP sockets, not to ICE paths)
   int socket_buffer_bytes = 4 << 20;  // SO_RCVBUF / SO_SNDBUF of every socket
 
   // "" when the configuration is usable, else what is wrong with it.
@@ -116,6 +124,16 @@ struct ConnectOptions {
   std::optional<PublicKey> expected_key;
   uint64_t user_data = 0;
   PollGroupHandle poll_group = kInvalidPollGroup;
+  // connect(PeerId) only: GameNetworkingSockets' symmetric connect. While a symmetric connection with the
+  // same peer is alive (being set up or connected, started by either side), connect() returns its handle
+  // instead of starting another. When both sides connect at once, exactly one connection results: the
+  // signaling compares the two requests' random tie-breakers the same way on both sides, the losing side's
+  // request is dropped and its handle becomes the answering side of the winning one. Both sides then see
+  // kConnected on the handle connect() returned. A symmetric request is accepted without a
+  // kIncomingRequest event when this side is itself connecting to that peer, listening or not. Both sides
+  // should also listen_p2p() (as in GameNetworkingSockets): a request that arrives before this side's own
+  // connect() is then accepted through the listener, and the later connect() returns that connection.
+  bool symmetric = false;
 };
 
 enum class ConnectionEventKind : uint8_t {
@@ -157,6 +175,8 @@ struct HostCounters {
   uint64_t send_would_block = 0;   // the socket's send buffer was full (datagrams waited, not lost)
   uint64_t simulated_dropped = 0;  // by HostConfig::simulation (loss and rate limit)
   uint64_t events_dropped = 0;     // the oldest, beyond 4096 queued while no connection callback was set
+  uint64_t signaling_sent = 0, signaling_received = 0;
+  uint64_t signaling_invalid = 0;  // blobs that were malformed, for no session of ours, or with a changed key
   size_t connections = 0;          // handles currently held, plus connections still closing
 };
 
@@ -182,15 +202,30 @@ class Host {
   // Host is destroyed). False if there is no such socket.
   bool close_listen_socket(ListenSocketHandle socket);
 
+  // Accepts peer-to-peer connection requests arriving through the signaling plugins (at most one such
+  // listener per Host; close_listen_socket() stops it). Without it, requests are refused at once (the peer
+  // sees EndReason::kRemoteRejected). auto_accept false: each request is a kIncomingRequest event whose
+  // info.remote_peer names the peer; accept(), reject(), or ignore it (it is dropped after connect_timeout).
+  ListenSocketHandle listen_p2p(const ListenOptions& options = {}, std::string* error = nullptr);
+
   // --- connections ---
+  // Starts a peer-to-peer connection: signaling through the plugin of peer's scheme, then ICE, then the
+  // encrypted handshake over the path ICE found. Returns kInvalidConnection and, if error is given, why (no
+  // plugin for the scheme, too many connections); otherwise the outcome is a kConnected or kClosed event
+  // (EndReason::kRemoteRejected, kMiscSignalingUnreachable, kMiscNoRoute, kMiscConnectTimeout, ...), all
+  // within connect_timeout. The peer's key comes from its signaling answer and is proven by the handshake;
+  // options.expected_key pins it.
+  ConnectionHandle connect(const PeerId& peer, const ConnectOptions& options = {},
+                           std::string* error = nullptr);
   // Starts a connection to a peer's address. Returns kInvalidConnection and, if error is given, why (bad
   // address, no socket, too many connections); otherwise the outcome arrives as a kConnected or kClosed
   // event (e.g. EndReason::kMiscConnectTimeout when nobody answers).
   ConnectionHandle connect(const Address& to, const ConnectOptions& options = {},
                            std::string* error = nullptr);
-  // Answers a kIncomingRequest. reject(): the peer's connection ends with EndReason::kRemoteRejected.
+  // Answers a kIncomingRequest. reject(): the peer's connection ends with EndReason::kRemoteRejected (a
+  // peer-to-peer one also gets debug, in its end_debug); the handle is released.
   bool accept(ConnectionHandle connection);
-  bool reject(ConnectionHandle connection);
+  bool reject(ConnectionHandle connection, const std::string& debug = {});
   // Ends the connection and releases the handle (no more events; unread messages are freed). reason is
   // given to the peer: an application code (1000–2999) or EndReason. linger = true: reliable messages
   // already sent are still delivered first (bounded by linger_timeout); false: immediately. False if there

@@ -1,6 +1,6 @@
 // Simulated bad networks for testing an application: loss, lag, jitter, reordering, duplication and a rate
-// limit, applied by the Host to its own datagrams on send and/or on receive (the idea of GameNetworkingSockets'
-// FakePacket* settings). All zero (the default) means off, at no cost.
+// limit, applied by the Host to its own datagrams on send and/or on receive (the idea of
+// GameNetworkingSockets' FakePacket* settings). All zero (the default) means off, at no cost.
 //
 //   peerlink::HostConfig config;
 //   config.simulation.send.loss_percent = 5;                          // 5 % of outgoing datagrams vanish

@@ -57,11 +57,17 @@ bool Host::close_listen_socket(ListenSocketHandle socket) {
 ConnectionHandle Host::connect(const Address& to, const ConnectOptions& options, std::string* error) {
   return impl_->connect(to, options, error);
 }
+ListenSocketHandle Host::listen_p2p(const ListenOptions& options, std::string* error) {
+  return impl_->listen_p2p(options, error);
+}
+ConnectionHandle Host::connect(const PeerId& peer, const ConnectOptions& options, std::string* error) {
+  return impl_->connect(peer, options, error);
+}
 bool Host::accept(ConnectionHandle c) {
   return impl_->accept(c);
 }
-bool Host::reject(ConnectionHandle c) {
-  return impl_->reject(c);
+bool Host::reject(ConnectionHandle c, const std::string& debug) {
+  return impl_->reject(c, debug);
 }
 bool Host::close(ConnectionHandle c, uint32_t reason, const std::string& debug, bool linger) {
   return impl_->close(c, reason, debug, linger);
@@ -138,6 +144,7 @@ Host::Impl::Impl(HostConfig config)
              static_cast<unsigned long long>(seed));
   }
   log_.log(LogLevel::kInfo, "host %s starting", config_.identity.fingerprint().c_str());
+  start_p2p();
   log_.flush();
   thread_ = std::thread([this] { service_main(); });
 }
@@ -146,8 +153,10 @@ Host::Impl::~Impl() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     Instant now = io::monotonic_now();
-    for (const auto& [c, h] : handles_)
+    for (const auto& [c, h] : handles_) {
       endpoint_.close(c, uint32_t(EndReason::kLocalShutdown), "host shut down", false, now);
+      release_p2p(c, uint32_t(EndReason::kLocalShutdown), now);
+    }
     handles_.clear();
     stopping_ = true;
     // Connections closed with linger get their linger time; the rest only need their CLOSE sent.
@@ -157,6 +166,7 @@ Host::Impl::~Impl() {
   }
   loop_.wake();
   thread_.join();
+  stop_p2p();
   log_.log(LogLevel::kInfo, "host %s stopped", config_.identity.fingerprint().c_str());
   log_.flush();
 }
@@ -280,6 +290,7 @@ ConnectionHandle Host::Impl::connect(const Address& to, const ConnectOptions& op
 }
 
 bool Host::Impl::awaiting_accept(ConnectionHandle c) const {
+  if (p2p_.count(c)) return handles_.count(c) && rz_->awaiting_accept(c);
   const protocol::Connection* conn = endpoint_.connection(c);
   return handles_.count(c) && conn && conn->awaiting_accept();
 }
@@ -288,17 +299,27 @@ bool Host::Impl::accept(ConnectionHandle c) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (!awaiting_accept(c)) return false;
   Instant now = io::monotonic_now();
+  if (p2p_.count(c)) {
+    rz_->accept(now, c);
+    loop_.wake();
+    return true;
+  }
   endpoint_.accept(c, now);
   after_command(now, true);
   return true;
 }
 
-bool Host::Impl::reject(ConnectionHandle c) {
+bool Host::Impl::reject(ConnectionHandle c, const std::string& debug) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (!awaiting_accept(c)) return false;
   Instant now = io::monotonic_now();
-  endpoint_.reject(c, uint32_t(EndReason::kRemoteRejected), now);
   handles_.erase(c);  // the rejected request is released at once
+  if (p2p_.count(c)) {
+    rz_->reject(now, c, uint32_t(EndReason::kRemoteRejected), debug);
+    release_p2p(c, uint32_t(EndReason::kRemoteRejected), now);
+    return true;
+  }
+  endpoint_.reject(c, uint32_t(EndReason::kRemoteRejected), now);
   after_command(now, true);
   return true;
 }
@@ -311,6 +332,7 @@ bool Host::Impl::close(ConnectionHandle c, uint32_t reason, const std::string& d
     handles_.erase(it);
     Instant now = io::monotonic_now();
     endpoint_.close(c, reason, debug, linger, now);
+    release_p2p(c, reason, now);
     log_.log(LogLevel::kInfo, "connection %u: closed by the application (%u%s%s%s)", c, reason,
              debug.empty() ? "" : ": ", debug.c_str(), linger ? ", lingering" : "");
     after_command(now, true);
@@ -324,7 +346,7 @@ SendResult Host::Impl::send(ConnectionHandle c, const void* data, size_t size, u
   std::lock_guard<std::mutex> lock(mutex_);
   if (!handles_.count(c)) return SendResult::kNoConnection;
   Instant now = io::monotonic_now();
-  SendResult r = endpoint_.send(c, static_cast<const uint8_t*>(data), size, flags, lane, now);
+  SendResult r = send_locked(c, static_cast<const uint8_t*>(data), size, flags, lane, now);
   if (r == SendResult::kOk) after_command(now, (flags & (send_flags::kNoNagle | send_flags::kNoDelay)) != 0);
   return r;
 }
@@ -337,7 +359,7 @@ void Host::Impl::send_batch(const OutgoingMessage* messages, size_t count, SendR
     const OutgoingMessage& m = messages[i];
     SendResult r = SendResult::kNoConnection;
     if (handles_.count(m.connection))
-      r = endpoint_.send(m.connection, static_cast<const uint8_t*>(m.data), m.size, m.flags, m.lane, now);
+      r = send_locked(m.connection, static_cast<const uint8_t*>(m.data), m.size, m.flags, m.lane, now);
     if (r == SendResult::kOk) {
       sent = true;
       urgent |= (m.flags & (send_flags::kNoNagle | send_flags::kNoDelay)) != 0;
@@ -345,6 +367,23 @@ void Host::Impl::send_batch(const OutgoingMessage* messages, size_t count, SendR
     if (results) results[i] = r;
   }
   if (sent) after_command(now, urgent);
+}
+
+SendResult Host::Impl::send_locked(ConnectionHandle c, const uint8_t* data, size_t size, uint32_t flags,
+                                   uint32_t lane, Instant now) {
+  auto p = p2p_.find(c);
+  if (p == p2p_.end() || p->second.created) return endpoint_.send(c, data, size, flags, lane, now);
+  // A peer-to-peer connection still being set up: kept until the Endpoint connection exists.
+  P2P& st = p->second;
+  if (st.ended) return SendResult::kInvalidState;
+  bool reliable = flags & send_flags::kReliable;
+  if (size > (reliable ? config_.max_message_size : size_t(64u << 10))) return SendResult::kMessageTooLarge;
+  if (!reliable && size == 0) return SendResult::kDropped;
+  if (lane != 0) return SendResult::kInvalidLane;  // lanes are configured once connected
+  if (st.send_bytes + size > config_.send_buffer_bytes) return SendResult::kLimitExceeded;
+  st.sends.push_back({std::vector<uint8_t>(data, data + size), flags, lane});
+  st.send_bytes += size;
+  return SendResult::kOk;
 }
 
 void Host::Impl::take_messages(ConnectionHandle c, const HandleState& h, std::vector<Message>& out,
@@ -433,6 +472,20 @@ ConnectionInfo Host::Impl::info_locked(ConnectionHandle c, const HandleState& h)
   info.listen_socket = h.listen;
   info.user_data = h.user_data;
   const protocol::Connection* conn = endpoint_.connection(c);
+  auto p2p = p2p_.find(c);
+  if (p2p != p2p_.end()) {
+    const P2P& p = p2p->second;
+    info.remote_peer = p.peer;
+    info.route = p.route;
+    info.relayed = p.route == RouteType::kRelay;
+    info.remote_address = p.remote_address;
+    if (!conn || !p.created) {
+      info.state = p.ended ? ConnectionState::kClosed : ConnectionState::kConnecting;
+      info.end_reason = p.end_reason;
+      info.end_debug = p.end_debug;
+      return info;
+    }
+  }
   if (!conn) {
     info.state = ConnectionState::kClosed;
     return info;
@@ -443,9 +496,10 @@ ConnectionInfo Host::Impl::info_locked(ConnectionHandle c, const HandleState& h)
     info.remote_fingerprint = Identity::fingerprint_of(info.remote_key);
   }
   uint8_t index = 0;
-  if (io::decode_path(conn->peer_address(), index, info.remote_address) && index < sockets_.size())
+  if (io::decode_path(conn->peer_address(), index, info.remote_address) && index < sockets_.size()) {
     info.local_address = sockets_[index]->socket->local_address();
-  info.route = RouteType::kDirectUdp;
+    info.route = RouteType::kDirectUdp;
+  }
   info.end_reason = conn->end_reason();
   info.end_debug = conn->end_debug();
   return info;
@@ -528,6 +582,12 @@ HostCounters Host::Impl::counters() const {
   }
   h.connections = endpoint_.connection_count();
   h.events_dropped = events_dropped_;
+  h.signaling_sent = signaling_sent_;
+  h.signaling_received = signaling_received_;
+  if (rz_) {
+    const auto& rc = rz_->counters();
+    h.signaling_invalid = rc.invalid + rc.unknown_session + rc.key_changed;
+  }
   return h;
 }
 

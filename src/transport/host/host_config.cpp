@@ -55,7 +55,18 @@ std::string HostConfig::validate() const {
     return "callback_thread is not a CallbackThread";
   std::string e = check_impairment(simulation.send, "send");
   if (e.empty()) e = check_impairment(simulation.receive, "receive");
-  return e;
+  if (!e.empty()) return e;
+  std::vector<std::string> schemes;
+  for (const auto& plugin : signaling) {
+    if (!plugin) return "signaling: a plugin is null";
+    std::string scheme = plugin->scheme();
+    if (!PeerId::parse(scheme + ":x"))
+      return "signaling: a plugin's scheme '" + scheme + "' is not a valid scheme";
+    for (const auto& other : schemes)
+      if (other == scheme) return "signaling: two plugins serve the scheme '" + scheme + "'";
+    schemes.push_back(scheme);
+  }
+  return ice.validate();
 }
 
 const char* to_string(ConnectionEventKind kind) {

@@ -21,10 +21,12 @@
 #include "peerlink/host.hpp"
 #include "transport/crypto/random.hpp"
 #include "transport/host/logger.hpp"
+#include "transport/ice/ice_agent.hpp"
 #include "transport/io/packet_impairment.hpp"
 #include "transport/io/service_loop.hpp"
 #include "transport/io/udp_socket.hpp"
 #include "transport/protocol/endpoint.hpp"
+#include "transport/rendezvous/rendezvous.hpp"
 
 namespace peerlink {
 
@@ -41,8 +43,10 @@ class Host::Impl {
   std::optional<Address> listen_address(ListenSocketHandle socket) const;
   bool close_listen_socket(ListenSocketHandle socket);
   ConnectionHandle connect(const Address& to, const ConnectOptions& options, std::string* error);
+  ListenSocketHandle listen_p2p(const ListenOptions& options, std::string* error);
+  ConnectionHandle connect(const PeerId& peer, const ConnectOptions& options, std::string* error);
   bool accept(ConnectionHandle c);
-  bool reject(ConnectionHandle c);
+  bool reject(ConnectionHandle c, const std::string& debug);
   bool close(ConnectionHandle c, uint32_t reason, const std::string& debug, bool linger);
   SendResult send(ConnectionHandle c, const void* data, size_t size, uint32_t flags, uint32_t lane);
   void send_batch(const OutgoingMessage* messages, size_t count, SendResult* results);
@@ -81,6 +85,58 @@ class Host::Impl {
     bool incoming = false;
   };
 
+  // A peer-to-peer connection before and while it runs over its ICE stream (host_p2p.cpp).
+  struct P2P {
+    PeerId peer;
+    ice::StreamId stream = 0;
+    bool offerer = true;
+    bool created = false;  // the Endpoint connection exists (from then on it owns sends and state)
+    std::optional<PublicKey> peer_key;
+    std::optional<PublicKey> expected_key;
+    struct PendingSend {
+      std::vector<uint8_t> data;
+      uint32_t flags, lane;
+    };
+    std::vector<PendingSend> sends;  // sent before the Endpoint connection existed
+    size_t send_bytes = 0;
+    bool ended = false;
+    uint32_t end_reason = 0;
+    std::string end_debug;
+    RouteType route = RouteType::kNone;
+    Address remote_address;
+    std::string ufrag, pwd;  // of our stream
+  };
+  // What the IceAgent reported while the service thread waited (its callbacks run inside loop_.wait, with
+  // mutex_ released; service thread only, so no lock).
+  struct IceNews {
+    enum Kind : uint8_t { kCandidates, kState, kDatagram };
+    Kind kind = kCandidates;
+    ice::StreamId stream = 0;
+    std::vector<rendezvous::Candidate> candidates;
+    bool done = false;
+    ice::StreamState state = ice::StreamState::kFailed;
+    std::vector<uint8_t> data;
+  };
+  class Sink;
+  struct Inbound {
+    bool unreachable = false;
+    PeerId peer;
+    std::vector<uint8_t> blob;
+    std::string detail;
+  };
+
+  // --- peer-to-peer (host_p2p.cpp; mutex_ held unless said otherwise) ---
+  void start_p2p();                         // constructor: plugins and the rendezvous
+  void process_p2p(protocol::Instant now);  // service thread: inbox, ICE news, timers, rendezvous actions
+  void apply(protocol::Instant now, rendezvous::Action& a);
+  void on_ice_connected(protocol::Instant now, ConnectionHandle c, P2P& p);
+  void end_p2p(ConnectionHandle c, uint32_t reason, const std::string& debug);
+  void send_to_stream(const protocol::PathAddress& path, const uint8_t* data, size_t size);
+  bool accept_p2p_request(protocol::Instant now, ConnectionHandle c, const PublicKey& remote_key);
+  void flush_signaling(std::unique_lock<std::mutex>& lock);  // sends outbox_ with mutex_ released
+  void release_p2p(ConnectionHandle c, uint32_t reason, protocol::Instant now);
+  void stop_p2p();  // destructor, after the service thread ended
+
   // --- service thread (host_service.cpp) ---
   void service_main();
   void receive_from(uint8_t socket_index, protocol::Instant now);
@@ -106,6 +162,8 @@ class Host::Impl {
   // Endpoint now needs it sooner than it planned to wake.
   void after_command(protocol::Instant now, bool urgent);
   void take_messages(ConnectionHandle c, const HandleState& h, std::vector<Message>& out, size_t max);
+  SendResult send_locked(ConnectionHandle c, const uint8_t* data, size_t size, uint32_t flags, uint32_t lane,
+                         protocol::Instant now);
 
   HostConfig config_;
   mutable host::Logger log_;
@@ -121,6 +179,23 @@ class Host::Impl {
   std::unordered_map<ConnectionHandle, HandleState> handles_;
   std::unordered_set<PollGroupHandle> groups_;
   PollGroupHandle next_group_ = 1;
+
+  // Peer-to-peer.
+  std::unordered_map<std::string, std::shared_ptr<SignalingPlugin>> plugins_;
+  std::unique_ptr<SignalingSink> sink_;  // a Sink (host_p2p.cpp)
+  std::unique_ptr<rendezvous::Rendezvous> rz_;
+  std::unique_ptr<ice::IceAgent> ice_;
+  std::unordered_map<ConnectionHandle, P2P> p2p_;
+  std::unordered_map<ice::StreamId, ConnectionHandle> stream_handles_;
+  std::vector<ice::StreamId>
+      streams_to_remove_;  // released by application threads; removed by the service thread
+  std::vector<IceNews> ice_news_;
+  std::vector<std::pair<PeerId, std::vector<uint8_t>>> outbox_;
+  std::mutex inbox_mutex_;  // guards inbox_ only; plugins' threads deliver into it
+  std::vector<Inbound> inbox_;
+  ListenSocketHandle p2p_listen_ = kInvalidListenSocket;
+  ListenOptions p2p_options_;
+  uint64_t signaling_sent_ = 0, signaling_received_ = 0;
 
   std::optional<io::PacketImpairment> send_impairment_, receive_impairment_;
   io::ReceiveBatch receive_batch_;

@@ -43,6 +43,14 @@ void Host::Impl::service_main() {
       while (receive_impairment_->pop_due(now, d))
         deliver_datagram(now, d.address, d.data.data(), d.data.size());
     }
+    if (rz_) {
+      for (ice::StreamId stream : streams_to_remove_) {
+        stream_handles_.erase(stream);
+        ice_->remove_stream(stream);
+      }
+      streams_to_remove_.clear();
+      process_p2p(now);
+    }
     if (endpoint_.next_timeout() <= now) endpoint_.handle_timeout(now);
     bool more = transmit(now);
     collect_events(now);
@@ -81,7 +89,9 @@ void Host::Impl::service_main() {
       break;
     }
 
-    Instant deadline = more ? now : endpoint_.next_timeout();
+    flush_signaling(lock);
+    Instant deadline = more || !ice_news_.empty() ? now : endpoint_.next_timeout();
+    if (rz_) deadline = std::min(deadline, rz_->next_timeout());
     if (send_impairment_) deadline = std::min(deadline, send_impairment_->next_due());
     if (receive_impairment_) deadline = std::min(deadline, receive_impairment_->next_due());
     if (stopping_) deadline = std::min(deadline, stop_deadline_);
@@ -152,7 +162,7 @@ void Host::Impl::deliver_datagram(Instant now, const PathAddress& from, uint8_t*
 }
 
 Host::Impl::SocketSlot* Host::Impl::socket_of(const PathAddress& path) {
-  uint8_t index = path.size > 0 ? path.bytes[0] : 255;
+  uint8_t index = path.size == 24 ? path.bytes[0] : 255;  // see io::encode_path
   return index < sockets_.size() ? sockets_[index].get() : nullptr;
 }
 
@@ -172,23 +182,29 @@ bool Host::Impl::transmit(Instant now) {
 
   // Datagrams are built straight into the batch of the socket the previous one went to (usually the only
   // one), and moved only when the Endpoint picked another socket.
+  // ICE paths are sent through libnice from a scratch buffer.
   SocketSlot* guess = sockets_.empty() ? nullptr : sockets_[client_socket_.value_or(0)].get();
   size_t sent = 0;
   bool budget_left = true;
-  while (guess) {
+  uint8_t scratch[io::SendBatch::kMaxDatagram];
+  for (;;) {
     if (sent >= kDatagramsSentPerTurn) {
       budget_left = false;
       break;
     }
-    if (guess->outgoing.full() && !flush_socket(*guess)) break;  // the kernel is full: wait for POLLOUT
-    uint8_t* buf = guess->outgoing.next_buffer();
+    if (guess && guess->outgoing.full() && !flush_socket(*guess))
+      break;  // the kernel is full: wait for POLLOUT
+    uint8_t* buf = guess ? guess->outgoing.next_buffer() : scratch;
     PathAddress to_path;
     size_t n = endpoint_.poll_transmit(now, buf, io::SendBatch::kMaxDatagram, to_path);
     if (n == 0) break;
     ++sent;
     uint8_t index;
     Address to;
-    if (!io::decode_path(to_path, index, to) || index >= sockets_.size()) continue;
+    if (!io::decode_path(to_path, index, to) || index >= sockets_.size()) {
+      send_to_stream(to_path, buf, n);
+      continue;
+    }
     if (send_impairment_) {
       send_impairment_->submit(now, to_path, buf, n);
       continue;
@@ -239,6 +255,7 @@ void Host::Impl::collect_events(Instant now) {
     if (e.kind == protocol::EventKind::kIncomingRequest) {
       const protocol::Connection* conn = endpoint_.connection(c);
       SocketSlot* slot = conn ? socket_of(conn->peer_address()) : nullptr;
+      if (!stopping_ && accept_p2p_request(now, c, e.remote_key)) continue;
       if (!slot || !slot->accepting || stopping_) {
         endpoint_.reject(c, uint32_t(EndReason::kRemoteRejected), now);
         continue;

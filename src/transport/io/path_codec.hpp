@@ -44,4 +44,17 @@ inline bool decode_path(const protocol::PathAddress& path, uint8_t& socket_index
   return true;
 }
 
+// An ICE stream as a path: a tag byte and the stream id (5 bytes, so never mistaken for a socket path).
+inline constexpr uint8_t kIcePathTag = 0xFE;
+inline protocol::PathAddress encode_ice_path(uint32_t stream) {
+  uint8_t b[5] = {kIcePathTag};
+  std::memcpy(b + 1, &stream, 4);
+  return protocol::PathAddress::from_bytes(b, sizeof b);
+}
+inline bool decode_ice_path(const protocol::PathAddress& path, uint32_t& stream) {
+  if (path.size != 5 || path.bytes[0] != kIcePathTag) return false;
+  std::memcpy(&stream, path.bytes.data() + 1, 4);
+  return true;
+}
+
 }  // namespace peerlink::io

@@ -40,8 +40,14 @@ const Endpoint::Slot* Endpoint::find(ConnectionId id) const {
 ConnectionId Endpoint::new_connection_id() {
   for (;;) {
     ConnectionId id = rng_.next_u32();
-    if (id != 0 && slots_.find(id) == slots_.end()) return id;
+    if (id != 0 && slots_.find(id) == slots_.end() && !reserved_.count(id)) return id;
   }
+}
+
+ConnectionId Endpoint::reserve_id() {
+  ConnectionId id = new_connection_id();
+  reserved_.insert(id);
+  return id;
 }
 
 void Endpoint::touch(ConnectionId id, Slot& s) {
@@ -176,11 +182,13 @@ void Endpoint::handle_initiation(Instant now, const PathAddress& from, const uin
     }
     return;
   }
-  if (!config_.accept_incoming || !accepting) {
+  auto expected = expected_.find(from);
+  bool proven = expected != expected_.end();
+  if (!proven && (!config_.accept_incoming || !accepting)) {
     queue_reject(from, p.sender_id, EndReason::kRemoteRejected);
     return;
   }
-  if (config_.retry == RetryPolicy::kAlways) {
+  if (config_.retry == RetryPolicy::kAlways && !proven) {
     if (!p.cookie) {
       // Prove the address before keeping any state for it (QUIC Retry, WireGuard cookies).
       std::vector<uint8_t> pkt(64);
@@ -222,10 +230,14 @@ void Endpoint::handle_initiation(Instant now, const PathAddress& from, const uin
     }
     return;
   }
-  ConnectionId id = new_connection_id();
+  ConnectionId id = proven ? expected->second : new_connection_id();
+  if (proven) {
+    expected_.erase(expected);
+    reserved_.erase(id);
+  }
   auto conn = std::make_unique<Connection>(id, from, config_.connection, std::move(hs), rng_, &events_, now);
   conn->set_peer_id(p.sender_id);
-  conn->set_address_validated(config_.retry == RetryPolicy::kAlways ? 0 : len);
+  conn->set_address_validated(config_.retry == RetryPolicy::kAlways || proven ? 0 : len);
   Slot& s = slots_[id];
   s.conn = std::move(conn);
   s.has_initiation_key = true;
@@ -347,8 +359,10 @@ void Endpoint::handle_timeout(Instant now) {
 // ---------------------------------------------------------------------------------------------------------
 // Application side
 
-ConnectionId Endpoint::connect(Instant now, const PathAddress& to, const std::optional<PublicKey>& peer_key) {
-  ConnectionId id = new_connection_id();
+ConnectionId Endpoint::connect(Instant now, const PathAddress& to, const std::optional<PublicKey>& peer_key,
+                               ConnectionId id) {
+  if (id == 0 || slots_.count(id)) id = new_connection_id();
+  reserved_.erase(id);
   crypto::AeadAlgorithm suite = config_.prefer_aes_gcm && crypto::cpu_has_aes()
                                     ? crypto::AeadAlgorithm::kAesGcm
                                     : crypto::AeadAlgorithm::kChaChaPoly;

@@ -22,6 +22,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -71,7 +72,17 @@ class Endpoint {
   // --- application side ---
   // Starts a connection. With peer_key the handshake is Noise IK and fails with kRemoteKeyMismatch if the
   // peer does not hold that key; without it, Noise XX learns the peer's key (see Connection::remote_key).
-  ConnectionId connect(Instant now, const PathAddress& to, const std::optional<PublicKey>& peer_key);
+  // id: one from reserve_id(), or 0 for a new one.
+  ConnectionId connect(Instant now, const PathAddress& to, const std::optional<PublicKey>& peer_key,
+                       ConnectionId id = 0);
+  // An id no connection will get until it is used (connect, expect_initiation) or released.
+  ConnectionId reserve_id();
+  void release_id(ConnectionId id) { reserved_.erase(id); }
+  // The next connection request arriving from `from` (a path already proven by other means, such as ICE)
+  // gets the reserved id, skips the address-validation cookie and is taken even on a non-accepting path.
+  // It still needs accept() after its kIncomingRequest event.
+  void expect_initiation(const PathAddress& from, ConnectionId id) { expected_[from] = id; }
+  void cancel_expectation(const PathAddress& from) { expected_.erase(from); }
   void accept(ConnectionId id, Instant now);
   void reject(ConnectionId id, uint32_t reason, Instant now);
   SendResult send(ConnectionId id, const uint8_t* data, size_t len, uint32_t flags, uint32_t lane,
@@ -139,6 +150,8 @@ class Endpoint {
   std::array<uint8_t, 32> cookie_secret_{};
   std::unordered_map<ConnectionId, Slot> slots_;
   std::unordered_map<InitiationKey, ConnectionId, InitiationKeyHash> initiations_;
+  std::unordered_set<ConnectionId> reserved_;
+  std::unordered_map<PathAddress, ConnectionId, PathAddressHash> expected_;
   std::set<std::pair<Instant, ConnectionId>> timers_;
   std::deque<ConnectionId> ready_;
   std::deque<std::pair<PathAddress, std::vector<uint8_t>>> stateless_;

@@ -39,6 +39,11 @@ Rendezvous::Session* Rendezvous::find_session(const PeerId& peer, uint64_t id) {
   return it == by_session_.end() ? nullptr : find(it->second);
 }
 
+bool Rendezvous::awaiting_accept(Handle h) const {
+  const Session* s = find(h);
+  return s && s->state == State::kAwaitingAccept;
+}
+
 std::optional<Role> Rendezvous::role(Handle h) const {
   const Session* s = find(h);
   return s ? std::optional<Role>(s->role) : std::nullopt;

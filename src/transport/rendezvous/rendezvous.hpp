@@ -127,6 +127,7 @@ class Rendezvous {
   bool poll(Action& out);
 
   bool has(Handle h) const { return sessions_.count(h) != 0; }
+  bool awaiting_accept(Handle h) const;
   std::optional<Role> role(Handle h) const;
   std::optional<PublicKey> peer_key(Handle h) const;  // once the peer's first blob has been seen
   uint64_t session_id(Handle h) const;

@@ -1,0 +1,371 @@
+// Peer-to-peer connections: signaling plugins feed the Rendezvous, whose actions drive the IceAgent; once
+// ICE connects, the offering side starts the Endpoint connection over the ICE stream and the answering side
+// takes the connection request that arrives on it (expected, so no cookie round trip).
+//
+// Handles: a peer-to-peer connection's handle is an Endpoint id reserved when the connection starts, so it
+// stays the same when the Endpoint connection is created later. Until then sends are kept here.
+#include <algorithm>
+
+#include "transport/host/host_impl.hpp"
+#include "transport/io/path_codec.hpp"
+
+namespace peerlink {
+
+using protocol::Instant;
+using rendezvous::Action;
+
+class Host::Impl::Sink final : public SignalingSink {
+ public:
+  explicit Sink(Host::Impl& host) : host_(host) {}
+  void deliver(const PeerId& from, const void* blob, size_t size) override {
+    Inbound in;
+    in.peer = from;
+    in.blob.assign(static_cast<const uint8_t*>(blob), static_cast<const uint8_t*>(blob) + size);
+    push(std::move(in));
+  }
+  void peer_unreachable(const PeerId& peer, const std::string& detail) override {
+    Inbound in;
+    in.unreachable = true;
+    in.peer = peer;
+    in.detail = detail;
+    push(std::move(in));
+  }
+
+ private:
+  void push(Inbound in) {
+    {
+      std::lock_guard<std::mutex> lock(host_.inbox_mutex_);
+      if (host_.inbox_.size() >= 4096) return;  // a flood the service thread cannot keep up with: dropped
+      host_.inbox_.push_back(std::move(in));
+    }
+    host_.loop_.wake();
+  }
+  Host::Impl& host_;
+};
+
+void Host::Impl::start_p2p() {
+  if (config_.signaling.empty()) return;
+  IceConfig ice = config_.ice;
+  std::string why;
+  if (!ice::IceAgent::resolve_servers(ice, &why)) log_.log(LogLevel::kWarning, "%s", why.c_str());
+  ice::IceCallbacks cb;
+  cb.local_candidates = [this](ice::StreamId s, const std::vector<rendezvous::Candidate>& c, bool done) {
+    IceNews n;
+    n.kind = IceNews::kCandidates;
+    n.stream = s;
+    n.candidates = c;
+    n.done = done;
+    ice_news_.push_back(std::move(n));
+  };
+  cb.state = [this](ice::StreamId s, ice::StreamState state) {
+    IceNews n;
+    n.kind = IceNews::kState;
+    n.stream = s;
+    n.state = state;
+    ice_news_.push_back(std::move(n));
+  };
+  cb.receive = [this](ice::StreamId s, uint8_t* data, size_t size) {
+    IceNews n;
+    n.kind = IceNews::kDatagram;
+    n.stream = s;
+    n.data.assign(data, data + size);
+    ice_news_.push_back(std::move(n));
+  };
+  ice_ = std::make_unique<ice::IceAgent>(loop_.context(), ice, std::move(cb));
+  rendezvous::RendezvousConfig rc;
+  rc.setup_timeout = config_.connect_timeout;
+  rz_ = std::make_unique<rendezvous::Rendezvous>(rc, config_.identity.public_key(), rng_,
+                                                 [this] { return endpoint_.reserve_id(); });
+  sink_ = std::make_unique<Sink>(*this);
+  for (const auto& plugin : config_.signaling) {
+    plugins_[plugin->scheme()] = plugin;
+    plugin->start(*sink_);
+  }
+}
+
+void Host::Impl::stop_p2p() {
+  for (auto& [scheme, plugin] : plugins_)
+    plugin->stop();
+  plugins_.clear();
+  p2p_.clear();
+  stream_handles_.clear();
+  ice_.reset();
+}
+
+ListenSocketHandle Host::Impl::listen_p2p(const ListenOptions& options, std::string* error) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::string why;
+  if (!rz_)
+    why = "no signaling plugin (HostConfig::signaling is empty)";
+  else if (p2p_listen_ != kInvalidListenSocket)
+    why = "already listening for peer-to-peer connections";
+  else if (options.poll_group != kInvalidPollGroup && !groups_.count(options.poll_group))
+    why = "no such poll group";
+  if (!why.empty()) {
+    if (error) *error = why;
+    return kInvalidListenSocket;
+  }
+  p2p_listen_ = next_listen_++;
+  p2p_options_ = options;
+  rz_->set_listening(true);
+  return p2p_listen_;
+}
+
+ConnectionHandle Host::Impl::connect(const PeerId& peer, const ConnectOptions& options, std::string* error) {
+  std::string why;
+  ConnectionHandle c = kInvalidConnection;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (peer.empty()) {
+      why = "empty peer id";
+    } else if (!plugins_.count(std::string(peer.scheme()))) {
+      why = "no signaling plugin for scheme '" + std::string(peer.scheme()) + "' (HostConfig::signaling has:";
+      for (const auto& [scheme, plugin] : plugins_)
+        why += " " + scheme;
+      why += plugins_.empty() ? " none)" : ")";
+    } else if (handles_.size() >= config_.max_connections) {
+      why = "too many connections (HostConfig::max_connections)";
+    } else if (options.poll_group != kInvalidPollGroup && !groups_.count(options.poll_group)) {
+      why = "no such poll group";
+    } else {
+      Instant now = io::monotonic_now();
+      ConnectionHandle h = endpoint_.reserve_id();
+      c = rz_->connect(now, h, peer, options.symmetric);
+      if (c != h) {
+        endpoint_.release_id(h);  // an existing symmetric connection with this peer
+      } else {
+        HandleState& hs = handles_[c];
+        hs.user_data = options.user_data;
+        hs.group = options.poll_group;
+        P2P& p = p2p_[c];
+        p.peer = peer;
+        p.expected_key = options.expected_key;
+        log_.log(LogLevel::kInfo, "connection %u: connecting to %s", c, peer.str().c_str());
+      }
+      loop_.wake();
+    }
+    if (c == kInvalidConnection)
+      log_.log(LogLevel::kWarning, "connect(%s): %s", peer.str().c_str(), why.c_str());
+  }
+  log_.flush();
+  if (c == kInvalidConnection && error) *error = why;
+  return c;
+}
+
+void Host::Impl::process_p2p(Instant now) {
+  if (!rz_) return;
+  std::vector<Inbound> inbox;
+  {
+    std::lock_guard<std::mutex> lock(inbox_mutex_);
+    inbox.swap(inbox_);
+  }
+  for (Inbound& in : inbox) {
+    if (in.unreachable) {
+      rz_->peer_unreachable(now, in.peer, in.detail);
+    } else {
+      ++signaling_received_;
+      rz_->receive(now, in.peer, in.blob.data(), in.blob.size());
+    }
+  }
+  std::vector<IceNews> news;
+  news.swap(ice_news_);
+  for (IceNews& n : news) {
+    auto it = stream_handles_.find(n.stream);
+    if (it == stream_handles_.end()) continue;
+    ConnectionHandle c = it->second;
+    auto p = p2p_.find(c);
+    if (p == p2p_.end()) continue;
+    switch (n.kind) {
+      case IceNews::kCandidates:
+        rz_->local_candidates(now, c, p->second.ufrag, p->second.pwd, n.candidates, n.done);
+        break;
+      case IceNews::kState:
+        if (n.state == ice::StreamState::kConnected) {
+          on_ice_connected(now, c, p->second);
+        } else if (!p->second.created || !endpoint_.connection(c) ||
+                   endpoint_.connection(c)->state() != ConnectionState::kConnected) {
+          rz_->ice_failed(now, c, uint32_t(EndReason::kMiscNoRoute), "ICE found no working path to the peer");
+        }
+        break;
+      case IceNews::kDatagram:
+        endpoint_.handle_datagram(now, io::encode_ice_path(n.stream), n.data.data(), n.data.size(), false);
+        break;
+    }
+  }
+  if (rz_->next_timeout() <= now) rz_->handle_timeout(now);
+  Action a;
+  while (rz_->poll(a))
+    apply(now, a);
+}
+
+void Host::Impl::apply(Instant now, Action& a) {
+  switch (a.kind) {
+    case Action::Kind::kSend:
+      outbox_.emplace_back(std::move(a.peer), std::move(a.blob));
+      return;
+    case Action::Kind::kIncomingRequest: {
+      if (handles_.size() >= config_.max_connections) {
+        rz_->reject(now, a.handle, uint32_t(EndReason::kRemoteBusy), "too many connections");
+        endpoint_.release_id(a.handle);
+        return;
+      }
+      HandleState& h = handles_[a.handle];
+      h.incoming = true;
+      h.listen = p2p_listen_;
+      h.group = p2p_options_.poll_group;
+      P2P& p = p2p_[a.handle];
+      p.peer = a.peer;
+      p.offerer = false;
+      p.peer_key = a.peer_key;
+      log_.log(LogLevel::kInfo, "connection %u: request from %s (%s)", a.handle, a.peer.str().c_str(),
+               Identity::fingerprint_of(a.peer_key).c_str());
+      // A symmetric request that met our own connect() was accepted by the rendezvous already.
+      if (p2p_options_.auto_accept || p2p_listen_ == kInvalidListenSocket)
+        rz_->accept(now, a.handle);
+      else
+        queue_event(ConnectionEventKind::kIncomingRequest, a.handle);
+      return;
+    }
+    case Action::Kind::kStartIce: {
+      auto it = p2p_.find(a.handle);
+      if (it == p2p_.end()) return;
+      P2P& p = it->second;
+      if (p.stream) {  // a lost symmetric race: the stream starts over in the other role
+        endpoint_.cancel_expectation(io::encode_ice_path(p.stream));
+        stream_handles_.erase(p.stream);
+        ice_->remove_stream(p.stream);
+        p.stream = 0;
+      }
+      p.offerer = a.role == rendezvous::Role::kOfferer;
+      if (!p.offerer) p.peer_key = a.peer_key;
+      std::string why;
+      // The answering side controls ICE: see ice_agent.hpp.
+      ice::StreamId s = ice_->add_stream(!p.offerer, p.ufrag, p.pwd, &why);
+      if (!s) {
+        rz_->ice_failed(now, a.handle, uint32_t(EndReason::kMiscNoRoute), why);
+        return;
+      }
+      p.stream = s;
+      stream_handles_[s] = a.handle;
+      if (!p.offerer) endpoint_.expect_initiation(io::encode_ice_path(s), a.handle);
+      rz_->local_candidates(now, a.handle, p.ufrag, p.pwd, {}, false);
+      return;
+    }
+    case Action::Kind::kRemoteCandidates: {
+      auto it = p2p_.find(a.handle);
+      if (it == p2p_.end() || !it->second.stream) return;
+      it->second.peer_key = a.peer_key;
+      ice_->set_remote(it->second.stream, a.ufrag, a.pwd, a.candidates, a.end_of_candidates);
+      return;
+    }
+    case Action::Kind::kFailed:
+      end_p2p(a.handle, a.reason, a.text);
+      return;
+  }
+}
+
+void Host::Impl::on_ice_connected(Instant now, ConnectionHandle c, P2P& p) {
+  rz_->connected(c);
+  p.route = ice_->route(p.stream, &p.remote_address);
+  log_.log(LogLevel::kInfo, "connection %u: ICE path found (%s, %s)", c, to_string(p.route),
+           p.remote_address.to_string().c_str());
+  if (!p.offerer || p.created) return;
+  if (p.expected_key && p.peer_key && *p.expected_key != *p.peer_key) {
+    rz_->ice_failed(now, c, uint32_t(EndReason::kRemoteKeyMismatch),
+                    "the peer's key is not the expected one");
+    return;
+  }
+  endpoint_.connect(now, io::encode_ice_path(p.stream), p.peer_key, c);
+  p.created = true;
+  auto h = handles_.find(c);
+  if (h != handles_.end() && h->second.group != kInvalidPollGroup)
+    endpoint_.set_poll_group(c, h->second.group);
+  for (auto& m : p.sends)
+    endpoint_.send(c, m.data.data(), m.data.size(), m.flags, m.lane, now);
+  p.sends.clear();
+  p.send_bytes = 0;
+}
+
+bool Host::Impl::accept_p2p_request(Instant now, ConnectionHandle c, const PublicKey& remote_key) {
+  auto it = p2p_.find(c);
+  if (it == p2p_.end()) return false;
+  P2P& p = it->second;
+  if (!p.peer_key || *p.peer_key != remote_key) {
+    // The handshake proved a key other than the one the signaling named.
+    endpoint_.reject(c, uint32_t(EndReason::kRemoteKeyMismatch), now);
+    return true;
+  }
+  endpoint_.accept(c, now);
+  p.created = true;
+  auto h = handles_.find(c);
+  if (h != handles_.end() && h->second.group != kInvalidPollGroup)
+    endpoint_.set_poll_group(c, h->second.group);
+  for (auto& m : p.sends)
+    endpoint_.send(c, m.data.data(), m.data.size(), m.flags, m.lane, now);
+  p.sends.clear();
+  p.send_bytes = 0;
+  return true;
+}
+
+void Host::Impl::end_p2p(ConnectionHandle c, uint32_t reason, const std::string& debug) {
+  auto it = p2p_.find(c);
+  if (it == p2p_.end()) return;
+  P2P& p = it->second;
+  log_.log(LogLevel::kInfo, "connection %u: ended during setup (%u %s: %s)", c, reason,
+           to_string(EndReason(reason)), debug.c_str());
+  if (p.stream) {
+    endpoint_.cancel_expectation(io::encode_ice_path(p.stream));
+    stream_handles_.erase(p.stream);
+    ice_->remove_stream(p.stream);
+    p.stream = 0;
+  }
+  Instant now = io::monotonic_now();
+  if (p.created) endpoint_.close(c, reason, debug, false, now);
+  endpoint_.release_id(c);
+  p.created = false;
+  p.ended = true;
+  p.end_reason = reason;
+  p.end_debug = debug;
+  p.sends.clear();
+  if (handles_.count(c)) {
+    queue_event(ConnectionEventKind::kClosed, c);
+  } else {
+    p2p_.erase(it);
+  }
+}
+
+// The application released c (close or reject).
+void Host::Impl::release_p2p(ConnectionHandle c, uint32_t reason, Instant now) {
+  auto it = p2p_.find(c);
+  if (it == p2p_.end()) return;
+  P2P& p = it->second;
+  if (rz_->has(c)) rz_->close(now, c, reason);
+  if (p.stream) {
+    endpoint_.cancel_expectation(io::encode_ice_path(p.stream));
+    streams_to_remove_.push_back(p.stream);
+  }
+  if (!p.created) endpoint_.release_id(c);
+  p2p_.erase(it);
+  loop_.wake();
+}
+
+void Host::Impl::send_to_stream(const protocol::PathAddress& path, const uint8_t* data, size_t size) {
+  uint32_t stream;
+  if (!io::decode_ice_path(path, stream) || !ice_) return;
+  ice_->send(stream, data, size);  // before ICE connects there is no path: dropped (the core retransmits)
+}
+
+void Host::Impl::flush_signaling(std::unique_lock<std::mutex>& lock) {
+  if (outbox_.empty()) return;
+  std::vector<std::pair<PeerId, std::vector<uint8_t>>> out;
+  out.swap(outbox_);
+  signaling_sent_ += out.size();
+  lock.unlock();
+  for (auto& [peer, blob] : out) {
+    auto it = plugins_.find(std::string(peer.scheme()));
+    if (it != plugins_.end()) it->second->send(peer, blob.data(), blob.size());
+  }
+  lock.lock();
+}
+
+}  // namespace peerlink

@@ -1,0 +1,394 @@
+#include "transport/ice/ice_agent.hpp"
+
+#include <agent.h>
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+namespace peerlink::ice {
+
+using rendezvous::Candidate;
+using rendezvous::CandidateTransport;
+using rendezvous::CandidateType;
+
+struct Signals {
+  static void candidate(NiceAgent* agent, NiceCandidate* c, gpointer self) {
+    static_cast<IceAgent*>(self)->on_candidate(agent, c);
+  }
+  static void gathering_done(NiceAgent* agent, guint stream, gpointer self) {
+    static_cast<IceAgent*>(self)->on_gathering_done(agent, stream);
+  }
+  static void state(NiceAgent* agent, guint stream, guint component, guint state, gpointer self) {
+    if (component == 1) static_cast<IceAgent*>(self)->on_state(agent, stream, state);
+  }
+  static void receive(NiceAgent* agent, guint stream, guint component, guint len, gchar* buf, gpointer self) {
+    if (component == 1) static_cast<IceAgent*>(self)->on_receive(agent, stream, buf, len);
+  }
+};
+
+namespace {
+
+Address to_address(const NiceAddress& a) {
+  sockaddr_storage ss{};
+  nice_address_copy_to_sockaddr(&a, reinterpret_cast<sockaddr*>(&ss));
+  if (ss.ss_family == AF_INET) {
+    auto* s = reinterpret_cast<sockaddr_in*>(&ss);
+    std::array<uint8_t, 4> ip;
+    std::memcpy(ip.data(), &s->sin_addr, 4);
+    return Address::ipv4(ip, ntohs(s->sin_port));
+  }
+  auto* s = reinterpret_cast<sockaddr_in6*>(&ss);
+  std::array<uint8_t, 16> ip;
+  std::memcpy(ip.data(), &s->sin6_addr, 16);
+  return Address::ipv6(ip, ntohs(s->sin6_port), s->sin6_scope_id);
+}
+
+bool to_nice(const Address& a, NiceAddress& out) {
+  nice_address_init(&out);
+  std::string ip = a.to_string();
+  // Address::to_string gives "ip:port" or "[ip]:port"; libnice wants the bare address.
+  size_t colon = ip.rfind(':');
+  ip = ip.substr(0, colon);
+  if (!ip.empty() && ip.front() == '[') ip = ip.substr(1, ip.size() - 2);
+  size_t pct = ip.find('%');
+  if (pct != std::string::npos) ip.resize(pct);
+  if (!nice_address_set_from_string(&out, ip.c_str())) return false;
+  nice_address_set_port(&out, a.port());
+  return true;
+}
+
+CandidateType from_nice(NiceCandidateType t) {
+  switch (t) {
+    case NICE_CANDIDATE_TYPE_HOST:
+      return CandidateType::kHost;
+    case NICE_CANDIDATE_TYPE_SERVER_REFLEXIVE:
+      return CandidateType::kServerReflexive;
+    case NICE_CANDIDATE_TYPE_PEER_REFLEXIVE:
+      return CandidateType::kPeerReflexive;
+    case NICE_CANDIDATE_TYPE_RELAYED:
+      return CandidateType::kRelayed;
+  }
+  return CandidateType::kHost;
+}
+
+NiceCandidateType to_nice(CandidateType t) {
+  switch (t) {
+    case CandidateType::kHost:
+      return NICE_CANDIDATE_TYPE_HOST;
+    case CandidateType::kServerReflexive:
+      return NICE_CANDIDATE_TYPE_SERVER_REFLEXIVE;
+    case CandidateType::kPeerReflexive:
+      return NICE_CANDIDATE_TYPE_PEER_REFLEXIVE;
+    case CandidateType::kRelayed:
+      return NICE_CANDIDATE_TYPE_RELAYED;
+  }
+  return NICE_CANDIDATE_TYPE_HOST;
+}
+
+CandidateTransport from_nice(NiceCandidateTransport t) {
+  switch (t) {
+    case NICE_CANDIDATE_TRANSPORT_TCP_ACTIVE:
+      return CandidateTransport::kTcpActive;
+    case NICE_CANDIDATE_TRANSPORT_TCP_PASSIVE:
+      return CandidateTransport::kTcpPassive;
+    default:
+      return CandidateTransport::kUdp;
+  }
+}
+
+NiceCandidateTransport to_nice(CandidateTransport t) {
+  switch (t) {
+    case CandidateTransport::kTcpActive:
+      return NICE_CANDIDATE_TRANSPORT_TCP_ACTIVE;
+    case CandidateTransport::kTcpPassive:
+      return NICE_CANDIDATE_TRANSPORT_TCP_PASSIVE;
+    default:
+      return NICE_CANDIDATE_TRANSPORT_UDP;
+  }
+}
+
+bool private_address(const Address& a) {
+  const auto& b = a.bytes();
+  if (a.is_ipv4()) {
+    return b[0] == 10 || (b[0] == 172 && (b[1] & 0xf0) == 16) || (b[0] == 192 && b[1] == 168) ||
+           (b[0] == 100 && (b[1] & 0xc0) == 64) || (b[0] == 169 && b[1] == 254) || b[0] == 127;
+  }
+  return (b[0] & 0xfe) == 0xfc || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || a.is_loopback();
+}
+
+bool resolve(std::string& host, std::string* error) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_DGRAM;
+  addrinfo* res = nullptr;
+  int rc = getaddrinfo(host.c_str(), nullptr, &hints, &res);
+  if (rc != 0 || !res) {
+    if (error) *error = "cannot resolve ICE server " + host + ": " + gai_strerror(rc);
+    return false;
+  }
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (res->ai_family == AF_INET)
+    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr, buf, sizeof buf);
+  else
+    inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr, buf, sizeof buf);
+  freeaddrinfo(res);
+  host = buf;
+  return true;
+}
+
+}  // namespace
+
+bool IceAgent::resolve_servers(IceConfig& config, std::string* error) {
+  for (StunServer& s : config.stun_servers)
+    if (!resolve(s.host, error)) return false;
+  for (TurnServer& s : config.turn_servers)
+    if (!resolve(s.host, error)) return false;
+  return true;
+}
+
+IceAgent::IceAgent(GMainContext* context, const IceConfig& config, IceCallbacks callbacks)
+    : context_(context), config_(config), callbacks_(std::move(callbacks)) {
+  controlling_ = make_agent(true);
+  controlled_ = make_agent(false);
+  if (!controlling_ || !controlled_) {
+    if (controlling_) g_object_unref(controlling_);
+    if (controlled_) g_object_unref(controlled_);
+    throw std::runtime_error("libnice could not create an ICE agent");
+  }
+}
+
+IceAgent::~IceAgent() {
+  for (auto& [id, s] : streams_)
+    nice_agent_remove_stream(s.agent, s.nice_id);
+  streams_.clear();
+  for (NiceAgent* a : {controlling_, controlled_}) {
+    g_signal_handlers_disconnect_by_data(a, this);
+    nice_agent_close_async(a, nullptr, nullptr);
+    g_object_unref(a);
+  }
+}
+
+NiceAgent* IceAgent::make_agent(bool controlling) {
+  guint options = NICE_AGENT_OPTION_ICE_TRICKLE | NICE_AGENT_OPTION_CONSENT_FRESHNESS;
+  NiceAgent* a = nice_agent_new_full(context_, NICE_COMPATIBILITY_RFC5245, NiceAgentOption(options));
+  if (!a) return nullptr;
+  bool relay_only = config_.candidates == candidate_kinds::kRelay;
+  g_object_set(a, "upnp", FALSE, "controlling-mode", controlling ? TRUE : FALSE, "ice-tcp", FALSE,
+               "force-relay", relay_only ? TRUE : FALSE, nullptr);
+  // A STUN server next to TURN over UDP stalls gathering (DESIGN §7): TURN yields the reflexive candidate.
+  bool turn_udp = std::any_of(config_.turn_servers.begin(), config_.turn_servers.end(),
+                              [](const TurnServer& t) { return t.transport == TurnTransport::kUdp; });
+  if (!config_.stun_servers.empty() && !turn_udp)
+    g_object_set(a, "stun-server", config_.stun_servers.front().host.c_str(), "stun-server-port",
+                 guint(config_.stun_servers.front().port), nullptr);
+
+  // Host candidates from the allowed interfaces only.
+  ifaddrs* ifs = nullptr;
+  if (getifaddrs(&ifs) == 0) {
+    for (ifaddrs* i = ifs; i; i = i->ifa_next) {
+      if (!i->ifa_addr || !(i->ifa_flags & IFF_UP)) continue;
+      int family = i->ifa_addr->sa_family;
+      if (family != AF_INET && family != AF_INET6) continue;
+      std::string name = i->ifa_name;
+      auto named = [&](const std::vector<std::string>& v) {
+        return std::find(v.begin(), v.end(), name) != v.end();
+      };
+      if (named(config_.interfaces_deny)) continue;
+      if (!config_.interfaces_allow.empty() ? !named(config_.interfaces_allow)
+                                            : (i->ifa_flags & IFF_LOOPBACK))
+        continue;
+      if (family == AF_INET6) {
+        auto* s6 = reinterpret_cast<sockaddr_in6*>(i->ifa_addr);
+        if (IN6_IS_ADDR_LINKLOCAL(&s6->sin6_addr)) continue;  // needs scope ids end to end; skipped
+      }
+      NiceAddress addr;
+      nice_address_init(&addr);
+      nice_address_set_from_sockaddr(&addr, i->ifa_addr);
+      nice_agent_add_local_address(a, &addr);
+    }
+    freeifaddrs(ifs);
+  }
+  g_signal_connect(a, "new-candidate-full", G_CALLBACK(Signals::candidate), this);
+  g_signal_connect(a, "candidate-gathering-done", G_CALLBACK(Signals::gathering_done), this);
+  g_signal_connect(a, "component-state-changed", G_CALLBACK(Signals::state), this);
+  return a;
+}
+
+IceAgent::Stream* IceAgent::find(StreamId id) {
+  auto it = streams_.find(id);
+  return it == streams_.end() ? nullptr : &it->second;
+}
+
+const IceAgent::Stream* IceAgent::find(StreamId id) const {
+  auto it = streams_.find(id);
+  return it == streams_.end() ? nullptr : &it->second;
+}
+
+StreamId IceAgent::id_of(NiceAgent* agent, unsigned nice_id) const {
+  for (const auto& [id, s] : streams_)
+    if (s.agent == agent && s.nice_id == nice_id) return id;
+  return 0;
+}
+
+bool IceAgent::offered(const Candidate& c) const {
+  uint32_t kinds = config_.candidates;
+  switch (c.type) {
+    case CandidateType::kRelayed:
+      return kinds & candidate_kinds::kRelay;
+    case CandidateType::kHost:
+      return kinds & (private_address(c.address) ? candidate_kinds::kPrivate : candidate_kinds::kPublic);
+    default:
+      return kinds & candidate_kinds::kPublic;
+  }
+}
+
+StreamId IceAgent::add_stream(bool controlling, std::string& ufrag, std::string& pwd, std::string* error) {
+  NiceAgent* a = controlling ? controlling_ : controlled_;
+  guint nice_id = nice_agent_add_stream(a, 1);
+  if (nice_id == 0) {
+    if (error) *error = "libnice could not add a stream";
+    return 0;
+  }
+  StreamId id = next_id_++;
+  if (next_id_ == 0) next_id_ = 1;
+  Stream& s = streams_[id];
+  s.agent = a;
+  s.nice_id = nice_id;
+  for (const TurnServer& t : config_.turn_servers) {
+    nice_agent_set_relay_info(
+        a, nice_id, 1, t.host.c_str(), t.port, t.username.c_str(), t.password.c_str(),
+        t.transport == TurnTransport::kTcp ? NICE_RELAY_TYPE_TURN_TCP : NICE_RELAY_TYPE_TURN_UDP);
+  }
+  nice_agent_attach_recv(a, nice_id, 1, context_, Signals::receive, this);
+  gchar *u = nullptr, *p = nullptr;
+  nice_agent_get_local_credentials(a, nice_id, &u, &p);
+  ufrag = u ? u : "";
+  pwd = p ? p : "";
+  g_free(u);
+  g_free(p);
+  if (!nice_agent_gather_candidates(a, nice_id)) {
+    if (error) *error = "libnice could not gather candidates (no usable interface?)";
+    remove_stream(id);
+    return 0;
+  }
+  return id;
+}
+
+void IceAgent::set_remote(StreamId id, const std::string& ufrag, const std::string& pwd,
+                          const std::vector<Candidate>& candidates, bool end_of_candidates) {
+  Stream* s = find(id);
+  if (!s) return;
+  if (s->remote_ufrag != ufrag) {
+    nice_agent_set_remote_credentials(s->agent, s->nice_id, ufrag.c_str(), pwd.c_str());
+    s->remote_ufrag = ufrag;
+  }
+  GSList* list = nullptr;
+  for (const Candidate& c : candidates) {
+    if (std::find(s->remote_given.begin(), s->remote_given.end(), c) != s->remote_given.end()) continue;
+    NiceAddress addr;
+    if (!to_nice(c.address, addr)) continue;
+    s->remote_given.push_back(c);
+    NiceCandidate* nc = nice_candidate_new(to_nice(c.type));
+    nc->stream_id = s->nice_id;
+    nc->component_id = 1;
+    nc->transport = to_nice(c.transport);
+    nc->priority = c.priority;
+    nc->addr = addr;
+    std::snprintf(nc->foundation, sizeof nc->foundation, "%s", c.foundation.c_str());
+    list = g_slist_append(list, nc);
+  }
+  if (list) {
+    nice_agent_set_remote_candidates(s->agent, s->nice_id, 1, list);
+    g_slist_free_full(list, reinterpret_cast<GDestroyNotify>(nice_candidate_free));
+  }
+  if (end_of_candidates && !s->remote_done) {
+    s->remote_done = true;
+    nice_agent_peer_candidate_gathering_done(s->agent, s->nice_id);
+  }
+}
+
+int IceAgent::send(StreamId id, const uint8_t* data, size_t size) {
+  Stream* s = find(id);
+  if (!s || !s->connected) return -1;
+  return nice_agent_send(s->agent, s->nice_id, 1, guint(size), reinterpret_cast<const gchar*>(data));
+}
+
+void IceAgent::remove_stream(StreamId id) {
+  Stream* s = find(id);
+  if (!s) return;
+  nice_agent_remove_stream(s->agent, s->nice_id);
+  streams_.erase(id);
+}
+
+bool IceAgent::connected(StreamId id) const {
+  const Stream* s = find(id);
+  return s && s->connected;
+}
+
+RouteType IceAgent::route(StreamId id, Address* remote) const {
+  const Stream* s = find(id);
+  if (!s || !s->connected) return RouteType::kNone;
+  NiceCandidate *local = nullptr, *peer = nullptr;
+  if (!nice_agent_get_selected_pair(s->agent, s->nice_id, 1, &local, &peer) || !local || !peer)
+    return RouteType::kNone;
+  if (remote) *remote = to_address(peer->addr);
+  if (local->type == NICE_CANDIDATE_TYPE_RELAYED || peer->type == NICE_CANDIDATE_TYPE_RELAYED)
+    return RouteType::kRelay;
+  if (local->type == NICE_CANDIDATE_TYPE_PEER_REFLEXIVE || peer->type == NICE_CANDIDATE_TYPE_PEER_REFLEXIVE)
+    return RouteType::kPeerReflexive;
+  if (local->type == NICE_CANDIDATE_TYPE_SERVER_REFLEXIVE ||
+      peer->type == NICE_CANDIDATE_TYPE_SERVER_REFLEXIVE)
+    return RouteType::kServerReflexive;
+  return RouteType::kHost;
+}
+
+void IceAgent::on_candidate(NiceAgent* agent, void* candidate) {
+  auto* nc = static_cast<NiceCandidate*>(candidate);
+  StreamId id = id_of(agent, nc->stream_id);
+  Stream* s = find(id);
+  if (!s || nc->component_id != 1) return;
+  Candidate c;
+  c.type = from_nice(nc->type);
+  c.transport = from_nice(nc->transport);
+  c.priority = nc->priority;
+  c.foundation = nc->foundation;
+  c.address = to_address(nc->addr);
+  if (!offered(c)) return;
+  s->local.push_back(c);
+  if (callbacks_.local_candidates) callbacks_.local_candidates(id, s->local, s->gathering_done);
+}
+
+void IceAgent::on_gathering_done(NiceAgent* agent, unsigned nice_id) {
+  StreamId id = id_of(agent, nice_id);
+  Stream* s = find(id);
+  if (!s) return;
+  s->gathering_done = true;
+  if (callbacks_.local_candidates) callbacks_.local_candidates(id, s->local, true);
+}
+
+void IceAgent::on_state(NiceAgent* agent, unsigned nice_id, unsigned state) {
+  StreamId id = id_of(agent, nice_id);
+  Stream* s = find(id);
+  if (!s) return;
+  if ((state == NICE_COMPONENT_STATE_CONNECTED || state == NICE_COMPONENT_STATE_READY) && !s->connected) {
+    s->connected = true;
+    if (callbacks_.state) callbacks_.state(id, StreamState::kConnected);
+  } else if (state == NICE_COMPONENT_STATE_FAILED && !s->failed) {
+    s->failed = true;
+    s->connected = false;
+    if (callbacks_.state) callbacks_.state(id, StreamState::kFailed);
+  }
+}
+
+void IceAgent::on_receive(NiceAgent* agent, unsigned nice_id, char* data, unsigned size) {
+  StreamId id = id_of(agent, nice_id);
+  if (id && callbacks_.receive) callbacks_.receive(id, reinterpret_cast<uint8_t*>(data), size);
+}
+
+}  // namespace peerlink::ice

@@ -1,0 +1,102 @@
+// ICE through libnice: one stream (one component) per peer-to-peer connection, on the Host's GMainContext.
+//
+// libnice keeps the ICE role (controlling or controlled) per agent, not per stream (a role conflict flips
+// the whole agent), while a Host offers some connections and answers others. So an IceAgent holds two
+// NiceAgents: the controlling one for the streams of connections this Host answers, the controlled one for
+// those it offers; both sides of a connection are then always in opposite roles. Stream ids are ours.
+//
+// Service thread only: every method, and every callback, runs on the thread that iterates the context.
+// Callbacks are called from inside libnice (during a method call, or when the context dispatches) and must
+// not call back into the IceAgent except through the queue they feed.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "peerlink/connection.hpp"
+#include "peerlink/ice.hpp"
+#include "transport/rendezvous/blob.hpp"
+
+typedef struct _GMainContext GMainContext;
+typedef struct _NiceAgent NiceAgent;
+
+namespace peerlink::ice {
+
+using StreamId = uint32_t;  // 0 is never valid
+
+enum class StreamState : uint8_t { kConnected, kFailed };
+
+struct IceCallbacks {
+  // Every local candidate so far (filtered by IceConfig::candidates), and whether gathering is done.
+  std::function<void(StreamId, const std::vector<rendezvous::Candidate>&, bool done)> local_candidates;
+  std::function<void(StreamId, StreamState)> state;
+  // A datagram arrived on the stream. data may be modified.
+  std::function<void(StreamId, uint8_t* data, size_t size)> receive;
+};
+
+class IceAgent {
+ public:
+  // Throws std::runtime_error if libnice refuses to make an agent. Server names in config must already be
+  // numeric addresses (see resolve_servers).
+  IceAgent(GMainContext* context, const IceConfig& config, IceCallbacks callbacks);
+  ~IceAgent();
+  IceAgent(const IceAgent&) = delete;
+  IceAgent& operator=(const IceAgent&) = delete;
+
+  // A new stream; controlling = this side answers the connection. Starts gathering. 0 on failure (error).
+  StreamId add_stream(bool controlling, std::string& ufrag, std::string& pwd, std::string* error);
+  // The peer's credentials and candidates (cumulative: the ones already given are skipped).
+  void set_remote(StreamId stream, const std::string& ufrag, const std::string& pwd,
+                  const std::vector<rendezvous::Candidate>& candidates, bool end_of_candidates);
+  // Bytes sent, or -1 (not connected, or the socket refused).
+  int send(StreamId stream, const uint8_t* data, size_t size);
+  void remove_stream(StreamId stream);
+  bool connected(StreamId stream) const;
+  // Of the selected pair: route type and the remote address as seen from here.
+  RouteType route(StreamId stream, Address* remote = nullptr) const;
+  size_t stream_count() const { return streams_.size(); }
+
+  // Replaces server names by numeric addresses (getaddrinfo; blocking). False and error if one fails.
+  static bool resolve_servers(IceConfig& config, std::string* error);
+
+ private:
+  struct Stream {
+    NiceAgent* agent = nullptr;
+    unsigned nice_id = 0;
+    bool connected = false;
+    bool failed = false;
+    bool gathering_done = false;
+    std::vector<rendezvous::Candidate> local;
+    std::vector<rendezvous::Candidate> remote_given;
+    std::string remote_ufrag;
+    bool remote_done = false;
+  };
+  struct AgentState;
+
+  NiceAgent* make_agent(bool controlling);
+  Stream* find(StreamId id);
+  const Stream* find(StreamId id) const;
+  StreamId id_of(NiceAgent* agent, unsigned nice_id) const;
+  bool offered(const rendezvous::Candidate& c) const;
+
+  // libnice signal handlers (static trampolines in the .cpp).
+  friend struct Signals;
+  void on_candidate(NiceAgent* agent, void* candidate);
+  void on_gathering_done(NiceAgent* agent, unsigned nice_id);
+  void on_state(NiceAgent* agent, unsigned nice_id, unsigned state);
+  void on_receive(NiceAgent* agent, unsigned nice_id, char* data, unsigned size);
+
+  GMainContext* context_;
+  IceConfig config_;
+  IceCallbacks callbacks_;
+  NiceAgent* controlling_ = nullptr;
+  NiceAgent* controlled_ = nullptr;
+  std::unordered_map<StreamId, Stream> streams_;
+  StreamId next_id_ = 1;
+};
+
+}  // namespace peerlink::ice

@@ -1,0 +1,218 @@
+// Peer-to-peer connections between Hosts in one process: in-process signaling, real libnice ICE over the
+// loopback interface, the encrypted handshake over the ICE stream.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "integration/host_test_util.hpp"
+#include "integration/inprocess_signaling.hpp"
+
+namespace peerlink::test {
+namespace {
+
+HostConfig p2p_config(const std::shared_ptr<SignalingHub>& hub, const std::string& name) {
+  HostConfig c = test_config();
+  c.signaling.push_back(hub->plugin(name));
+  c.ice.interfaces_allow = {"lo"};  // tests never leave the machine
+  return c;
+}
+
+std::vector<Message> receive_n(Host& host, ConnectionHandle c, size_t n,
+                               std::chrono::milliseconds timeout = 10s) {
+  std::vector<Message> got;
+  pump_until(
+      {&host},
+      [&] {
+        host.receive(c, got);
+        return got.size() >= n;
+      },
+      timeout);
+  return got;
+}
+
+TEST(P2PConnect, ConnectThroughSignaling_BothConnectedAndMessagesFlow) {
+  auto hub = std::make_shared<SignalingHub>();
+  Host a(p2p_config(hub, "a")), b(p2p_config(hub, "b"));
+  EventRecorder ea(a), eb(b);
+  ASSERT_NE(b.listen_p2p(), kInvalidListenSocket);
+  std::string error;
+  ConnectionHandle c = a.connect(SignalingHub::id("b"), {}, &error);
+  ASSERT_NE(c, kInvalidConnection) << error;
+  ASSERT_EQ(a.send(c, "early", 5), SendResult::kOk);  // queued until connected
+  ASSERT_TRUE(pump_until({&a, &b},
+                         [&] {
+                           return ea.find(ConnectionEventKind::kConnected, c) &&
+                                  eb.find(ConnectionEventKind::kConnected);
+                         }))
+      << "a: " << ea.events().size() << " events, b: " << eb.events().size();
+  ConnectionHandle s = eb.find(ConnectionEventKind::kConnected)->info.handle;
+  auto info = *a.connection_info(c);
+  EXPECT_EQ(info.remote_peer, SignalingHub::id("b"));
+  EXPECT_EQ(info.remote_key, b.identity().public_key());
+  EXPECT_EQ(info.route, RouteType::kHost);
+  EXPECT_FALSE(info.relayed);
+  auto binfo = *b.connection_info(s);
+  EXPECT_EQ(binfo.remote_peer, SignalingHub::id("a"));
+  EXPECT_EQ(binfo.remote_key, a.identity().public_key());
+  EXPECT_TRUE(binfo.incoming);
+
+  auto got = receive_n(b, s, 1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(got[0].data()), got[0].size()), "early");
+
+  // 2 MB reliable each way, exact.
+  const size_t kCount = 32, kSize = 64 << 10;
+  for (uint64_t i = 0; i < kCount; ++i) {
+    auto m = make_message(i, kSize);
+    ASSERT_EQ(a.send(c, m.data(), m.size()), SendResult::kOk);
+    ASSERT_EQ(b.send(s, m.data(), m.size()), SendResult::kOk);
+  }
+  auto at_b = receive_n(b, s, kCount);
+  auto at_a = receive_n(a, c, kCount);
+  ASSERT_EQ(at_b.size(), kCount);
+  ASSERT_EQ(at_a.size(), kCount);
+  for (uint64_t i = 0; i < kCount; ++i) {
+    EXPECT_TRUE(check_message(i, at_b[i].data(), at_b[i].size()));
+    EXPECT_TRUE(check_message(i, at_a[i].data(), at_a[i].size()));
+  }
+  EXPECT_GT(a.counters().signaling_sent, 0u);
+  EXPECT_LE(hub->blobs_to("b"), 4u);
+  EXPECT_LE(hub->blobs_to("a"), 4u);
+}
+
+TEST(P2PConnect, UnknownScheme_ClearError) {
+  auto hub = std::make_shared<SignalingHub>();
+  Host a(p2p_config(hub, "a"));
+  std::string error;
+  EXPECT_EQ(a.connect(*PeerId::parse("xmpp:bob@example.org"), {}, &error), kInvalidConnection);
+  EXPECT_NE(error.find("no signaling plugin for scheme 'xmpp'"), std::string::npos) << error;
+  EXPECT_NE(error.find("mem"), std::string::npos) << error;
+  Host plain(test_config());
+  EXPECT_EQ(plain.connect(SignalingHub::id("a"), {}, &error), kInvalidConnection);
+  EXPECT_EQ(plain.listen_p2p({}, &error), kInvalidListenSocket);
+  EXPECT_NE(error.find("no signaling plugin"), std::string::npos) << error;
+}
+
+TEST(P2PConnect, PeerNotListening_RejectedQuickly) {
+  auto hub = std::make_shared<SignalingHub>();
+  Host a(p2p_config(hub, "a")), b(p2p_config(hub, "b"));
+  EventRecorder ea(a);
+  auto start = std::chrono::steady_clock::now();
+  ConnectionHandle c = a.connect(SignalingHub::id("b"));
+  ASSERT_TRUE(pump_until({&a, &b}, [&] { return ea.find(ConnectionEventKind::kClosed, c).has_value(); }));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+  auto e = *ea.find(ConnectionEventKind::kClosed, c);
+  EXPECT_EQ(e.info.end_reason, uint32_t(EndReason::kRemoteRejected));
+  EXPECT_NE(e.info.end_debug.find("not accepting"), std::string::npos) << e.info.end_debug;
+  EXPECT_TRUE(a.close(c));
+}
+
+TEST(P2PConnect, RejectedWithReason) {
+  auto hub = std::make_shared<SignalingHub>();
+  Host a(p2p_config(hub, "a")), b(p2p_config(hub, "b"));
+  EventRecorder ea(a);
+  ListenOptions lo;
+  lo.auto_accept = false;
+  ASSERT_NE(b.listen_p2p(lo), kInvalidListenSocket);
+  std::optional<ConnectionEvent> request;
+  b.set_connection_callback([&](const ConnectionEvent& e) {
+    if (e.kind == ConnectionEventKind::kIncomingRequest) {
+      request = e;
+      EXPECT_TRUE(b.reject(e.info.handle, "go away"));
+    }
+  });
+  ConnectionHandle c = a.connect(SignalingHub::id("b"));
+  ASSERT_TRUE(pump_until({&a, &b}, [&] { return ea.find(ConnectionEventKind::kClosed, c).has_value(); }));
+  ASSERT_TRUE(request);
+  EXPECT_EQ(request->info.remote_peer, SignalingHub::id("a"));
+  auto e = *ea.find(ConnectionEventKind::kClosed, c);
+  EXPECT_EQ(e.info.end_reason, uint32_t(EndReason::kRemoteRejected));
+  EXPECT_NE(e.info.end_debug.find("go away"), std::string::npos) << e.info.end_debug;
+}
+
+TEST(P2PConnect, AcceptedByTheApplication_Connects) {
+  auto hub = std::make_shared<SignalingHub>();
+  Host a(p2p_config(hub, "a")), b(p2p_config(hub, "b"));
+  EventRecorder ea(a);
+  ListenOptions lo;
+  lo.auto_accept = false;
+  ASSERT_NE(b.listen_p2p(lo), kInvalidListenSocket);
+  ConnectionHandle accepted = kInvalidConnection;
+  b.set_connection_callback([&](const ConnectionEvent& e) {
+    if (e.kind == ConnectionEventKind::kIncomingRequest) {
+      accepted = e.info.handle;
+      EXPECT_TRUE(b.accept(e.info.handle));
+    }
+  });
+  ConnectionHandle c = a.connect(SignalingHub::id("b"));
+  ASSERT_TRUE(pump_until({&a, &b}, [&] { return ea.find(ConnectionEventKind::kConnected, c).has_value(); }));
+  EXPECT_NE(accepted, kInvalidConnection);
+  ASSERT_EQ(a.send(c, "hi", 2), SendResult::kOk);
+  EXPECT_EQ(receive_n(b, accepted, 1).size(), 1u);
+}
+
+TEST(P2PConnect, UnknownPeer_EndsAtOnceWithSignalingUnreachable) {
+  auto hub = std::make_shared<SignalingHub>();
+  Host a(p2p_config(hub, "a"));
+  EventRecorder ea(a);
+  auto start = std::chrono::steady_clock::now();
+  ConnectionHandle c = a.connect(SignalingHub::id("nobody"));
+  ASSERT_NE(c, kInvalidConnection);
+  ASSERT_TRUE(pump_until({&a}, [&] { return ea.find(ConnectionEventKind::kClosed, c).has_value(); }));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
+  auto e = *ea.find(ConnectionEventKind::kClosed, c);
+  EXPECT_EQ(e.info.end_reason, uint32_t(EndReason::kMiscSignalingUnreachable));
+  EXPECT_NE(e.info.end_debug.find("no such peer"), std::string::npos);
+}
+
+TEST(P2PConnect, SignalingLost_ConnectTimesOut) {
+  auto hub = std::make_shared<SignalingHub>();
+  HostConfig ca = p2p_config(hub, "a");
+  ca.connect_timeout = 1500ms;
+  Host a(std::move(ca)), b(p2p_config(hub, "b"));
+  b.listen_p2p();
+  hub->set_dropping("b", true);
+  EventRecorder ea(a);
+  ConnectionHandle c = a.connect(SignalingHub::id("b"));
+  ASSERT_TRUE(pump_until(
+      {&a, &b}, [&] { return ea.find(ConnectionEventKind::kClosed, c).has_value(); }, 5s));
+  EXPECT_EQ(ea.find(ConnectionEventKind::kClosed, c)->info.end_reason,
+            uint32_t(EndReason::kMiscConnectTimeout));
+}
+
+TEST(P2PConnect, SymmetricSimultaneousConnect_ExactlyOneConnection) {
+  for (int round = 0; round < 10; ++round) {
+    auto hub = std::make_shared<SignalingHub>();
+    Host a(p2p_config(hub, "a")), b(p2p_config(hub, "b"));
+    EventRecorder ea(a), eb(b);
+    ASSERT_NE(a.listen_p2p(), kInvalidListenSocket);
+    ASSERT_NE(b.listen_p2p(), kInvalidListenSocket);
+    ConnectOptions sym;
+    sym.symmetric = true;
+    ConnectionHandle ca = kInvalidConnection, cb = kInvalidConnection;
+    std::thread t([&] { cb = b.connect(SignalingHub::id("a"), sym); });
+    ca = a.connect(SignalingHub::id("b"), sym);
+    t.join();
+    ASSERT_TRUE(pump_until({&a, &b},
+                           [&] {
+                             return ea.find(ConnectionEventKind::kConnected, ca) &&
+                                    eb.find(ConnectionEventKind::kConnected, cb);
+                           }))
+        << "round " << round;
+    // Give a second connection time to appear, if the race went wrong.
+    pump_until(
+        {&a, &b}, [] { return false; }, 300ms);
+    EXPECT_EQ(a.connections().size(), 1u);
+    EXPECT_EQ(b.connections().size(), 1u);
+    EXPECT_EQ(ea.count(ConnectionEventKind::kConnected), 1u);
+    EXPECT_EQ(eb.count(ConnectionEventKind::kConnected), 1u);
+    EXPECT_EQ(ea.count(ConnectionEventKind::kClosed), 0u);
+    // Connecting again returns the same connection.
+    EXPECT_EQ(a.connect(SignalingHub::id("b"), sym), ca);
+    ASSERT_EQ(a.send(ca, "x", 1), SendResult::kOk);
+    EXPECT_EQ(receive_n(b, cb, 1).size(), 1u);
+  }
+}
+
+}  // namespace
+}  // namespace peerlink::test
