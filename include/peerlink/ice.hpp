@@ -20,7 +20,7 @@
 namespace peerlink {
 
 struct StunServer {
-  std::string host;  // a name or a literal address; names are resolved when a connection starts
+  std::string host;  // a name or a literal address; names are resolved when the Host starts
   uint16_t port = 3478;
 };
 
@@ -38,7 +38,8 @@ struct TurnServer {
 
   // Time-limited credentials of the TURN REST scheme (coturn's use-auth-secret, Prosody's
   // mod_turn_external): username "<expiry unix time>:<user>", password base64(HMAC-SHA1(secret, username)).
-  // Valid for ttl from now; call again (and Host::set_ice_servers) to refresh.
+  // Valid for ttl from now. A Host uses the credentials of its HostConfig for all its connections, so give
+  // it a ttl that covers the Host's life (refreshing a running Host's credentials is not supported yet).
   static TurnServer with_shared_secret(std::string host, uint16_t port, TurnTransport transport,
                                        const std::string& user, const std::string& secret,
                                        std::chrono::seconds ttl = std::chrono::hours(24));
@@ -62,10 +63,6 @@ struct IceConfig {
   // that is up, except loopback (unless it is named here). deny wins over allow.
   std::vector<std::string> interfaces_allow;
   std::vector<std::string> interfaces_deny;
-  // Consent freshness (RFC 7675): a path that stops answering is declared failed after this, and ICE
-  // restarts to find another one (a NAT rebinding or a network change is survived without the application
-  // noticing). Bounded by the connection's idle timeout.
-  std::chrono::milliseconds consent_timeout{5000};
 
   // "" when usable, else what is wrong (empty host, port 0, unknown bits, TURN without username, ...).
   std::string validate() const;
