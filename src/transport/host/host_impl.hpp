@@ -133,6 +133,7 @@ class Host::Impl {
   void end_p2p(ConnectionHandle c, uint32_t reason, const std::string& debug);
   void send_to_stream(const protocol::PathAddress& path, const uint8_t* data, size_t size);
   bool accept_p2p_request(protocol::Instant now, ConnectionHandle c, const PublicKey& remote_key);
+  void adopt_endpoint_connection(ConnectionHandle c, P2P& p, protocol::Instant now);
   void flush_signaling(std::unique_lock<std::mutex>& lock);  // sends outbox_ with mutex_ released
   void release_p2p(ConnectionHandle c, uint32_t reason, protocol::Instant now);
   void stop_p2p();  // destructor, after the service thread ended

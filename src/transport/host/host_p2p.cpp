@@ -276,6 +276,11 @@ void Host::Impl::on_ice_connected(Instant now, ConnectionHandle c, P2P& p) {
     return;
   }
   endpoint_.connect(now, io::encode_ice_path(p.stream), p.peer_key, c);
+  adopt_endpoint_connection(c, p, now);
+}
+
+// The Endpoint connection now exists: it takes the poll group and the sends kept so far.
+void Host::Impl::adopt_endpoint_connection(ConnectionHandle c, P2P& p, Instant now) {
   p.created = true;
   auto h = handles_.find(c);
   if (h != handles_.end() && h->second.group != kInvalidPollGroup)
@@ -296,14 +301,7 @@ bool Host::Impl::accept_p2p_request(Instant now, ConnectionHandle c, const Publi
     return true;
   }
   endpoint_.accept(c, now);
-  p.created = true;
-  auto h = handles_.find(c);
-  if (h != handles_.end() && h->second.group != kInvalidPollGroup)
-    endpoint_.set_poll_group(c, h->second.group);
-  for (auto& m : p.sends)
-    endpoint_.send(c, m.data.data(), m.data.size(), m.flags, m.lane, now);
-  p.sends.clear();
-  p.send_bytes = 0;
+  adopt_endpoint_connection(c, p, now);
   return true;
 }
 
