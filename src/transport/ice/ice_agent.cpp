@@ -11,6 +11,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "transport/io/socket_address.hpp"
+
 namespace peerlink::ice {
 
 using rendezvous::Candidate;
@@ -37,29 +39,14 @@ namespace {
 Address to_address(const NiceAddress& a) {
   sockaddr_storage ss{};
   nice_address_copy_to_sockaddr(&a, reinterpret_cast<sockaddr*>(&ss));
-  if (ss.ss_family == AF_INET) {
-    auto* s = reinterpret_cast<sockaddr_in*>(&ss);
-    std::array<uint8_t, 4> ip;
-    std::memcpy(ip.data(), &s->sin_addr, 4);
-    return Address::ipv4(ip, ntohs(s->sin_port));
-  }
-  auto* s = reinterpret_cast<sockaddr_in6*>(&ss);
-  std::array<uint8_t, 16> ip;
-  std::memcpy(ip.data(), &s->sin6_addr, 16);
-  return Address::ipv6(ip, ntohs(s->sin6_port), s->sin6_scope_id);
+  return io::from_sockaddr(ss, sizeof ss);
 }
 
 bool to_nice(const Address& a, NiceAddress& out) {
+  sockaddr_storage ss{};
+  if (!io::to_sockaddr(a, a.is_ipv4() ? AF_INET : AF_INET6, &ss)) return false;
   nice_address_init(&out);
-  std::string ip = a.to_string();
-  // Address::to_string gives "ip:port" or "[ip]:port"; libnice wants the bare address.
-  size_t colon = ip.rfind(':');
-  ip = ip.substr(0, colon);
-  if (!ip.empty() && ip.front() == '[') ip = ip.substr(1, ip.size() - 2);
-  size_t pct = ip.find('%');
-  if (pct != std::string::npos) ip.resize(pct);
-  if (!nice_address_set_from_string(&out, ip.c_str())) return false;
-  nice_address_set_port(&out, a.port());
+  nice_address_set_from_sockaddr(&out, reinterpret_cast<const sockaddr*>(&ss));
   return true;
 }
 
@@ -231,9 +218,8 @@ const IceAgent::Stream* IceAgent::find(StreamId id) const {
 }
 
 StreamId IceAgent::id_of(NiceAgent* agent, unsigned nice_id) const {
-  for (const auto& [id, s] : streams_)
-    if (s.agent == agent && s.nice_id == nice_id) return id;
-  return 0;
+  auto it = by_nice_id_.find(nice_key(agent, nice_id));
+  return it == by_nice_id_.end() ? 0 : it->second;
 }
 
 bool IceAgent::offered(const Candidate& c) const {
@@ -260,6 +246,7 @@ StreamId IceAgent::add_stream(bool controlling, std::string& ufrag, std::string&
   Stream& s = streams_[id];
   s.agent = a;
   s.nice_id = nice_id;
+  by_nice_id_[nice_key(a, nice_id)] = id;
   for (const TurnServer& t : config_.turn_servers) {
     nice_agent_set_relay_info(
         a, nice_id, 1, t.host.c_str(), t.port, t.username.c_str(), t.password.c_str(),
@@ -323,6 +310,7 @@ void IceAgent::remove_stream(StreamId id) {
   Stream* s = find(id);
   if (!s) return;
   nice_agent_remove_stream(s->agent, s->nice_id);
+  by_nice_id_.erase(nice_key(s->agent, s->nice_id));
   streams_.erase(id);
 }
 

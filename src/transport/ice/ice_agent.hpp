@@ -80,7 +80,10 @@ class IceAgent {
   NiceAgent* make_agent(bool controlling);
   Stream* find(StreamId id);
   const Stream* find(StreamId id) const;
-  StreamId id_of(NiceAgent* agent, unsigned nice_id) const;
+  StreamId id_of(NiceAgent* agent, unsigned nice_id) const;  // 0 if not ours
+  uint64_t nice_key(NiceAgent* agent, unsigned nice_id) const {
+    return uint64_t(agent == controlling_ ? 1 : 0) << 32 | nice_id;
+  }
   bool offered(const rendezvous::Candidate& c) const;
 
   // libnice signal handlers (static trampolines in the .cpp).
@@ -96,6 +99,7 @@ class IceAgent {
   NiceAgent* controlling_ = nullptr;
   NiceAgent* controlled_ = nullptr;
   std::unordered_map<StreamId, Stream> streams_;
+  std::unordered_map<uint64_t, StreamId> by_nice_id_;  // nice_key -> our id (per datagram: no scan)
   StreamId next_id_ = 1;
 };
 
