@@ -107,6 +107,23 @@ TEST(P2PConnect, PeerNotListening_RejectedQuickly) {
   EXPECT_TRUE(a.close(c));
 }
 
+TEST(P2PConnect, ClosedListener_RefusesNewRequestsAndCanListenAgain) {
+  auto hub = std::make_shared<SignalingHub>();
+  Host a(p2p_config(hub, "a")), b(p2p_config(hub, "b"));
+  EventRecorder ea(a);
+  ListenSocketHandle l = b.listen_p2p();
+  ASSERT_NE(l, kInvalidListenSocket);
+  EXPECT_EQ(b.listen_p2p(), kInvalidListenSocket);  // one per Host
+  EXPECT_TRUE(b.close_listen_socket(l));
+  EXPECT_FALSE(b.close_listen_socket(l));
+  ConnectionHandle c = a.connect(SignalingHub::id("b"));
+  ASSERT_TRUE(pump_until({&a, &b}, [&] { return ea.find(ConnectionEventKind::kClosed, c).has_value(); }));
+  EXPECT_EQ(ea.find(ConnectionEventKind::kClosed, c)->info.end_reason, uint32_t(EndReason::kRemoteRejected));
+  ASSERT_NE(b.listen_p2p(), kInvalidListenSocket);
+  ConnectionHandle c2 = a.connect(SignalingHub::id("b"));
+  EXPECT_TRUE(pump_until({&a, &b}, [&] { return ea.find(ConnectionEventKind::kConnected, c2).has_value(); }));
+}
+
 TEST(P2PConnect, RejectedWithReason) {
   auto hub = std::make_shared<SignalingHub>();
   Host a(p2p_config(hub, "a")), b(p2p_config(hub, "b"));

@@ -217,6 +217,11 @@ std::optional<Address> Host::Impl::listen_address(ListenSocketHandle socket) con
 
 bool Host::Impl::close_listen_socket(ListenSocketHandle socket) {
   std::lock_guard<std::mutex> lock(mutex_);
+  if (socket != kInvalidListenSocket && socket == p2p_listen_) {
+    p2p_listen_ = kInvalidListenSocket;
+    rz_->set_listening(false);  // new requests are refused; connections made through it go on
+    return true;
+  }
   for (auto& s : sockets_) {
     if (s->listen == socket && socket != kInvalidListenSocket && s->accepting) {
       s->accepting = false;  // the socket stays open for the connections that came through it

@@ -219,8 +219,7 @@ void Host::Impl::apply(Instant now, Action& a) {
       p.peer_key = a.peer_key;
       log_.log(LogLevel::kInfo, "connection %u: request from %s (%s)", a.handle, a.peer.str().c_str(),
                Identity::fingerprint_of(a.peer_key).c_str());
-      // A symmetric request that met our own connect() was accepted by the rendezvous already.
-      if (p2p_options_.auto_accept || p2p_listen_ == kInvalidListenSocket)
+      if (p2p_options_.auto_accept)
         rz_->accept(now, a.handle);
       else
         queue_event(ConnectionEventKind::kIncomingRequest, a.handle);
