@@ -7,12 +7,14 @@
 #include <atomic>
 #include <cctype>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <stdexcept>
+#include <thread>
 #include <tuple>
 
 namespace peerlink::netlab {
@@ -181,6 +183,24 @@ void Lab::ip_batch(const std::string& ns, const std::string& commands) {
   run_checked({"ip", "-n", ns, "-batch", "-"}, "", commands);
 }
 
+void Lab::wait_links_up(const std::string& ns, const std::vector<std::string>& links) {
+  // A veth end set up is not usable at once: until the kernel's link watcher has run (it batches, up to a
+  // second apart under load) the device has no queueing discipline and silently drops what is sent. The
+  // watcher is also what sets the operational state, so wait for "state UP" on every link.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (;;) {
+    std::vector<std::string> down;
+    for (const auto& link : links) {
+      const std::string out = run_checked({"ip", "-n", ns, "-o", "link", "show", "dev", link});
+      if (out.find(" state UP ") == std::string::npos) down.push_back(link);
+    }
+    if (down.empty()) return;
+    if (std::chrono::steady_clock::now() > deadline)
+      throw std::runtime_error("netlab: link " + down.front() + " in " + ns + " not up after 5 s");
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
 void Lab::set_sysctl(const std::string& ns, const std::string& key, const std::string& value, bool optional) {
   struct stat target {};
   if (stat(("/run/netns/" + ns).c_str(), &target) != 0)
@@ -247,6 +267,8 @@ Site Lab::add_site(NatType nat, int peers) {
                    "link set eth0 up\n"
                    "route add default via 203.0.113.1\n");
       ip_batch(internet_ns_, "link set " + port + " master br0\nlink set " + port + " up\n");
+      wait_links_up(ns, {"eth0"});
+      wait_links_up(internet_ns_, {port});
       site.peer_ns_.push_back(ns);
       site.peer_ip_.push_back(ip);
     }
@@ -270,6 +292,8 @@ Site Lab::add_site(NatType nat, int peers) {
                  "link set br0 up\n"
                  "route add default via 203.0.113.1\n");
     ip_batch(internet_ns_, "link set " + port + " master br0\nlink set " + port + " up\n");
+    wait_links_up(site.router_ns_, {"wan0"});
+    wait_links_up(internet_ns_, {port});
     set_sysctl(site.router_ns_, "net/ipv4/ip_forward", "1");
     for (int i = 0; i < peers; ++i) {
       const std::string ns = prefix_ + "-s" + n + "p" + std::to_string(i);
@@ -285,6 +309,8 @@ Site Lab::add_site(NatType nat, int peers) {
                    "route add default via " +
                    site.lan_gateway_ + "\n");
       ip_batch(site.router_ns_, "link set " + lan_port + " master br0\nlink set " + lan_port + " up\n");
+      wait_links_up(ns, {"eth0"});
+      wait_links_up(site.router_ns_, {lan_port});
       site.peer_ns_.push_back(ns);
       site.peer_ip_.push_back(ip);
     }
