@@ -6,7 +6,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "peerlink/signaling.hpp"
 
@@ -40,6 +43,16 @@ class SignalingHub : public std::enable_shared_from_this<SignalingHub> {
     std::lock_guard<std::mutex> lock(mutex_);
     dropping_[name] = dropped;
   }
+  // From now on each blob is lost with probability `loss`, and a blob that gets through is delivered a
+  // second time with probability `duplicate`: the copy goes after the next blob to the same peer (reordered;
+  // never, if nothing follows).
+  // Seeded: the same seed gives the same pattern.
+  void set_impairment(double loss, double duplicate, uint32_t seed = 1) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    loss_ = loss;
+    duplicate_ = duplicate;
+    rng_.seed(seed);
+  }
   size_t blobs_to(const std::string& name) {
     std::lock_guard<std::mutex> lock(mutex_);
     return counts_[name];
@@ -65,13 +78,27 @@ class SignalingHub : public std::enable_shared_from_this<SignalingHub> {
     }
     ++counts_[target];
     if (dropping_[target]) return;
+    std::uniform_real_distribution<double> coin(0.0, 1.0);
+    if (loss_ > 0 && coin(rng_) < loss_) return;
     it->second->deliver(id(from), blob, size);
+    auto late = held_.find(target);
+    if (late != held_.end()) {  // the duplicate of an earlier blob, now behind this one
+      it->second->deliver(id(late->second.first), late->second.second.data(), late->second.second.size());
+      held_.erase(late);
+    }
+    if (duplicate_ > 0 && coin(rng_) < duplicate_) {
+      const auto* b = static_cast<const uint8_t*>(blob);
+      held_[target] = {from, std::vector<uint8_t>(b, b + size)};
+    }
   }
 
   std::mutex mutex_;
   std::map<std::string, SignalingSink*> sinks_;
   std::map<std::string, bool> dropping_;
   std::map<std::string, size_t> counts_;
+  double loss_ = 0, duplicate_ = 0;
+  std::mt19937 rng_{1};
+  std::map<std::string, std::pair<std::string, std::vector<uint8_t>>> held_;  // per target
 };
 
 }  // namespace peerlink::test

@@ -257,14 +257,21 @@ void Host::Impl::apply(Instant now, Action& a) {
       ice_->set_remote(it->second.stream, a.ufrag, a.pwd, a.candidates, a.end_of_candidates);
       return;
     }
-    case Action::Kind::kFailed:
-      end_p2p(a.handle, a.reason, a.text);
+    case Action::Kind::kFailed: {
+      std::string text = a.text;
+      auto it = p2p_.find(a.handle);
+      const bool no_path = a.reason == uint32_t(EndReason::kMiscNoRoute) ||
+                           a.reason == uint32_t(EndReason::kMiscConnectTimeout);
+      if (no_path && it != p2p_.end() && it->second.stream && !ice_->connected(it->second.stream))
+        text += " (" + ice_->diagnosis(it->second.stream) + ")";
+      end_p2p(a.handle, a.reason, text);
       return;
+    }
   }
 }
 
 void Host::Impl::on_ice_connected(Instant now, ConnectionHandle c, P2P& p) {
-  rz_->connected(c);
+  rz_->connected(now, c);
   p.route = ice_->route(p.stream, &p.remote_address);
   log_.log(LogLevel::kInfo, "connection %u: ICE path found (%s, %s)", c, to_string(p.route),
            p.remote_address.to_string().c_str());

@@ -161,6 +161,13 @@ IceAgent::~IceAgent() {
   }
 }
 
+// A STUN server next to TURN over UDP stalls gathering (DESIGN §7): TURN yields the reflexive candidate.
+bool IceAgent::uses_stun() const {
+  bool turn_udp = std::any_of(config_.turn_servers.begin(), config_.turn_servers.end(),
+                              [](const TurnServer& t) { return t.transport == TurnTransport::kUdp; });
+  return !config_.stun_servers.empty() && !turn_udp;
+}
+
 NiceAgent* IceAgent::make_agent(bool controlling) {
   guint options = NICE_AGENT_OPTION_ICE_TRICKLE | NICE_AGENT_OPTION_CONSENT_FRESHNESS;
   NiceAgent* a = nice_agent_new_full(context_, NICE_COMPATIBILITY_RFC5245, NiceAgentOption(options));
@@ -168,10 +175,7 @@ NiceAgent* IceAgent::make_agent(bool controlling) {
   bool relay_only = config_.candidates == candidate_kinds::kRelay;
   g_object_set(a, "upnp", FALSE, "controlling-mode", controlling ? TRUE : FALSE, "ice-tcp", FALSE,
                "force-relay", relay_only ? TRUE : FALSE, nullptr);
-  // A STUN server next to TURN over UDP stalls gathering (DESIGN §7): TURN yields the reflexive candidate.
-  bool turn_udp = std::any_of(config_.turn_servers.begin(), config_.turn_servers.end(),
-                              [](const TurnServer& t) { return t.transport == TurnTransport::kUdp; });
-  if (!config_.stun_servers.empty() && !turn_udp)
+  if (uses_stun())
     g_object_set(a, "stun-server", config_.stun_servers.front().host.c_str(), "stun-server-port",
                  guint(config_.stun_servers.front().port), nullptr);
 
@@ -336,6 +340,28 @@ RouteType IceAgent::route(StreamId id, Address* remote) const {
   return RouteType::kHost;
 }
 
+std::string IceAgent::diagnosis(StreamId id) const {
+  const Stream* s = find(id);
+  if (!s) return "";
+  std::string out;
+  auto add = [&](const std::string& part) { out += (out.empty() ? "" : "; ") + part; };
+  if (!config_.turn_servers.empty() && !s->got_relay) {
+    std::string servers;
+    for (const TurnServer& t : config_.turn_servers)
+      servers += (servers.empty() ? "" : ", ") + t.host + ":" + std::to_string(t.port) +
+                 (t.transport == TurnTransport::kUdp ? "/udp" : "/tcp");
+    add("no relayed candidate from TURN " + servers + " (unreachable, or the credentials were refused)");
+  }
+  if (uses_stun() && !s->got_reflexive) {
+    const StunServer& st = config_.stun_servers.front();
+    add("no server-reflexive candidate from STUN " + st.host + ":" + std::to_string(st.port) +
+        " (unreachable, or no NAT in between)");
+  }
+  add(std::to_string(s->local.size()) + " local candidate(s)" + (s->gathering_done ? "" : " so far") + ", " +
+      std::to_string(s->remote_given.size()) + " from the peer");
+  return out;
+}
+
 void IceAgent::on_candidate(NiceAgent* agent, void* candidate) {
   auto* nc = static_cast<NiceCandidate*>(candidate);
   StreamId id = id_of(agent, nc->stream_id);
@@ -347,6 +373,8 @@ void IceAgent::on_candidate(NiceAgent* agent, void* candidate) {
   c.priority = nc->priority;
   c.foundation = nc->foundation;
   c.address = to_address(nc->addr);
+  s->got_reflexive |= c.type == CandidateType::kServerReflexive;
+  s->got_relay |= c.type == CandidateType::kRelayed;
   if (!offered(c)) return;
   s->local.push_back(c);
   if (callbacks_.local_candidates) callbacks_.local_candidates(id, s->local, s->gathering_done);

@@ -59,6 +59,9 @@ class IceAgent {
   // Of the selected pair: route type and the remote address as seen from here.
   RouteType route(StreamId stream, Address* remote = nullptr) const;
   size_t stream_count() const { return streams_.size(); }
+  // Why a stream may have found no path, for the end text of a failed connection: the STUN/TURN servers
+  // that gave no candidate, and how many candidates each side had. "" for an unknown stream.
+  std::string diagnosis(StreamId stream) const;
 
   // Replaces server names by numeric addresses (getaddrinfo; blocking). False and error if one fails.
   static bool resolve_servers(IceConfig& config, std::string* error);
@@ -70,6 +73,8 @@ class IceAgent {
     bool connected = false;
     bool failed = false;
     bool gathering_done = false;
+    bool got_reflexive = false;  // gathered (offered or not)
+    bool got_relay = false;
     std::vector<rendezvous::Candidate> local;
     std::vector<rendezvous::Candidate> remote_given;
     std::string remote_ufrag;
@@ -78,6 +83,7 @@ class IceAgent {
   struct AgentState;
 
   NiceAgent* make_agent(bool controlling);
+  bool uses_stun() const;
   Stream* find(StreamId id);
   const Stream* find(StreamId id) const;
   StreamId id_of(NiceAgent* agent, unsigned nice_id) const;  // 0 if not ours

@@ -144,7 +144,8 @@ void Rendezvous::close(Instant now, Handle h, uint32_t reason) {
 void Rendezvous::local_candidates(Instant now, Handle h, const std::string& ufrag, const std::string& pwd,
                                   const std::vector<Candidate>& candidates, bool gathering_done) {
   Session* s = find(h);
-  if (!s || s->state != State::kActive) return;
+  if (!s || s->state == State::kAwaitingAccept) return;
+  if (s->state == State::kConnected && s->settle_until == protocol::kNever) return;
   std::vector<Candidate> sorted = candidates;
   std::stable_sort(sorted.begin(), sorted.end(),
                    [](const Candidate& a, const Candidate& b) { return a.priority > b.priority; });
@@ -169,12 +170,14 @@ void Rendezvous::local_candidates(Instant now, Handle h, const std::string& ufra
   }
 }
 
-void Rendezvous::connected(Handle h) {
+void Rendezvous::connected(Instant now, Handle h) {
+  now_ = now;
   Session* s = find(h);
   if (!s || s->state != State::kActive) return;
   s->state = State::kConnected;
-  s->send_at = s->retransmit_at = s->ack_at = protocol::kNever;
   s->deadline = protocol::kNever;
+  s->settle_until = now + config_.setup_timeout;
+  if (s->dirty) s->send_at = now;  // the peer may be waiting for our credentials to answer our checks
 }
 
 void Rendezvous::ice_failed(Instant now, Handle h, uint32_t reason, const std::string& text) {
@@ -306,12 +309,11 @@ void Rendezvous::on_state(Instant now, Session& s, const Blob& b) {
     }
   }
   if (b.type == BlobType::kUpdate) return;  // an acknowledgement only
-  if (s.state == State::kConnected) return;
   if (b.seq > s.peer_seq) {
     s.peer_seq = b.seq;
     if (s.state == State::kAwaitingAccept) {
       s.pending_offer = b;
-    } else {
+    } else if (s.state == State::kActive) {
       emit_remote(s, b);
     }
   }
@@ -422,7 +424,8 @@ Instant Rendezvous::next_timeout() const {
   Instant t = protocol::kNever;
   for (const auto& [h, s] : sessions_) {
     t = earliest(t, s.deadline);
-    if (s.state != State::kActive) continue;
+    if (s.state == State::kAwaitingAccept) continue;
+    t = earliest(t, s.settle_until);
     if (s.dirty) t = earliest(t, s.send_at);
     if (s.have_local) t = earliest(t, s.retransmit_at);
     t = earliest(t, s.ack_at);
@@ -438,7 +441,11 @@ void Rendezvous::handle_timeout(Instant now) {
       expired.push_back(h);
       continue;
     }
-    if (s.state != State::kActive) continue;
+    if (s.state == State::kAwaitingAccept) continue;
+    if (s.settle_until <= now) {  // connected long enough: whatever the peer still lacks, it no longer needs
+      s.dirty = false;
+      s.send_at = s.retransmit_at = s.settle_until = protocol::kNever;
+    }
     if (s.dirty && s.send_at <= now) {
       send_state(now, s, false);
     } else if (s.have_local && s.retransmit_at <= now && s.acked < s.seq) {

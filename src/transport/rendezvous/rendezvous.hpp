@@ -8,9 +8,10 @@
 // Reliability over a best-effort signaling channel: each side's Offer/Answer/Update is cumulative and
 // numbered; the other side acknowledges the highest number it has seen, piggybacked on its own blobs or,
 // after ack_delay, in a pure acknowledgement. Unacknowledged state is retransmitted with exponential
-// backoff until acknowledged, until ICE finds a path (which proves both sides have what they need), or
-// until the session ends. Local candidates are batched: the first blob waits for gathering to finish or
-// for batch_delay after the first candidate, whichever comes first; later ones likewise.
+// backoff until acknowledged (also after ICE found a path from this side: that does not prove the peer
+// has what it needs), or until the session ends. Local candidates are batched: the first blob waits for
+// gathering to finish or for batch_delay after the first candidate, whichever comes first; later ones
+// likewise.
 //
 // Symmetric connect (GameNetworkingSockets' semantics). A connection is symmetric when the offering side
 // asked for it (connect with symmetric = true). Then:
@@ -113,8 +114,11 @@ class Rendezvous {
   // ICE: the local credentials and every local candidate so far (cumulative), and whether gathering is done.
   void local_candidates(Instant now, Handle h, const std::string& ufrag, const std::string& pwd,
                         const std::vector<Candidate>& candidates, bool gathering_done);
-  // ICE found a path: signaling for h is done (no more retransmissions).
-  void connected(Handle h);
+  // ICE found a path from this side. The peer may not have everything yet (a controlling side connects as
+  // soon as the peer answers its checks, before the peer has our credentials): what we sent is still
+  // retransmitted until acknowledged, for at most setup_timeout, and the peer's blobs are still
+  // acknowledged. No timeout fails the session any more.
+  void connected(Instant now, Handle h);
   // ICE failed for h (no path): the session fails with reason (and the peer is told).
   void ice_failed(Instant now, Handle h, uint32_t reason, const std::string& text);
 
@@ -145,6 +149,7 @@ class Rendezvous {
     bool symmetric = false;
     uint64_t tie_breaker = 0;  // ours if offerer, the peer's if answerer
     Instant deadline = protocol::kNever;
+    Instant settle_until = protocol::kNever;  // kConnected: retransmissions stop then
 
     // What we tell the peer.
     bool have_local = false;

@@ -1,0 +1,231 @@
+// Peer-to-peer connections through the NAT lab: real Hosts in network namespaces behind nftables NATs,
+// libnice ICE with coturn for STUN and TURN, in-process signaling between them.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <tuple>
+
+#include "integration/host_test_util.hpp"
+#include "integration/inprocess_signaling.hpp"
+#include "netlab/lab.hpp"
+
+namespace peerlink::test {
+namespace {
+
+using netlab::Lab;
+using netlab::NatType;
+using netlab::NetnsScope;
+using netlab::Site;
+
+#define NETLAB_REQUIRE_ROOT()                                      \
+  do {                                                             \
+    std::string why_;                                              \
+    if (!netlab::have_root_and_tools(&why_)) GTEST_SKIP() << why_; \
+  } while (0)
+
+// STUN and TURN (UDP and TCP) of the lab's static-user coturn; host candidates from the peer's eth0 only.
+IceConfig lab_ice(const Lab& lab) {
+  IceConfig ice;
+  const auto server = lab.turn_server();
+  const auto creds = lab.turn_credentials();
+  ice.stun_servers.push_back({server.ip, server.port});
+  for (TurnTransport t : {TurnTransport::kUdp, TurnTransport::kTcp})
+    ice.turn_servers.push_back({server.ip, server.port, t, creds.username, creds.password});
+  ice.interfaces_allow = {"eth0"};
+  return ice;
+}
+
+// A Host whose sockets and service thread live in namespace ns (a thread inherits its creator's namespace).
+struct Peer {
+  Peer(const std::string& ns, const std::shared_ptr<SignalingHub>& hub, const std::string& name,
+       const IceConfig& ice, std::chrono::milliseconds connect_timeout = 10s) {
+    HostConfig c = test_config();
+    c.signaling.push_back(hub->plugin(name));
+    c.ice = ice;
+    c.connect_timeout = connect_timeout;
+    NetnsScope scope(ns);
+    host = std::make_unique<Host>(std::move(c));
+    events = std::make_unique<EventRecorder>(*host);
+  }
+  std::unique_ptr<Host> host;
+  std::unique_ptr<EventRecorder> events;
+};
+
+struct Pair {
+  ConnectionHandle client = kInvalidConnection;  // on a
+  ConnectionHandle server = kInvalidConnection;  // on b
+};
+
+// a connects to b (listening); both must report the connection within the timeout.
+::testing::AssertionResult connect_pair(Peer& a, Peer& b, Pair& out,
+                                        std::chrono::milliseconds timeout = 15s) {
+  if (b.host->listen_p2p() == kInvalidListenSocket) return ::testing::AssertionFailure() << "listen_p2p";
+  std::string error;
+  out.client = a.host->connect(SignalingHub::id("b"), {}, &error);
+  if (out.client == kInvalidConnection) return ::testing::AssertionFailure() << "connect: " << error;
+  const bool ok = pump_until(
+      {a.host.get(), b.host.get()},
+      [&] {
+        return (a.events->find(ConnectionEventKind::kConnected, out.client) &&
+                b.events->find(ConnectionEventKind::kConnected)) ||
+               a.events->find(ConnectionEventKind::kClosed, out.client) ||
+               b.events->find(ConnectionEventKind::kClosed);
+      },
+      timeout);
+  if (auto closed = a.events->find(ConnectionEventKind::kClosed, out.client))
+    return ::testing::AssertionFailure()
+           << "a's connection closed: " << closed->info.end_reason << " " << closed->info.end_debug;
+  if (auto closed = b.events->find(ConnectionEventKind::kClosed))
+    return ::testing::AssertionFailure()
+           << "b's connection closed: " << closed->info.end_reason << " " << closed->info.end_debug;
+  if (!ok) return ::testing::AssertionFailure() << "not connected within " << timeout.count() << " ms";
+  out.server = b.events->find(ConnectionEventKind::kConnected)->info.handle;
+  return ::testing::AssertionSuccess();
+}
+
+// `count` reliable messages of `size` bytes from one Host to the other, each checked on arrival.
+::testing::AssertionResult transfer(Host& from, ConnectionHandle fc, Host& to, ConnectionHandle tc,
+                                    size_t count, size_t size, std::chrono::milliseconds timeout = 60s) {
+  for (uint64_t i = 0; i < count; ++i) {
+    auto m = make_message(i, size);
+    SendResult r = from.send(fc, m.data(), m.size());
+    if (r != SendResult::kOk) return ::testing::AssertionFailure() << "send " << i << ": " << int(r);
+  }
+  uint64_t next = 0;
+  std::vector<Message> got;
+  bool intact = true;
+  pump_until(
+      {&from, &to},
+      [&] {
+        got.clear();
+        to.receive(tc, got);
+        for (const Message& m : got)
+          intact = intact && check_message(next++, m.data(), m.size());
+        return next >= count || !intact;
+      },
+      timeout);
+  if (!intact) return ::testing::AssertionFailure() << "message " << next - 1 << " corrupt or out of order";
+  if (next != count) return ::testing::AssertionFailure() << "only " << next << " of " << count << " arrived";
+  return ::testing::AssertionSuccess();
+}
+
+bool ice_can_go_direct(NatType x, NatType y) {
+  if (x == NatType::kUdpBlocked || y == NatType::kUdpBlocked) return false;
+  auto hard = [](NatType t) { return t == NatType::kSymmetric; };
+  auto restricted = [](NatType t) { return t == NatType::kSymmetric || t == NatType::kPortRestricted; };
+  return !((hard(x) && restricted(y)) || (hard(y) && restricted(x)));
+}
+
+class NatPairing : public ::testing::TestWithParam<std::tuple<NatType, NatType>> {};
+
+TEST_P(NatPairing, ConnectsDirectWhereIcePunchesRelayedOtherwise_20MBExact) {
+  NETLAB_REQUIRE_ROOT();
+  const auto [ta, tb] = GetParam();
+  Lab lab;
+  Site sa = lab.add_site(ta), sb = lab.add_site(tb);
+  auto hub = std::make_shared<SignalingHub>();
+  Peer a(sa.peer_ns(0), hub, "a", lab_ice(lab)), b(sb.peer_ns(0), hub, "b", lab_ice(lab));
+  Pair p;
+  ASSERT_TRUE(connect_pair(a, b, p));
+
+  const bool direct = ice_can_go_direct(ta, tb);
+  for (auto [host, c] : {std::pair{a.host.get(), p.client}, std::pair{b.host.get(), p.server}}) {
+    ConnectionInfo info = *host->connection_info(c);
+    EXPECT_EQ(info.relayed, !direct) << to_string(info.route);
+    if (direct) {
+      EXPECT_TRUE(info.route == RouteType::kHost || info.route == RouteType::kServerReflexive ||
+                  info.route == RouteType::kPeerReflexive)
+          << to_string(info.route);
+    } else {
+      EXPECT_EQ(info.route, RouteType::kRelay);
+    }
+  }
+  EXPECT_EQ(a.host->connection_info(p.client)->remote_key, b.host->identity().public_key());
+
+  // 20 MB one way, a little the other.
+  EXPECT_TRUE(transfer(*a.host, p.client, *b.host, p.server, 320, 64 << 10));
+  EXPECT_TRUE(transfer(*b.host, p.server, *a.host, p.client, 16, 4096));
+}
+
+std::string pairing_name(const ::testing::TestParamInfo<std::tuple<NatType, NatType>>& info) {
+  auto name = [](NatType t) {
+    std::string s = netlab::to_string(t);
+    s.erase(std::remove(s.begin(), s.end(), '-'), s.end());
+    return s;
+  };
+  return name(std::get<0>(info.param)) + "_" + name(std::get<1>(info.param));
+}
+
+std::vector<std::tuple<NatType, NatType>> all_pairings() {
+  const NatType types[] = {NatType::kNone, NatType::kFullCone, NatType::kPortRestricted, NatType::kSymmetric,
+                           NatType::kUdpBlocked};
+  std::vector<std::tuple<NatType, NatType>> out;
+  for (size_t i = 0; i < 5; ++i)
+    for (size_t j = i; j < 5; ++j)
+      out.emplace_back(types[i], types[j]);
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(All15, NatPairing, ::testing::ValuesIn(all_pairings()), pairing_name);
+
+TEST(NatLab, TwoPeersOnOneLanBehindOneNat_UseHostCandidates) {
+  NETLAB_REQUIRE_ROOT();
+  Lab lab;
+  Site site = lab.add_site(NatType::kPortRestricted, 2);
+  auto hub = std::make_shared<SignalingHub>();
+  Peer a(site.peer_ns(0), hub, "a", lab_ice(lab)), b(site.peer_ns(1), hub, "b", lab_ice(lab));
+  Pair p;
+  ASSERT_TRUE(connect_pair(a, b, p));
+  ConnectionInfo info = *a.host->connection_info(p.client);
+  EXPECT_EQ(info.route, RouteType::kHost);
+  EXPECT_EQ(info.remote_address.to_string(),
+            site.peer_ip(1) + ":" + std::to_string(info.remote_address.port()));
+  EXPECT_EQ(b.host->connection_info(p.server)->route, RouteType::kHost);
+  EXPECT_TRUE(transfer(*a.host, p.client, *b.host, p.server, 16, 64 << 10));
+}
+
+TEST(NatLab, LossyDuplicatingSignaling_StillConnects) {
+  NETLAB_REQUIRE_ROOT();
+  Lab lab;
+  Site sa = lab.add_site(NatType::kPortRestricted), sb = lab.add_site(NatType::kFullCone);
+  for (uint32_t seed = 1; seed <= 3; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    auto hub = std::make_shared<SignalingHub>();
+    hub->set_impairment(0.3, 0.5, seed);
+    Peer a(sa.peer_ns(0), hub, "a", lab_ice(lab)), b(sb.peer_ns(0), hub, "b", lab_ice(lab));
+    Pair p;
+    ASSERT_TRUE(connect_pair(a, b, p));
+    EXPECT_FALSE(a.host->connection_info(p.client)->relayed);
+    EXPECT_TRUE(transfer(*a.host, p.client, *b.host, p.server, 8, 4096));
+  }
+}
+
+TEST(NatLab, StunAndTurnServerDown_ClearEndReasonWithinConnectTimeout) {
+  NETLAB_REQUIRE_ROOT();
+  Lab lab;
+  Site sa = lab.add_site(NatType::kPortRestricted), sb = lab.add_site(NatType::kSymmetric);
+  lab.stop_turn();
+  auto hub = std::make_shared<SignalingHub>();
+  const auto timeout = 5s;
+  Peer a(sa.peer_ns(0), hub, "a", lab_ice(lab), timeout), b(sb.peer_ns(0), hub, "b", lab_ice(lab), timeout);
+  ASSERT_NE(b.host->listen_p2p(), kInvalidListenSocket);
+  const auto start = std::chrono::steady_clock::now();
+  ConnectionHandle c = a.host->connect(SignalingHub::id("b"));
+  ASSERT_NE(c, kInvalidConnection);
+  ASSERT_TRUE(pump_until(
+      {a.host.get(), b.host.get()},
+      [&] { return a.events->find(ConnectionEventKind::kClosed, c).has_value(); }, 10s));
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_LE(took, timeout + 500ms);
+  auto e = *a.events->find(ConnectionEventKind::kClosed, c);
+  EXPECT_TRUE(e.info.end_reason == uint32_t(EndReason::kMiscNoRoute) ||
+              e.info.end_reason == uint32_t(EndReason::kMiscConnectTimeout))
+      << e.info.end_reason << " " << e.info.end_debug;
+  EXPECT_NE(e.info.end_debug.find("no relayed candidate"), std::string::npos) << e.info.end_debug;
+  EXPECT_NE(e.info.end_debug.find("203.0.113.1:3478"), std::string::npos)
+      << "names the server that did not answer: " << e.info.end_debug;
+}
+
+}  // namespace
+}  // namespace peerlink::test
