@@ -4,6 +4,7 @@
 //   peerlink-bench core-throughput                  one scenario (several may be named)
 //   peerlink-bench --seconds 5 --connections 10000 core-memory
 //   peerlink-bench --netns throughput rtt           between two network namespaces (root)
+//   peerlink-bench --netns --ice connect            peer-to-peer through the NAT lab, per NAT pairing (root)
 //
 // The two-process scenarios start this program again as their server (`--role ...`, server_roles.hpp).
 #include <unistd.h>
@@ -23,6 +24,10 @@
 #include "core_scenarios.hpp"
 #include "host_scenarios.hpp"
 #include "netns.hpp"
+#ifdef PEERLINK_BENCH_P2P
+#include "netlab/lab.hpp"
+#include "p2p_scenarios.hpp"
+#endif
 #include "server_roles.hpp"
 #include "teardown.hpp"
 
@@ -34,7 +39,8 @@ constexpr int kExitSkip = 77;  // the automake/ctest convention for "skipped"
 
 void usage() {
   std::printf(
-      "usage: peerlink-bench [--seconds S] [--connections N] [--message-size B] [--netns] [scenario ...]\n"
+      "usage: peerlink-bench [--seconds S] [--connections N] [--message-size B] [--netns [--ice]]\n"
+      "                     [--samples N] [scenario ...]\n"
       "\n"
       "In-process scenarios (the sans-I/O core, no sockets):\n"
       "  core-throughput         encrypted reliable goodput of the core, AES-256-GCM where the CPU has AES\n"
@@ -66,11 +72,26 @@ void usage() {
       "  --seconds S       measured window of each throughput-like run, and bound of latency runs (default "
       "3)\n"
       "  --connections N   connections of core-memory and memory\n"
+      "  --samples N       connect with --ice: fresh Host pairs per NAT pairing (default 15)\n"
       "  --message-size B  message size of core-throughput (default 65536)\n"
       "  --netns           run the two-process scenarios between two network namespaces (plb-<pid>-a with\n"
       "                    198.51.100.1, plb-<pid>-b with 198.51.100.2), created and deleted by the "
       "benchmark;\n"
       "                    needs root, else exits with status 77 (skipped)\n"
+      "\n"
+      "  --ice             with --netns: connect and throughput peer to peer through the NAT lab of the\n"
+      "                    tests (namespaces behind nftables NAT routers, coturn for STUN/TURN, libnice "
+      "ICE,\n"
+      "                    both Hosts in this process, in-process signaling):\n"
+      "                      connect     per pairing of {none, full-cone, port-restricted, symmetric,\n"
+      "                                  udp-blocked}: connect() to the first reliable message delivered,\n"
+      "                                  p50/p99 of --samples fresh Host pairs (default 15); targets p50 <= "
+      "150\n"
+      "                                  ms direct, 250 ms via TURN/UDP, 300 ms via TURN/TCP; baseline the\n"
+      "                                  STUN round trip to coturn\n"
+      "                      throughput  reliable 64 KiB goodput through the ICE path (none x none and\n"
+      "                                  full-cone x port-restricted); baseline a raw UDP blast between the\n"
+      "                                  same namespaces through the same NATs (target >= 0.70)\n"
       "\n"
       "With no scenario named, all run.\n");
 }
@@ -102,7 +123,8 @@ int main(int argc, char** argv) {
 
   CoreOptions core;
   HostBenchOptions host;
-  bool netns = false, connections_given = false;
+  bool netns = false, ice = false, connections_given = false;
+  size_t samples = 15;
   std::set<std::string> wanted;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -125,6 +147,10 @@ int main(int argc, char** argv) {
       core.message_size = size_t(std::atol(value("--message-size")));
     } else if (a == "--netns") {
       netns = true;
+    } else if (a == "--ice") {
+      ice = true;
+    } else if (a == "--samples") {
+      samples = size_t(std::atol(value("--samples")));
     } else if (a.rfind("--", 0) == 0) {
       std::fprintf(stderr, "peerlink-bench: unknown option %s\n", a.c_str());
       usage();
@@ -175,6 +201,41 @@ int main(int argc, char** argv) {
         stderr,
         "peerlink-bench: --netns needs root to create network namespaces; skipped (exit status 77)\n");
     return kExitSkip;
+  }
+
+  if (ice) {
+    if (!netns) {
+      std::fprintf(stderr, "peerlink-bench: --ice needs --netns (it runs in the NAT lab's namespaces)\n");
+      return 2;
+    }
+    for (const auto& s : wanted) {
+      if (s != "connect" && s != "throughput") {
+        std::fprintf(stderr, "peerlink-bench: --ice runs connect and throughput only, not '%s'\n", s.c_str());
+        return 2;
+      }
+    }
+#ifdef PEERLINK_BENCH_P2P
+    if (samples == 0) {
+      std::fprintf(stderr, "peerlink-bench: --samples must be positive\n");
+      return 2;
+    }
+    std::string why;
+    if (!peerlink::netlab::have_root_and_tools(&why)) {
+      std::fprintf(stderr, "peerlink-bench: %s; skipped (exit status 77)\n", why.c_str());
+      return kExitSkip;
+    }
+    P2PBenchOptions p2p;
+    p2p.seconds = host.seconds;
+    p2p.samples = samples;
+    const std::vector<Scenario> p2p_scenarios = {
+        {"connect", [&] { run_p2p_connect(p2p); }},
+        {"throughput", [&] { run_p2p_throughput(p2p); }},
+    };
+    return run_all(p2p_scenarios, wanted);
+#else
+    std::fprintf(stderr, "peerlink-bench: --ice needs a build with the tests (the NAT lab lives there)\n");
+    return 2;
+#endif
   }
 
   teardown::install_signal_handlers();

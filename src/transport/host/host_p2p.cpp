@@ -72,6 +72,7 @@ void Host::Impl::start_p2p() {
     ice_news_.push_back(std::move(n));
   };
   ice_ = std::make_unique<ice::IceAgent>(loop_.context(), ice, std::move(cb));
+  ice_->set_socket_buffer_bytes(config_.socket_buffer_bytes);
   rendezvous::RendezvousConfig rc;
   rc.setup_timeout = config_.connect_timeout;
   rz_ = std::make_unique<rendezvous::Rendezvous>(rc, config_.identity.public_key(), rng_,

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
+#include <utility>
 
 #include "transport/io/socket_address.hpp"
 
@@ -394,6 +395,18 @@ void IceAgent::on_state(NiceAgent* agent, unsigned nice_id, unsigned state) {
   if (!s) return;
   if ((state == NICE_COMPONENT_STATE_CONNECTED || state == NICE_COMPONENT_STATE_READY) && !s->connected) {
     s->connected = true;
+    if (socket_buffer_bytes_ > 0) {
+      // The selected pair's local socket (none for a relayed pair: libnice's TURN socket is not exposed).
+      if (GSocket* gs = nice_agent_get_selected_socket(agent, nice_id, 1)) {
+        const int fd = g_socket_get_fd(gs);
+        const int bytes = socket_buffer_bytes_;
+        for (auto [force, plain] :
+             {std::pair{SO_RCVBUFFORCE, SO_RCVBUF}, std::pair{SO_SNDBUFFORCE, SO_SNDBUF}})
+          if (setsockopt(fd, SOL_SOCKET, force, &bytes, sizeof bytes) != 0)
+            setsockopt(fd, SOL_SOCKET, plain, &bytes, sizeof bytes);
+        g_object_unref(gs);
+      }
+    }
     if (callbacks_.state) callbacks_.state(id, StreamState::kConnected);
   } else if (state == NICE_COMPONENT_STATE_FAILED && !s->failed) {
     s->failed = true;

@@ -47,6 +47,10 @@ class IceAgent {
   IceAgent(const IceAgent&) = delete;
   IceAgent& operator=(const IceAgent&) = delete;
 
+  // SO_RCVBUF / SO_SNDBUF for the socket of each selected pair (libnice leaves the system default, which
+  // drops datagrams at full speed). 0: leave them.
+  void set_socket_buffer_bytes(int bytes) { socket_buffer_bytes_ = bytes; }
+
   // A new stream; controlling = this side answers the connection. Starts gathering. 0 on failure (error).
   StreamId add_stream(bool controlling, std::string& ufrag, std::string& pwd, std::string* error);
   // The peer's credentials and candidates (cumulative: the ones already given are skipped).
@@ -107,6 +111,7 @@ class IceAgent {
   std::unordered_map<StreamId, Stream> streams_;
   std::unordered_map<uint64_t, StreamId> by_nice_id_;  // nice_key -> our id (per datagram: no scan)
   StreamId next_id_ = 1;
+  int socket_buffer_bytes_ = 0;
 };
 
 }  // namespace peerlink::ice

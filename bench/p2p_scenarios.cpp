@@ -1,0 +1,312 @@
+#include "p2p_scenarios.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench_output.hpp"
+#include "integration/inprocess_signaling.hpp"
+#include "measure.hpp"
+#include "netlab/lab.hpp"
+#include "peerlink/host.hpp"
+#include "raw_socket.hpp"
+
+namespace peerlink::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using netlab::Lab;
+using netlab::NatType;
+using netlab::NetnsScope;
+using netlab::Site;
+using test::SignalingHub;
+
+double ms_since(Clock::time_point t0, Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(t - t0).count();
+}
+
+// STUN and TURN over UDP and TCP at the lab's static-user coturn; host candidates from eth0 only.
+IceConfig lab_ice(const Lab& lab) {
+  IceConfig ice;
+  const auto server = lab.turn_server();
+  const auto creds = lab.turn_credentials();
+  ice.stun_servers.push_back({server.ip, server.port});
+  for (TurnTransport t : {TurnTransport::kUdp, TurnTransport::kTcp})
+    ice.turn_servers.push_back({server.ip, server.port, t, creds.username, creds.password});
+  ice.interfaces_allow = {"eth0"};
+  return ice;
+}
+
+// A Host living in namespace ns (its service thread is created there); messages go to on_message on the
+// service thread when given.
+std::unique_ptr<Host> host_in(const std::string& ns, const std::shared_ptr<SignalingHub>& hub,
+                              const std::string& name, const IceConfig& ice,
+                              Host::MessageCallback on_message = nullptr) {
+  HostConfig c;
+  c.log_level = LogLevel::kError;
+  c.signaling.push_back(hub->plugin(name));
+  c.ice = ice;
+  if (on_message) c.callback_thread = CallbackThread::kService;
+  std::unique_ptr<Host> h;
+  {
+    NetnsScope scope(ns);
+    h = std::make_unique<Host>(std::move(c));
+  }
+  h->set_connection_callback([](const ConnectionEvent&) {});
+  if (on_message) h->set_message_callback(std::move(on_message));
+  if (name == "b" && h->listen_p2p() == kInvalidListenSocket) throw std::runtime_error("listen_p2p failed");
+  return h;
+}
+
+std::string pairing_name(NatType a, NatType b) {
+  return std::string(netlab::to_string(a)) + "_" + netlab::to_string(b);
+}
+
+bool relayed_pairing(NatType x, NatType y) {
+  if (x == NatType::kUdpBlocked || y == NatType::kUdpBlocked) return true;
+  auto restricted = [](NatType t) { return t == NatType::kSymmetric || t == NatType::kPortRestricted; };
+  return (x == NatType::kSymmetric && restricted(y)) || (y == NatType::kSymmetric && restricted(x));
+}
+
+struct ConnectSample {
+  double ms = 0;
+  RouteType route = RouteType::kNone;
+};
+
+// Fresh Hosts; connect() to the first reliable message delivered at b. Throws on failure or after 10 s.
+ConnectSample connect_once(const Lab& lab, const Site& sa, const Site& sb) {
+  auto hub = std::make_shared<SignalingHub>();
+  std::mutex m;
+  std::condition_variable cv;
+  bool delivered = false;
+  Clock::time_point delivered_at;
+  auto b = host_in(sb.peer_ns(0), hub, "b", lab_ice(lab), [&](Message&&) {
+    std::lock_guard<std::mutex> lock(m);
+    if (!delivered) delivered_at = Clock::now();
+    delivered = true;
+    cv.notify_all();
+  });
+  auto a = host_in(sa.peer_ns(0), hub, "a", lab_ice(lab));
+  const auto t0 = Clock::now();
+  std::string error;
+  ConnectionHandle c = a->connect(SignalingHub::id("b"), {}, &error);
+  if (c == kInvalidConnection) throw std::runtime_error("connect: " + error);
+  if (a->send(c, "hello", 5) != SendResult::kOk) throw std::runtime_error("send before connected refused");
+  {
+    std::unique_lock<std::mutex> lock(m);
+    while (!delivered && Clock::now() - t0 < std::chrono::seconds(10)) {
+      cv.wait_for(lock, std::chrono::milliseconds(20));
+      auto info = a->connection_info(c);
+      if (info && info->state == ConnectionState::kClosed)
+        throw std::runtime_error("connection ended: " + info->end_debug);
+    }
+    if (!delivered) throw std::runtime_error("no message delivered within 10 s");
+  }
+  ConnectSample s;
+  s.ms = ms_since(t0, delivered_at);
+  s.route = a->connection_info(c)->route;
+  a.reset();
+  b.reset();
+  return s;
+}
+
+// Median round trip of a STUN Binding from the site's first peer to the lab's coturn: over UDP, or over an
+// established TCP connection where UDP is blocked (*over_tcp says which).
+double stun_rtt_ms(const Lab& lab, const Site& site, bool* over_tcp) {
+  std::vector<double> rtts;
+  *over_tcp = site.nat() == NatType::kUdpBlocked;
+  for (int i = 0; i < 5; ++i) {
+    NetnsScope scope(site.peer_ns(0));
+    if (*over_tcp) {
+      auto tcp = netlab::TcpSocket::connect(lab.turn_server(), std::chrono::milliseconds(500));
+      if (!tcp) continue;
+      const auto t0 = Clock::now();
+      if (netlab::stun::binding_tcp(*tcp, std::chrono::milliseconds(500)))
+        rtts.push_back(ms_since(t0, Clock::now()));
+    } else {
+      netlab::UdpSocket sock;
+      const auto t0 = Clock::now();
+      if (netlab::stun::binding(sock, lab.turn_server(), std::chrono::milliseconds(500)))
+        rtts.push_back(ms_since(t0, Clock::now()));
+    }
+  }
+  return percentile(rtts, 0.5);
+}
+
+std::vector<std::pair<NatType, NatType>> all_pairings() {
+  const NatType types[] = {NatType::kNone, NatType::kFullCone, NatType::kPortRestricted, NatType::kSymmetric,
+                           NatType::kUdpBlocked};
+  std::vector<std::pair<NatType, NatType>> out;
+  for (size_t i = 0; i < 5; ++i)
+    for (size_t j = i; j < 5; ++j)
+      out.emplace_back(types[i], types[j]);
+  return out;
+}
+
+// A raw UDP blast of 1200-byte datagrams from a's namespace to b's, through the lab's NATs: b first sends
+// to a's public address (opening its own NAT; a is public or full cone), a blasts to where that came from.
+// Bytes per second received in the measured window.
+double raw_blast(const Site& sa, const Site& sb, double seconds) {
+  std::optional<netlab::UdpSocket> tx, rx;
+  {
+    NetnsScope scope(sa.peer_ns(0));
+    tx.emplace("0.0.0.0", 0);
+  }
+  {
+    NetnsScope scope(sb.peer_ns(0));
+    rx.emplace("0.0.0.0", 0);
+  }
+  const netlab::Endpoint a_public{sa.public_ip(0), tx->local().port};
+  std::optional<netlab::Endpoint> b_seen;
+  for (int i = 0; i < 10 && !b_seen; ++i) {
+    rx->send_to(a_public, netlab::Bytes{'p'});
+    if (auto d = tx->receive(std::chrono::milliseconds(100))) b_seen = d->from;
+  }
+  if (!b_seen) throw std::runtime_error("raw blast: no path from b to a's public address");
+  for (int fd : {rx->fd(), tx->fd()})  // blocking from here on, like the other baselines
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  set_socket_buffers(rx->fd(), 4 << 20);
+  set_socket_buffers(tx->fd(), 4 << 20);
+  set_timeout(rx->fd(), SO_RCVTIMEO, 50);
+
+  std::atomic<bool> stop{false};
+  std::thread sender([&] {
+    const sockaddr_in to = ipv4_address(b_seen->ip, b_seen->port);
+    std::vector<uint8_t> payload(1200, 0x5a);
+    mmsghdr msgs[32];
+    iovec iov[32];
+    for (int i = 0; i < 32; ++i) {
+      iov[i] = {payload.data(), payload.size()};
+      std::memset(&msgs[i], 0, sizeof msgs[i]);
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+      msgs[i].msg_hdr.msg_name = const_cast<sockaddr_in*>(&to);
+      msgs[i].msg_hdr.msg_namelen = sizeof to;
+    }
+    while (!stop.load(std::memory_order_relaxed))
+      sendmmsg(tx->fd(), msgs, 32, 0);
+  });
+  std::vector<uint8_t> buf(32 * 2048);
+  mmsghdr msgs[32];
+  iovec iov[32];
+  for (int i = 0; i < 32; ++i) {
+    iov[i] = {buf.data() + i * 2048, 2048};
+    std::memset(&msgs[i], 0, sizeof msgs[i]);
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+  }
+  const auto start = Clock::now();
+  const auto window_start = start + std::chrono::duration<double>(warmup_seconds(seconds));
+  const auto window_end = window_start + std::chrono::duration<double>(seconds);
+  uint64_t bytes = 0;
+  for (auto now = Clock::now(); now < window_end; now = Clock::now()) {
+    int n = recvmmsg(rx->fd(), msgs, 32, 0, nullptr);
+    if (n <= 0 || now < window_start) continue;
+    for (int i = 0; i < n; ++i)
+      bytes += msgs[i].msg_len;
+  }
+  stop = true;
+  sender.join();
+  return double(bytes) / seconds;
+}
+
+// Reliable 64 KiB messages from a to b through ICE for the window; bytes per second delivered in order.
+double ice_goodput(const Lab& lab, const Site& sa, const Site& sb, double seconds, RouteType* route) {
+  auto hub = std::make_shared<SignalingHub>();
+  std::atomic<uint64_t> bytes{0}, next{1};
+  std::atomic<bool> counting{false}, disorder{false};
+  auto b = host_in(sb.peer_ns(0), hub, "b", lab_ice(lab), [&](Message&& m) {
+    if (m.number() != next.fetch_add(1)) disorder = true;
+    if (counting.load(std::memory_order_relaxed)) bytes += m.size();
+  });
+  auto a = host_in(sa.peer_ns(0), hub, "a", lab_ice(lab));
+  ConnectionHandle c = a->connect(SignalingHub::id("b"));
+  const auto t0 = Clock::now();
+  while (a->connection_info(c)->state != ConnectionState::kConnected) {
+    if (Clock::now() - t0 > std::chrono::seconds(10)) throw std::runtime_error("ICE connect took over 10 s");
+    if (a->connection_info(c)->state == ConnectionState::kClosed)
+      throw std::runtime_error("connection ended: " + a->connection_info(c)->end_debug);
+    a->wait(std::chrono::milliseconds(5));
+    a->run_callbacks();
+  }
+  *route = a->connection_info(c)->route;
+  std::vector<uint8_t> payload(64 << 10, 0xa5);
+  const auto start = Clock::now();
+  const auto window_start = start + std::chrono::duration<double>(warmup_seconds(seconds));
+  const auto window_end = window_start + std::chrono::duration<double>(seconds);
+  for (auto now = Clock::now(); now < window_end; now = Clock::now()) {
+    if (!counting && now >= window_start) counting = true;
+    // Keep a bounded amount queued: the goodput is the path's, not the send buffer's.
+    auto st = a->status(c);
+    if (st && st->queued_bytes < (4u << 20)) {
+      a->send(c, payload.data(), payload.size());
+    } else {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  }
+  counting = false;
+  if (disorder) throw std::runtime_error("messages out of order");
+  return double(bytes.load()) / seconds;
+}
+
+}  // namespace
+
+void run_p2p_connect(const P2PBenchOptions& o) {
+  for (auto [ta, tb] : all_pairings()) {
+    const std::string name = pairing_name(ta, tb);
+    Lab lab;
+    Site sa = lab.add_site(ta), sb = lab.add_site(tb);
+    std::vector<double> ms;
+    RouteType route = RouteType::kNone;
+    try {
+      connect_once(lab, sa, sb);  // warm-up: first use of libnice and of the lab's paths
+      for (size_t i = 0; i < o.samples; ++i) {
+        ConnectSample s = connect_once(lab, sa, sb);
+        ms.push_back(s.ms);
+        route = s.route;
+      }
+    } catch (const std::exception& e) {
+      throw std::runtime_error(name + ": " + e.what());
+    }
+    bool over_tcp = false;
+    const double baseline = stun_rtt_ms(lab, sa, &over_tcp);
+    const bool blocked = ta == NatType::kUdpBlocked || tb == NatType::kUdpBlocked;
+    const double target = blocked ? 300 : relayed_pairing(ta, tb) ? 250 : 150;
+    std::vector<double> sorted = ms;
+    const double p50 = percentile(sorted, 0.5), p99 = percentile(sorted, 0.99);
+    Figure f{"connect-ice/" + name, p50, "ms", {}};
+    f.add("statistic", "p50")
+        .add("p99_ms", p99)
+        .add("route", to_string(route))
+        .add_count("samples", ms.size());
+    f.add("target_ms", target).add("target_met", p50 <= target ? "yes" : "no");
+    f.compare(over_tcp ? "stun-rtt-to-coturn-tcp" : "stun-rtt-to-coturn", baseline).print();
+  }
+}
+
+void run_p2p_throughput(const P2PBenchOptions& o) {
+  for (auto [ta, tb] :
+       {std::pair{NatType::kNone, NatType::kNone}, std::pair{NatType::kFullCone, NatType::kPortRestricted}}) {
+    const std::string name = pairing_name(ta, tb);
+    Lab lab;
+    Site sa = lab.add_site(ta), sb = lab.add_site(tb);
+    const double raw = raw_blast(sa, sb, o.seconds);
+    RouteType route = RouteType::kNone;
+    const double ice = ice_goodput(lab, sa, sb, o.seconds, &route);
+    Figure f{"throughput-ice/" + name, ice / 1e6, "MB/s", {}};
+    f.add("route", to_string(route)).add("target_ratio", 0.70);
+    f.compare("raw-udp-blast-1200", raw / 1e6).print();
+  }
+}
+
+}  // namespace peerlink::bench
