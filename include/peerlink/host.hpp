@@ -177,7 +177,8 @@ struct HostCounters {
   uint64_t events_dropped = 0;     // the oldest, beyond 4096 queued while no connection callback was set
   uint64_t signaling_sent = 0, signaling_received = 0;
   uint64_t signaling_invalid = 0;  // blobs that were malformed, for no session of ours, or with a changed key
-  size_t connections = 0;          // handles currently held, plus connections still closing
+  uint64_t ice_restarts = 0;  // peer-to-peer paths that went silent and were looked for again (ICE restart)
+  size_t connections = 0;     // handles currently held, plus connections still closing
 };
 
 class Host {

@@ -227,5 +227,90 @@ TEST(NatLab, StunAndTurnServerDown_ClearEndReasonWithinConnectTimeout) {
       << "names the server that did not answer: " << e.info.end_debug;
 }
 
+// The router's NAT mappings are flushed mid-transfer (a rebinding: the peer's packets leave from a new
+// external port, the old one is dead). The connection must find a new path by itself (ICE restart) and
+// deliver everything exactly, without the application reconnecting.
+void rebinding_run(NatType ta, NatType tb, bool flush_both) {
+  Lab lab;
+  Site sa = lab.add_site(ta), sb = lab.add_site(tb);
+  auto hub = std::make_shared<SignalingHub>();
+  Peer a(sa.peer_ns(0), hub, "a", lab_ice(lab)), b(sb.peer_ns(0), hub, "b", lab_ice(lab));
+  Pair p;
+  ASSERT_TRUE(connect_pair(a, b, p));
+  const RouteType before = a.host->connection_info(p.client)->route;
+
+  // Paced at 8 MB/s (2.5 s in all) so that most of it is sent after the flush (which itself takes a
+  // moment: nft and conntrack commands).
+  const size_t kCount = 320, kSize = 64 << 10;  // 20 MB
+  const double kPaceBytesPerSecond = 8e6;
+  uint64_t sent = 0, next = 0;
+  bool intact = true, flushed = false;
+  std::vector<Message> got;
+  const auto start = std::chrono::steady_clock::now();
+  auto flushed_at = start;
+  pump_until(
+      {a.host.get(), b.host.get()},
+      [&] {
+        const double allowed =
+            kPaceBytesPerSecond *
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        while (sent < kCount && double(sent * kSize) < allowed) {
+          auto m = make_message(sent, kSize);
+          if (a.host->send(p.client, m.data(), m.size()) != SendResult::kOk) break;
+          ++sent;
+        }
+        got.clear();
+        b.host->receive(p.server, got);
+        for (const Message& m : got)
+          intact = intact && check_message(next++, m.data(), m.size());
+        if (!flushed && sent >= kCount / 4) {
+          lab.flush_nat(sa);
+          if (flush_both) lab.flush_nat(sb);
+          flushed = true;
+          flushed_at = std::chrono::steady_clock::now();
+        }
+        return next >= kCount || !intact || a.events->find(ConnectionEventKind::kClosed, p.client) ||
+               b.events->find(ConnectionEventKind::kClosed, p.server);
+      },
+      60s);
+  ASSERT_TRUE(flushed);
+  EXPECT_FALSE(a.events->find(ConnectionEventKind::kClosed, p.client)) << "a's connection ended";
+  EXPECT_FALSE(b.events->find(ConnectionEventKind::kClosed, p.server)) << "b's connection ended";
+  EXPECT_TRUE(intact) << "message " << next - 1 << " corrupt or out of order";
+  EXPECT_EQ(next, kCount) << "delivered before the deadline";
+  EXPECT_GE(a.host->counters().ice_restarts + b.host->counters().ice_restarts, 1u);
+  const ConnectionInfo after = *a.host->connection_info(p.client);
+  EXPECT_EQ(after.state, ConnectionState::kConnected);
+  EXPECT_EQ(after.relayed, before == RouteType::kRelay)
+      << to_string(before) << " then " << to_string(after.route);
+  std::printf(
+      "rebinding %s x %s: %s -> %s, %.0f ms from the flush to the last message, restarts a=%llu b=%llu\n",
+      netlab::to_string(ta), netlab::to_string(tb), to_string(before), to_string(after.route),
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - flushed_at).count(),
+      (unsigned long long)a.host->counters().ice_restarts,
+      (unsigned long long)b.host->counters().ice_restarts);
+}
+
+TEST(NatLab, NatRebindingMidTransfer_PortRestricted_Survives) {
+  NETLAB_REQUIRE_ROOT();
+  rebinding_run(NatType::kPortRestricted, NatType::kPortRestricted, false);
+}
+
+// The full-cone side rebinds: its new port is filtered by the port-restricted peer's NAT.
+TEST(NatLab, NatRebindingMidTransfer_FullConeSideOfPortRestrictedPeer_Survives) {
+  NETLAB_REQUIRE_ROOT();
+  rebinding_run(NatType::kFullCone, NatType::kPortRestricted, false);
+}
+
+TEST(NatLab, NatRebindingMidTransfer_BothSitesAtOnce_Survives) {
+  NETLAB_REQUIRE_ROOT();
+  rebinding_run(NatType::kPortRestricted, NatType::kPortRestricted, true);
+}
+
+TEST(NatLab, NatRebindingMidTransfer_RelayedThroughSymmetric_Survives) {
+  NETLAB_REQUIRE_ROOT();
+  rebinding_run(NatType::kSymmetric, NatType::kSymmetric, false);
+}
+
 }  // namespace
 }  // namespace peerlink::test

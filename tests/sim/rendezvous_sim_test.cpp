@@ -73,13 +73,14 @@ struct Side {
   std::vector<Handle> app_handles;  // what connect() returned
   std::set<Handle> requests;
   uint64_t blobs = 0;
+  int restarts = 0;  // kRestartIce actions
   bool auto_accept = true;
 };
 
 struct Event {
   Instant at;
   uint64_t order;
-  int kind;  // 0 deliver blob, 1 gather step, 2 connect call
+  int kind;  // 0 deliver blob, 1 gather step, 2 connect call, 3 ICE restart call (if connected)
   int side;
   Handle handle = 0;
   std::vector<uint8_t> blob;
@@ -93,6 +94,9 @@ class Sim {
 
   Side& side(int i) { return i == 0 ? a_ : b_; }
   void connect_at(Instant at, int side_index) { push(Event{at, 0, 2, side_index, 0, {}}); }
+  // What a Host does when its connected path goes silent (once: not after a restart of its own or the
+  // peer's).
+  void restart_at(Instant at, int side_index) { push(Event{at, 0, 3, side_index, 0, {}}); }
 
   void run(Instant until) {
     while (true) {
@@ -149,11 +153,30 @@ class Sim {
         cands.push_back(c);
       }
       s.rz->local_candidates(now_, e.handle, st.ufrag, st.pwd, cands, st.gathered >= 2);
-    } else {
+    } else if (e.kind == 2) {
       Handle h = s.next_handle++;
       Handle got = s.rz->connect(now_, h, side(1 - e.side).id, true);
       s.app_handles.push_back(got);
+    } else if (s.restarts == 0) {  // after a restart, a Host's path watch starts over: no second one here
+      for (auto& [h, st] : s.streams) {
+        if (st.connected) {
+          EXPECT_TRUE(s.rz->restart(now_, h));
+        }
+      }
     }
+  }
+
+  // A new ICE stream for handle h (start or restart): fresh credentials, gathering in two steps.
+  void new_stream(int i, Handle h, Role role) {
+    Side& s = side(i);
+    Stream st;
+    st.role = role;
+    st.ufrag = token(s.rng, 8);
+    st.pwd = token(s.rng, 24);
+    s.streams[h] = st;
+    s.rz->local_candidates(now_, h, st.ufrag, st.pwd, {}, false);
+    push(Event{now_ + Duration(rng_.below(uint64_t(Duration(15ms).count()))), 0, 1, i, h, {}});
+    push(Event{now_ + 20ms + Duration(rng_.below(uint64_t(Duration(60ms).count()))), 0, 1, i, h, {}});
   }
 
   std::string token(SeededRng& r, size_t n) {
@@ -188,18 +211,15 @@ class Sim {
           s.requests.insert(a.handle);
           if (s.auto_accept) s.rz->accept(now_, a.handle);
           break;
-        case Action::Kind::kStartIce: {
-          Stream st;
-          st.role = a.role;
-          st.ufrag = token(s.rng, 8);
-          st.pwd = token(s.rng, 24);
-          s.streams[a.handle] = st;
-          s.rz->local_candidates(now_, a.handle, st.ufrag, st.pwd, {}, false);
-          push(Event{now_ + Duration(rng_.below(uint64_t(Duration(15ms).count()))), 0, 1, i, a.handle, {}});
-          push(Event{
-              now_ + 20ms + Duration(rng_.below(uint64_t(Duration(60ms).count()))), 0, 1, i, a.handle, {}});
+        case Action::Kind::kStartIce:
+          new_stream(i, a.handle, a.role);
           break;
-        }
+        case Action::Kind::kRestartIce:
+          ++s.restarts;
+          EXPECT_TRUE(s.streams.count(a.handle)) << "restart of a stream that does not exist";
+          EXPECT_EQ(s.streams[a.handle].role, a.role) << "a restart keeps the ICE role";
+          new_stream(i, a.handle, a.role);
+          break;
         case Action::Kind::kRemoteCandidates: {
           auto it = s.streams.find(a.handle);
           if (it == s.streams.end()) break;
@@ -462,6 +482,66 @@ TEST(RendezvousSim, KeyChangeWithinASession_Ignored) {
   sim.side(1).rz->receive(sim.now(), sim.side(0).id, bytes.data(), bytes.size());
   EXPECT_EQ(sim.side(1).rz->counters().key_changed, 1u);
   EXPECT_EQ(*sim.side(1).rz->peer_key(h), sim.side(0).key);
+}
+
+// ICE restart after a connection: one side (or both, at once or staggered by up to 2 RTT) restarts; over a
+// lossy, duplicating, reordering channel both sides must end connected again on matching credentials, each
+// having restarted exactly once, nothing failed.
+void restart_run(uint64_t seed, Channel channel, bool both, Duration max_stagger) {
+  Sim sim(seed, channel);
+  SeededRng r(seed ^ 0x5157);
+  sim.connect_at(Instant{} + 1ms, 0);
+  sim.run(Instant{} + 8s);  // retransmissions back off to 3 s: lossy setups can take a few seconds
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  for (int i = 0; i < 2; ++i)
+    ASSERT_EQ(connected_handles(sim.side(i)).size(), 1u)
+        << "side " << i << " not connected before the restart";
+  const int first = int(r.below(2));
+  sim.restart_at(Instant{} + 8s, first);
+  if (both) sim.restart_at(Instant{} + 8s + Duration(r.below(uint64_t(max_stagger.count()) + 1)), 1 - first);
+  sim.run(Instant{} + 25s);
+  for (int i = 0; i < 2; ++i) {
+    Side& s = sim.side(i);
+    EXPECT_TRUE(s.failed.empty()) << "side " << i << " failed: reason " << s.fail_reason.begin()->second;
+    EXPECT_EQ(s.restarts, 1) << "side " << i << " restarts";
+    ASSERT_EQ(s.streams.size(), 1u);
+  }
+  const Stream& sa = sim.side(0).streams.begin()->second;
+  const Stream& sb = sim.side(1).streams.begin()->second;
+  EXPECT_TRUE(sa.connected && sb.connected) << "not connected again after the restart";
+  EXPECT_EQ(sa.remote_ufrag, sb.ufrag);
+  EXPECT_EQ(sb.remote_ufrag, sa.ufrag);
+}
+
+TEST(RendezvousSim, IceRestartByOneSide_BothRestartOnceAndReconnect) {
+  Channel lossy;
+  lossy.loss = 0.3;
+  lossy.duplicate = 0.5;
+  for (uint64_t seed = 1; seed <= 500; ++seed) {
+    restart_run(seed, lossy, false, 0ms);
+    if (HasFailure()) return;
+  }
+}
+
+TEST(RendezvousSim, IceRestartByBothSides_MeetInOneGeneration) {
+  Channel lossy;
+  lossy.loss = 0.3;
+  lossy.duplicate = 0.5;
+  for (uint64_t seed = 1; seed <= 500; ++seed) {
+    restart_run(seed, Channel{}, true, 0ms);
+    restart_run(seed, lossy, true, 40ms);
+    if (HasFailure()) return;
+  }
+}
+
+TEST(RendezvousSim, IceRestartBeforeConnecting_Refused) {
+  Sim sim(7, Channel{});
+  Side& a = sim.side(0);
+  sim.connect_at(Instant{} + 1ms, 0);
+  sim.run(Instant{} + 2ms);
+  ASSERT_EQ(a.app_handles.size(), 1u);
+  EXPECT_FALSE(a.rz->restart(sim.now(), a.app_handles[0]));
+  EXPECT_FALSE(a.rz->restart(sim.now(), 12345));
 }
 
 }  // namespace

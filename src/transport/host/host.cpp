@@ -588,6 +588,7 @@ HostCounters Host::Impl::counters() const {
   h.connections = endpoint_.connection_count();
   h.events_dropped = events_dropped_;
   h.signaling_sent = signaling_sent_;
+  h.ice_restarts = ice_restarts_;
   h.signaling_received = signaling_received_;
   if (rz_) {
     const auto& rc = rz_->counters();

@@ -34,6 +34,11 @@ class Host::Impl {
  public:
   // Socket indices are one byte of a PathAddress.
   static constexpr size_t kMaxSockets = 255;
+  // ICE restart (watch_p2p_paths): how often paths are looked at, the silence while sending that counts as
+  // a lost path, and how long a restart may look before it starts over.
+  static constexpr protocol::Duration kPathWatchInterval = std::chrono::milliseconds(250);
+  static constexpr protocol::Duration kPathSilence = std::chrono::milliseconds(1500);
+  static constexpr protocol::Duration kRestartRetry = std::chrono::seconds(5);
 
   explicit Impl(HostConfig config);
   ~Impl();
@@ -105,6 +110,12 @@ class Host::Impl {
     RouteType route = RouteType::kNone;
     Address remote_address;
     std::string ufrag, pwd;  // of our stream
+    // Path watch (connected connections): packets received as last seen, when that changed, and packets
+    // sent by then. Silence while sending means the path is gone: ICE restart.
+    uint64_t seen_rx = 0, tx_at_rx = 0;
+    protocol::Instant rx_at{};
+    bool restarting = false;  // an ICE restart is under way
+    protocol::Instant restart_started{};
   };
   // What the IceAgent reported while the service thread waited (its callbacks run inside loop_.wait, with
   // mutex_ released; service thread only, so no lock).
@@ -130,6 +141,8 @@ class Host::Impl {
   void process_p2p(protocol::Instant now);  // service thread: inbox, ICE news, timers, rendezvous actions
   void apply(protocol::Instant now, rendezvous::Action& a);
   void on_ice_connected(protocol::Instant now, ConnectionHandle c, P2P& p);
+  void watch_p2p_paths(protocol::Instant now);
+  void restart_p2p(protocol::Instant now, ConnectionHandle c, P2P& p, const std::string& why);
   void end_p2p(ConnectionHandle c, uint32_t reason, const std::string& debug);
   void send_to_stream(const protocol::PathAddress& path, const uint8_t* data, size_t size);
   bool accept_p2p_request(protocol::Instant now, ConnectionHandle c, const PublicKey& remote_key);
@@ -191,12 +204,14 @@ class Host::Impl {
   std::vector<ice::StreamId>
       streams_to_remove_;  // released by application threads; removed by the service thread
   std::vector<IceNews> ice_news_;
+  protocol::Instant next_path_watch_{};
   std::vector<std::pair<PeerId, std::vector<uint8_t>>> outbox_;
   std::mutex inbox_mutex_;  // guards inbox_ only; plugins' threads deliver into it
   std::vector<Inbound> inbox_;
   ListenSocketHandle p2p_listen_ = kInvalidListenSocket;
   ListenOptions p2p_options_;
   uint64_t signaling_sent_ = 0, signaling_received_ = 0;
+  uint64_t ice_restarts_ = 0;
 
   std::optional<io::PacketImpairment> send_impairment_, receive_impairment_;
   io::ReceiveBatch receive_batch_;

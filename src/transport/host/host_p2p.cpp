@@ -186,12 +186,18 @@ void Host::Impl::process_p2p(Instant now) {
         } else if (!p->second.created || !endpoint_.connection(c) ||
                    endpoint_.connection(c)->state() != ConnectionState::kConnected) {
           rz_->ice_failed(now, c, uint32_t(EndReason::kMiscNoRoute), "ICE found no working path to the peer");
-        }
+        } else if (!p->second.restarting) {
+          restart_p2p(now, c, p->second, "ICE lost the path (consent expired)");
+        }  // else a restart that found nothing yet: watch_p2p_paths tries again
         break;
       case IceNews::kDatagram:
         endpoint_.handle_datagram(now, io::encode_ice_path(n.stream), n.data.data(), n.data.size(), false);
         break;
     }
+  }
+  if (now >= next_path_watch_) {
+    watch_p2p_paths(now);
+    next_path_watch_ = now + kPathWatchInterval;
   }
   if (rz_->next_timeout() <= now) rz_->handle_timeout(now);
   Action a;
@@ -258,6 +264,25 @@ void Host::Impl::apply(Instant now, Action& a) {
       ice_->set_remote(it->second.stream, a.ufrag, a.pwd, a.candidates, a.end_of_candidates);
       return;
     }
+    case Action::Kind::kRestartIce: {
+      auto it = p2p_.find(a.handle);
+      if (it == p2p_.end() || !it->second.stream) return;
+      P2P& p = it->second;
+      if (!p.restarting) {  // the peer asked for it
+        log_.log(LogLevel::kInfo, "connection %u: the peer restarts ICE", a.handle);
+        p.restarting = true;
+        p.restart_started = now;
+      }
+      std::string why;
+      if (!ice_->restart(p.stream, p.ufrag, p.pwd, &why)) {
+        stream_handles_.erase(p.stream);
+        p.stream = 0;
+        rz_->ice_failed(now, a.handle, uint32_t(EndReason::kMiscNoRoute), "ICE restart failed: " + why);
+        return;
+      }
+      rz_->local_candidates(now, a.handle, p.ufrag, p.pwd, {}, false);
+      return;
+    }
     case Action::Kind::kFailed: {
       std::string text = a.text;
       auto it = p2p_.find(a.handle);
@@ -274,8 +299,11 @@ void Host::Impl::apply(Instant now, Action& a) {
 void Host::Impl::on_ice_connected(Instant now, ConnectionHandle c, P2P& p) {
   rz_->connected(now, c);
   p.route = ice_->route(p.stream, &p.remote_address);
-  log_.log(LogLevel::kInfo, "connection %u: ICE path found (%s, %s)", c, to_string(p.route),
-           p.remote_address.to_string().c_str());
+  log_.log(LogLevel::kInfo, "connection %u: ICE path %s (%s, %s)", c, p.restarting ? "restored" : "found",
+           to_string(p.route), p.remote_address.to_string().c_str());
+  if (p.restarting && p.created) endpoint_.path_restored(c, now);
+  p.restarting = false;
+  p.rx_at = now;  // the silence that caused a restart is over
   if (!p.offerer || p.created) return;
   if (p.expected_key && p.peer_key && *p.expected_key != *p.peer_key) {
     rz_->ice_failed(now, c, uint32_t(EndReason::kRemoteKeyMismatch),
@@ -284,6 +312,42 @@ void Host::Impl::on_ice_connected(Instant now, ConnectionHandle c, P2P& p) {
   }
   endpoint_.connect(now, io::encode_ice_path(p.stream), p.peer_key, c);
   adopt_endpoint_connection(c, p, now);
+}
+
+// A connected peer-to-peer connection whose ICE path went silent while we sent (a NAT rebinding, a network
+// change, a relay gone) restarts ICE: new sockets, candidates and credentials through the signaling, the
+// same encrypted connection on the new path. A restart that found nothing within kRestartRetry is tried
+// again; the connection's idle timeout ends the attempts.
+void Host::Impl::watch_p2p_paths(Instant now) {
+  for (auto& [c, p] : p2p_) {
+    if (!p.created || p.ended || !p.stream) continue;
+    const protocol::Connection* conn = endpoint_.connection(c);
+    if (!conn || conn->state() != ConnectionState::kConnected) continue;
+    const protocol::ConnectionStats st = conn->stats(now);
+    if (st.packets_received != p.seen_rx || p.rx_at == Instant{}) {
+      p.seen_rx = st.packets_received;
+      p.tx_at_rx = st.packets_sent;
+      if (!p.restarting) p.rx_at = now;
+      continue;
+    }
+    if (p.restarting) {
+      if (now - p.restart_started >= kRestartRetry)
+        restart_p2p(now, c, p, "the restarted ICE found no path yet");
+    } else if (st.packets_sent > p.tx_at_rx && now - p.rx_at >= kPathSilence) {
+      restart_p2p(now, c, p,
+                  "nothing received for " + std::to_string(protocol::to_us(now - p.rx_at) / 1000) +
+                      " ms while sending");
+    }
+  }
+}
+
+void Host::Impl::restart_p2p(Instant now, ConnectionHandle c, P2P& p, const std::string& why) {
+  log_.log(LogLevel::kInfo, "connection %u: %s; restarting ICE", c, why.c_str());
+  p.restarting = true;
+  p.restart_started = now;
+  p.route = RouteType::kNone;
+  ++ice_restarts_;
+  rz_->restart(now, c);  // kRestartIce comes back as an action
 }
 
 // The Endpoint connection now exists: it takes the poll group and the sends kept so far.

@@ -92,6 +92,7 @@ void Host::Impl::service_main() {
     flush_signaling(lock);
     Instant deadline = more || !ice_news_.empty() ? now : endpoint_.next_timeout();
     if (rz_) deadline = std::min(deadline, rz_->next_timeout());
+    if (rz_ && !p2p_.empty()) deadline = std::min(deadline, next_path_watch_);
     if (send_impairment_) deadline = std::min(deadline, send_impairment_->next_due());
     if (receive_impairment_) deadline = std::min(deadline, receive_impairment_->next_due());
     if (stopping_) deadline = std::min(deadline, stop_deadline_);

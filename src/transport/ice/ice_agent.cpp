@@ -240,14 +240,32 @@ bool IceAgent::offered(const Candidate& c) const {
 }
 
 StreamId IceAgent::add_stream(bool controlling, std::string& ufrag, std::string& pwd, std::string* error) {
-  NiceAgent* a = controlling ? controlling_ : controlled_;
+  StreamId id = next_id_++;
+  if (next_id_ == 0) next_id_ = 1;
+  if (!open_stream(id, controlling ? controlling_ : controlled_, ufrag, pwd, error)) return 0;
+  return id;
+}
+
+bool IceAgent::restart(StreamId id, std::string& ufrag, std::string& pwd, std::string* error) {
+  Stream* s = find(id);
+  if (!s) {
+    if (error) *error = "no such stream";
+    return false;
+  }
+  NiceAgent* a = s->agent;
+  nice_agent_remove_stream(a, s->nice_id);
+  by_nice_id_.erase(nice_key(a, s->nice_id));
+  streams_.erase(id);
+  return open_stream(id, a, ufrag, pwd, error);
+}
+
+bool IceAgent::open_stream(StreamId id, NiceAgent* a, std::string& ufrag, std::string& pwd,
+                           std::string* error) {
   guint nice_id = nice_agent_add_stream(a, 1);
   if (nice_id == 0) {
     if (error) *error = "libnice could not add a stream";
-    return 0;
+    return false;
   }
-  StreamId id = next_id_++;
-  if (next_id_ == 0) next_id_ = 1;
   Stream& s = streams_[id];
   s.agent = a;
   s.nice_id = nice_id;
@@ -267,9 +285,9 @@ StreamId IceAgent::add_stream(bool controlling, std::string& ufrag, std::string&
   if (!nice_agent_gather_candidates(a, nice_id)) {
     if (error) *error = "libnice could not gather candidates (no usable interface?)";
     remove_stream(id);
-    return 0;
+    return false;
   }
-  return id;
+  return true;
 }
 
 void IceAgent::set_remote(StreamId id, const std::string& ufrag, const std::string& pwd,

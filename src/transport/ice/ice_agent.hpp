@@ -53,6 +53,11 @@ class IceAgent {
 
   // A new stream; controlling = this side answers the connection. Starts gathering. 0 on failure (error).
   StreamId add_stream(bool controlling, std::string& ufrag, std::string& pwd, std::string* error);
+  // ICE restart: the stream starts over in the same role under the same id, with new credentials, new
+  // sockets and a new gathering (so a changed NAT mapping or interface is found; the old TURN allocation
+  // is released). Until it connects again, send() drops. False (error) if libnice refuses; the stream is
+  // then gone.
+  bool restart(StreamId stream, std::string& ufrag, std::string& pwd, std::string* error);
   // The peer's credentials and candidates (cumulative: the ones already given are skipped).
   void set_remote(StreamId stream, const std::string& ufrag, const std::string& pwd,
                   const std::vector<rendezvous::Candidate>& candidates, bool end_of_candidates);
@@ -87,6 +92,7 @@ class IceAgent {
   struct AgentState;
 
   NiceAgent* make_agent(bool controlling);
+  bool open_stream(StreamId id, NiceAgent* agent, std::string& ufrag, std::string& pwd, std::string* error);
   bool uses_stun() const;
   Stream* find(StreamId id);
   const Stream* find(StreamId id) const;

@@ -353,6 +353,16 @@ void Connection::detect_lost(Instant now) {
   }
 }
 
+void Connection::on_path_restored(Instant now) {
+  (void)now;
+  if (!keys_ || (phase_ != Phase::kConnected && phase_ != Phase::kLinger)) return;
+  pto_count_ = 0;
+  if (ack_eliciting_in_flight_ > 0) {
+    probes_to_send_ = 2;
+    wants_transmit_ = true;
+  }
+}
+
 Instant Connection::loss_or_pto_deadline() const {
   if (loss_time_ != kNever) return loss_time_;
   if (ack_eliciting_in_flight_ == 0 || !keys_) return kNever;

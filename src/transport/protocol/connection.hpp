@@ -76,6 +76,9 @@ class Connection {
   void close(uint32_t reason, const std::string& debug, bool linger, Instant now);
   void accept(Instant now);
   void reject(uint32_t reason, Instant now);
+  // The path works again after an outage: the probe timeout, backed off while nothing came back, starts
+  // over and unacknowledged data is probed at once instead of at the next (up to max_probe_timeout) probe.
+  void on_path_restored(Instant now);
   ConnectionStats stats(Instant now) const;
   // Internal state in one line, for test failure messages and debug logs.
   std::string debug_string() const;

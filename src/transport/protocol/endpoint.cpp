@@ -380,6 +380,13 @@ void Endpoint::accept(ConnectionId id, Instant now) {
   }
 }
 
+void Endpoint::path_restored(ConnectionId id, Instant now) {
+  if (Slot* s = find(id)) {
+    s->conn->on_path_restored(now);
+    touch(id, *s);
+  }
+}
+
 void Endpoint::reject(ConnectionId id, uint32_t reason, Instant now) {
   if (Slot* s = find(id)) {
     s->conn->reject(reason, now);

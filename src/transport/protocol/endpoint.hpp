@@ -85,6 +85,8 @@ class Endpoint {
   void cancel_expectation(const PathAddress& from) { expected_.erase(from); }
   void accept(ConnectionId id, Instant now);
   void reject(ConnectionId id, uint32_t reason, Instant now);
+  // The transport below found a new path after an outage (ICE restart): see Connection::on_path_restored.
+  void path_restored(ConnectionId id, Instant now);
   SendResult send(ConnectionId id, const uint8_t* data, size_t len, uint32_t flags, uint32_t lane,
                   Instant now);
   bool configure_lanes(ConnectionId id, const std::vector<LaneConfig>& lanes);

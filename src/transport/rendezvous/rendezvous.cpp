@@ -8,6 +8,12 @@
 namespace peerlink::rendezvous {
 namespace {
 
+// Generation a is after b, modulo 256 (restarts wrap around).
+bool newer(uint8_t a, uint8_t b) {
+  const uint8_t d = uint8_t(a - b);
+  return d != 0 && d < 128;
+}
+
 Instant earliest(Instant a, Instant b) {
   return a < b ? a : b;
 }
@@ -175,9 +181,37 @@ void Rendezvous::connected(Instant now, Handle h) {
   Session* s = find(h);
   if (!s || s->state != State::kActive) return;
   s->state = State::kConnected;
+  s->was_connected = true;
   s->deadline = protocol::kNever;
   s->settle_until = now + config_.setup_timeout;
   if (s->dirty) s->send_at = now;  // the peer may be waiting for our credentials to answer our checks
+}
+
+bool Rendezvous::restart(Instant now, Handle h) {
+  now_ = now;
+  Session* s = find(h);
+  if (!s || !s->was_connected) return false;
+  s->generation = uint8_t(s->generation + 1);
+  begin_restart(*s);
+  return true;
+}
+
+void Rendezvous::begin_restart(Session& s) {
+  s.state = State::kActive;
+  s.deadline = s.settle_until = protocol::kNever;
+  s.have_local = false;  // until the new stream's credentials come (local_candidates)
+  s.dirty = false;
+  s.send_at = protocol::kNever;
+  s.candidates.clear();
+  s.gathering_done = false;
+  s.first_candidate_at = protocol::kNever;
+  Action a;
+  a.kind = Action::Kind::kRestartIce;
+  a.handle = s.handle;
+  a.peer = s.peer;
+  a.role = s.role;
+  a.peer_key = s.peer_key;
+  actions_.push_back(std::move(a));
 }
 
 void Rendezvous::ice_failed(Instant now, Handle h, uint32_t reason, const std::string& text) {
@@ -313,9 +347,14 @@ void Rendezvous::on_state(Instant now, Session& s, const Blob& b) {
     s.peer_seq = b.seq;
     if (s.state == State::kAwaitingAccept) {
       s.pending_offer = b;
-    } else if (s.state == State::kActive) {
+    } else if (s.was_connected && newer(b.generation, s.generation)) {
+      // The peer restarted ICE: so do we, into its generation.
+      s.generation = b.generation;
+      begin_restart(s);
       emit_remote(s, b);
-    }
+    } else if (s.state == State::kActive && b.generation == s.generation) {
+      emit_remote(s, b);
+    }  // else an older generation's state (the peer has not seen our restart yet), or we are connected
   }
   // Acknowledge (again, if this was a repeat: our acknowledgement may have been lost), unless a state blob
   // that carries the acknowledgement leaves before then.
@@ -348,6 +387,7 @@ void Rendezvous::send_state(Instant now, Session& s, bool retransmission) {
   b.seq = s.seq;
   b.ack = s.peer_seq;
   b.end_of_candidates = s.gathering_done;
+  b.generation = s.generation;
   b.symmetric = s.symmetric;
   b.tie_breaker = s.role == Role::kOfferer ? s.tie_breaker : 0;
   b.ufrag = s.ufrag;

@@ -69,6 +69,7 @@ struct Action {
     kStartIce,          // (re)create handle's ICE stream in role (drop any previous one); gather
     kRemoteCandidates,  // the peer's credentials and every candidate so far (cumulative)
     kFailed,            // the session ended before connecting: reason, text; the handle is forgotten
+    kRestartIce,        // ICE restart of a connection that was connected: new stream, same role; gather
   };
   Kind kind = Kind::kSend;
   Handle handle = 0;
@@ -119,6 +120,11 @@ class Rendezvous {
   // retransmitted until acknowledged, for at most setup_timeout, and the peer's blobs are still
   // acknowledged. No timeout fails the session any more.
   void connected(Instant now, Handle h);
+  // ICE restart of a connection that has been connected (its path failed): a kRestartIce for h now, and the
+  // new credentials and candidates (local_candidates) go to the peer under the next ICE generation, which
+  // makes the peer restart too. Two sides restarting at once meet in the same generation. False if h never
+  // connected. No timeout: the data connection's own idle timeout decides when to give up.
+  bool restart(Instant now, Handle h);
   // ICE failed for h (no path): the session fails with reason (and the peer is told).
   void ice_failed(Instant now, Handle h, uint32_t reason, const std::string& text);
 
@@ -150,6 +156,8 @@ class Rendezvous {
     uint64_t tie_breaker = 0;  // ours if offerer, the peer's if answerer
     Instant deadline = protocol::kNever;
     Instant settle_until = protocol::kNever;  // kConnected: retransmissions stop then
+    bool was_connected = false;               // ICE connected at least once (restarts allowed)
+    uint8_t generation = 0;                   // ICE generation of our current stream (restarts)
 
     // What we tell the peer.
     bool have_local = false;
@@ -178,6 +186,7 @@ class Rendezvous {
   Session* find_session(const PeerId& peer, uint64_t id);
   Session& start(Handle h, const PeerId& peer, Role role, bool symmetric, uint64_t id, Instant now);
   void begin_answer(Instant now, Session& s);
+  void begin_restart(Session& s);
   void on_offer(Instant now, const PeerId& from, const Blob& b);
   void on_state(Instant now, Session& s, const Blob& b);
   bool check_key(Session& s, const Blob& b);
