@@ -231,5 +231,87 @@ TEST(P2PConnect, SymmetricSimultaneousConnect_ExactlyOneConnection) {
   }
 }
 
+// The peer closes its side of a symmetric connection and connects again while this side still holds the
+// ended handle: the new request is a new connection (whichever way its tie-breaker falls against the old
+// one's), not a late copy of the old race.
+TEST(P2PConnect, SymmetricReconnectWhileTheEndedHandleIsHeld_Connects) {
+  auto hub = std::make_shared<SignalingHub>();
+  Host a(p2p_config(hub, "a")), b(p2p_config(hub, "b"));
+  EventRecorder ea(a), eb(b);
+  ASSERT_NE(a.listen_p2p(), kInvalidListenSocket);
+  ASSERT_NE(b.listen_p2p(), kInvalidListenSocket);
+  ConnectOptions sym;
+  sym.symmetric = true;
+  ConnectionHandle ca = a.connect(SignalingHub::id("b"), sym);
+  for (int round = 0; round < 8; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    ASSERT_TRUE(pump_until({&a, &b}, [&] {
+      return ea.find(ConnectionEventKind::kConnected, ca) &&
+             eb.count(ConnectionEventKind::kConnected) > size_t(round);
+    }));
+    ConnectionHandle cb = eb.events().back().info.handle;
+    ASSERT_EQ(eb.events().back().kind, ConnectionEventKind::kConnected);
+    ASSERT_TRUE(b.close(cb, 0, "again"));
+    ASSERT_TRUE(pump_until({&a, &b}, [&] { return ea.find(ConnectionEventKind::kClosed, ca).has_value(); }));
+    // a keeps ca (ended) while b connects again.
+    ConnectionHandle again = b.connect(SignalingHub::id("a"), sym);
+    ASSERT_NE(again, kInvalidConnection);
+    ASSERT_TRUE(pump_until({&a, &b}, [&] {
+      return ea.count(ConnectionEventKind::kConnected) == size_t(round) + 2;
+    })) << "the new request was dropped";
+    ConnectionHandle old = ca;
+    for (const auto& e : ea.events())
+      if (e.kind == ConnectionEventKind::kConnected) ca = e.info.handle;  // the newest
+    EXPECT_NE(ca, old);
+    EXPECT_TRUE(a.close(old));
+    // Back to the starting shape: b's live handle is `again`; close it next round from b's side.
+    ASSERT_TRUE(
+        pump_until({&a, &b}, [&] { return eb.find(ConnectionEventKind::kConnected, again).has_value(); }));
+  }
+}
+
+// A lingering close keeps the ICE path until the peer has everything: 4 MiB sent just before the close all
+// arrive, then the close with the application's reason.
+TEST(P2PConnect, CloseWithLinger_PeerReceivesEverythingThenTheClose) {
+  auto hub = std::make_shared<SignalingHub>();
+  Host a(p2p_config(hub, "a")), b(p2p_config(hub, "b"));
+  EventRecorder ea(a), eb(b);
+  ASSERT_NE(b.listen_p2p(), kInvalidListenSocket);
+  ConnectionHandle c = a.connect(SignalingHub::id("b"));
+  ASSERT_TRUE(pump_until({&a, &b}, [&] {
+    return ea.find(ConnectionEventKind::kConnected, c) && eb.find(ConnectionEventKind::kConnected);
+  }));
+  ConnectionHandle s = eb.find(ConnectionEventKind::kConnected)->info.handle;
+  const size_t kCount = 64, kSize = 64 << 10;
+  for (uint64_t i = 0; i < kCount; ++i) {
+    auto m = make_message(i, kSize);
+    ASSERT_EQ(a.send(c, m.data(), m.size()), SendResult::kOk);
+  }
+  ASSERT_TRUE(a.close(c, 1234, "done", true));
+  uint64_t next = 0;
+  bool intact = true;
+  std::vector<Message> got;
+  ASSERT_TRUE(pump_until(
+      {&a, &b},
+      [&] {
+        got.clear();
+        b.receive(s, got);
+        for (const Message& m : got)
+          intact = intact && check_message(next++, m.data(), m.size());
+        return eb.find(ConnectionEventKind::kClosed, s).has_value();
+      },
+      10s))
+      << "b saw no close; " << next << " messages arrived";
+  got.clear();
+  b.receive(s, got);
+  for (const Message& m : got)
+    intact = intact && check_message(next++, m.data(), m.size());
+  EXPECT_TRUE(intact);
+  EXPECT_EQ(next, kCount);
+  auto e = *eb.find(ConnectionEventKind::kClosed, s);
+  EXPECT_EQ(e.info.end_reason, 1234u);
+  EXPECT_EQ(e.info.end_debug, "done");
+}
+
 }  // namespace
 }  // namespace peerlink::test

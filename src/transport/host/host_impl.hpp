@@ -142,6 +142,7 @@ class Host::Impl {
   void apply(protocol::Instant now, rendezvous::Action& a);
   void on_ice_connected(protocol::Instant now, ConnectionHandle c, P2P& p);
   void watch_p2p_paths(protocol::Instant now);
+  void reap_closing_streams();
   void restart_p2p(protocol::Instant now, ConnectionHandle c, P2P& p, const std::string& why);
   void end_p2p(ConnectionHandle c, uint32_t reason, const std::string& debug);
   void send_to_stream(const protocol::PathAddress& path, const uint8_t* data, size_t size);
@@ -203,6 +204,9 @@ class Host::Impl {
   std::unordered_map<ice::StreamId, ConnectionHandle> stream_handles_;
   std::vector<ice::StreamId>
       streams_to_remove_;  // released by application threads; removed by the service thread
+  // Streams of released connections that are still closing (lingering, or sending their CLOSE): removed
+  // by the service thread once the Endpoint has freed the connection.
+  std::vector<std::pair<ConnectionHandle, ice::StreamId>> closing_streams_;
   std::vector<IceNews> ice_news_;
   protocol::Instant next_path_watch_{};
   std::vector<std::pair<PeerId, std::vector<uint8_t>>> outbox_;

@@ -90,6 +90,7 @@ void Host::Impl::stop_p2p() {
   plugins_.clear();
   p2p_.clear();
   stream_handles_.clear();
+  closing_streams_.clear();
   ice_.reset();
 }
 
@@ -174,6 +175,10 @@ void Host::Impl::process_p2p(Instant now) {
     auto it = stream_handles_.find(n.stream);
     if (it == stream_handles_.end()) continue;
     ConnectionHandle c = it->second;
+    if (n.kind == IceNews::kDatagram) {  // also for a released connection that is still closing
+      endpoint_.handle_datagram(now, io::encode_ice_path(n.stream), n.data.data(), n.data.size(), false);
+      continue;
+    }
     auto p = p2p_.find(c);
     if (p == p2p_.end()) continue;
     switch (n.kind) {
@@ -191,8 +196,7 @@ void Host::Impl::process_p2p(Instant now) {
         }  // else a restart that found nothing yet: watch_p2p_paths tries again
         break;
       case IceNews::kDatagram:
-        endpoint_.handle_datagram(now, io::encode_ice_path(n.stream), n.data.data(), n.data.size(), false);
-        break;
+        break;  // above
     }
   }
   if (now >= next_path_watch_) {
@@ -411,11 +415,30 @@ void Host::Impl::release_p2p(ConnectionHandle c, uint32_t reason, Instant now) {
   if (rz_->has(c)) rz_->close(now, c, reason);
   if (p.stream) {
     endpoint_.cancel_expectation(io::encode_ice_path(p.stream));
-    streams_to_remove_.push_back(p.stream);
+    // A connection closed with linger still needs its path until the peer has everything; any close
+    // needs it for the CLOSE.
+    if (p.created)
+      closing_streams_.emplace_back(c, p.stream);
+    else
+      streams_to_remove_.push_back(p.stream);
   }
   if (!p.created) endpoint_.release_id(c);
   p2p_.erase(it);
   loop_.wake();
+}
+
+void Host::Impl::reap_closing_streams() {
+  for (size_t i = 0; i < closing_streams_.size();) {
+    auto [c, stream] = closing_streams_[i];
+    if (endpoint_.connection(c)) {
+      ++i;
+      continue;
+    }
+    stream_handles_.erase(stream);
+    ice_->remove_stream(stream);
+    closing_streams_[i] = closing_streams_.back();
+    closing_streams_.pop_back();
+  }
 }
 
 void Host::Impl::send_to_stream(const protocol::PathAddress& path, const uint8_t* data, size_t size) {

@@ -53,6 +53,7 @@ void Host::Impl::service_main() {
     }
     if (endpoint_.next_timeout() <= now) endpoint_.handle_timeout(now);
     bool more = transmit(now);
+    if (rz_ && !closing_streams_.empty()) reap_closing_streams();  // after transmit: their CLOSE is out
     collect_events(now);
 
     // Waiters are notified after the lock is released, so that a woken thread does not block on it at once.
@@ -296,6 +297,9 @@ void Host::Impl::collect_events(Instant now) {
     } else if (e.state == ConnectionState::kClosed) {
       log_.log(LogLevel::kInfo, "connection %u: closed (%u %s: %s)", c, e.reason,
                to_string(EndReason(e.reason)), e.debug.c_str());
+      // Its signaling session ends too: the peer's next (symmetric) request is a new connection, not a
+      // late copy of this one's race, even while the application still holds the handle.
+      if (rz_ && rz_->has(c)) rz_->close(now, c, e.reason);
       queue_event(ConnectionEventKind::kClosed, c);
     }
   }
