@@ -21,7 +21,7 @@
 //   - send() is called on the Host's service thread and must not block: queue the blob and return.
 //   - When the plugin knows a peer cannot be reached (no such account, offline, refused), it says so with
 //     SignalingSink::peer_unreachable(): connections to that peer then end at once with
-//     EndReason::kSignalingUnreachable instead of waiting for the connect timeout.
+//     EndReason::kMiscSignalingUnreachable instead of waiting for the connect timeout.
 #pragma once
 
 #include <cstddef>
@@ -68,8 +68,10 @@ class SignalingSink {
   // A blob arrived from `from`, the sender as the plugin's transport authenticated it. Blobs that are empty,
   // larger than kMaxSignalingBlob or malformed are dropped and counted (HostCounters::signaling_invalid).
   virtual void deliver(const PeerId& from, const void* blob, size_t size) = 0;
-  // Blobs to `peer` cannot be delivered (unknown, offline, refused by the server, ...). Connections being set
-  // up with that peer end with EndReason::kSignalingUnreachable; `detail` becomes their debug text.
+  // Blobs to `peer` cannot be delivered (unknown, offline, refused by the server, a name the transport
+  // cannot carry, ...). Connections being set up with that peer end with
+  // EndReason::kMiscSignalingUnreachable; `detail` becomes their debug text. `peer` must be the PeerId
+  // send() was given (byte for byte), which is the one the application passed to connect().
   virtual void peer_unreachable(const PeerId& peer, const std::string& detail) = 0;
 };
 
@@ -81,6 +83,10 @@ class SignalingPlugin {
   virtual std::string scheme() const = 0;
   // Called once, by the Host's constructor on the application's thread, before any send(). The plugin keeps
   // the sink and may call it from any thread until stop() returns. A plugin instance serves one Host.
+  // It must not wait for the network (the Host's constructor waits for it): start connecting on the
+  // plugin's own thread and return; until connected, queue what send() gives, or report peers unreachable.
+  // It may throw (say, a config the plugin cannot use): the Host's constructor then stops the plugins
+  // already started and throws the same exception; stop() is not called on the plugin that threw.
   virtual void start(SignalingSink& sink) = 0;
   // Sends a blob to a peer, best effort. Called on the Host's service thread: must not block (queue the work
   // for the plugin's own thread or socket and return). The bytes are valid only during the call.

@@ -270,6 +270,38 @@ TEST(P2PConnect, SymmetricReconnectWhileTheEndedHandleIsHeld_Connects) {
   }
 }
 
+// A plugin whose start() throws makes the Host's constructor throw, after stopping the plugins it started.
+TEST(P2PConnect, PluginStartThrows_HostConstructorThrowsAndEarlierPluginsAreStopped) {
+  struct Recording : SignalingPlugin {
+    std::string scheme_;
+    bool throws = false;
+    int starts = 0, stops = 0;
+    std::string scheme() const override { return scheme_; }
+    void start(SignalingSink&) override {
+      ++starts;
+      if (throws) throw std::runtime_error("cannot start " + scheme_);
+    }
+    void send(const PeerId&, const void*, size_t) override {}
+    void stop() override { ++stops; }
+  };
+  auto good = std::make_shared<Recording>(), bad = std::make_shared<Recording>();
+  good->scheme_ = "good";
+  bad->scheme_ = "bad";
+  bad->throws = true;
+  HostConfig c = test_config();
+  c.signaling = {good, bad};
+  try {
+    Host h(c);
+    ADD_FAILURE() << "the Host was made";
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), "cannot start bad");
+  }
+  EXPECT_EQ(good->starts, 1);
+  EXPECT_EQ(good->stops, 1);
+  EXPECT_EQ(bad->starts, 1);
+  EXPECT_EQ(bad->stops, 0);
+}
+
 // A lingering close keeps the ICE path until the peer has everything: 4 MiB sent just before the close all
 // arrive, then the close with the application's reason.
 TEST(P2PConnect, CloseWithLinger_PeerReceivesEverythingThenTheClose) {

@@ -146,7 +146,12 @@ Host::Impl::Impl(HostConfig config)
   log_.log(LogLevel::kInfo, "host %s starting", config_.identity.fingerprint().c_str());
   start_p2p();
   log_.flush();
-  thread_ = std::thread([this] { service_main(); });
+  try {
+    thread_ = std::thread([this] { service_main(); });
+  } catch (...) {
+    stop_p2p();
+    throw;
+  }
 }
 
 Host::Impl::~Impl() {

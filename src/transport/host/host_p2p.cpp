@@ -79,8 +79,13 @@ void Host::Impl::start_p2p() {
                                                  [this] { return endpoint_.reserve_id(); });
   sink_ = std::make_unique<Sink>(*this);
   for (const auto& plugin : config_.signaling) {
+    try {
+      plugin->start(*sink_);
+    } catch (...) {
+      stop_p2p();  // the plugins started so far
+      throw;
+    }
     plugins_[plugin->scheme()] = plugin;
-    plugin->start(*sink_);
   }
 }
 
