@@ -292,7 +292,11 @@ TEST(Messages, UnreachablePeer_SessionFailedWithSignalingUnreachable) {
   EXPECT_EQ(f.reason, uint32_t(EndReason::kMiscSignalingUnreachable));
   EXPECT_NE(f.debug.find("no such peer"), std::string::npos) << f.debug;
   EXPECT_TRUE(a.messages->sessions().empty());
-  EXPECT_TRUE(a.host.connections().empty());
+  for (ConnectionHandle c : a.host.connections()) {
+    auto info = a.host.connection_info(c);
+    ADD_FAILURE() << "connection " << c << " left: " << to_string(info->state) << " " << info->end_reason
+                  << " " << info->end_debug;
+  }
   EXPECT_EQ(a.messages->counters().sessions_failed, 1u);
   EXPECT_EQ(a.failures().size(), 1u);
 }

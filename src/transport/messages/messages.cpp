@@ -212,10 +212,15 @@ class Messages::Impl {
     if (size > 0) std::memcpy(scratch_.data() + header_size, data, size);
 
     Session* s = find_session(peer);
+    const bool fresh = !s;
     if (!s) s = open_locked(peer, error);
     if (!s) return SendResult::kNoConnection;
     SendResult r = host_.send(s->connection, scratch_.data(), scratch_.size(), flags);
-    if (r == SendResult::kInvalidState || r == SendResult::kNoConnection) {
+    if (fresh && (r == SendResult::kInvalidState || r == SendResult::kNoConnection)) {
+      // The new session failed already (the signaling knew the peer unreachable at once): like a message
+      // sent while connecting, it is lost with the session, and on_session_failed will say why.
+      r = SendResult::kOk;
+    } else if (r == SendResult::kInvalidState || r == SendResult::kNoConnection) {
       // The connection ended and run_callbacks() has not seen it yet: end the session now, start another.
       std::optional<ConnectionInfo> info = host_.connection_info(s->connection);
       if (!info || info->state == ConnectionState::kClosed) {
@@ -419,8 +424,10 @@ class Messages::Impl {
         return nullptr;
       }
       std::optional<ConnectionInfo> info = host_.connection_info(c);
-      if (info && info->state == ConnectionState::kClosed && !by_handle_.count(c)) {
+      if (info && info->state == ConnectionState::kClosed && info->incoming && !by_handle_.count(c)) {
         // A request of that peer that ended, its kClosed event not yet delivered: release it, try again.
+        // (Our own new connection may have failed at once too, the peer known unreachable: that one is
+        // adopted, and its failure comes through run_callbacks() like any other.)
         pending_.erase(c);
         ignored_.erase(c);
         host_.close(c);
