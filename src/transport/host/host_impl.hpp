@@ -120,7 +120,7 @@ class Host::Impl {
   // What the IceAgent reported while the service thread waited (its callbacks run inside loop_.wait, with
   // mutex_ released; service thread only, so no lock).
   struct IceNews {
-    enum Kind : uint8_t { kCandidates, kState, kDatagram };
+    enum Kind : uint8_t { kCandidates, kState, kDatagram, kSelectedPair };
     Kind kind = kCandidates;
     ice::StreamId stream = 0;
     std::vector<rendezvous::Candidate> candidates;
@@ -143,6 +143,9 @@ class Host::Impl {
   void on_ice_connected(protocol::Instant now, ConnectionHandle c, P2P& p);
   void watch_p2p_paths(protocol::Instant now);
   void reap_closing_streams();
+  void refresh_direct(ice::StreamId stream);
+  void forget_direct(ice::StreamId stream);
+  void flush_ice_batch();
   void restart_p2p(protocol::Instant now, ConnectionHandle c, P2P& p, const std::string& why);
   void end_p2p(ConnectionHandle c, uint32_t reason, const std::string& debug);
   void send_to_stream(const protocol::PathAddress& path, const uint8_t* data, size_t size);
@@ -208,6 +211,15 @@ class Host::Impl {
   // by the service thread once the Endpoint has freed the connection.
   std::vector<std::pair<ConnectionHandle, ice::StreamId>> closing_streams_;
   std::vector<IceNews> ice_news_;
+  // ICE streams whose selected pair is a plain UDP socket: sent on directly, batched with GSO (libnice
+  // sends one datagram per call). Dropped before libnice may close the socket (restart, removal, new pair).
+  struct DirectSender {
+    std::unique_ptr<io::UdpSocket> socket;
+    Address remote;
+  };
+  std::unordered_map<ice::StreamId, DirectSender> direct_;
+  io::SendBatch ice_batch_;
+  io::UdpSocket* ice_batch_socket_ = nullptr;  // where ice_batch_ goes
   protocol::Instant next_path_watch_{};
   std::vector<std::pair<PeerId, std::vector<uint8_t>>> outbox_;
   std::mutex inbox_mutex_;  // guards inbox_ only; plugins' threads deliver into it

@@ -5,6 +5,7 @@
 // Handles: a peer-to-peer connection's handle is an Endpoint id reserved when the connection starts, so it
 // stays the same when the Endpoint connection is created later. Until then sends are kept here.
 #include <algorithm>
+#include <cstring>
 
 #include "transport/host/host_impl.hpp"
 #include "transport/io/path_codec.hpp"
@@ -64,6 +65,12 @@ void Host::Impl::start_p2p() {
     n.state = state;
     ice_news_.push_back(std::move(n));
   };
+  cb.selected_pair = [this](ice::StreamId s) {
+    IceNews n;
+    n.kind = IceNews::kSelectedPair;
+    n.stream = s;
+    ice_news_.push_back(std::move(n));
+  };
   cb.receive = [this](ice::StreamId s, uint8_t* data, size_t size) {
     IceNews n;
     n.kind = IceNews::kDatagram;
@@ -96,6 +103,9 @@ void Host::Impl::stop_p2p() {
   p2p_.clear();
   stream_handles_.clear();
   closing_streams_.clear();
+  ice_batch_.clear();
+  ice_batch_socket_ = nullptr;
+  direct_.clear();
   ice_.reset();
 }
 
@@ -202,6 +212,12 @@ void Host::Impl::process_p2p(Instant now) {
         break;
       case IceNews::kDatagram:
         break;  // above
+      case IceNews::kSelectedPair:
+        refresh_direct(n.stream);
+        p->second.route = ice_->route(n.stream, &p->second.remote_address);
+        log_.log(LogLevel::kInfo, "connection %u: ICE switched to a better path (%s, %s)", c,
+                 to_string(p->second.route), p->second.remote_address.to_string().c_str());
+        break;
     }
   }
   if (now >= next_path_watch_) {
@@ -248,6 +264,7 @@ void Host::Impl::apply(Instant now, Action& a) {
       if (p.stream) {  // a lost symmetric race: the stream starts over in the other role
         endpoint_.cancel_expectation(io::encode_ice_path(p.stream));
         stream_handles_.erase(p.stream);
+        forget_direct(p.stream);
         ice_->remove_stream(p.stream);
         p.stream = 0;
       }
@@ -283,6 +300,7 @@ void Host::Impl::apply(Instant now, Action& a) {
         p.restart_started = now;
       }
       std::string why;
+      forget_direct(p.stream);
       if (!ice_->restart(p.stream, p.ufrag, p.pwd, &why)) {
         stream_handles_.erase(p.stream);
         p.stream = 0;
@@ -310,6 +328,7 @@ void Host::Impl::on_ice_connected(Instant now, ConnectionHandle c, P2P& p) {
   p.route = ice_->route(p.stream, &p.remote_address);
   log_.log(LogLevel::kInfo, "connection %u: ICE path %s (%s, %s)", c, p.restarting ? "restored" : "found",
            to_string(p.route), p.remote_address.to_string().c_str());
+  refresh_direct(p.stream);
   if (p.restarting && p.created) endpoint_.path_restored(c, now);
   p.restarting = false;
   p.rx_at = now;  // the silence that caused a restart is over
@@ -394,6 +413,7 @@ void Host::Impl::end_p2p(ConnectionHandle c, uint32_t reason, const std::string&
   if (p.stream) {
     endpoint_.cancel_expectation(io::encode_ice_path(p.stream));
     stream_handles_.erase(p.stream);
+    forget_direct(p.stream);
     ice_->remove_stream(p.stream);
     p.stream = 0;
   }
@@ -440,15 +460,48 @@ void Host::Impl::reap_closing_streams() {
       continue;
     }
     stream_handles_.erase(stream);
+    forget_direct(stream);
     ice_->remove_stream(stream);
     closing_streams_[i] = closing_streams_.back();
     closing_streams_.pop_back();
   }
 }
 
+void Host::Impl::refresh_direct(ice::StreamId stream) {
+  forget_direct(stream);
+  auto d = ice_->direct_path(stream);
+  if (!d) return;
+  auto socket = io::UdpSocket::adopt_for_sending(d->fd, io::UdpSocketOptions().enable_gso);
+  if (socket && socket->reachable(d->remote)) direct_[stream] = DirectSender{std::move(socket), d->remote};
+}
+
+void Host::Impl::forget_direct(ice::StreamId stream) {
+  auto it = direct_.find(stream);
+  if (it == direct_.end()) return;
+  if (ice_batch_socket_ == it->second.socket.get()) flush_ice_batch();
+  direct_.erase(it);
+}
+
+// Best effort, like libnice's own sends: what the kernel does not take now is dropped (the connection
+// retransmits).
+void Host::Impl::flush_ice_batch() {
+  if (ice_batch_socket_ && !ice_batch_.empty() && !ice_batch_socket_->send(ice_batch_)) ice_batch_.clear();
+  ice_batch_socket_ = nullptr;
+}
+
 void Host::Impl::send_to_stream(const protocol::PathAddress& path, const uint8_t* data, size_t size) {
   uint32_t stream;
   if (!io::decode_ice_path(path, stream) || !ice_) return;
+  auto d = direct_.find(stream);
+  if (d != direct_.end() && size <= io::SendBatch::kMaxDatagram) {
+    io::UdpSocket* socket = d->second.socket.get();
+    if (ice_batch_socket_ != socket) flush_ice_batch();
+    ice_batch_socket_ = socket;
+    std::memcpy(ice_batch_.next_buffer(), data, size);
+    ice_batch_.commit(size, d->second.remote);
+    if (ice_batch_.full()) flush_ice_batch();
+    return;
+  }
   ice_->send(stream, data, size);  // before ICE connects there is no path: dropped (the core retransmits)
 }
 

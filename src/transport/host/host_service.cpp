@@ -46,6 +46,7 @@ void Host::Impl::service_main() {
     if (rz_) {
       for (ice::StreamId stream : streams_to_remove_) {
         stream_handles_.erase(stream);
+        forget_direct(stream);
         ice_->remove_stream(stream);
       }
       streams_to_remove_.clear();
@@ -226,6 +227,7 @@ bool Host::Impl::transmit(Instant now) {
   }
   for (auto& s : sockets_)
     if (!s->outgoing.empty() && !s->blocked) flush_socket(*s);
+  flush_ice_batch();
   return !budget_left;
 }
 

@@ -5,6 +5,7 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -29,6 +30,10 @@ struct Signals {
   }
   static void state(NiceAgent* agent, guint stream, guint component, guint state, gpointer self) {
     if (component == 1) static_cast<IceAgent*>(self)->on_state(agent, stream, state);
+  }
+  static void pair(NiceAgent* agent, guint stream, guint component, NiceCandidate*, NiceCandidate*,
+                   gpointer self) {
+    if (component == 1) static_cast<IceAgent*>(self)->on_selected_pair(agent, stream);
   }
   static void receive(NiceAgent* agent, guint stream, guint component, guint len, gchar* buf, gpointer self) {
     if (component == 1) static_cast<IceAgent*>(self)->on_receive(agent, stream, buf, len);
@@ -209,6 +214,7 @@ NiceAgent* IceAgent::make_agent(bool controlling) {
   g_signal_connect(a, "new-candidate-full", G_CALLBACK(Signals::candidate), this);
   g_signal_connect(a, "candidate-gathering-done", G_CALLBACK(Signals::gathering_done), this);
   g_signal_connect(a, "component-state-changed", G_CALLBACK(Signals::state), this);
+  g_signal_connect(a, "new-selected-pair-full", G_CALLBACK(Signals::pair), this);
   return a;
 }
 
@@ -413,24 +419,55 @@ void IceAgent::on_state(NiceAgent* agent, unsigned nice_id, unsigned state) {
   if (!s) return;
   if ((state == NICE_COMPONENT_STATE_CONNECTED || state == NICE_COMPONENT_STATE_READY) && !s->connected) {
     s->connected = true;
-    if (socket_buffer_bytes_ > 0) {
-      // The selected pair's local socket (none for a relayed pair: libnice's TURN socket is not exposed).
-      if (GSocket* gs = nice_agent_get_selected_socket(agent, nice_id, 1)) {
-        const int fd = g_socket_get_fd(gs);
-        const int bytes = socket_buffer_bytes_;
-        for (auto [force, plain] :
-             {std::pair{SO_RCVBUFFORCE, SO_RCVBUF}, std::pair{SO_SNDBUFFORCE, SO_SNDBUF}})
-          if (setsockopt(fd, SOL_SOCKET, force, &bytes, sizeof bytes) != 0)
-            setsockopt(fd, SOL_SOCKET, plain, &bytes, sizeof bytes);
-        g_object_unref(gs);
-      }
-    }
+    tune_selected_socket(agent, nice_id);
     if (callbacks_.state) callbacks_.state(id, StreamState::kConnected);
   } else if (state == NICE_COMPONENT_STATE_FAILED && !s->failed) {
     s->failed = true;
     s->connected = false;
     if (callbacks_.state) callbacks_.state(id, StreamState::kFailed);
   }
+}
+
+// The selected pair's local socket (none for a relayed pair: libnice's TURN socket is not exposed): the
+// Host's buffer size, and no fragmentation (the connection probes the path MTU itself, as on its own
+// sockets; libnice's STUN messages are small).
+void IceAgent::tune_selected_socket(NiceAgent* agent, unsigned nice_id) {
+  GSocket* gs = nice_agent_get_selected_socket(agent, nice_id, 1);
+  if (!gs) return;
+  const int fd = g_socket_get_fd(gs);
+  if (socket_buffer_bytes_ > 0) {
+    const int bytes = socket_buffer_bytes_;
+    for (auto [force, plain] : {std::pair{SO_RCVBUFFORCE, SO_RCVBUF}, std::pair{SO_SNDBUFFORCE, SO_SNDBUF}})
+      if (setsockopt(fd, SOL_SOCKET, force, &bytes, sizeof bytes) != 0)
+        setsockopt(fd, SOL_SOCKET, plain, &bytes, sizeof bytes);
+  }
+  const int probe4 = IP_PMTUDISC_PROBE, probe6 = IPV6_PMTUDISC_PROBE;
+  setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &probe4, sizeof probe4);
+  setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &probe6, sizeof probe6);
+  g_object_unref(gs);
+}
+
+void IceAgent::on_selected_pair(NiceAgent* agent, unsigned nice_id) {
+  StreamId id = id_of(agent, nice_id);
+  Stream* s = find(id);
+  if (!s || !s->connected) return;  // the first pair is reported with the state change
+  tune_selected_socket(agent, nice_id);
+  if (callbacks_.selected_pair) callbacks_.selected_pair(id);
+}
+
+std::optional<IceAgent::DirectPath> IceAgent::direct_path(StreamId id) const {
+  const Stream* s = find(id);
+  if (!s || !s->connected) return std::nullopt;
+  NiceCandidate *local = nullptr, *peer = nullptr;
+  if (!nice_agent_get_selected_pair(s->agent, s->nice_id, 1, &local, &peer) || !local || !peer ||
+      local->transport != NICE_CANDIDATE_TRANSPORT_UDP || local->type == NICE_CANDIDATE_TYPE_RELAYED ||
+      peer->type == NICE_CANDIDATE_TYPE_RELAYED)
+    return std::nullopt;
+  GSocket* gs = nice_agent_get_selected_socket(s->agent, s->nice_id, 1);
+  if (!gs) return std::nullopt;
+  DirectPath d{g_socket_get_fd(gs), to_address(peer->addr)};
+  g_object_unref(gs);
+  return d;
 }
 
 void IceAgent::on_receive(NiceAgent* agent, unsigned nice_id, char* data, unsigned size) {

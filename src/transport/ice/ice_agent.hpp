@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -34,6 +35,8 @@ struct IceCallbacks {
   // Every local candidate so far (filtered by IceConfig::candidates), and whether gathering is done.
   std::function<void(StreamId, const std::vector<rendezvous::Candidate>&, bool done)> local_candidates;
   std::function<void(StreamId, StreamState)> state;
+  // A connected stream's selected pair changed (a better pair was nominated).
+  std::function<void(StreamId)> selected_pair;
   // A datagram arrived on the stream. data may be modified.
   std::function<void(StreamId, uint8_t* data, size_t size)> receive;
 };
@@ -65,6 +68,14 @@ class IceAgent {
   int send(StreamId stream, const uint8_t* data, size_t size);
   void remove_stream(StreamId stream);
   bool connected(StreamId stream) const;
+  // The selected pair as a plain UDP socket and destination, when it is one (not relayed, not TCP): the
+  // Host may then send on it itself, batched (libnice sends one datagram per call). The fd belongs to
+  // libnice and is valid until the stream is removed or restarted, or its selected pair changes.
+  struct DirectPath {
+    int fd = -1;
+    Address remote;
+  };
+  std::optional<DirectPath> direct_path(StreamId stream) const;
   // Of the selected pair: route type and the remote address as seen from here.
   RouteType route(StreamId stream, Address* remote = nullptr) const;
   size_t stream_count() const { return streams_.size(); }
@@ -107,6 +118,8 @@ class IceAgent {
   void on_candidate(NiceAgent* agent, void* candidate);
   void on_gathering_done(NiceAgent* agent, unsigned nice_id);
   void on_state(NiceAgent* agent, unsigned nice_id, unsigned state);
+  void on_selected_pair(NiceAgent* agent, unsigned nice_id);
+  void tune_selected_socket(NiceAgent* agent, unsigned nice_id);
   void on_receive(NiceAgent* agent, unsigned nice_id, char* data, unsigned size);
 
   GMainContext* context_;

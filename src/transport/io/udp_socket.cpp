@@ -120,7 +120,30 @@ void SendBatch::remove_front(size_t n) {
 UdpSocket::UdpSocket(int fd, int family, bool v6only) : fd_(fd), family_(family), v6only_(v6only) {}
 
 UdpSocket::~UdpSocket() {
-  ::close(fd_);
+  if (owns_fd_) ::close(fd_);
+}
+
+std::unique_ptr<UdpSocket> UdpSocket::adopt_for_sending(int fd, bool enable_gso) {
+  sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  int type = 0;
+  socklen_t type_len = sizeof type;
+  if (fd < 0 || ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0 ||
+      getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_len) != 0 || type != SOCK_DGRAM ||
+      (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+    return nullptr;
+  int v6only = 0;
+  socklen_t v6_len = sizeof v6only;
+  if (ss.ss_family == AF_INET6) getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &v6_len);
+  std::unique_ptr<UdpSocket> socket(new UdpSocket(fd, ss.ss_family, v6only != 0));
+  socket->owns_fd_ = false;
+  socket->local_ = from_sockaddr(ss, len);
+  if (enable_gso) {
+    int segment = 0;
+    socklen_t segment_len = sizeof segment;
+    socket->gso_enabled_ = getsockopt(fd, SOL_UDP, UDP_SEGMENT, &segment, &segment_len) == 0;
+  }
+  return socket;
 }
 
 std::unique_ptr<UdpSocket> UdpSocket::open(const Address& bind, const UdpSocketOptions& options,

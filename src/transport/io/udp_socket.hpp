@@ -129,6 +129,10 @@ class UdpSocket {
   // is ephemeral. On failure returns nullptr and, if error is given, why.
   static std::unique_ptr<UdpSocket> open(const Address& bind, const UdpSocketOptions& options,
                                          std::string* error);
+  // Sends through a UDP socket someone else owns (libnice's socket of a selected ICE pair): batched and
+  // with GSO like our own, never closed here. Receiving stays with the owner. nullptr if fd is not a
+  // usable UDP socket.
+  static std::unique_ptr<UdpSocket> adopt_for_sending(int fd, bool enable_gso);
   ~UdpSocket();
   UdpSocket(const UdpSocket&) = delete;
   UdpSocket& operator=(const UdpSocket&) = delete;
@@ -171,6 +175,7 @@ class UdpSocket {
   int fd_;
   int family_;
   bool v6only_;
+  bool owns_fd_ = true;
   Address local_;
   bool gso_enabled_ = false;
   bool gro_enabled_ = false;
