@@ -177,6 +177,7 @@ struct HostCounters {
   uint64_t events_dropped = 0;     // the oldest, beyond 4096 queued while no connection callback was set
   uint64_t signaling_sent = 0, signaling_received = 0;
   uint64_t signaling_invalid = 0;  // blobs that were malformed, for no session of ours, or with a changed key
+  uint64_t signaling_dropped = 0;  // blobs dropped unread: plugins delivered faster than the Host could read
   uint64_t ice_restarts = 0;  // peer-to-peer paths that went silent and were looked for again (ICE restart)
   size_t connections = 0;     // handles currently held, plus connections still closing
 };
@@ -208,6 +209,14 @@ class Host {
   // sees EndReason::kRemoteRejected). auto_accept false: each request is a kIncomingRequest event whose
   // info.remote_peer names the peer; accept(), reject(), or ignore it (it is dropped after connect_timeout).
   ListenSocketHandle listen_p2p(const ListenOptions& options = {}, std::string* error = nullptr);
+  // Replaces the STUN and TURN servers of HostConfig::ice, e.g. with fresh time-limited TURN credentials
+  // (TurnServer::with_shared_secret) before the old ones expire. Connections set up from then on, and ICE
+  // restarts, use them; a running relay allocation keeps the credentials it was made with, and when those
+  // are refused at its next refresh the path goes silent and the connection restarts ICE with the new ones.
+  // Server names are resolved here (blocking). False and, if error is given, why: invalid servers, a name
+  // that does not resolve, or no signaling plugin (no peer-to-peer side).
+  bool set_ice_servers(const std::vector<StunServer>& stun, const std::vector<TurnServer>& turn,
+                       std::string* error = nullptr);
 
   // --- connections ---
   // Starts a peer-to-peer connection: signaling through the plugin of peer's scheme, then ICE, then the

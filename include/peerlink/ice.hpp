@@ -38,8 +38,8 @@ struct TurnServer {
 
   // Time-limited credentials of the TURN REST scheme (coturn's use-auth-secret, Prosody's
   // mod_turn_external): username "<expiry unix time>:<user>", password base64(HMAC-SHA1(secret, username)).
-  // Valid for ttl from now. A Host uses the credentials of its HostConfig for all its connections, so give
-  // it a ttl that covers the Host's life (refreshing a running Host's credentials is not supported yet).
+  // Valid for ttl from now: give a running Host fresh ones with Host::set_ice_servers() before they
+  // expire.
   static TurnServer with_shared_secret(std::string host, uint16_t port, TurnTransport transport,
                                        const std::string& user, const std::string& secret,
                                        std::chrono::seconds ttl = std::chrono::hours(24));

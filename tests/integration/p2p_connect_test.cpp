@@ -302,6 +302,54 @@ TEST(P2PConnect, PluginStartThrows_HostConstructorThrowsAndEarlierPluginsAreStop
   EXPECT_EQ(bad->stops, 0);
 }
 
+// Hostile or broken plugins: empty, oversized and garbage blobs are counted as invalid without disturbing
+// the Host; a flood faster than the service thread reads is bounded and counted, never queued without end.
+TEST(P2PConnect, GarbageAndFloodFromAPlugin_CountedAndHarmless) {
+  struct Injector : SignalingPlugin {
+    SignalingSink* sink = nullptr;
+    std::string scheme() const override { return "inj"; }
+    void start(SignalingSink& s) override { sink = &s; }
+    void send(const PeerId&, const void*, size_t) override {}
+    void stop() override { sink = nullptr; }
+  };
+  auto hub = std::make_shared<SignalingHub>();
+  auto injector = std::make_shared<Injector>();
+  HostConfig c = p2p_config(hub, "a");
+  c.signaling.push_back(injector);
+  Host a(c), b(p2p_config(hub, "b"));
+  ASSERT_NE(a.listen_p2p(), kInvalidListenSocket);
+  const PeerId mallory = *PeerId::parse("inj:mallory");
+  std::vector<uint8_t> big(kMaxSignalingBlob + 1, 0x50), junk(100);
+  for (size_t i = 0; i < junk.size(); ++i)
+    junk[i] = uint8_t(i * 37 + 11);
+  injector->sink->deliver(mallory, nullptr, 0);
+  injector->sink->deliver(mallory, big.data(), big.size());
+  injector->sink->deliver(mallory, junk.data(), junk.size());
+  injector->sink->deliver(mallory, "PL", 2);
+  ASSERT_TRUE(pump_until({&a}, [&] { return a.counters().signaling_invalid >= 4; }));
+  EXPECT_EQ(a.counters().signaling_invalid, 4u);
+
+  // A flood from another thread: whatever is not dropped is read, and all of it is garbage.
+  const uint64_t kFlood = 20000;
+  std::thread flood([&] {
+    for (uint64_t i = 0; i < kFlood; ++i)
+      injector->sink->deliver(mallory, junk.data(), junk.size());
+  });
+  flood.join();
+  ASSERT_TRUE(pump_until({&a}, [&] {
+    auto k = a.counters();
+    return k.signaling_invalid + k.signaling_dropped >= 4 + kFlood;
+  }));
+  auto k = a.counters();
+  EXPECT_EQ(k.signaling_invalid + k.signaling_dropped, 4 + kFlood);
+  EXPECT_EQ(k.connections, 0u);
+
+  // The Host still works.
+  EventRecorder eb(b);
+  ConnectionHandle cb = b.connect(SignalingHub::id("a"));
+  EXPECT_TRUE(pump_until({&a, &b}, [&] { return eb.find(ConnectionEventKind::kConnected, cb).has_value(); }));
+}
+
 // A lingering close keeps the ICE path until the peer has everything: 4 MiB sent just before the close all
 // arrive, then the close with the application's reason.
 TEST(P2PConnect, CloseWithLinger_PeerReceivesEverythingThenTheClose) {

@@ -58,9 +58,10 @@ struct Pair {
 };
 
 // a connects to b (listening); both must report the connection within the timeout.
-::testing::AssertionResult connect_pair(Peer& a, Peer& b, Pair& out,
-                                        std::chrono::milliseconds timeout = 15s) {
-  if (b.host->listen_p2p() == kInvalidListenSocket) return ::testing::AssertionFailure() << "listen_p2p";
+::testing::AssertionResult connect_pair(Peer& a, Peer& b, Pair& out, std::chrono::milliseconds timeout = 15s,
+                                        bool listen = true) {
+  if (listen && b.host->listen_p2p() == kInvalidListenSocket)
+    return ::testing::AssertionFailure() << "listen_p2p";
   std::string error;
   out.client = a.host->connect(SignalingHub::id("b"), {}, &error);
   if (out.client == kInvalidConnection) return ::testing::AssertionFailure() << "connect: " << error;
@@ -225,6 +226,49 @@ TEST(NatLab, StunAndTurnServerDown_ClearEndReasonWithinConnectTimeout) {
   EXPECT_NE(e.info.end_debug.find("no relayed candidate"), std::string::npos) << e.info.end_debug;
   EXPECT_NE(e.info.end_debug.find("203.0.113.1:3478"), std::string::npos)
       << "names the server that did not answer: " << e.info.end_debug;
+}
+
+// Time-limited TURN credentials (coturn's use-auth-secret): expired ones give no relay, so peers that need
+// one cannot connect; Host::set_ice_servers() with fresh ones fixes the next connection.
+TEST(NatLab, TurnRestCredentials_ExpiredRefusedThenRefreshedConnectThroughTheRelay) {
+  NETLAB_REQUIRE_ROOT();
+  Lab lab;
+  Site sa = lab.add_site(NatType::kSymmetric), sb = lab.add_site(NatType::kSymmetric);
+  auto rest = [&](const std::string& user, std::chrono::seconds ttl) {
+    const auto server = lab.turn_rest_server();
+    return std::vector<TurnServer>{TurnServer::with_shared_secret(server.ip, server.port, TurnTransport::kUdp,
+                                                                  user, lab.turn_secret(), ttl)};
+  };
+  IceConfig expired;
+  expired.turn_servers = rest("peer", -std::chrono::hours(1));
+  expired.interfaces_allow = {"eth0"};
+  auto hub = std::make_shared<SignalingHub>();
+  Peer a(sa.peer_ns(0), hub, "a", expired, 4s), b(sb.peer_ns(0), hub, "b", expired, 4s);
+  ASSERT_NE(b.host->listen_p2p(), kInvalidListenSocket);
+  ConnectionHandle c = a.host->connect(SignalingHub::id("b"));
+  ASSERT_TRUE(pump_until(
+      {a.host.get(), b.host.get()},
+      [&] { return a.events->find(ConnectionEventKind::kClosed, c).has_value(); }, 10s));
+  auto e = *a.events->find(ConnectionEventKind::kClosed, c);
+  EXPECT_NE(e.info.end_debug.find("no relayed candidate from TURN " + lab.turn_rest_server().ip),
+            std::string::npos)
+      << e.info.end_debug;
+  EXPECT_TRUE(a.host->close(c));
+  ASSERT_TRUE(pump_until({a.host.get(), b.host.get()},
+                         [&] { return b.events->find(ConnectionEventKind::kClosed).has_value(); }, 10s));
+  b.host->close(b.events->find(ConnectionEventKind::kClosed)->info.handle);
+  a.events = std::make_unique<EventRecorder>(*a.host);  // the next connect_pair looks at new events only
+  b.events = std::make_unique<EventRecorder>(*b.host);
+
+  std::string error;
+  ASSERT_TRUE(a.host->set_ice_servers({}, rest("peer-a", std::chrono::hours(1)), &error)) << error;
+  ASSERT_TRUE(b.host->set_ice_servers({}, rest("peer-b", std::chrono::hours(1)), &error)) << error;
+  EXPECT_FALSE(a.host->set_ice_servers({{"", 3478}}, {}, &error));
+  EXPECT_NE(error.find("empty host"), std::string::npos) << error;
+  Pair p;
+  ASSERT_TRUE(connect_pair(a, b, p, 10s, /*listen=*/false));
+  EXPECT_EQ(a.host->connection_info(p.client)->route, RouteType::kRelay);
+  EXPECT_TRUE(transfer(*a.host, p.client, *b.host, p.server, 16, 64 << 10));
 }
 
 // The router's NAT mappings are flushed mid-transfer (a rebinding: the peer's packets leave from a new

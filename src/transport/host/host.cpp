@@ -60,6 +60,10 @@ ConnectionHandle Host::connect(const Address& to, const ConnectOptions& options,
 ListenSocketHandle Host::listen_p2p(const ListenOptions& options, std::string* error) {
   return impl_->listen_p2p(options, error);
 }
+bool Host::set_ice_servers(const std::vector<StunServer>& stun, const std::vector<TurnServer>& turn,
+                           std::string* error) {
+  return impl_->set_ice_servers(stun, turn, error);
+}
 ConnectionHandle Host::connect(const PeerId& peer, const ConnectOptions& options, std::string* error) {
   return impl_->connect(peer, options, error);
 }
@@ -598,6 +602,11 @@ HostCounters Host::Impl::counters() const {
   if (rz_) {
     const auto& rc = rz_->counters();
     h.signaling_invalid = rc.invalid + rc.unknown_session + rc.key_changed;
+  }
+  {
+    std::lock_guard<std::mutex> inbox_lock(inbox_mutex_);
+    h.signaling_invalid += inbox_invalid_;
+    h.signaling_dropped = inbox_dropped_;
   }
   return h;
 }

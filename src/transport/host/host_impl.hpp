@@ -49,6 +49,8 @@ class Host::Impl {
   bool close_listen_socket(ListenSocketHandle socket);
   ConnectionHandle connect(const Address& to, const ConnectOptions& options, std::string* error);
   ListenSocketHandle listen_p2p(const ListenOptions& options, std::string* error);
+  bool set_ice_servers(const std::vector<StunServer>& stun, const std::vector<TurnServer>& turn,
+                       std::string* error);
   ConnectionHandle connect(const PeerId& peer, const ConnectOptions& options, std::string* error);
   bool accept(ConnectionHandle c);
   bool reject(ConnectionHandle c, const std::string& debug);
@@ -211,6 +213,7 @@ class Host::Impl {
   // by the service thread once the Endpoint has freed the connection.
   std::vector<std::pair<ConnectionHandle, ice::StreamId>> closing_streams_;
   std::vector<IceNews> ice_news_;
+  std::optional<IceConfig> new_ice_servers_;  // from set_ice_servers(), for the service thread
   // ICE streams whose selected pair is a plain UDP socket: sent on directly, batched with GSO (libnice
   // sends one datagram per call). Dropped before libnice may close the socket (restart, removal, new pair).
   struct DirectSender {
@@ -222,8 +225,11 @@ class Host::Impl {
   io::UdpSocket* ice_batch_socket_ = nullptr;  // where ice_batch_ goes
   protocol::Instant next_path_watch_{};
   std::vector<std::pair<PeerId, std::vector<uint8_t>>> outbox_;
-  std::mutex inbox_mutex_;  // guards inbox_ only; plugins' threads deliver into it
+  mutable std::mutex inbox_mutex_;  // guards inbox_ and its counters only; plugins' threads deliver into it
   std::vector<Inbound> inbox_;
+  static constexpr size_t kMaxInbox = 4096;
+  uint64_t inbox_dropped_ = 0;  // the inbox was full
+  uint64_t inbox_invalid_ = 0;  // empty or oversized blobs
   ListenSocketHandle p2p_listen_ = kInvalidListenSocket;
   ListenOptions p2p_options_;
   uint64_t signaling_sent_ = 0, signaling_received_ = 0;

@@ -19,6 +19,11 @@ class Host::Impl::Sink final : public SignalingSink {
  public:
   explicit Sink(Host::Impl& host) : host_(host) {}
   void deliver(const PeerId& from, const void* blob, size_t size) override {
+    if (size == 0 || size > kMaxSignalingBlob || !blob) {  // not worth a copy
+      std::lock_guard<std::mutex> lock(host_.inbox_mutex_);
+      ++host_.inbox_invalid_;
+      return;
+    }
     Inbound in;
     in.peer = from;
     in.blob.assign(static_cast<const uint8_t*>(blob), static_cast<const uint8_t*>(blob) + size);
@@ -36,7 +41,10 @@ class Host::Impl::Sink final : public SignalingSink {
   void push(Inbound in) {
     {
       std::lock_guard<std::mutex> lock(host_.inbox_mutex_);
-      if (host_.inbox_.size() >= 4096) return;  // a flood the service thread cannot keep up with: dropped
+      if (host_.inbox_.size() >= kMaxInbox) {  // a flood the service thread cannot keep up with
+        ++host_.inbox_dropped_;
+        return;
+      }
       host_.inbox_.push_back(std::move(in));
     }
     host_.loop_.wake();
@@ -169,8 +177,31 @@ ConnectionHandle Host::Impl::connect(const PeerId& peer, const ConnectOptions& o
   return c;
 }
 
+bool Host::Impl::set_ice_servers(const std::vector<StunServer>& stun, const std::vector<TurnServer>& turn,
+                                 std::string* error) {
+  IceConfig servers;
+  servers.stun_servers = stun;
+  servers.turn_servers = turn;
+  std::string why = servers.validate();
+  if (why.empty()) ice::IceAgent::resolve_servers(servers, &why);
+  if (why.empty() && !rz_) why = "no signaling plugin (HostConfig::signaling is empty): no peer-to-peer side";
+  if (!why.empty()) {
+    if (error) *error = why;
+    return false;
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  new_ice_servers_ = std::move(servers);
+  loop_.wake();
+  return true;
+}
+
 void Host::Impl::process_p2p(Instant now) {
   if (!rz_) return;
+  if (new_ice_servers_) {
+    ice_->set_servers(new_ice_servers_->stun_servers, new_ice_servers_->turn_servers);
+    new_ice_servers_.reset();
+    log_.log(LogLevel::kInfo, "new STUN/TURN servers for the connections from now on");
+  }
   std::vector<Inbound> inbox;
   {
     std::lock_guard<std::mutex> lock(inbox_mutex_);

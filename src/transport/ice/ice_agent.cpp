@@ -174,6 +174,21 @@ bool IceAgent::uses_stun() const {
   return !config_.stun_servers.empty() && !turn_udp;
 }
 
+void IceAgent::apply_stun_server(NiceAgent* a) {
+  if (uses_stun())
+    g_object_set(a, "stun-server", config_.stun_servers.front().host.c_str(), "stun-server-port",
+                 guint(config_.stun_servers.front().port), nullptr);
+  else
+    g_object_set(a, "stun-server", nullptr, nullptr);
+}
+
+void IceAgent::set_servers(const std::vector<StunServer>& stun, const std::vector<TurnServer>& turn) {
+  config_.stun_servers = stun;
+  config_.turn_servers = turn;
+  for (NiceAgent* a : {controlling_, controlled_})
+    apply_stun_server(a);
+}
+
 NiceAgent* IceAgent::make_agent(bool controlling) {
   guint options = NICE_AGENT_OPTION_ICE_TRICKLE | NICE_AGENT_OPTION_CONSENT_FRESHNESS;
   NiceAgent* a = nice_agent_new_full(context_, NICE_COMPATIBILITY_RFC5245, NiceAgentOption(options));
@@ -181,9 +196,7 @@ NiceAgent* IceAgent::make_agent(bool controlling) {
   bool relay_only = config_.candidates == candidate_kinds::kRelay;
   g_object_set(a, "upnp", FALSE, "controlling-mode", controlling ? TRUE : FALSE, "ice-tcp", FALSE,
                "force-relay", relay_only ? TRUE : FALSE, nullptr);
-  if (uses_stun())
-    g_object_set(a, "stun-server", config_.stun_servers.front().host.c_str(), "stun-server-port",
-                 guint(config_.stun_servers.front().port), nullptr);
+  apply_stun_server(a);
 
   // Host candidates from the allowed interfaces only.
   ifaddrs* ifs = nullptr;

@@ -54,6 +54,9 @@ class IceAgent {
   // drops datagrams at full speed). 0: leave them.
   void set_socket_buffer_bytes(int bytes) { socket_buffer_bytes_ = bytes; }
 
+  // New STUN/TURN servers (numeric addresses) for the streams added or restarted from now on.
+  void set_servers(const std::vector<StunServer>& stun, const std::vector<TurnServer>& turn);
+
   // A new stream; controlling = this side answers the connection. Starts gathering. 0 on failure (error).
   StreamId add_stream(bool controlling, std::string& ufrag, std::string& pwd, std::string* error);
   // ICE restart: the stream starts over in the same role under the same id, with new credentials, new
@@ -105,6 +108,7 @@ class IceAgent {
   NiceAgent* make_agent(bool controlling);
   bool open_stream(StreamId id, NiceAgent* agent, std::string& ufrag, std::string& pwd, std::string* error);
   bool uses_stun() const;
+  void apply_stun_server(NiceAgent* agent);
   Stream* find(StreamId id);
   const Stream* find(StreamId id) const;
   StreamId id_of(NiceAgent* agent, unsigned nice_id) const;  // 0 if not ours
