@@ -228,6 +228,28 @@ TEST(NatLab, StunAndTurnServerDown_ClearEndReasonWithinConnectTimeout) {
       << "names the server that did not answer: " << e.info.end_debug;
 }
 
+// Privacy: a peer that offers only relayed candidates is reached through its TURN relay even where a direct
+// path exists, and the other side never sees its own address; the other peer's kinds are its own business.
+TEST(NatLab, RelayOnlyPeer_ConnectsThroughTheRelayAndHidesItsAddress) {
+  NETLAB_REQUIRE_ROOT();
+  Lab lab;
+  Site sa = lab.add_site(NatType::kFullCone), sb = lab.add_site(NatType::kNone);
+  IceConfig hidden = lab_ice(lab);
+  hidden.candidates = candidate_kinds::kRelay;
+  auto hub = std::make_shared<SignalingHub>();
+  Peer a(sa.peer_ns(0), hub, "a", hidden), b(sb.peer_ns(0), hub, "b", lab_ice(lab));
+  Pair p;
+  ASSERT_TRUE(connect_pair(a, b, p));
+  const ConnectionInfo at_a = *a.host->connection_info(p.client), at_b = *b.host->connection_info(p.server);
+  EXPECT_EQ(at_a.route, RouteType::kRelay);
+  EXPECT_TRUE(at_a.relayed);
+  EXPECT_TRUE(at_b.relayed);
+  // b sees a only at the relay: neither a's LAN address nor its router's public one.
+  EXPECT_EQ(at_b.remote_address.to_string().rfind(lab.turn_server().ip + ":", 0), 0u)
+      << at_b.remote_address.to_string();
+  EXPECT_TRUE(transfer(*a.host, p.client, *b.host, p.server, 16, 64 << 10));
+}
+
 // Time-limited TURN credentials (coturn's use-auth-secret): expired ones give no relay, so peers that need
 // one cannot connect; Host::set_ice_servers() with fresh ones fixes the next connection.
 TEST(NatLab, TurnRestCredentials_ExpiredRefusedThenRefreshedConnectThroughTheRelay) {
@@ -254,8 +276,9 @@ TEST(NatLab, TurnRestCredentials_ExpiredRefusedThenRefreshedConnectThroughTheRel
             std::string::npos)
       << e.info.end_debug;
   EXPECT_TRUE(a.host->close(c));
-  ASSERT_TRUE(pump_until({a.host.get(), b.host.get()},
-                         [&] { return b.events->find(ConnectionEventKind::kClosed).has_value(); }, 10s));
+  ASSERT_TRUE(pump_until(
+      {a.host.get(), b.host.get()}, [&] { return b.events->find(ConnectionEventKind::kClosed).has_value(); },
+      10s));
   b.host->close(b.events->find(ConnectionEventKind::kClosed)->info.handle);
   a.events = std::make_unique<EventRecorder>(*a.host);  // the next connect_pair looks at new events only
   b.events = std::make_unique<EventRecorder>(*b.host);
