@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -81,6 +82,7 @@ bool relayed_pairing(NatType x, NatType y) {
 struct ConnectSample {
   double ms = 0;
   RouteType route = RouteType::kNone;
+  size_t blobs_a = 0, blobs_b = 0;  // signaling blobs each side sent, until the Hosts were destroyed
 };
 
 // Fresh Hosts; connect() to the first reliable message delivered at b. Throws on failure or after 10 s.
@@ -115,6 +117,9 @@ ConnectSample connect_once(const Lab& lab, const Site& sa, const Site& sb) {
   ConnectSample s;
   s.ms = ms_since(t0, delivered_at);
   s.route = a->connection_info(c)->route;
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // late acknowledgements count too
+  s.blobs_a = hub->blobs_to("b");
+  s.blobs_b = hub->blobs_to("a");
   a.reset();
   b.reset();
   return s;
@@ -268,12 +273,14 @@ void run_p2p_connect(const P2PBenchOptions& o) {
     Site sa = lab.add_site(ta), sb = lab.add_site(tb);
     std::vector<double> ms;
     RouteType route = RouteType::kNone;
+    size_t max_blobs = 0;
     try {
       connect_once(lab, sa, sb);  // warm-up: first use of libnice and of the lab's paths
       for (size_t i = 0; i < o.samples; ++i) {
         ConnectSample s = connect_once(lab, sa, sb);
         ms.push_back(s.ms);
         route = s.route;
+        max_blobs = std::max({max_blobs, s.blobs_a, s.blobs_b});
       }
     } catch (const std::exception& e) {
       throw std::runtime_error(name + ": " + e.what());
@@ -288,7 +295,8 @@ void run_p2p_connect(const P2PBenchOptions& o) {
     f.add("statistic", "p50")
         .add("p99_ms", p99)
         .add("route", to_string(route))
-        .add_count("samples", ms.size());
+        .add_count("samples", ms.size())
+        .add_count("max_blobs_per_side", max_blobs);
     f.add("target_ms", target).add("target_met", p50 <= target ? "yes" : "no");
     f.compare(over_tcp ? "stun-rtt-to-coturn-tcp" : "stun-rtt-to-coturn", baseline).print();
   }
