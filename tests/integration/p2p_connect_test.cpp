@@ -350,6 +350,22 @@ TEST(P2PConnect, GarbageAndFloodFromAPlugin_CountedAndHarmless) {
   EXPECT_TRUE(pump_until({&a, &b}, [&] { return eb.find(ConnectionEventKind::kConnected, cb).has_value(); }));
 }
 
+// Interfaces filtered down to none: a clear end reason, not libnice's fallback to every interface.
+TEST(P2PConnect, EveryInterfaceDenied_ClearEndReason) {
+  auto hub = std::make_shared<SignalingHub>();
+  HostConfig c = p2p_config(hub, "a");
+  c.ice.interfaces_deny = {"lo"};
+  Host a(c), b(p2p_config(hub, "b"));
+  EventRecorder ea(a);
+  ASSERT_NE(b.listen_p2p(), kInvalidListenSocket);
+  ConnectionHandle h = a.connect(SignalingHub::id("b"));
+  ASSERT_TRUE(pump_until(
+      {&a, &b}, [&] { return ea.find(ConnectionEventKind::kClosed, h).has_value(); }, 5s));
+  auto e = *ea.find(ConnectionEventKind::kClosed, h);
+  EXPECT_EQ(e.info.end_reason, uint32_t(EndReason::kMiscNoRoute));
+  EXPECT_NE(e.info.end_debug.find("interfaces_deny"), std::string::npos) << e.info.end_debug;
+}
+
 // A lingering close keeps the ICE path until the peer has everything: 4 MiB sent just before the close all
 // arrive, then the close with the application's reason.
 TEST(P2PConnect, CloseWithLinger_PeerReceivesEverythingThenTheClose) {

@@ -220,7 +220,7 @@ NiceAgent* IceAgent::make_agent(bool controlling) {
       NiceAddress addr;
       nice_address_init(&addr);
       nice_address_set_from_sockaddr(&addr, i->ifa_addr);
-      nice_agent_add_local_address(a, &addr);
+      if (nice_agent_add_local_address(a, &addr)) ++local_addresses_;
     }
     freeifaddrs(ifs);
   }
@@ -280,6 +280,14 @@ bool IceAgent::restart(StreamId id, std::string& ufrag, std::string& pwd, std::s
 
 bool IceAgent::open_stream(StreamId id, NiceAgent* a, std::string& ufrag, std::string& pwd,
                            std::string* error) {
+  // libnice would fall back to every interface if it was given none: refuse instead.
+  if (local_addresses_ == 0) {
+    if (error)
+      *error =
+          "no usable network interface: none that is up has an address and passes ice.interfaces_allow "
+          "and ice.interfaces_deny";
+    return false;
+  }
   guint nice_id = nice_agent_add_stream(a, 1);
   if (nice_id == 0) {
     if (error) *error = "libnice could not add a stream";

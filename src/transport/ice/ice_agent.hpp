@@ -135,6 +135,7 @@ class IceAgent {
   std::unordered_map<uint64_t, StreamId> by_nice_id_;  // nice_key -> our id (per datagram: no scan)
   StreamId next_id_ = 1;
   int socket_buffer_bytes_ = 0;
+  size_t local_addresses_ = 0;  // given to libnice, both agents together
 };
 
 }  // namespace peerlink::ice
