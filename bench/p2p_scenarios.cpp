@@ -19,6 +19,7 @@
 #include "integration/inprocess_signaling.hpp"
 #include "measure.hpp"
 #include "netlab/lab.hpp"
+#include "netlab/lab_ice.hpp"
 #include "peerlink/host.hpp"
 #include "raw_socket.hpp"
 
@@ -27,6 +28,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using netlab::Lab;
+using netlab::lab_ice;
 using netlab::NatType;
 using netlab::NetnsScope;
 using netlab::Site;
@@ -34,18 +36,6 @@ using test::SignalingHub;
 
 double ms_since(Clock::time_point t0, Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(t - t0).count();
-}
-
-// STUN and TURN over UDP and TCP at the lab's static-user coturn; host candidates from eth0 only.
-IceConfig lab_ice(const Lab& lab) {
-  IceConfig ice;
-  const auto server = lab.turn_server();
-  const auto creds = lab.turn_credentials();
-  ice.stun_servers.push_back({server.ip, server.port});
-  for (TurnTransport t : {TurnTransport::kUdp, TurnTransport::kTcp})
-    ice.turn_servers.push_back({server.ip, server.port, t, creds.username, creds.password});
-  ice.interfaces_allow = {"eth0"};
-  return ice;
 }
 
 // A Host living in namespace ns (its service thread is created there); messages go to on_message on the

@@ -9,11 +9,13 @@
 #include "integration/host_test_util.hpp"
 #include "integration/inprocess_signaling.hpp"
 #include "netlab/lab.hpp"
+#include "netlab/lab_ice.hpp"
 
 namespace peerlink::test {
 namespace {
 
 using netlab::Lab;
+using netlab::lab_ice;
 using netlab::NatType;
 using netlab::NetnsScope;
 using netlab::Site;
@@ -23,18 +25,6 @@ using netlab::Site;
     std::string why_;                                              \
     if (!netlab::have_root_and_tools(&why_)) GTEST_SKIP() << why_; \
   } while (0)
-
-// STUN and TURN (UDP and TCP) of the lab's static-user coturn; host candidates from the peer's eth0 only.
-IceConfig lab_ice(const Lab& lab) {
-  IceConfig ice;
-  const auto server = lab.turn_server();
-  const auto creds = lab.turn_credentials();
-  ice.stun_servers.push_back({server.ip, server.port});
-  for (TurnTransport t : {TurnTransport::kUdp, TurnTransport::kTcp})
-    ice.turn_servers.push_back({server.ip, server.port, t, creds.username, creds.password});
-  ice.interfaces_allow = {"eth0"};
-  return ice;
-}
 
 // A Host whose sockets and service thread live in namespace ns (a thread inherits its creator's namespace).
 struct Peer {
