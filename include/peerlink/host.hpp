@@ -111,6 +111,9 @@ struct HostConfig {
   std::string validate() const;
 };
 
+// For listen_p2p(), no symmetric flag is needed (GameNetworkingSockets sets one on the listen socket too):
+// every peer-to-peer listener honours ConnectOptions::symmetric of the requests it gets, matching a request
+// with this side's own symmetric connect() to that peer, before or after it (see ConnectOptions::symmetric).
 struct ListenOptions {
   Address address;          // unspecified: every interface, IPv4 and IPv6 (the port comes from listen())
   bool auto_accept = true;  // false: each request is a kIncomingRequest event to accept() or reject()
