@@ -41,7 +41,8 @@ class EventRecorder {
     return events_;
   }
   // The first event of this kind for the connection (any connection if c == 0), or nullopt.
-  std::optional<ConnectionEvent> find(ConnectionEventKind kind, ConnectionHandle c = kInvalidConnection) const {
+  std::optional<ConnectionEvent> find(ConnectionEventKind kind,
+                                      ConnectionHandle c = kInvalidConnection) const {
     std::lock_guard<std::mutex> lock(mutex_);
     for (const auto& e : events_)
       if (e.kind == kind && (c == kInvalidConnection || e.info.handle == c)) return e;
@@ -71,6 +72,15 @@ inline bool pump_until(std::initializer_list<Host*> hosts, const std::function<b
     if (std::chrono::steady_clock::now() >= deadline) return false;
     (*hosts.begin())->wait(2ms);
   }
+}
+
+// Runs callbacks until connection c's kClosed event arrives; that event, or nullopt after timeout.
+inline std::optional<ConnectionEvent> wait_closed(std::initializer_list<Host*> hosts,
+                                                  const EventRecorder& events, ConnectionHandle c,
+                                                  std::chrono::milliseconds timeout = 10s) {
+  pump_until(
+      hosts, [&] { return events.find(ConnectionEventKind::kClosed, c).has_value(); }, timeout);
+  return events.find(ConnectionEventKind::kClosed, c);
 }
 
 inline Address loopback(const Host& host, ListenSocketHandle socket) {

@@ -99,11 +99,11 @@ TEST(P2PConnect, PeerNotListening_RejectedQuickly) {
   EventRecorder ea(a);
   auto start = std::chrono::steady_clock::now();
   ConnectionHandle c = a.connect(SignalingHub::id("b"));
-  ASSERT_TRUE(pump_until({&a, &b}, [&] { return ea.find(ConnectionEventKind::kClosed, c).has_value(); }));
+  auto e = wait_closed({&a, &b}, ea, c);
+  ASSERT_TRUE(e);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
-  auto e = *ea.find(ConnectionEventKind::kClosed, c);
-  EXPECT_EQ(e.info.end_reason, uint32_t(EndReason::kRemoteRejected));
-  EXPECT_NE(e.info.end_debug.find("not accepting"), std::string::npos) << e.info.end_debug;
+  EXPECT_EQ(e->info.end_reason, uint32_t(EndReason::kRemoteRejected));
+  EXPECT_NE(e->info.end_debug.find("not accepting"), std::string::npos) << e->info.end_debug;
   EXPECT_TRUE(a.close(c));
 }
 
@@ -117,8 +117,9 @@ TEST(P2PConnect, ClosedListener_RefusesNewRequestsAndCanListenAgain) {
   EXPECT_TRUE(b.close_listen_socket(l));
   EXPECT_FALSE(b.close_listen_socket(l));
   ConnectionHandle c = a.connect(SignalingHub::id("b"));
-  ASSERT_TRUE(pump_until({&a, &b}, [&] { return ea.find(ConnectionEventKind::kClosed, c).has_value(); }));
-  EXPECT_EQ(ea.find(ConnectionEventKind::kClosed, c)->info.end_reason, uint32_t(EndReason::kRemoteRejected));
+  auto closed = wait_closed({&a, &b}, ea, c);
+  ASSERT_TRUE(closed);
+  EXPECT_EQ(closed->info.end_reason, uint32_t(EndReason::kRemoteRejected));
   ASSERT_NE(b.listen_p2p(), kInvalidListenSocket);
   ConnectionHandle c2 = a.connect(SignalingHub::id("b"));
   EXPECT_TRUE(pump_until({&a, &b}, [&] { return ea.find(ConnectionEventKind::kConnected, c2).has_value(); }));
@@ -139,12 +140,12 @@ TEST(P2PConnect, RejectedWithReason) {
     }
   });
   ConnectionHandle c = a.connect(SignalingHub::id("b"));
-  ASSERT_TRUE(pump_until({&a, &b}, [&] { return ea.find(ConnectionEventKind::kClosed, c).has_value(); }));
+  auto e = wait_closed({&a, &b}, ea, c);
+  ASSERT_TRUE(e);
   ASSERT_TRUE(request);
   EXPECT_EQ(request->info.remote_peer, SignalingHub::id("a"));
-  auto e = *ea.find(ConnectionEventKind::kClosed, c);
-  EXPECT_EQ(e.info.end_reason, uint32_t(EndReason::kRemoteRejected));
-  EXPECT_NE(e.info.end_debug.find("go away"), std::string::npos) << e.info.end_debug;
+  EXPECT_EQ(e->info.end_reason, uint32_t(EndReason::kRemoteRejected));
+  EXPECT_NE(e->info.end_debug.find("go away"), std::string::npos) << e->info.end_debug;
 }
 
 TEST(P2PConnect, AcceptedByTheApplication_Connects) {
@@ -175,11 +176,11 @@ TEST(P2PConnect, UnknownPeer_EndsAtOnceWithSignalingUnreachable) {
   auto start = std::chrono::steady_clock::now();
   ConnectionHandle c = a.connect(SignalingHub::id("nobody"));
   ASSERT_NE(c, kInvalidConnection);
-  ASSERT_TRUE(pump_until({&a}, [&] { return ea.find(ConnectionEventKind::kClosed, c).has_value(); }));
+  auto e = wait_closed({&a}, ea, c);
+  ASSERT_TRUE(e);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
-  auto e = *ea.find(ConnectionEventKind::kClosed, c);
-  EXPECT_EQ(e.info.end_reason, uint32_t(EndReason::kMiscSignalingUnreachable));
-  EXPECT_NE(e.info.end_debug.find("no such peer"), std::string::npos);
+  EXPECT_EQ(e->info.end_reason, uint32_t(EndReason::kMiscSignalingUnreachable));
+  EXPECT_NE(e->info.end_debug.find("no such peer"), std::string::npos);
 }
 
 TEST(P2PConnect, SignalingLost_ConnectTimesOut) {
@@ -191,10 +192,9 @@ TEST(P2PConnect, SignalingLost_ConnectTimesOut) {
   hub->set_dropping("b", true);
   EventRecorder ea(a);
   ConnectionHandle c = a.connect(SignalingHub::id("b"));
-  ASSERT_TRUE(pump_until(
-      {&a, &b}, [&] { return ea.find(ConnectionEventKind::kClosed, c).has_value(); }, 5s));
-  EXPECT_EQ(ea.find(ConnectionEventKind::kClosed, c)->info.end_reason,
-            uint32_t(EndReason::kMiscConnectTimeout));
+  auto e = wait_closed({&a, &b}, ea, c, 5s);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->info.end_reason, uint32_t(EndReason::kMiscConnectTimeout));
 }
 
 TEST(P2PConnect, SymmetricSimultaneousConnect_ExactlyOneConnection) {
@@ -359,11 +359,10 @@ TEST(P2PConnect, EveryInterfaceDenied_ClearEndReason) {
   EventRecorder ea(a);
   ASSERT_NE(b.listen_p2p(), kInvalidListenSocket);
   ConnectionHandle h = a.connect(SignalingHub::id("b"));
-  ASSERT_TRUE(pump_until(
-      {&a, &b}, [&] { return ea.find(ConnectionEventKind::kClosed, h).has_value(); }, 5s));
-  auto e = *ea.find(ConnectionEventKind::kClosed, h);
-  EXPECT_EQ(e.info.end_reason, uint32_t(EndReason::kMiscNoRoute));
-  EXPECT_NE(e.info.end_debug.find("interfaces_deny"), std::string::npos) << e.info.end_debug;
+  auto e = wait_closed({&a, &b}, ea, h, 5s);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->info.end_reason, uint32_t(EndReason::kMiscNoRoute));
+  EXPECT_NE(e->info.end_debug.find("interfaces_deny"), std::string::npos) << e->info.end_debug;
 }
 
 // A lingering close keeps the ICE path until the peer has everything: 4 MiB sent just before the close all

@@ -204,18 +204,16 @@ TEST(NatLab, StunAndTurnServerDown_ClearEndReasonWithinConnectTimeout) {
   const auto start = std::chrono::steady_clock::now();
   ConnectionHandle c = a.host->connect(SignalingHub::id("b"));
   ASSERT_NE(c, kInvalidConnection);
-  ASSERT_TRUE(pump_until(
-      {a.host.get(), b.host.get()},
-      [&] { return a.events->find(ConnectionEventKind::kClosed, c).has_value(); }, 10s));
+  auto e = wait_closed({a.host.get(), b.host.get()}, *a.events, c);
+  ASSERT_TRUE(e);
   const auto took = std::chrono::steady_clock::now() - start;
   EXPECT_LE(took, timeout + 500ms);
-  auto e = *a.events->find(ConnectionEventKind::kClosed, c);
-  EXPECT_TRUE(e.info.end_reason == uint32_t(EndReason::kMiscNoRoute) ||
-              e.info.end_reason == uint32_t(EndReason::kMiscConnectTimeout))
-      << e.info.end_reason << " " << e.info.end_debug;
-  EXPECT_NE(e.info.end_debug.find("no relayed candidate"), std::string::npos) << e.info.end_debug;
-  EXPECT_NE(e.info.end_debug.find("203.0.113.1:3478"), std::string::npos)
-      << "names the server that did not answer: " << e.info.end_debug;
+  EXPECT_TRUE(e->info.end_reason == uint32_t(EndReason::kMiscNoRoute) ||
+              e->info.end_reason == uint32_t(EndReason::kMiscConnectTimeout))
+      << e->info.end_reason << " " << e->info.end_debug;
+  EXPECT_NE(e->info.end_debug.find("no relayed candidate"), std::string::npos) << e->info.end_debug;
+  EXPECT_NE(e->info.end_debug.find("203.0.113.1:3478"), std::string::npos)
+      << "names the server that did not answer: " << e->info.end_debug;
 }
 
 // Privacy: a peer that offers only relayed candidates is reached through its TURN relay even where a direct
@@ -258,13 +256,11 @@ TEST(NatLab, TurnRestCredentials_ExpiredRefusedThenRefreshedConnectThroughTheRel
   Peer a(sa.peer_ns(0), hub, "a", expired, 4s), b(sb.peer_ns(0), hub, "b", expired, 4s);
   ASSERT_NE(b.host->listen_p2p(), kInvalidListenSocket);
   ConnectionHandle c = a.host->connect(SignalingHub::id("b"));
-  ASSERT_TRUE(pump_until(
-      {a.host.get(), b.host.get()},
-      [&] { return a.events->find(ConnectionEventKind::kClosed, c).has_value(); }, 10s));
-  auto e = *a.events->find(ConnectionEventKind::kClosed, c);
-  EXPECT_NE(e.info.end_debug.find("no relayed candidate from TURN " + lab.turn_rest_server().ip),
+  auto e = wait_closed({a.host.get(), b.host.get()}, *a.events, c);
+  ASSERT_TRUE(e);
+  EXPECT_NE(e->info.end_debug.find("no relayed candidate from TURN " + lab.turn_rest_server().ip),
             std::string::npos)
-      << e.info.end_debug;
+      << e->info.end_debug;
   EXPECT_TRUE(a.host->close(c));
   ASSERT_TRUE(pump_until(
       {a.host.get(), b.host.get()}, [&] { return b.events->find(ConnectionEventKind::kClosed).has_value(); },

@@ -325,11 +325,10 @@ void Host::Impl::apply(Instant now, Action& a) {
       auto it = p2p_.find(a.handle);
       if (it == p2p_.end() || !it->second.stream) return;
       P2P& p = it->second;
-      if (!p.restarting) {  // the peer asked for it
-        log_.log(LogLevel::kInfo, "connection %u: the peer restarts ICE", a.handle);
-        p.restarting = true;
-        p.restart_started = now;
-      }
+      if (!p.restarting) log_.log(LogLevel::kInfo, "connection %u: the peer restarts ICE", a.handle);
+      p.restarting = true;
+      p.restart_started = now;
+      p.route = RouteType::kNone;
       std::string why;
       forget_direct(p.stream);
       if (!ice_->restart(p.stream, p.ufrag, p.pwd, &why)) {
@@ -382,17 +381,17 @@ void Host::Impl::watch_p2p_paths(Instant now) {
     if (!p.created || p.ended || !p.stream) continue;
     const protocol::Connection* conn = endpoint_.connection(c);
     if (!conn || conn->state() != ConnectionState::kConnected) continue;
-    const protocol::ConnectionStats st = conn->stats(now);
-    if (st.packets_received != p.seen_rx || p.rx_at == Instant{}) {
-      p.seen_rx = st.packets_received;
-      p.tx_at_rx = st.packets_sent;
+    const uint64_t received = conn->packets_received(), sent = conn->packets_sent();
+    if (received != p.seen_rx || p.rx_at == Instant{}) {
+      p.seen_rx = received;
+      p.tx_at_rx = sent;
       if (!p.restarting) p.rx_at = now;
       continue;
     }
     if (p.restarting) {
       if (now - p.restart_started >= kRestartRetry)
         restart_p2p(now, c, p, "the restarted ICE found no path yet");
-    } else if (st.packets_sent > p.tx_at_rx && now - p.rx_at >= kPathSilence) {
+    } else if (sent > p.tx_at_rx && now - p.rx_at >= kPathSilence) {
       restart_p2p(now, c, p,
                   "nothing received for " + std::to_string(protocol::to_us(now - p.rx_at) / 1000) +
                       " ms while sending");
@@ -401,12 +400,10 @@ void Host::Impl::watch_p2p_paths(Instant now) {
 }
 
 void Host::Impl::restart_p2p(Instant now, ConnectionHandle c, P2P& p, const std::string& why) {
+  if (!rz_->restart(now, c)) return;  // its signaling session is over: the connection is ending
   log_.log(LogLevel::kInfo, "connection %u: %s; restarting ICE", c, why.c_str());
-  p.restarting = true;
-  p.restart_started = now;
-  p.route = RouteType::kNone;
   ++ice_restarts_;
-  rz_->restart(now, c);  // kRestartIce comes back as an action
+  p.restarting = true;  // before the kRestartIce action is applied: this restart is ours, not the peer's
 }
 
 // The Endpoint connection now exists: it takes the poll group and the sends kept so far.

@@ -80,6 +80,9 @@ class Connection {
   // over and unacknowledged data is probed at once instead of at the next (up to max_probe_timeout) probe.
   void on_path_restored(Instant now);
   ConnectionStats stats(Instant now) const;
+  // The packet counts alone, without building stats() (the Host's P2P path watch reads them often).
+  uint64_t packets_sent() const { return stats_.packets_sent; }
+  uint64_t packets_received() const { return stats_.packets_received; }
   // Internal state in one line, for test failure messages and debug logs.
   std::string debug_string() const;
 

@@ -95,24 +95,13 @@ Handle Rendezvous::connect(Instant now, Handle h, const PeerId& peer, bool symme
   } while (id == 0 || by_session_.count({peer, id}) || finished_.count({peer, id}));
   Session& s = start(h, peer, Role::kOfferer, symmetric, id, now);
   s.tie_breaker = rng_.next_u64();
-  Action a;
-  a.kind = Action::Kind::kStartIce;
-  a.handle = h;
-  a.peer = peer;
-  a.role = Role::kOfferer;
-  actions_.push_back(std::move(a));
+  push_stream_action(s, Action::Kind::kStartIce);
   return h;
 }
 
 void Rendezvous::begin_answer(Instant now, Session& s) {
   s.state = State::kActive;
-  Action a;
-  a.kind = Action::Kind::kStartIce;
-  a.handle = s.handle;
-  a.peer = s.peer;
-  a.role = Role::kAnswerer;
-  a.peer_key = s.peer_key;
-  actions_.push_back(std::move(a));
+  push_stream_action(s, Action::Kind::kStartIce);
   emit_remote(s, s.pending_offer);
   s.pending_offer = Blob();
   // The Answer acknowledges the Offer; if it is slow to come, a pure acknowledgement goes first.
@@ -205,8 +194,13 @@ void Rendezvous::begin_restart(Session& s) {
   s.candidates.clear();
   s.gathering_done = false;
   s.first_candidate_at = protocol::kNever;
+  push_stream_action(s, Action::Kind::kRestartIce);
+}
+
+// kStartIce or kRestartIce: the session's ICE stream in its role (and, answering, with the offerer's key).
+void Rendezvous::push_stream_action(const Session& s, Action::Kind kind) {
   Action a;
-  a.kind = Action::Kind::kRestartIce;
+  a.kind = kind;
   a.handle = s.handle;
   a.peer = s.peer;
   a.role = s.role;

@@ -187,6 +187,7 @@ class Rendezvous {
   Session& start(Handle h, const PeerId& peer, Role role, bool symmetric, uint64_t id, Instant now);
   void begin_answer(Instant now, Session& s);
   void begin_restart(Session& s);
+  void push_stream_action(const Session& s, Action::Kind kind);
   void on_offer(Instant now, const PeerId& from, const Blob& b);
   void on_state(Instant now, Session& s, const Blob& b);
   bool check_key(Session& s, const Blob& b);
