@@ -17,7 +17,7 @@
 #include "peerlink/address.hpp"
 #include "peerlink/end_reason.hpp"
 #include "peerlink/identity.hpp"
-#include "peerlink/signaling.hpp"
+#include "peerlink/peer_id.hpp"
 
 namespace peerlink {
 

@@ -27,37 +27,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <optional>
 #include <string>
-#include <string_view>
+
+#include "peerlink/peer_id.hpp"
 
 namespace peerlink {
 
 // Largest blob the Host sends or accepts (it fits one UDP datagram and one small XMPP stanza).
 inline constexpr size_t kMaxSignalingBlob = 1200;
-
-// A peer's name in some signaling system: "<scheme>:<name>". The scheme is 1–32 characters of lower-case
-// letters, digits, '+', '-' and '.', starting with a letter; the name is 1–1000 bytes of anything but
-// control characters. Compared byte for byte.
-class PeerId {
- public:
-  PeerId() = default;  // empty: not a valid id
-  // nullopt (and, if error is given, why) when text is not "<scheme>:<name>" as above.
-  static std::optional<PeerId> parse(std::string_view text, std::string* error = nullptr);
-
-  bool empty() const { return text_.empty(); }
-  const std::string& str() const { return text_; }
-  std::string_view scheme() const { return std::string_view(text_).substr(0, colon_); }
-  std::string_view name() const { return std::string_view(text_).substr(colon_ + 1); }
-
-  bool operator==(const PeerId& o) const { return text_ == o.text_; }
-  bool operator!=(const PeerId& o) const { return text_ != o.text_; }
-  bool operator<(const PeerId& o) const { return text_ < o.text_; }
-
- private:
-  std::string text_;
-  size_t colon_ = 0;
-};
 
 // What a plugin hands received blobs to. Given to SignalingPlugin::start(), valid until stop() returns.
 // Thread-safe: call it from any thread. Each call copies what it needs and returns quickly (it never waits
@@ -97,8 +74,3 @@ class SignalingPlugin {
 };
 
 }  // namespace peerlink
-
-template <>
-struct std::hash<peerlink::PeerId> {
-  size_t operator()(const peerlink::PeerId& id) const { return std::hash<std::string>()(id.str()); }
-};

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "transport/host/candidates.hpp"
 #include "transport/host/host_impl.hpp"
 #include "transport/io/path_codec.hpp"
 
@@ -14,6 +15,10 @@ namespace peerlink {
 
 using protocol::Instant;
 using rendezvous::Action;
+static_assert(rendezvous::kMaxBlobSize == kMaxSignalingBlob, "the rendezvous keeps to the contract's limit");
+
+using host::to_ice;
+using host::to_signaling;
 
 class Host::Impl::Sink final : public SignalingSink {
  public:
@@ -58,11 +63,11 @@ void Host::Impl::start_p2p() {
   std::string why;
   if (!ice::IceAgent::resolve_servers(ice, &why)) log_.log(LogLevel::kWarning, "%s", why.c_str());
   ice::IceCallbacks cb;
-  cb.local_candidates = [this](ice::StreamId s, const std::vector<rendezvous::Candidate>& c, bool done) {
+  cb.local_candidates = [this](ice::StreamId s, const std::vector<ice::Candidate>& c, bool done) {
     IceNews n;
     n.kind = IceNews::kCandidates;
     n.stream = s;
-    n.candidates = c;
+    n.candidates = to_signaling(c);
     n.done = done;
     ice_news_.push_back(std::move(n));
   };
@@ -318,7 +323,7 @@ void Host::Impl::apply(Instant now, Action& a) {
       auto it = p2p_.find(a.handle);
       if (it == p2p_.end() || !it->second.stream) return;
       it->second.peer_key = a.peer_key;
-      ice_->set_remote(it->second.stream, a.ufrag, a.pwd, a.candidates, a.end_of_candidates);
+      ice_->set_remote(it->second.stream, a.ufrag, a.pwd, to_ice(a.candidates), a.end_of_candidates);
       return;
     }
     case Action::Kind::kRestartIce: {

@@ -165,8 +165,8 @@ void Host::Impl::deliver_datagram(Instant now, const PathAddress& from, uint8_t*
 }
 
 Host::Impl::SocketSlot* Host::Impl::socket_of(const PathAddress& path) {
-  uint8_t index = path.size == 24 ? path.bytes[0] : 255;  // see io::encode_path
-  return index < sockets_.size() ? sockets_[index].get() : nullptr;
+  uint8_t index;
+  return io::decode_path_socket(path, index) && index < sockets_.size() ? sockets_[index].get() : nullptr;
 }
 
 bool Host::Impl::transmit(Instant now) {

@@ -17,10 +17,6 @@
 
 namespace peerlink::ice {
 
-using rendezvous::Candidate;
-using rendezvous::CandidateTransport;
-using rendezvous::CandidateType;
-
 struct Signals {
   static void candidate(NiceAgent* agent, NiceCandidate* c, gpointer self) {
     static_cast<IceAgent*>(self)->on_candidate(agent, c);

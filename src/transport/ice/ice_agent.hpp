@@ -20,7 +20,7 @@
 
 #include "peerlink/connection.hpp"
 #include "peerlink/ice.hpp"
-#include "transport/rendezvous/blob.hpp"
+#include "transport/ice/candidate.hpp"
 
 typedef struct _GMainContext GMainContext;
 typedef struct _NiceAgent NiceAgent;
@@ -33,7 +33,7 @@ enum class StreamState : uint8_t { kConnected, kFailed };
 
 struct IceCallbacks {
   // Every local candidate so far (filtered by IceConfig::candidates), and whether gathering is done.
-  std::function<void(StreamId, const std::vector<rendezvous::Candidate>&, bool done)> local_candidates;
+  std::function<void(StreamId, const std::vector<Candidate>&, bool done)> local_candidates;
   std::function<void(StreamId, StreamState)> state;
   // A connected stream's selected pair changed (a better pair was nominated).
   std::function<void(StreamId)> selected_pair;
@@ -66,7 +66,7 @@ class IceAgent {
   bool restart(StreamId stream, std::string& ufrag, std::string& pwd, std::string* error);
   // The peer's credentials and candidates (cumulative: the ones already given are skipped).
   void set_remote(StreamId stream, const std::string& ufrag, const std::string& pwd,
-                  const std::vector<rendezvous::Candidate>& candidates, bool end_of_candidates);
+                  const std::vector<Candidate>& candidates, bool end_of_candidates);
   // Bytes sent, or -1 (not connected, or the socket refused).
   int send(StreamId stream, const uint8_t* data, size_t size);
   void remove_stream(StreamId stream);
@@ -98,8 +98,8 @@ class IceAgent {
     bool gathering_done = false;
     bool got_reflexive = false;  // gathered (offered or not)
     bool got_relay = false;
-    std::vector<rendezvous::Candidate> local;
-    std::vector<rendezvous::Candidate> remote_given;
+    std::vector<Candidate> local;
+    std::vector<Candidate> remote_given;
     std::string remote_ufrag;
     bool remote_done = false;
   };
@@ -115,7 +115,7 @@ class IceAgent {
   uint64_t nice_key(NiceAgent* agent, unsigned nice_id) const {
     return uint64_t(agent == controlling_ ? 1 : 0) << 32 | nice_id;
   }
-  bool offered(const rendezvous::Candidate& c) const;
+  bool offered(const Candidate& c) const;
 
   // libnice signal handlers (static trampolines in the .cpp).
   friend struct Signals;

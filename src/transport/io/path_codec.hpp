@@ -44,6 +44,14 @@ inline bool decode_path(const protocol::PathAddress& path, uint8_t& socket_index
   return true;
 }
 
+// The socket of a UDP path without decoding its address (per datagram on the receive path); false for an
+// ICE path or a malformed one.
+inline bool decode_path_socket(const protocol::PathAddress& path, uint8_t& socket_index) {
+  if (path.size != 24) return false;
+  socket_index = path.bytes[0];
+  return true;
+}
+
 // An ICE stream as a path: a tag byte and the stream id (5 bytes, so never mistaken for a socket path).
 inline constexpr uint8_t kIcePathTag = 0xFE;
 inline protocol::PathAddress encode_ice_path(uint32_t stream) {

@@ -2,7 +2,6 @@
 
 #include <cstring>
 
-#include "peerlink/signaling.hpp"
 #include "transport/protocol/buffer.hpp"
 
 namespace peerlink::rendezvous {
@@ -65,7 +64,7 @@ bool Candidate::operator==(const Candidate& o) const {
 }
 
 bool encode(const Blob& b, std::vector<uint8_t>& out) {
-  uint8_t buf[kMaxSignalingBlob];
+  uint8_t buf[kMaxBlobSize];
   Writer w(buf, sizeof buf);
   w.put_u8(kMagic0);
   w.put_u8(kMagic1);
@@ -109,7 +108,7 @@ bool encode(const Blob& b, std::vector<uint8_t>& out) {
 }
 
 std::optional<Blob> decode(const uint8_t* data, size_t size, std::string* error) {
-  if (size > kMaxSignalingBlob) return fail(error, "blob larger than kMaxSignalingBlob"), std::nullopt;
+  if (size > kMaxBlobSize) return fail(error, "blob larger than kMaxBlobSize"), std::nullopt;
   Reader r(data, size);
   uint8_t m0, m1, version, type;
   if (!r.get_u8(m0) || !r.get_u8(m1) || m0 != kMagic0 || m1 != kMagic1)

@@ -19,6 +19,9 @@
 
 namespace peerlink::rendezvous {
 
+// The largest blob (the signaling contract's kMaxSignalingBlob, which the Host checks is the same).
+inline constexpr size_t kMaxBlobSize = 1200;
+
 enum class BlobType : uint8_t {
   kOffer = 1,   // a connection request (the offering side's candidates)
   kAnswer = 2,  // the request is accepted (the answering side's candidates)
@@ -65,7 +68,7 @@ struct Blob {
   std::string text;
 };
 
-// Appends the encoding to out; false (out unchanged) if the blob would exceed kMaxSignalingBlob or breaks a
+// Appends the encoding to out; false (out unchanged) if the blob would exceed kMaxBlobSize or breaks a
 // limit above.
 bool encode(const Blob& blob, std::vector<uint8_t>& out);
 // nullopt when the bytes are not a well-formed blob of a version we speak; error says why.

@@ -39,7 +39,7 @@
 #include <vector>
 
 #include "peerlink/identity.hpp"
-#include "peerlink/signaling.hpp"
+#include "peerlink/peer_id.hpp"
 #include "transport/crypto/random.hpp"
 #include "transport/protocol/time.hpp"
 #include "transport/rendezvous/blob.hpp"

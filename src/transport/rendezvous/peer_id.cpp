@@ -1,4 +1,4 @@
-#include "peerlink/signaling.hpp"
+#include "peerlink/peer_id.hpp"
 
 namespace peerlink {
 namespace {
