@@ -87,7 +87,9 @@ class Connection {
   std::string debug_string() const;
 
   // --- driven by the Endpoint ---
-  void on_data_packet(Instant now, const PathAddress& from, uint8_t* data, size_t len);
+  // A data packet for this connection; the Endpoint has decoded its header (to find the connection).
+  void on_data_packet(Instant now, const PathAddress& from, const DataHeader& header, uint8_t* data,
+                      size_t len);
   void on_response(Instant now, const ResponsePacket& p);
   void on_finish(Instant now, const FinishPacket& p);
   void on_retry(Instant now, const RetryPacket& p);
@@ -132,9 +134,25 @@ class Connection {
   void apply_transport_params(const std::vector<uint8_t>& payload);
 
   // packets
-  bool decrypt(Instant now, uint8_t* data, size_t len, uint64_t& pn, size_t& plain_len);
-  void process_frames(Instant now, const uint8_t* p, size_t len, uint64_t pn, bool& ack_eliciting);
+  bool open_packet(Instant now, const DataHeader& header, uint8_t* data, size_t len, uint64_t& pn,
+                   size_t& plain_len);
+  void process_frames(Instant now, const uint8_t* p, size_t len, bool& ack_eliciting);
+  // What the next data packet may carry, decided before anything is written (connection_send.cpp).
+  struct PacketPlan {
+    size_t limit = 0;            // its size limit
+    bool probing_mtu = false;    // a PING padded to limit, to probe the path MTU
+    bool probe = false;          // a probe timeout's packet: it leaves whatever the congestion window
+    bool may_send_more = false;  // window and pacer allow new ack-eliciting content
+    bool keepalive_due = false;
+    bool data = false;  // stream data is waiting
+  };
   size_t build_data_packet(Instant now, uint8_t* out, size_t cap);
+  bool plan_packet(Instant now, size_t cap, PacketPlan& plan);  // false: nothing may leave now
+  void write_ack(Instant now, Writer& w);
+  // Returns true if it wrote an ack-eliciting frame (so do write_control_frames and fill_stream_frames).
+  bool write_frames(Instant now, const PacketPlan& plan, Writer& w, SentPacket& sp);
+  bool write_control_frames(Writer& w, SentPacket& sp);
+  void on_packet_sent(Instant now, SentPacket& sp, size_t size, bool ack_eliciting, bool probe);
   size_t seal(Instant now, uint8_t* out, size_t payload_len);
   void maybe_update_keys(Instant now);
 

@@ -47,6 +47,18 @@ struct Connection::Keys {
   Instant phase_started;
   uint64_t packets_in_phase = 0;
   Instant prev_discard = kNever;
+
+  // A key update of our sending direction (ours, or following the peer's): the next secret, the other
+  // phase bit, from packet number next_pn on.
+  void rotate_send(uint64_t next_pn, Instant now) {
+    send_secret = next_key_secret(send_secret);
+    send = crypto::Aead(alg, send_secret);
+    send_phase = !send_phase;
+    send_phase_first_pn = next_pn;
+    send_phase_acked = false;
+    packets_in_phase = 0;
+    phase_started = now;
+  }
 };
 
 }  // namespace peerlink::protocol

@@ -106,7 +106,7 @@ void Endpoint::handle_datagram(Instant now, const PathAddress& from, uint8_t* da
       if (!decode_data_header(data, len, h)) break;
       if (Slot* s = route(h.receiver_id, false)) {
         size_t pending = s->conn->pending_messages();
-        s->conn->on_data_packet(now, from, data, len);
+        s->conn->on_data_packet(now, from, h, data, len);
         if (s->conn->pending_messages() > pending)
           messages_delivered_ += s->conn->pending_messages() - pending;
         touch(h.receiver_id, *s);

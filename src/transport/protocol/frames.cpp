@@ -4,6 +4,7 @@
 #include "transport/protocol/frames.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 
 namespace peerlink::protocol {
@@ -208,13 +209,21 @@ void encode_ack(Writer& w, const AckFrame& f) {
   }
 }
 
-void encode_reliable(Writer& w, uint32_t lane, uint64_t offset, const uint8_t* data, size_t length) {
-  if (lane >= kMaxLanes || offset > kMaxStreamOffset || length > kMaxStreamOffset - offset) return fail(w);
+uint8_t* encode_reliable(Writer& w, uint32_t lane, uint64_t offset, size_t length) {
+  if (lane >= kMaxLanes || offset > kMaxStreamOffset || length > kMaxStreamOffset - offset) {
+    fail(w);
+    return nullptr;
+  }
   w.put_u8(static_cast<uint8_t>(FrameType::kReliable));
   w.put_varint(lane);
   w.put_varint(offset);
   w.put_varint(length);
-  w.put_bytes(data, length);
+  return w.put_uninit(length);
+}
+
+void encode_reliable(Writer& w, uint32_t lane, uint64_t offset, const uint8_t* data, size_t length) {
+  uint8_t* payload = encode_reliable(w, lane, offset, length);
+  if (payload && length > 0) std::memcpy(payload, data, length);
 }
 
 void encode_unreliable(Writer& w, const UnreliableFrame& f) {

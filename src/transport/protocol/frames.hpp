@@ -125,6 +125,10 @@ FrameError decode_frame(Reader& r, Frame& out);
 void encode_ping(Writer& w);
 void encode_padding(Writer& w, size_t n);
 void encode_ack(Writer& w, const AckFrame& f);
+// RELIABLE: writes the frame's fields and reserves its length payload bytes, returning where they go (the
+// sender copies them there straight from its send buffer); nullptr, with the writer failed, on an invalid
+// field or too little room. The second form copies the payload from data.
+uint8_t* encode_reliable(Writer& w, uint32_t lane, uint64_t offset, size_t length);
 void encode_reliable(Writer& w, uint32_t lane, uint64_t offset, const uint8_t* data, size_t length);
 void encode_unreliable(Writer& w, const UnreliableFrame& f);
 void encode_max_data(Writer& w, uint64_t max);
