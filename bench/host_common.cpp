@@ -10,9 +10,8 @@ namespace peerlink::bench {
 namespace {
 
 Address parse_ip(const std::string& ip) {
-  std::string why;
-  auto a = Address::parse(ip, &why);
-  if (!a) throw std::runtime_error("bad address " + ip + ": " + why);
+  Result<Address> a = Address::parse(ip);
+  if (!a) throw std::runtime_error("bad address " + ip + ": " + a.error().message);
   return *a;
 }
 
@@ -30,12 +29,10 @@ void ignore_events(Host& host) {
 
 std::string listen_for_bench(Host& host, const std::string& ip, PollGroupHandle group) {
   ListenOptions options;
-  options.address = parse_ip(ip);
   options.poll_group = group;
-  std::string why;
-  ListenSocketHandle socket = host.listen(0, options, &why);
-  if (socket == kInvalidListenSocket) throw std::runtime_error("listen on " + ip + ": " + why);
-  auto bound = host.listen_address(socket);
+  Result<ListenSocketHandle> socket = host.listen(parse_ip(ip), options);
+  if (!socket) throw std::runtime_error("listen on " + ip + ": " + socket.error().message);
+  auto bound = host.listen_address(*socket);
   if (!bound) throw std::runtime_error("listen_address() knows no address for a new listen socket");
   return "ready port=" + std::to_string(bound->port()) + " key=" + key_to_hex(host.identity().public_key());
 }
@@ -73,9 +70,10 @@ ConnectionHandle connect_and_wait(Host& host, const Address& to, const PublicKey
                                   double timeout_seconds) {
   ConnectOptions options;
   options.expected_key = key;
-  std::string why;
-  ConnectionHandle c = host.connect(to, options, &why);
-  if (c == kInvalidConnection) throw std::runtime_error("connect to " + to.to_string() + ": " + why);
+  Result<ConnectionHandle> connecting = host.connect(to, options);
+  if (!connecting)
+    throw std::runtime_error("connect to " + to.to_string() + ": " + connecting.error().message);
+  const ConnectionHandle c = *connecting;
   int64_t deadline = monotonic_ns() + int64_t(timeout_seconds * 1e9);
   for (;;) {
     auto info = host.connection_info(c);

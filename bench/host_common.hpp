@@ -21,7 +21,7 @@ void ignore_events(Host& host);
 
 // The server's listen socket on ip (an ephemeral port), its accepted connections in `group` if given.
 // Returns "ready port=<port> key=<hex public key>" for the control channel. Throws std::runtime_error.
-std::string listen_for_bench(Host& host, const std::string& ip, PollGroupHandle group = kInvalidPollGroup);
+std::string listen_for_bench(Host& host, const std::string& ip, PollGroupHandle group = kDefaultPollGroup);
 
 std::string key_to_hex(const PublicKey& key);
 PublicKey key_from_hex(const std::string& hex);  // throws std::runtime_error

@@ -174,10 +174,10 @@ void run_connect(const HostBenchOptions& o) {
     put_sequence(message, uint64_t(trial));
     ConnectOptions options;
     options.expected_key = key;
-    std::string why;
     int64_t t0 = monotonic_ns();
-    ConnectionHandle c = host.connect(to, options, &why);
-    if (c == kInvalidConnection) throw std::runtime_error("connect: " + why);
+    Result<ConnectionHandle> connecting = host.connect(to, options);
+    if (!connecting) throw std::runtime_error("connect: " + connecting.error().message);
+    const ConnectionHandle c = *connecting;
     SendResult sent = host.send(c, message, sizeof message, kPingFlags);
     if (sent != SendResult::kOk)
       throw std::runtime_error(std::string("send while connecting: ") + to_string(sent));

@@ -71,9 +71,8 @@ void run_memory(const HostBenchOptions& o) {
     ConnectOptions options;
     options.expected_key = key;
     for (size_t i = 1; i < n; ++i) {
-      std::string why;
-      if (host.connect(to, options, &why) == kInvalidConnection)
-        throw std::runtime_error("connect #" + std::to_string(i + 1) + ": " + why);
+      Result<ConnectionHandle> c = host.connect(to, options);
+      if (!c) throw std::runtime_error("connect #" + std::to_string(i + 1) + ": " + c.error().message);
     }
     int64_t deadline = monotonic_ns() + int64_t(60e9);
     connected = 0;  // the first connection's event was delivered while settling: count the new ones

@@ -48,7 +48,7 @@ class ServedHost {
 
  private:
   Host host_;
-  PollGroupHandle group_ = kInvalidPollGroup;
+  PollGroupHandle group_ = kDefaultPollGroup;
   std::string ready_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
@@ -105,7 +105,7 @@ int run_host_echo(const RoleArgs& args, ControlChannel& channel) {
   ServedHost served(args, false);  // after what its thread uses, so that it stops first
   UdpEcho raw(args.bind_ip);
   served.start([&] {
-    while (served.host().receive_all(in) > 0) {
+    while (served.host().receive_on_poll_group(kDefaultPollGroup, in) > 0) {
       for (const Message& m : in)
         served.host().send(m.connection(), m.data(), m.size(), send_flags::kReliable | send_flags::kNoNagle);
       in.clear();
@@ -139,7 +139,7 @@ int run_host_connect(const RoleArgs& args, ControlChannel& channel) {
   ServedHost served(args, false);  // after what its thread uses, so that it stops first
   UdpEcho raw(args.bind_ip);
   served.start([&] {
-    if (served.host().receive_all(in) == 0) return;
+    if (served.host().receive_on_poll_group(kDefaultPollGroup, in) == 0) return;
     int64_t delivered = monotonic_ns();
     for (const Message& m : in) {
       char line[96];
@@ -158,7 +158,7 @@ int run_host_memory(const RoleArgs& args, ControlChannel& channel) {
   std::vector<Message> in;
   ServedHost served(args, false);  // after what its thread uses, so that it stops first
   served.start([&] {
-    while (served.host().receive_all(in) > 0)
+    while (served.host().receive_on_poll_group(kDefaultPollGroup, in) > 0)
       in.clear();
   });
   channel.say(served.ready());

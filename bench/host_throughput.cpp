@@ -90,7 +90,7 @@ void add_stream_details(Figure& f, const StreamResult& r, const NetworkPath& pat
       .add_count("packets_sent", r.status.packets_sent)
       .add_count("packets_lost", r.status.packets_lost)
       .add_count("packets_retransmitted", r.status.packets_retransmitted)
-      .add_count("rtt_us", uint64_t(r.status.rtt.count()))
+      .add_count("rtt_us", uint64_t(r.status.rtt.value_or(std::chrono::microseconds(0)).count()))
       .add_count("cwnd_bytes", r.status.congestion_window_bytes)
       .add_count("packet_size", r.status.packet_size);
 }

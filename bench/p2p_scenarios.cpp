@@ -16,11 +16,11 @@
 #include <vector>
 
 #include "bench_output.hpp"
-#include "integration/inprocess_signaling.hpp"
 #include "measure.hpp"
 #include "netlab/lab.hpp"
 #include "netlab/lab_ice.hpp"
 #include "peerlink/host.hpp"
+#include "peerlink/testkit/in_process_signaling.hpp"
 #include "raw_socket.hpp"
 
 namespace peerlink::bench {
@@ -32,7 +32,7 @@ using netlab::lab_ice;
 using netlab::NatType;
 using netlab::NetnsScope;
 using netlab::Site;
-using test::SignalingHub;
+using testkit::SignalingHub;
 
 double ms_since(Clock::time_point t0, Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(t - t0).count();
@@ -55,7 +55,10 @@ std::unique_ptr<Host> host_in(const std::string& ns, const std::shared_ptr<Signa
   }
   h->set_connection_callback([](const ConnectionEvent&) {});
   if (on_message) h->set_message_callback(std::move(on_message));
-  if (name == "b" && h->listen_p2p() == kInvalidListenSocket) throw std::runtime_error("listen_p2p failed");
+  if (name == "b") {
+    Result<ListenSocketHandle> l = h->listen_p2p();
+    if (!l) throw std::runtime_error("listen_p2p: " + l.error().message);
+  }
   return h;
 }
 
@@ -90,9 +93,9 @@ ConnectSample connect_once(const Lab& lab, const Site& sa, const Site& sb) {
   });
   auto a = host_in(sa.peer_ns(0), hub, "a", lab_ice(lab));
   const auto t0 = Clock::now();
-  std::string error;
-  ConnectionHandle c = a->connect(SignalingHub::id("b"), {}, &error);
-  if (c == kInvalidConnection) throw std::runtime_error("connect: " + error);
+  Result<ConnectionHandle> connecting = a->connect(SignalingHub::id("b"));
+  if (!connecting) throw std::runtime_error("connect: " + connecting.error().message);
+  const ConnectionHandle c = *connecting;
   if (a->send(c, "hello", 5) != SendResult::kOk) throw std::runtime_error("send before connected refused");
   {
     std::unique_lock<std::mutex> lock(m);
@@ -225,7 +228,9 @@ double ice_goodput(const Lab& lab, const Site& sa, const Site& sb, double second
     if (counting.load(std::memory_order_relaxed)) bytes += m.size();
   });
   auto a = host_in(sa.peer_ns(0), hub, "a", lab_ice(lab));
-  ConnectionHandle c = a->connect(SignalingHub::id("b"));
+  Result<ConnectionHandle> connecting = a->connect(SignalingHub::id("b"));
+  if (!connecting) throw std::runtime_error("connect: " + connecting.error().message);
+  const ConnectionHandle c = *connecting;
   const auto t0 = Clock::now();
   while (a->connection_info(c)->state != ConnectionState::kConnected) {
     if (Clock::now() - t0 > std::chrono::seconds(10)) throw std::runtime_error("ICE connect took over 10 s");

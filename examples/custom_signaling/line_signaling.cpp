@@ -287,6 +287,10 @@ void LineSignaling::serve(int fd) {
   }
 }
 
+peerlink::PeerId LineSignaling::local_peer() const {
+  return peerlink::PeerId::parse("line:" + options_.name).value_or(peerlink::PeerId());
+}
+
 void LineSignaling::handle_line(const std::string& text) {
   std::string_view rest = text;
   if (!rest.empty() && rest.back() == '\r') rest.remove_suffix(1);
@@ -304,9 +308,8 @@ void LineSignaling::handle_line(const std::string& text) {
     if (id) sink_->deliver(*id, blob.data(), blob.size());
   } else if (command == "UNREACHABLE") {
     std::string_view to = line_protocol::next_field(rest);
-    auto id =
-        line_protocol::valid_name(to) ? peerlink::PeerId::parse("line:" + std::string(to)) : std::nullopt;
-    if (!id) {
+    peerlink::Result<peerlink::PeerId> id = peerlink::PeerId::parse("line:" + std::string(to));
+    if (!line_protocol::valid_name(to) || !id) {
       log("ignoring a malformed UNREACHABLE line from the server");
       return;
     }

@@ -9,8 +9,9 @@
 //   peerlink::HostConfig config;
 //   config.signaling.push_back(plugin);
 //   peerlink::Host host(config);                        // calls plugin->start(): it connects in the
-//   background if (!plugin->wait_ready(std::chrono::seconds(5))) { /* plugin->error() says why */ }
-//   host.connect(*peerlink::PeerId::parse("line:bob"));
+//                                                       // background
+//   if (!plugin->wait_ready(std::chrono::seconds(5))) { /* plugin->error() says why */ }
+//   auto conn = host.connect(*peerlink::PeerId::parse("line:bob"));
 //
 // Threading: one thread of its own (started by start(), joined by stop()) connects to the server, writes
 // queued lines and reads the server's lines; it is the only thread that calls the SignalingSink. send() only
@@ -57,6 +58,8 @@ class LineSignaling final : public peerlink::SignalingPlugin {
 
   // --- peerlink::SignalingPlugin ---
   std::string scheme() const override { return "line"; }
+  // "line:<name>": connecting to it is refused by the Host at once (ErrorCode::kSelf).
+  peerlink::PeerId local_peer() const override;
   void start(peerlink::SignalingSink& sink) override;
   void send(const peerlink::PeerId& to, const void* blob, size_t size) override;
   void stop() override;

@@ -78,12 +78,12 @@ PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$WORK/server.out"
 echo "server on 127.0.0.1:$PORT"
 
 # --- 2. bob listens, alice connects ---
-"$PEER" --server "127.0.0.1:$PORT" --name bob --messages 3 --timeout 30 >"$WORK/bob.out" 2>"$WORK/bob.err" &
+"$PEER" --interface lo --server "127.0.0.1:$PORT" --name bob --messages 3 --timeout 30 >"$WORK/bob.out" 2>"$WORK/bob.err" &
 BOB_PID=$!
 PIDS+=("$BOB_PID")
 wait_for "$WORK/bob.out" '^\[bob\] waiting for a peer$' 10 || fail "bob did not start listening"
 
-"$PEER" --server "127.0.0.1:$PORT" --name alice --connect bob --messages 3 --timeout 30 \
+"$PEER" --interface lo --server "127.0.0.1:$PORT" --name alice --connect bob --messages 3 --timeout 30 \
   >"$WORK/alice.out" 2>"$WORK/alice.err" &
 ALICE_PID=$!
 PIDS+=("$ALICE_PID")
@@ -105,7 +105,7 @@ sed 's/^/    /' "$WORK/bob.out" "$WORK/alice.out"
 
 # --- 3. nobody is called "nobody": unreachable, reported quickly ---
 START=$SECONDS
-"$PEER" --server "127.0.0.1:$PORT" --name carol --connect nobody --timeout 20 \
+"$PEER" --interface lo --server "127.0.0.1:$PORT" --name carol --connect nobody --timeout 20 \
   >"$WORK/carol.out" 2>"$WORK/carol.err" &
 CAROL_PID=$!
 PIDS+=("$CAROL_PID")
@@ -117,8 +117,20 @@ grep -q 'connection failed: .*(code 5005, "line rendezvous server: nobody not co
 [ $((SECONDS - START)) -lt 8 ] || fail "unreachable took $((SECONDS - START)) s: it waited for a timeout"
 echo "an unknown peer is reported unreachable in $((SECONDS - START)) s"
 
+# Connecting to oneself is refused at once by the Host (the plugin names this Host's own peer id).
+"$PEER" --interface lo --server "127.0.0.1:$PORT" --name frank --connect frank --timeout 20 \
+  >"$WORK/frank.out" 2>"$WORK/frank.err" &
+FRANK_PID=$!
+PIDS+=("$FRANK_PID")
+wait_exit "$FRANK_PID" 10
+FRANK_RC=$?
+[ "$FRANK_RC" -eq 1 ] || fail "frank exited with $FRANK_RC connecting to himself, expected 1"
+grep -q "cannot connect to line:frank: it is this Host's own peer id" "$WORK/frank.err" ||
+  fail "frank's self-connection was not refused with a clear error"
+echo "a connection to oneself is refused at once"
+
 # --- 4. the server goes away under a listening peer ---
-"$PEER" --server "127.0.0.1:$PORT" --name dave --timeout 30 >"$WORK/dave.out" 2>"$WORK/dave.err" &
+"$PEER" --interface lo --server "127.0.0.1:$PORT" --name dave --timeout 30 >"$WORK/dave.out" 2>"$WORK/dave.err" &
 DAVE_PID=$!
 PIDS+=("$DAVE_PID")
 wait_for "$WORK/dave.out" '^\[dave\] waiting for a peer$' 10 || fail "dave did not start listening"
@@ -133,7 +145,7 @@ grep -q 'lost the connection to the rendezvous server' "$WORK/dave.err" || fail 
 echo "a peer reports the loss of the server and exits 1; the server exits 0 on SIGTERM"
 
 # The server with nothing listening on that port any more: the plugin says so at once.
-"$PEER" --server "127.0.0.1:$PORT" --name erin --timeout 10 >"$WORK/erin.out" 2>"$WORK/erin.err" &
+"$PEER" --interface lo --server "127.0.0.1:$PORT" --name erin --timeout 10 >"$WORK/erin.out" 2>"$WORK/erin.err" &
 ERIN_PID=$!
 PIDS+=("$ERIN_PID")
 wait_exit "$ERIN_PID" 15

@@ -60,15 +60,12 @@ struct Peer {
 
 int main() {
   Peer alice("alice"), bob("bob");
-  ListenOptions where;
-  where.address = Address::loopback_v4(0);
-  std::string error;
-  ListenSocketHandle listener = bob.host.listen(0, where, &error);
-  if (listener == kInvalidListenSocket) {
-    std::fprintf(stderr, "bob cannot listen: %s\n", error.c_str());
+  Result<ListenSocketHandle> listener = bob.host.listen(Address::loopback_v4(0));
+  if (!listener) {
+    std::fprintf(stderr, "bob cannot listen: %s\n", listener.error().message.c_str());
     return 1;
   }
-  Address bob_address = *bob.host.listen_address(listener);
+  Address bob_address = *bob.host.listen_address(*listener);
   std::printf("alice %s\n", alice.host.identity().fingerprint().c_str());
   std::printf("bob   %s  listening on %s\n", bob.host.identity().fingerprint().c_str(),
               bob_address.to_string().c_str());
@@ -76,11 +73,12 @@ int main() {
   auto started = std::chrono::steady_clock::now();
   ConnectOptions pin;
   pin.expected_key = bob.host.identity().public_key();
-  alice.conn = alice.host.connect(bob_address, pin, &error);
-  if (alice.conn == kInvalidConnection) {
-    std::fprintf(stderr, "alice cannot connect: %s\n", error.c_str());
+  Result<ConnectionHandle> connecting = alice.host.connect(bob_address, pin);
+  if (!connecting) {
+    std::fprintf(stderr, "alice cannot connect: %s\n", connecting.error().message.c_str());
     return 1;
   }
+  alice.conn = *connecting;
   const std::vector<std::string> alice_lines = {"hello bob, this is alice", "the handshake was Noise IK",
                                                 "every packet here is AEAD-protected"};
   const std::vector<std::string> bob_lines = {"hi alice!", "and you proved you hold your key", "bye for now"};
@@ -105,9 +103,10 @@ int main() {
     if (alice_heard == alice_lines.size() && !alice_closing) {
       auto st = alice.host.status(alice.conn);
       std::printf("[alice] rtt %lld us, %llu packets sent, %llu received; closing\n",
-                  static_cast<long long>(st->rtt.count()), static_cast<unsigned long long>(st->packets_sent),
+                  static_cast<long long>(st->rtt ? st->rtt->count() : 0),
+                  static_cast<unsigned long long>(st->packets_sent),
                   static_cast<unsigned long long>(st->packets_received));
-      alice.host.close(alice.conn, uint32_t(EndReason::kAppGeneric), "goodbye", true);
+      alice.host.close(alice.conn, CloseMode::kAfterDelivery, uint32_t(EndReason::kAppGeneric), "goodbye");
       alice_closing = true;
     }
     if (std::chrono::steady_clock::now() - started > 10s) {

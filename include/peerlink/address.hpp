@@ -1,8 +1,7 @@
 // An IP address and UDP port, IPv4 or IPv6: where a direct connection goes or a listen socket is bound.
 //
-//   std::string error;
-//   auto a = peerlink::Address::parse("[2001:db8::1]:7777", &error);   // or "192.0.2.1:7777", "::1", ...
-//   if (!a) { std::cerr << error << "\n"; return 1; }
+//   auto a = peerlink::Address::parse("[2001:db8::1]:7777");   // or "192.0.2.1:7777", "::1", ...
+//   if (!a) { std::cerr << a.error().message << "\n"; return 1; }
 //   std::cout << a->to_string();                                       // "[2001:db8::1]:7777"
 //
 // Thread-safety: a plain value; copies may be used from any thread.
@@ -10,9 +9,10 @@
 
 #include <array>
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <string_view>
+
+#include "peerlink/error.hpp"
 
 namespace peerlink {
 
@@ -27,10 +27,9 @@ class Address {
   static Address any_v6(uint16_t port) { return ipv6({}, port); }  // "[::]": every interface, dual-stack
 
   // Numeric forms only (no name resolution): "192.0.2.1:7777", "192.0.2.1", "[2001:db8::1]:7777",
-  // "2001:db8::1", "[fe80::1%eth0]:7777". Without a port the port is default_port. On failure returns
-  // nullopt and, if error is given, says what is wrong with the text.
-  static std::optional<Address> parse(std::string_view text, std::string* error = nullptr,
-                                      uint16_t default_port = 0);
+  // "2001:db8::1", "[fe80::1%eth0]:7777". Without a port the port is default_port. Fails with
+  // ErrorCode::kInvalidArgument, saying what is wrong with the text.
+  static Result<Address> parse(std::string_view text, uint16_t default_port = 0);
 
   Family family() const { return family_; }
   bool is_ipv4() const { return family_ == Family::kIPv4; }

@@ -4,13 +4,15 @@
 //   auto info = host.connection_info(conn);
 //   if (info) std::cout << info->remote_fingerprint << " via " << info->remote_address.to_string();
 //   auto st = host.status(conn);
-//   if (st) std::cout << "rtt " << st->rtt.count() << " us, loss " << st->loss_rate * 100 << " %";
+//   if (st && st->rtt) std::cout << "rtt " << st->rtt->count() << " us, loss " << st->loss_rate * 100 << "
+//   %";
 //
 // Thread-safety: plain values; copies may be used from any thread.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,26 +35,32 @@ enum class ConnectionState : uint8_t {
 };
 const char* to_string(ConnectionState state);
 
-// Send flags, combinable. Without kReliable a message is unreliable: it may be lost, is never duplicated,
-// and is delivered whole or not at all.
+// Send flags, combinable with |. Messages are reliable unless kUnreliable says otherwise.
 namespace send_flags {
-inline constexpr uint32_t kUnreliable = 0;
-inline constexpr uint32_t kReliable = 1u << 0;
+// Reliable (the default, no bit): delivered once, whole, in order with the other reliable messages of its
+// lane, or the connection ends.
+inline constexpr uint32_t kReliable = 0;
+// May be lost; never duplicated; delivered whole or not at all; not ordered with respect to other
+// messages. At most 64 KiB.
+inline constexpr uint32_t kUnreliable = 1u << 0;
 // Send at once instead of waiting up to the Nagle delay (5 ms) to coalesce with the next messages.
 inline constexpr uint32_t kNoNagle = 1u << 1;
-// Unreliable only: if the message cannot leave right now (congestion window full, not yet connected),
-// drop it and return kDropped instead of queueing it. Implies kNoNagle.
-inline constexpr uint32_t kNoDelay = 1u << 2;
+// With kUnreliable only (kInvalidFlags otherwise): if the message cannot leave right now (congestion
+// window full, not yet connected), drop it and return kDropped instead of queueing it. Implies kNoNagle.
+// For state updates that are useless late.
+inline constexpr uint32_t kDropIfBlocked = 1u << 2;
+inline constexpr uint32_t kAll = kUnreliable | kNoNagle | kDropIfBlocked;
 }  // namespace send_flags
 
 enum class SendResult : uint8_t {
   kOk,
-  kDropped,          // a kNoDelay message that could not leave now, or an empty unreliable one
+  kDropped,          // a kDropIfBlocked message that could not leave now, or an empty unreliable one
   kLimitExceeded,    // the connection's send buffer is full: retry after some data is acknowledged
   kMessageTooLarge,  // above max_message_size (reliable) or 64 KiB (unreliable)
   kInvalidState,     // the connection is closing or closed
   kInvalidLane,      // no such lane (see Host::configure_lanes)
   kNoConnection,     // no such connection handle
+  kInvalidFlags,     // unknown bits, or kDropIfBlocked without kUnreliable
 };
 const char* to_string(SendResult result);
 
@@ -77,11 +85,19 @@ const char* to_string(RouteType route);
 struct ConnectionInfo {
   ConnectionHandle handle = kInvalidConnection;
   ConnectionState state = ConnectionState::kConnecting;
-  bool incoming = false;           // the peer connected to us (through a listen socket)
-  PeerId remote_peer;              // peer-to-peer connections: the peer's signaling name
-  uint32_t listen_socket = 0;      // the listen socket it came through; 0 for outgoing connections
-  PublicKey remote_key{};          // all zero until the handshake has proven the peer's key
+  bool incoming = false;       // the peer connected to us (through a listen socket)
+  PeerId remote_peer;          // peer-to-peer connections: the peer's signaling name
+  uint16_t virtual_port = 0;   // peer-to-peer connections: the listen_p2p() virtual port it is for
+  uint32_t listen_socket = 0;  // the listen socket it came through; 0 for outgoing connections
+  // The peer's static key: all zero until known. Known once the handshake has proven it
+  // (remote_key_proven), and, for a peer-to-peer request, from the signaling before that (see
+  // ConnectionEventKind::kIncomingRequest).
+  PublicKey remote_key{};
+  bool remote_key_proven = false;
   std::string remote_fingerprint;  // Identity::fingerprint_of(remote_key); empty until known
+  // Where the datagrams go and come from: the peer's address as seen from here, and ours. Over ICE, those
+  // of the selected candidate pair (a relayed route: the TURN server's relayed address for us, the peer's
+  // relay or mapped address for it); "(none)" until a path is known.
   Address remote_address;
   Address local_address;
   RouteType route = RouteType::kNone;
@@ -94,7 +110,9 @@ struct ConnectionInfo {
 // Real-time status, GameNetworkingSockets' SteamNetConnectionRealTimeStatus_t in spirit.
 struct ConnectionStatus {
   ConnectionState state = ConnectionState::kConnecting;
-  std::chrono::microseconds rtt{0};  // smoothed round-trip time
+  // Smoothed round-trip time; nullopt until the first sample (an acknowledgement of a packet sent
+  // connected). rtt_min and rtt_variance are 0 until then.
+  std::optional<std::chrono::microseconds> rtt;
   std::chrono::microseconds rtt_min{0};
   std::chrono::microseconds rtt_variance{0};
   double loss_rate = 0;  // recent fraction of packets lost, 0–1
@@ -108,7 +126,7 @@ struct ConnectionStatus {
   uint64_t packets_rejected_auth = 0;  // failed authentication: corrupt or forged
   uint64_t packets_duplicate = 0;      // replayed or duplicated
   uint64_t messages_sent = 0, messages_received = 0;
-  uint64_t unreliable_dropped = 0;  // unreliable messages abandoned (a fragment lost, or kNoDelay)
+  uint64_t unreliable_dropped = 0;  // unreliable messages abandoned (a fragment lost, or kDropIfBlocked)
   uint64_t queued_bytes = 0;        // accepted by send() but not yet acknowledged, all lanes
   std::vector<uint64_t> lane_queued_bytes;
 };

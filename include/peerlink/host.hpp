@@ -1,42 +1,47 @@
 // Host: one identity, its sockets and all its connections, served by one background thread.
 //
-//   // Server: accepts everyone, echoes every message.
+//   // Echo server: events and messages come from one call, service() (in the spirit of ENet).
 //   peerlink::Host server;
-//   server.set_connection_callback([&](const peerlink::ConnectionEvent& e) {
-//     if (e.kind == peerlink::ConnectionEventKind::kClosed) server.close(e.info.handle);  // release it
-//   });
-//   server.listen(7777);
-//   std::vector<peerlink::Message> in;
+//   auto listening = server.listen(7777);
+//   if (!listening) { std::cerr << listening.error().message << "\n"; return 1; }
+//   peerlink::HostEvent event;
 //   for (;;) {
-//     server.wait(std::chrono::seconds(1));
-//     server.run_callbacks();
-//     server.receive_all(in);
-//     for (auto& m : in) server.send(m.connection(), m.data(), m.size());
-//     in.clear();
+//     if (!server.service(event, std::chrono::seconds(1))) continue;  // nothing within a second
+//     if (event.kind == peerlink::HostEventKind::kMessage)
+//       server.send(event.message.connection(), event.message.data(), event.message.size());
 //   }
 //
-//   // Client: connects, sends (reliable by default; queued until connected).
+//   // Client: connects, sends (reliable and ordered unless send_flags::kUnreliable; queued until
+//   // connected).
 //   peerlink::Host client;
 //   auto conn = client.connect(*peerlink::Address::parse("192.0.2.1:7777"));
-//   client.send(conn, "hello", 5);
+//   if (conn) client.send(*conn, "hello", 5);
 //
-// Connections: connect() starts one; with ListenOptions::auto_accept (the default) a listen socket accepts
-// every peer that completes the handshake. Messages are reliable and ordered per lane, or unreliable
-// (send_flags). Every connection is encrypted and authenticated: ConnectionInfo::remote_key is the peer's
-// proven static key, and ConnectOptions::expected_key pins it.
+// Connections: connect() starts one, to an address or (peer to peer, through a signaling plugin) to a
+// PeerId; listen() and listen_p2p() accept them. Every connection is encrypted and authenticated:
+// ConnectionInfo::remote_key is the peer's static key, proven by the handshake, and ConnectOptions::
+// expected_key pins it.
 //
-// Events (incoming requests, connected, closed) go to the callback set with set_connection_callback(). By
-// default they are queued and delivered by run_callbacks() on the thread that calls it; with
-// HostConfig::callback_thread = kService they run on the service thread as they happen. Either way no
-// library lock is held while a callback runs, and a callback may call any method of the Host (but must not
-// destroy it, and must not throw).
+// Events (incoming request, connected, closed) and messages reach the application in one of two styles
+// (docs/HOST.md has both in full):
+//   - service(): the next event or message, whichever came first, on the calling thread. A connection whose
+//     kClosed event service() returned is released (its handle is invalid afterwards; its messages were
+//     returned before it).
+//   - callbacks: set_connection_callback() (or a callback per connection or listener, in ConnectOptions /
+//     ListenOptions), delivered by run_callbacks() on the calling thread (or on the service thread, with
+//     HostConfig::callback_thread = kService); messages with receive() or receive_on_poll_group(). A handle
+//     stays valid until close(), also after its connection ended: what it received stays readable.
+// An event goes to the connection's own callback if it has one, else to the Host's, else it waits for
+// service(). No library lock is held while a callback runs; a callback may call any method of the Host
+// (but must not destroy it, and must not throw).
 //
-// Handles: a connection handle stays valid until the application calls close() on it, also after the
-// connection ended on its own (kClosed event): the messages it received before stay readable until then.
+// Errors: calls that can fail return Result (error.hpp): the value, or a machine-readable ErrorCode with a
+// message.
 //
 // Thread-safety: every method may be called from any thread at any time, concurrently, except that the
 // destructor must not race with other calls. Calls are short: they take a per-Host lock for a few
-// microseconds or queue work for the service thread; none waits for the network except wait().
+// microseconds or queue work for the service thread; none waits for the network except service() and
+// wait().
 #pragma once
 
 #include <chrono>
@@ -51,22 +56,28 @@
 #include "peerlink/address.hpp"
 #include "peerlink/connection.hpp"
 #include "peerlink/end_reason.hpp"
+#include "peerlink/error.hpp"
 #include "peerlink/ice.hpp"
 #include "peerlink/identity.hpp"
 #include "peerlink/log.hpp"
 #include "peerlink/message.hpp"
 #include "peerlink/network_simulation.hpp"
+#include "peerlink/peer_id.hpp"
 #include "peerlink/signaling.hpp"
 
 namespace peerlink {
 
 using ListenSocketHandle = uint32_t;  // 0 is never valid
-using PollGroupHandle = uint32_t;     // 0 is never valid
+using PollGroupHandle = uint32_t;
 inline constexpr ListenSocketHandle kInvalidListenSocket = 0;
-inline constexpr PollGroupHandle kInvalidPollGroup = 0;
+// Every connection is in exactly one poll group: this one unless put in another (ConnectOptions,
+// ListenOptions, set_poll_group). receive_on_poll_group(kDefaultPollGroup, ...) reads the ones left here.
+inline constexpr PollGroupHandle kDefaultPollGroup = 0;
+// The virtual port of listen_p2p() and ConnectOptions when none is named.
+inline constexpr uint16_t kDefaultVirtualPort = 0;
 
 enum class CallbackThread : uint8_t {
-  kApplication,  // queued; run_callbacks() delivers them on the caller's thread
+  kApplication,  // queued; run_callbacks() (or service()) delivers them on the caller's thread
   kService,      // called on the Host's service thread as they happen; keep them short
 };
 
@@ -82,7 +93,7 @@ struct HostConfig {
   std::chrono::milliseconds connect_timeout{10000};  // handshake must complete within this
   std::chrono::milliseconds idle_timeout{20000};     // silence after which a connection is declared dead
   std::chrono::milliseconds keepalive_interval{5000};
-  std::chrono::milliseconds linger_timeout{10000};  // a close(linger = true) gives up after this
+  std::chrono::milliseconds linger_timeout{10000};  // a close(CloseMode::kAfterDelivery) gives up after this
 
   size_t send_buffer_bytes = 96u << 20;     // per connection: beyond this send() returns kLimitExceeded
   size_t receive_buffer_bytes = 96u << 20;  // per connection: unread bytes before the peer is slowed down
@@ -107,17 +118,48 @@ struct HostConfig {
   NetworkSimulation simulation;       // off by default (applies to direct UDP sockets, not to ICE paths)
   int socket_buffer_bytes = 4 << 20;  // SO_RCVBUF / SO_SNDBUF of every socket
 
-  // "" when the configuration is usable, else what is wrong with it.
-  std::string validate() const;
+  // Fails (ErrorCode::kInvalidConfig, naming the field) if the configuration is not usable.
+  Result<void> validate() const;
 };
 
-// For listen_p2p(), no symmetric flag is needed (GameNetworkingSockets sets one on the listen socket too):
-// every peer-to-peer listener honours ConnectOptions::symmetric of the requests it gets, matching a request
-// with this side's own symmetric connect() to that peer, before or after it (see ConnectOptions::symmetric).
+enum class ConnectionEventKind : uint8_t {
+  // A peer asks to connect through a listen socket with auto_accept off: accept() or reject() it (a request
+  // left unanswered fails after connect_timeout). What is known of the peer differs by kind of listener:
+  //   listen():     the handshake is done; info.remote_key is proven (info.remote_key_proven).
+  //   listen_p2p(): it comes at signaling time, before any handshake: info.remote_peer is the sender as the
+  //                 signaling plugin authenticated it, info.remote_key the key its request carries, not yet
+  //                 proven. The handshake after accept() proves it: a peer that does not hold that key
+  //                 never connects (EndReason::kRemoteKeyMismatch).
+  kIncomingRequest,
+  kConnected,  // ready: messages flow; info.remote_key is proven
+  // Ended by the peer or by the network (timeout, wrong key, rejected, ...): info.end_reason says why.
+  // Not sent for connections the application closed itself.
+  kClosed,
+};
+const char* to_string(ConnectionEventKind kind);
+
+struct ConnectionEvent {
+  ConnectionEventKind kind = ConnectionEventKind::kConnected;
+  ConnectionInfo info;  // as of the event
+};
+using ConnectionCallback = std::function<void(const ConnectionEvent& event)>;
+
+// What service() returns: a connection event, or a received message.
+enum class HostEventKind : uint8_t { kIncomingRequest, kConnected, kClosed, kMessage };
+const char* to_string(HostEventKind kind);
+struct HostEvent {
+  HostEventKind kind = HostEventKind::kMessage;
+  ConnectionHandle connection = kInvalidConnection;
+  ConnectionInfo info;  // connection events: as of the event (as in ConnectionEvent)
+  Message message;      // kMessage
+};
+
 struct ListenOptions {
-  Address address;          // unspecified: every interface, IPv4 and IPv6 (the port comes from listen())
   bool auto_accept = true;  // false: each request is a kIncomingRequest event to accept() or reject()
-  PollGroupHandle poll_group = kInvalidPollGroup;  // accepted connections join this group
+  PollGroupHandle poll_group = kDefaultPollGroup;  // accepted connections join this group
+  // Events of the connections accepted through this listener (kIncomingRequest too) go here instead of to
+  // the Host's connection callback. Delivered like it.
+  ConnectionCallback callback;
 };
 
 struct ConnectOptions {
@@ -126,33 +168,17 @@ struct ConnectOptions {
   // handshake and shown in ConnectionInfo::remote_key.
   std::optional<PublicKey> expected_key;
   uint64_t user_data = 0;
-  PollGroupHandle poll_group = kInvalidPollGroup;
-  // connect(PeerId) only: GameNetworkingSockets' symmetric connect. While a symmetric connection with the
-  // same peer is alive (being set up or connected, started by either side), connect() returns its handle
-  // instead of starting another. When both sides connect at once, exactly one connection results: the
-  // signaling compares the two requests' random tie-breakers the same way on both sides, the losing side's
-  // request is dropped and its handle becomes the answering side of the winning one. Both sides then see
-  // kConnected on the handle connect() returned. A symmetric request is accepted without a
-  // kIncomingRequest event when this side is itself connecting to that peer, listening or not. Both sides
-  // should also listen_p2p() (as in GameNetworkingSockets): a request that arrives before this side's own
-  // connect() is then accepted through the listener, and the later connect() returns that connection.
+  PollGroupHandle poll_group = kDefaultPollGroup;
+  // This connection's events go here instead of to the Host's connection callback. Delivered like it.
+  ConnectionCallback callback;
+  // connect(PeerId) only: the peer's listen_p2p() virtual port this request is for.
+  uint16_t virtual_port = kDefaultVirtualPort;
+  // connect(PeerId) only: GameNetworkingSockets' symmetric connect. Either side may connect, both at once;
+  // exactly one connection results (per pair of peers and virtual port), and both sides see kConnected on
+  // the handle connect() returned. While such a connection is alive, connect() returns it instead of
+  // starting another. Both sides should also listen_p2p() on that virtual port, so that a request arriving
+  // before this side's own connect() is accepted and then returned by it. docs/SIGNALING.md has the rules.
   bool symmetric = false;
-};
-
-enum class ConnectionEventKind : uint8_t {
-  // A peer completed the handshake through a listen socket with auto_accept off. Call accept() or reject();
-  // a request left unanswered fails after connect_timeout.
-  kIncomingRequest,
-  kConnected,  // ready: messages flow; info.remote_key is proven
-  // Ended by the peer or by the network (timeout, wrong key, rejected, ...): info.end_reason says why.
-  // Not sent for connections the application closed itself. The handle stays valid until close().
-  kClosed,
-};
-const char* to_string(ConnectionEventKind kind);
-
-struct ConnectionEvent {
-  ConnectionEventKind kind = ConnectionEventKind::kConnected;
-  ConnectionInfo info;  // as of the event
 };
 
 // One message of a batched send.
@@ -164,7 +190,7 @@ struct OutgoingMessage {
   uint32_t lane = 0;
 };
 
-// What happened to datagrams that never reached a connection, and to the sockets.
+// What happened to datagrams that never reached a connection, to signaling blobs, and to the sockets.
 struct HostCounters {
   uint64_t datagrams_received = 0, datagrams_sent = 0;
   uint64_t invalid_datagrams = 0;   // unparseable or of an unknown kind: dropped
@@ -177,21 +203,34 @@ struct HostCounters {
   uint64_t socket_receive_errors = 0, socket_send_errors = 0;
   uint64_t send_would_block = 0;   // the socket's send buffer was full (datagrams waited, not lost)
   uint64_t simulated_dropped = 0;  // by HostConfig::simulation (loss and rate limit)
-  uint64_t events_dropped = 0;     // the oldest, beyond 4096 queued while no connection callback was set
+  uint64_t events_dropped = 0;     // the oldest, beyond 4096 queued while nobody collected them
+  // Signaling blobs. Every blob a plugin delivered counts in signaling_received, the bad and the dropped
+  // ones too; the next three count those.
   uint64_t signaling_sent = 0, signaling_received = 0;
-  uint64_t signaling_invalid = 0;  // blobs that were malformed, for no session of ours, or with a changed key
-  uint64_t signaling_dropped = 0;  // blobs dropped unread: plugins delivered faster than the Host could read
+  uint64_t signaling_invalid = 0;       // malformed, empty or oversized, for no session of ours, changed key
+  uint64_t signaling_wrong_scheme = 0;  // "from" outside the delivering plugin's scheme: refused
+  uint64_t signaling_dropped = 0;       // unread: plugins delivered faster than the Host could read
   uint64_t ice_restarts = 0;  // peer-to-peer paths that went silent and were looked for again (ICE restart)
   size_t connections = 0;     // handles currently held, plus connections still closing
 };
 
+enum class CloseMode : uint8_t {
+  kNow,            // unsent and unacknowledged messages are dropped; the peer is told at once
+  kAfterDelivery,  // "linger": reliable messages already sent are delivered first (bounded by
+                   // HostConfig::linger_timeout), then the peer is told
+};
+
 class Host {
  public:
-  // Starts the service thread. Throws std::invalid_argument if config.validate() reports a problem, and
-  // std::system_error if the operating system refuses a thread or an eventfd.
+  // Starts the service thread and the signaling plugins. Throws peerlink::Exception (kInvalidConfig,
+  // kAlreadyExists for a plugin that already serves a Host or a scheme given twice, kNameResolution,
+  // kSystem), or what a plugin's start() threw.
   explicit Host(HostConfig config = {});
-  // Closes every connection (sending the peer a close), waits for connections closed with linger to
-  // finish (each bounded by linger_timeout), stops the service thread and frees everything.
+  // The same, with the failure as a Result (a plugin's exception becomes ErrorCode::kPluginFailed).
+  static Result<std::unique_ptr<Host>> create(HostConfig config = {});
+  // Closes every connection (sending the peer a close, through the signaling for a peer-to-peer one still
+  // being set up), waits for connections closed with CloseMode::kAfterDelivery to finish (each bounded by
+  // linger_timeout), stops the service thread and the plugins, and frees everything.
   ~Host();
   Host(const Host&) = delete;
   Host& operator=(const Host&) = delete;
@@ -199,72 +238,76 @@ class Host {
   const Identity& identity() const;
 
   // --- listen sockets ---
-  // Accepts connections on a UDP port (0 = an ephemeral one; listen_address() tells which). Returns
-  // kInvalidListenSocket and, if error is given, why (port in use, bad address, ...).
-  ListenSocketHandle listen(uint16_t port, const ListenOptions& options = {}, std::string* error = nullptr);
+  // Accepts connections on a UDP port of every interface, IPv4 and IPv6 (0 = an ephemeral one;
+  // listen_address() tells which), or on one local address (its port, 0 = ephemeral). Fails with
+  // kAddressInUse, kInvalidArgument, kLimitExceeded (255 sockets), kNotFound (poll group), kSystem.
+  Result<ListenSocketHandle> listen(uint16_t port, const ListenOptions& options = {});
+  Result<ListenSocketHandle> listen(const Address& address, const ListenOptions& options = {});
   std::optional<Address> listen_address(ListenSocketHandle socket) const;
   // Stops accepting on it; connections that came through it go on (its port stays bound for them until the
   // Host is destroyed). False if there is no such socket.
   bool close_listen_socket(ListenSocketHandle socket);
 
-  // Accepts peer-to-peer connection requests arriving through the signaling plugins (at most one such
-  // listener per Host; close_listen_socket() stops it). Without it, requests are refused at once (the peer
-  // sees EndReason::kRemoteRejected). auto_accept false: each request is a kIncomingRequest event whose
-  // info.remote_peer names the peer; accept(), reject(), or ignore it (it is dropped after connect_timeout).
-  ListenSocketHandle listen_p2p(const ListenOptions& options = {}, std::string* error = nullptr);
+  // Accepts peer-to-peer requests for a virtual port arriving through the signaling plugins (one listener
+  // per virtual port; close_listen_socket() stops it). A request for a virtual port nobody listens on is
+  // refused at once (the peer sees EndReason::kRemoteRejected). Fails with kNoSignaling (no plugin),
+  // kAlreadyExists, kNotFound (poll group).
+  Result<ListenSocketHandle> listen_p2p(const ListenOptions& options = {});
+  Result<ListenSocketHandle> listen_p2p(uint16_t virtual_port, const ListenOptions& options = {});
   // Replaces the STUN and TURN servers of HostConfig::ice, e.g. with fresh time-limited TURN credentials
   // (TurnServer::with_shared_secret) before the old ones expire. Connections set up from then on, and ICE
   // restarts, use them; a running relay allocation keeps the credentials it was made with, and when those
   // are refused at its next refresh the path goes silent and the connection restarts ICE with the new ones.
-  // Server names are resolved here (blocking). False and, if error is given, why: invalid servers, a name
-  // that does not resolve, or no signaling plugin (no peer-to-peer side).
-  bool set_ice_servers(const std::vector<StunServer>& stun, const std::vector<TurnServer>& turn,
-                       std::string* error = nullptr);
+  // Server names are resolved here (blocking). Fails with kInvalidConfig, kNameResolution, kNoSignaling.
+  Result<void> set_ice_servers(const std::vector<StunServer>& stun, const std::vector<TurnServer>& turn);
 
   // --- connections ---
   // Starts a peer-to-peer connection: signaling through the plugin of peer's scheme, then ICE, then the
-  // encrypted handshake over the path ICE found. Returns kInvalidConnection and, if error is given, why (no
-  // plugin for the scheme, too many connections); otherwise the outcome is a kConnected or kClosed event
+  // encrypted handshake over the path ICE found. Fails at once with kInvalidArgument (empty peer),
+  // kNoSignaling (no plugin for the scheme), kSelf (this Host's own peer id, as its plugin names it),
+  // kLimitExceeded, kNotFound (poll group); otherwise the outcome is a kConnected or kClosed event
   // (EndReason::kRemoteRejected, kMiscSignalingUnreachable, kMiscNoRoute, kMiscConnectTimeout, ...), all
   // within connect_timeout. The peer's key comes from its signaling answer and is proven by the handshake;
   // options.expected_key pins it.
-  ConnectionHandle connect(const PeerId& peer, const ConnectOptions& options = {},
-                           std::string* error = nullptr);
-  // Starts a connection to a peer's address. Returns kInvalidConnection and, if error is given, why (bad
-  // address, no socket, too many connections); otherwise the outcome arrives as a kConnected or kClosed
-  // event (e.g. EndReason::kMiscConnectTimeout when nobody answers).
-  ConnectionHandle connect(const Address& to, const ConnectOptions& options = {},
-                           std::string* error = nullptr);
+  Result<ConnectionHandle> connect(const PeerId& peer, const ConnectOptions& options = {});
+  // Starts a connection to a peer's address. Fails at once with kInvalidArgument (no port, unspecified),
+  // kUnreachable, kLimitExceeded, kNotFound (poll group), kSystem; otherwise the outcome arrives as a
+  // kConnected or kClosed event (e.g. EndReason::kMiscConnectTimeout when nobody answers).
+  Result<ConnectionHandle> connect(const Address& to, const ConnectOptions& options = {});
   // Answers a kIncomingRequest. reject(): the peer's connection ends with EndReason::kRemoteRejected (a
-  // peer-to-peer one also gets debug, in its end_debug); the handle is released.
+  // peer-to-peer one also gets debug, in its end_debug); the handle is released. False if connection is not
+  // a request awaiting an answer.
   bool accept(ConnectionHandle connection);
   bool reject(ConnectionHandle connection, const std::string& debug = {});
   // Ends the connection and releases the handle (no more events; unread messages are freed). reason is
-  // given to the peer: an application code (1000–2999) or EndReason. linger = true: reliable messages
-  // already sent are still delivered first (bounded by linger_timeout); false: immediately. False if there
-  // is no such connection.
-  bool close(ConnectionHandle connection, uint32_t reason = uint32_t(EndReason::kAppGeneric),
-             const std::string& debug = {}, bool linger = false);
+  // given to the peer: an application code (1000–2999) or an EndReason; debug is a text for its logs. False
+  // if there is no such connection.
+  bool close(ConnectionHandle connection, CloseMode mode = CloseMode::kNow,
+             uint32_t reason = uint32_t(EndReason::kAppGeneric), const std::string& debug = {});
 
-  // Queues a message. Messages of up to max_message_size (reliable) or 64 KiB (unreliable) are taken whole
-  // or refused whole; see SendResult. Messages may be sent while still connecting: they leave when the
-  // handshake completes.
+  // Queues a message; flags are send_flags (reliable by default). Messages of up to max_message_size
+  // (reliable) or 64 KiB (unreliable) are taken whole or refused whole; see SendResult. Messages may be
+  // sent while still connecting: they leave when the handshake completes.
   SendResult send(ConnectionHandle connection, const void* data, size_t size,
                   uint32_t flags = send_flags::kReliable, uint32_t lane = 0);
   // Several messages under one lock, to one or many connections; results[i] (if given) is message i's.
   void send_batch(const OutgoingMessage* messages, size_t count, SendResult* results = nullptr);
 
+  // The next event or received message (of any connection), oldest first, waiting up to timeout for one;
+  // false if none came. Messages are those of kDefaultPollGroup (other groups are read with
+  // receive_on_poll_group()). A connection's kClosed event comes after every message it still holds
+  // (whatever its poll group), and releases it. Events that have a callback are delivered to it on the
+  // way, on this thread (with CallbackThread::kApplication). Not from inside a callback.
+  bool service(HostEvent& event, std::chrono::milliseconds timeout);
+
   // Appends up to max received messages of one connection to out, oldest first; returns how many.
   size_t receive(ConnectionHandle connection, std::vector<Message>& out, size_t max = 256);
-  // The same for every connection of a poll group.
+  // The same for every connection of a poll group (kDefaultPollGroup: those in no other group).
   size_t receive_on_poll_group(PollGroupHandle group, std::vector<Message>& out, size_t max = 256);
-  // The same for every connection not in a poll group.
-  size_t receive_all(std::vector<Message>& out, size_t max = 256);
 
   PollGroupHandle create_poll_group();
-  // Its connections go back to no group. False if there is no such group.
+  // Its connections go back to kDefaultPollGroup. False if there is no such group (or it is the default).
   bool destroy_poll_group(PollGroupHandle group);
-  // kInvalidPollGroup takes the connection out of its group.
   bool set_poll_group(ConnectionHandle connection, PollGroupHandle group);
 
   // Replaces the lanes of a connection (lane i = lanes[i]; at least one). False if there is no such
@@ -276,8 +319,7 @@ class Host {
   std::vector<ConnectionHandle> connections() const;
   HostCounters counters() const;
 
-  // --- events ---
-  using ConnectionCallback = std::function<void(const ConnectionEvent& event)>;
+  // --- callbacks ---
   void set_connection_callback(ConnectionCallback callback);
   // With CallbackThread::kService only: received messages go to this function on the service thread as soon
   // as their datagram is processed, instead of being queued for receive(). This is the lowest-latency way to
@@ -286,13 +328,13 @@ class Host {
   // changes nothing) with CallbackThread::kApplication.
   using MessageCallback = std::function<void(Message&& message)>;
   bool set_message_callback(MessageCallback callback);
-  // Delivers the queued events to the callback on this thread; returns how many. Events of a handle the
-  // application has released meanwhile are skipped. Events that arrive while no callback is set are kept
-  // until one is (the newest 4096; HostCounters::events_dropped counts the rest). A callback that calls
-  // run_callbacks() again gets 0.
+  // Delivers the queued events that have a callback, on this thread; returns how many. Events of a handle
+  // the application has released meanwhile are skipped. Events without any callback are kept for service()
+  // (the newest 4096; HostCounters::events_dropped counts the rest). A callback that calls run_callbacks()
+  // again gets 0.
   size_t run_callbacks();
-  // Blocks until there may be something to do (an event queued for run_callbacks, or a message received
-  // since the last receive call) or the timeout passes. True if woken by activity.
+  // Blocks until there may be something to do (an event queued, or a message received since the last
+  // receive call) or the timeout passes. True if woken by activity.
   bool wait(std::chrono::milliseconds timeout);
 
  private:

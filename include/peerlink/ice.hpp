@@ -7,15 +7,17 @@
 //
 //   peerlink::HostConfig config;
 //   config.ice.stun_servers.push_back({"stun.example.org", 3478});
-//   config.ice.turn_servers.push_back({"turn.example.org", 3478, peerlink::TurnTransport::kUdp, "user",
-//   "pw"}); config.ice.candidates = peerlink::candidate_kinds::kRelay;   // privacy: never reveal our
-//   addresses
+//   config.ice.turn_servers.push_back(
+//       {"turn.example.org", 3478, peerlink::TurnTransport::kUdp, "user", "pw"});
+//   config.ice.candidates = peerlink::candidate_kinds::kRelay;  // privacy: never reveal our addresses
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "peerlink/error.hpp"
 
 namespace peerlink {
 
@@ -64,8 +66,9 @@ struct IceConfig {
   std::vector<std::string> interfaces_allow;
   std::vector<std::string> interfaces_deny;
 
-  // "" when usable, else what is wrong (empty host, port 0, unknown bits, TURN without username, ...).
-  std::string validate() const;
+  // Fails (ErrorCode::kInvalidConfig) saying what is wrong: an empty host, port 0, unknown bits, TURN
+  // without username, ...
+  Result<void> validate() const;
 };
 
 }  // namespace peerlink

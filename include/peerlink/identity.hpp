@@ -1,9 +1,8 @@
 // A Host's long-term identity: an X25519 key pair. Its public key is what peers pin; its fingerprint is the
 // short printable form people compare.
 //
-//   std::string error;
-//   auto id = peerlink::Identity::load_or_create("/var/lib/mygame/identity.key", &error);
-//   if (!id) { std::cerr << error << "\n"; return 1; }
+//   auto id = peerlink::Identity::load_or_create("/var/lib/mygame/identity.key");
+//   if (!id) { std::cerr << id.error().message << "\n"; return 1; }
 //   std::cout << "my fingerprint: " << id->fingerprint() << "\n";
 //
 // Thread-safety: an Identity is an immutable value once made; copies may be used from any thread.
@@ -11,8 +10,9 @@
 
 #include <array>
 #include <cstdint>
-#include <optional>
 #include <string>
+
+#include "peerlink/error.hpp"
 
 namespace peerlink {
 
@@ -26,12 +26,12 @@ class Identity {
   static Identity from_private_key(const std::array<uint8_t, 32>& private_key);
 
   // Reads the key file at path; if it does not exist, creates it (mode 0600, never overwriting a file that
-  // appears meanwhile) with a new key. On failure returns nullopt and, if error is given, a message naming
-  // the path and the cause (unreadable, wrong size or format, insecure permissions, ...).
-  static std::optional<Identity> load_or_create(const std::string& path, std::string* error = nullptr);
-  static std::optional<Identity> load(const std::string& path, std::string* error = nullptr);
-  // Writes the key file (mode 0600) atomically; fails rather than replace an existing file.
-  bool save(const std::string& path, std::string* error = nullptr) const;
+  // appears meanwhile) with a new key. Fails with ErrorCode::kFile, the message naming the path and the
+  // cause (unreadable, wrong size or format, insecure permissions, ...).
+  static Result<Identity> load_or_create(const std::string& path);
+  static Result<Identity> load(const std::string& path);
+  // Writes the key file (mode 0600) atomically; fails (kFile) rather than replace an existing file.
+  Result<void> save(const std::string& path) const;
 
   const PublicKey& public_key() const { return public_key_; }
   const std::array<uint8_t, 32>& private_key() const { return private_key_; }

@@ -1,6 +1,7 @@
 // Messages: connectionless, channel-addressed messaging between peers, on top of a Host (in the spirit of
 // GameNetworkingSockets' ISteamNetworkingMessages). The application names a peer and a channel; sessions
-// (one Host connection per peer) are opened on demand, accepted or ignored, and closed when idle.
+// (one peer-to-peer connection per peer) are opened on demand, accepted or ignored, and closed when idle.
+// docs/MESSAGES.md is the manual: sessions, channels, the wire format, costs.
 //
 //   peerlink::HostConfig hc;
 //   hc.signaling.push_back(my_plugin);                     // Messages works with peer-to-peer connections
@@ -21,91 +22,19 @@
 //     in.clear();
 //   }
 //
-// --- Taking over the Host ---
-// A Messages object owns the Host's peer-to-peer side while it exists:
-//   - its constructor replaces the Host's connection callback (Host::set_connection_callback) and calls
-//     Host::listen_p2p() with auto_accept off, so every request arrives as a kIncomingRequest event. The
-//     application must not set its own connection callback on that Host, call listen_p2p() on it, or set a
-//     message callback (Host::set_message_callback) while the Messages object exists; events for
-//     connections Messages did not make or accept are ignored.
-//   - its connections live in a poll group of their own: the application must not receive from them, close
-//     them or move them to another group. It may read them (Host::connection_info, Host::status; see
-//     SessionInfo::connection) for diagnostics.
-//   - it works with either HostConfig::callback_thread: Host events only update Messages' state; the
-//     application's callbacks (below) always run inside Messages::run_callbacks().
-// The Messages object must be destroyed before its Host. Its destructor closes every session (reason
-// messages_end_reason::kClosed), stops listening and gives the Host's connection callback back (empty).
+// Sharing the Host: Messages uses a peer-to-peer virtual port of its own (MessagesConfig::virtual_port),
+// a poll group of its own and a callback of its own on its connections, so the application keeps the rest
+// of the Host: its own listen_p2p() on other virtual ports, its own connections, its connection callback,
+// service(), and receive_on_poll_group() of other groups. What it must not do: touch Messages' connections
+// (close them, receive from them, move them to another group; reading connection_info() or status() of
+// SessionInfo::connection is fine), listen_p2p() on Messages' virtual port, or set a message callback
+// (Host::set_message_callback takes every message, Messages' too). Messages::run_callbacks() runs
+// Host::run_callbacks(), which also delivers the application's own queued Host events to their callbacks.
+// The Messages object must be destroyed before its Host.
 //
-// --- Sessions ---
-// A session is one Host connection with one peer, made with ConnectOptions::symmetric: when both sides
-// send_to() each other at the same moment exactly one connection results and both sides use it.
-//   - send_to() opens a session if there is none. Messages sent while it connects are kept by the Host and
-//     leave when it is connected; send_to() returns kOk for them (accepted, not yet delivered: if the session
-//     then fails they are lost, and on_session_failed says so).
-//   - A request from a peer with whom there is no session goes to MessagesConfig::on_session_request (inside
-//     run_callbacks()). true accepts it; false ignores it: the peer's session fails after its connect timeout
-//     (EndReason::kMiscConnectTimeout), and the request's handle is released when the Host drops it. Unset:
-//     every request is accepted. A request is accepted without asking if the application meanwhile called
-//     send_to() for that peer (a send is consent, as in GameNetworkingSockets).
-//   - A request from a peer with whom there already is a session replaces that session's connection at once
-//     (the peer only asks again after it closed the old one): what already arrived on the old connection
-//     stays readable; the old connection is closed with messages_end_reason::kReplaced.
-//   - A session ends:
-//       * closed by this side: close_session(), close_channel() closing the last open channel, the idle
-//         timeout, or the destructor. No callback; the peer sees the matching messages_end_reason code.
-//         The close lingers: reliable messages already sent are still delivered first (bounded by
-//         HostConfig::linger_timeout; the Host's destructor waits for them), then the peer sees the close.
-//       * failed: it could not connect (kRemoteRejected, kMiscConnectTimeout, kMiscSignalingUnreachable,
-//         kMiscNoRoute, ...) or it ended by the peer or the network (kRemoteTimeout, or one of the peer's
-//         messages_end_reason codes when its application or idle timer closed it). on_session_failed gets the
-//         Host's end reason and debug text. Messages that arrived before the end stay readable.
-//     A later send_to() (or a request from the peer) opens a new session, with every channel reset.
-//   - Idle: a connected session in which no message was sent or received (with a valid header) for
-//     MessagesConfig::idle_timeout is closed by run_callbacks() (reason messages_end_reason::kIdle). The
-//     clock starts when the session is connected; the Host's connect_timeout bounds the setup before that.
-//     Only messages Messages has taken from the Host count: ones left in the Host because the queues are
-//     full (max_queued_bytes) do not, and are freed with the connection.
-//
-// --- Channels ---
-// A channel is a uint32_t the sender picks; each message carries it. Per session, a channel is:
-//   - unused, until the first send_to() on it or the first message from the peer that arrives on it; both
-//     make it open;
-//   - open: arriving messages are queued for receive(channel);
-//   - closed, after close_channel(peer, channel): messages of that peer on that channel which are queued and
-//     not yet received, and those that arrive later, are dropped (MessagesCounters::dropped_closed_channel).
-//     Only a send_to() on that channel opens it again (arriving messages do not). When close_channel()
-//     leaves the session with no open channel (it may have had none), the session is closed
-//     (messages_end_reason::kChannelsClosed).
-// Channels share the session's one reliable stream: messages of every channel (of one peer) arrive in the
-// order they were sent, so a large message on one channel delays the others. At most
-// MessagesConfig::max_channels_per_session channels per session are tracked; messages on further new
-// channels are dropped (dropped_channel_limit).
-//
-// --- Wire format of a message (version 1) ---
-//   byte 0      0xC1: message of the Messages API, header version 1. Other values are reserved.
-//   bytes 1..n  the channel, unsigned LEB128 (7 bits per byte, least significant group first, high bit =
-//               more follows): 1 byte for channels 0-127, at most 5. It must be minimal (no trailing 0x80
-//               0x00 bytes) and fit 32 bits.
-//   the rest    the application's payload, possibly empty.
-// A message without such a header (empty, another first byte, a truncated, overlong or too large channel)
-// is dropped and counted (MessagesCounters::invalid_messages); the session goes on.
-//
-// --- Costs ---
-// Sending copies the payload once (behind the header) before the Host copies it into its send buffer: the
-// Host has no gather send. Receiving copies nothing: a ChannelMessage keeps the Host's buffer and points past
-// the header; only ChannelMessage::take_data() moves the payload to the buffer's front (a memmove of the
-// payload, no allocation). Messages are taken from the Host eagerly (receive() of any channel and
-// run_callbacks() take everything that arrived) and queued per channel, up to
-// MessagesConfig::max_queued_bytes; beyond that they wait in the Host, whose flow control then slows the
-// peers down.
-//
-// --- Thread-safety ---
-// Every method may be called from any thread, concurrently: an internal mutex serialises them, and none
-// waits for the network. The destructor must not race with other calls. The application's callbacks run
-// only inside run_callbacks(), on the thread that calls it, with no Messages lock held: they may call any
-// method of the Messages object or the Host (but must not destroy either, and must not throw). A
-// run_callbacks() called from inside one of those callbacks returns 0 at once; concurrent run_callbacks()
-// calls from several threads take turns.
+// Thread-safety: every method may be called from any thread, concurrently. The application's callbacks
+// run only inside run_callbacks(), on the thread that calls it, with no Messages lock held: they may call
+// any method of the Messages object or the Host (but must not destroy either, and must not throw).
 #pragma once
 
 #include <chrono>
@@ -120,8 +49,9 @@
 
 #include "peerlink/connection.hpp"
 #include "peerlink/end_reason.hpp"
+#include "peerlink/error.hpp"
 #include "peerlink/host.hpp"
-#include "peerlink/signaling.hpp"
+#include "peerlink/peer_id.hpp"
 
 namespace peerlink {
 
@@ -139,7 +69,7 @@ inline constexpr uint32_t kReplaced = 1003;        // a newer connection with th
 class ChannelMessage {
  public:
   ChannelMessage() = default;
-  // buffer holds a header of payload_offset bytes followed by the payload (see "Wire format" above).
+  // buffer holds a header of payload_offset bytes followed by the payload (docs/MESSAGES.md, "Wire format").
   ChannelMessage(std::shared_ptr<const PeerId> peer, uint32_t channel, bool reliable,
                  ConnectionHandle connection, std::vector<uint8_t> buffer, size_t payload_offset);
   ChannelMessage(ChannelMessage&&) noexcept = default;
@@ -171,7 +101,12 @@ class ChannelMessage {
   bool reliable_ = false;
 };
 
+// The peer-to-peer virtual port Messages listens and connects on unless told otherwise.
+inline constexpr uint16_t kMessagesVirtualPort = 0xFFFF;
+
 struct MessagesConfig {
+  // Both peers must use the same one. The application must not listen_p2p() on it itself.
+  uint16_t virtual_port = kMessagesVirtualPort;
   // A connected session with no message sent or received for this long is closed. 0: never.
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(3)};
 
@@ -180,7 +115,9 @@ struct MessagesConfig {
   std::function<bool(const PeerId& peer)> on_session_request;
   // A session failed to connect or was ended by the peer or the network; end_reason is the Host's
   // (EndReason, or an application code such as a messages_end_reason from the peer) and debug its text.
-  // Not called for sessions this side closed. Runs inside run_callbacks().
+  // Also when send_to() could not open a session at all (no plugin for the scheme, this Host's own id,
+  // the Host's connection limit): end_reason kMiscSignalingUnreachable or kLocalLimitExceeded, debug the
+  // Host's error. Not called for sessions this side closed. Runs inside run_callbacks().
   std::function<void(const PeerId& peer, uint32_t end_reason, const std::string& debug)> on_session_failed;
 
   // Received messages waiting for receive(), all channels, in bytes (payload plus a fixed per-message
@@ -216,26 +153,28 @@ struct SessionInfo {
 
 class Messages {
  public:
-  // Takes over the Host's peer-to-peer side (see above). Throws std::invalid_argument if the Host cannot
-  // listen for peer-to-peer requests (no signaling plugin, or already listening) or the config is invalid
-  // (negative idle_timeout, zero limits).
+  // Listens for peer-to-peer requests on config.virtual_port of the Host (see "Sharing the Host").
+  // Throws peerlink::Exception: kInvalidConfig (negative idle_timeout, zero limits), or the Host's
+  // listen_p2p() error (kNoSignaling: no plugin; kAlreadyExists: that virtual port is taken).
   explicit Messages(Host& host, MessagesConfig config = {});
+  // The same, with the failure as a Result.
+  static Result<std::unique_ptr<Messages>> create(Host& host, MessagesConfig config = {});
+  // Closes every session (reason messages_end_reason::kClosed, lingering) and stops listening.
   ~Messages();
   Messages(const Messages&) = delete;
   Messages& operator=(const Messages&) = delete;
 
   // Sends a message (data must point to size readable bytes) to peer on channel, opening a session if there
-  // is none (see "Sessions"). flags are
-  // send_flags (kReliable by default; unreliable messages may be lost or arrive out of order with respect
-  // to reliable ones). The limits are the Host's minus the header (1–6 bytes): HostConfig::max_message_size
-  // reliable, 64 KiB unreliable. Returns kOk when the message was taken (also while connecting);
-  // kNoConnection when no session can be opened: an empty peer, a scheme no signaling plugin serves, or the
-  // Host's connection limit (error, if given, says which); otherwise the Host's result (kLimitExceeded,
-  // kMessageTooLarge, ...), with error saying so. A session whose connection ended but whose end
-  // run_callbacks() has not yet seen is ended at once (on_session_failed follows in run_callbacks()) and a
-  // new one is opened.
+  // is none. flags are send_flags (reliable by default; unreliable messages may be lost or arrive out of
+  // order with respect to reliable ones). The limits are the Host's minus the header (1–6 bytes):
+  // HostConfig::max_message_size reliable, 64 KiB unreliable. Returns kOk when the message was taken (also
+  // while the session connects: if it then fails, the message is lost and on_session_failed says so);
+  // kNoConnection when no session can be opened (an empty peer; otherwise on_session_failed says why);
+  // otherwise the Host's result (kLimitExceeded, kMessageTooLarge, kInvalidFlags, ...). A session whose
+  // connection ended but whose end run_callbacks() has not yet seen is ended at once (on_session_failed
+  // follows in run_callbacks()) and a new one is opened.
   SendResult send_to(const PeerId& peer, uint32_t channel, const void* data, size_t size,
-                     uint32_t flags = send_flags::kReliable, std::string* error = nullptr);
+                     uint32_t flags = send_flags::kReliable);
 
   // Appends up to max messages received on channel (from any peer) to out, oldest first; returns how many.
   // Takes from the Host whatever arrived first, so it works without run_callbacks() too (but sessions are
@@ -243,18 +182,19 @@ class Messages {
   size_t receive(uint32_t channel, std::vector<ChannelMessage>& out, size_t max = SIZE_MAX);
 
   // Closes the session with peer (reason messages_end_reason::kClosed) after delivering the reliable
-  // messages already sent (lingering, see "Sessions"); a later send_to() opens a new session. Messages from
-  // peer already received stay readable. False if there is no session.
+  // messages already sent; a later send_to() opens a new session. Messages from peer already received stay
+  // readable. False if there is no session.
   bool close_session(const PeerId& peer);
-  // Closes channel with peer (see "Channels"): drops that peer's queued messages on it and every later one
-  // until send_to() opens it again; closes the session when no channel of it is open any more. Returns false
-  // if there is no session with peer (its queued messages on that channel are dropped all the same).
+  // Closes channel with peer: drops that peer's queued messages on it and every later one until send_to()
+  // opens it again; closes the session when no channel of it is open any more. Returns false if there is
+  // no session with peer (its queued messages on that channel are dropped all the same).
   bool close_channel(const PeerId& peer, uint32_t channel);
 
-  // Runs Host::run_callbacks() (delivering the Host's events to Messages), takes arrived messages from the
-  // Host, closes idle sessions, then calls on_session_request / on_session_failed for what happened, on
-  // this thread, in order. Call it regularly (e.g. every frame, or after Host::wait()). Returns how many
-  // application callbacks (and default decisions, when on_session_request is unset) it made.
+  // Runs Host::run_callbacks() (delivering the Host's events, Messages' and the application's), takes
+  // arrived messages from the Host, closes idle sessions, then calls on_session_request / on_session_failed
+  // for what happened, on this thread, in order. Call it regularly (e.g. every frame, or after
+  // Host::wait()). Returns how many application callbacks (and default decisions, when
+  // on_session_request is unset) it made.
   size_t run_callbacks();
 
   std::vector<PeerId> sessions() const;
@@ -263,7 +203,7 @@ class Messages {
 
  private:
   class Impl;
-  std::shared_ptr<Impl> impl_;  // shared with the Host's connection callback, which may outlive a call
+  std::shared_ptr<Impl> impl_;  // its connections' callback keeps a weak_ptr to it
 };
 
 }  // namespace peerlink

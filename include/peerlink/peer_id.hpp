@@ -2,9 +2,8 @@
 // "lan:pl1-abcd-...", or a scheme of the application's own plugin). Host::connect(PeerId) picks the
 // signaling plugin by the scheme (see signaling.hpp).
 //
-//   std::string error;
-//   auto bob = peerlink::PeerId::parse("xmpp:bob@example.org", &error);
-//   if (!bob) { std::cerr << error << "\n"; return 1; }
+//   auto bob = peerlink::PeerId::parse("xmpp:bob@example.org");
+//   if (!bob) { std::cerr << bob.error().message << "\n"; return 1; }
 //   std::cout << bob->scheme() << " / " << bob->name();   // "xmpp / bob@example.org"
 //
 // Thread-safety: a plain value; copies may be used from any thread.
@@ -12,9 +11,10 @@
 
 #include <cstddef>
 #include <functional>
-#include <optional>
 #include <string>
 #include <string_view>
+
+#include "peerlink/error.hpp"
 
 namespace peerlink {
 
@@ -24,8 +24,8 @@ namespace peerlink {
 class PeerId {
  public:
   PeerId() = default;  // empty: not a valid id
-  // nullopt (and, if error is given, why) when text is not "<scheme>:<name>" as above.
-  static std::optional<PeerId> parse(std::string_view text, std::string* error = nullptr);
+  // Fails with ErrorCode::kInvalidArgument, saying why, when text is not "<scheme>:<name>" as above.
+  static Result<PeerId> parse(std::string_view text);
 
   bool empty() const { return text_.empty(); }
   const std::string& str() const { return text_; }

@@ -14,14 +14,20 @@
 //     transport is text).
 //   - Delivery is best effort. The Host tolerates loss, duplication, reordering and delay: it retransmits
 //     and a connection setup needs only a few blobs per side. A plugin need not be reliable, but it must not
-//     alter a blob.
+//     alter a blob. Signaling is used for the whole life of a connection, not only its setup: an ICE
+//     restart (a path lost) sends new blobs.
 //   - The PeerId given to SignalingSink::deliver() must name the sender as the plugin's transport
-//     authenticated it (the JID the XMPP server vouches for, say): the Host binds the key inside the blob to
-//     that name, and the encrypted handshake then proves the peer holds the key.
+//     authenticated it (the JID the XMPP server vouches for, say), in the plugin's own scheme (the Host
+//     refuses and counts any other): the Host binds the key inside the blob to that name, and the encrypted
+//     handshake then proves the peer holds the key.
 //   - send() is called on the Host's service thread and must not block: queue the blob and return.
+//   - The sink may be called from any thread, but never while holding a lock that send() or stop() also
+//     takes: the Host may be calling them at that moment.
 //   - When the plugin knows a peer cannot be reached (no such account, offline, refused), it says so with
 //     SignalingSink::peer_unreachable(): connections to that peer then end at once with
 //     EndReason::kMiscSignalingUnreachable instead of waiting for the connect timeout.
+//   - One plugin instance serves one Host: a second Host given the same instance fails to start.
+// A test kit for plugins is installed with the headers: peerlink/testing/in_process_signaling.hpp.
 #pragma once
 
 #include <cstddef>
@@ -65,6 +71,10 @@ class SignalingPlugin {
   // It may throw (say, a config the plugin cannot use): the Host's constructor then stops the plugins
   // already started and throws the same exception; stop() is not called on the plugin that threw.
   virtual void start(SignalingSink& sink) = 0;
+  // This Host's own name in this plugin's scheme, as peers reach it (the XMPP plugin's full JID once logged
+  // in, say), or an empty PeerId while unknown (the default). Host::connect() refuses it
+  // (ErrorCode::kSelf) instead of waiting for a connection to itself to time out. Called from any thread.
+  virtual PeerId local_peer() const { return {}; }
   // Sends a blob to a peer, best effort. Called on the Host's service thread: must not block (queue the work
   // for the plugin's own thread or socket and return). The bytes are valid only during the call.
   virtual void send(const PeerId& to, const void* blob, size_t size) = 0;

@@ -7,10 +7,10 @@
 //   ignored_    requests the application declined: released when the Host gives up on them
 //   inbox_      channel -> received messages waiting for receive()
 //   notices_    application callbacks to make in run_callbacks(), in the order things happened
-// The Host's connection callback (on_event) only changes this state and queues notices, so it may run on
-// the application's thread (inside Host::run_callbacks) or on the Host's service thread alike. Host methods
-// are called with the mutex held: the Host never calls back into us while holding a lock of its own, and
-// none of its calls waits for the network.
+// The callback of Messages' connections (on_event) only changes this state and queues notices, so it may
+// run on the application's thread (inside Host::run_callbacks) or on the Host's service thread alike. Host
+// methods are called with the mutex held: the Host never calls back into us while holding a lock of its own,
+// and none of its calls waits for the network.
 #include "peerlink/messages.hpp"
 
 #include <algorithm>
@@ -24,44 +24,20 @@
 #include <unordered_set>
 #include <utility>
 
+#include "channel_header.hpp"
+
 namespace peerlink {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr uint8_t kHeaderV1 = 0xC1;     // first byte of every message (see "Wire format" in messages.hpp)
-constexpr size_t kMaxHeader = 6;        // the marker and at most 5 bytes of LEB128
-constexpr size_t kQueuedOverhead = 64;  // per queued message, counted against max_queued_bytes
-constexpr size_t kReceiveBatch = 256;   // messages taken from the Host per call
+constexpr size_t kQueuedOverhead = 64;            // per queued message, counted against max_queued_bytes
+constexpr size_t kReceiveBatch = 256;             // messages taken from the Host per call
 constexpr size_t kScratchKeep = size_t(1) << 20;  // a larger send buffer is freed after use
 
-size_t encode_header(uint32_t channel, uint8_t* out) {
-  out[0] = kHeaderV1;
-  size_t n = 1;
-  do {
-    uint8_t group = uint8_t(channel & 0x7f);
-    channel >>= 7;
-    out[n++] = channel != 0 ? uint8_t(group | 0x80) : group;
-  } while (channel != 0);
-  return n;
-}
-
-// The header's size, or 0 if the message does not start with a valid one.
-size_t decode_header(const uint8_t* data, size_t size, uint32_t& channel) {
-  if (size < 2 || data[0] != kHeaderV1) return 0;
-  uint64_t value = 0;
-  for (size_t i = 1; i < size && i < kMaxHeader; ++i) {
-    const uint8_t b = data[i];
-    value |= uint64_t(b & 0x7f) << (7 * (i - 1));
-    if ((b & 0x80) == 0) {
-      if (b == 0 && i > 1) return 0;  // not minimal: a zero last group
-      if (value > UINT32_MAX) return 0;
-      channel = uint32_t(value);
-      return i + 1;
-    }
-  }
-  return 0;  // truncated, or more than 5 bytes of channel
-}
+using messages::decode_channel_header;
+using messages::encode_channel_header;
+using messages::kMaxChannelHeader;
 
 }  // namespace
 
@@ -92,7 +68,7 @@ std::vector<uint8_t> ChannelMessage::take_data() {
 
 // --- Messages::Impl ---
 
-class Messages::Impl {
+class Messages::Impl : public std::enable_shared_from_this<Messages::Impl> {
  public:
   Impl(Host& host, MessagesConfig config) : host_(host), config_(std::move(config)) {}
 
@@ -132,41 +108,52 @@ class Messages::Impl {
     std::atomic<std::thread::id>& slot_;
   };
 
+  // Listens on the virtual port, with Messages' own poll group and callback (see "Sharing the Host").
   void start() {
     group_ = host_.create_poll_group();
     ListenOptions lo;
     lo.auto_accept = false;
     lo.poll_group = group_;
-    std::string why;
-    listener_ = host_.listen_p2p(lo, &why);
-    if (listener_ == kInvalidListenSocket) {
+    lo.callback = event_callback();
+    Result<ListenSocketHandle> listener = host_.listen_p2p(config_.virtual_port, lo);
+    if (!listener) {
       host_.destroy_poll_group(group_);
-      throw std::invalid_argument("Messages: the Host cannot listen for peer-to-peer requests: " + why);
+      Error e = listener.error();
+      e.message = "Messages: the Host cannot listen for peer-to-peer requests: " + e.message;
+      throw Exception(std::move(e));
     }
+    listener_ = *listener;
   }
 
   void shut_down() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      shut_down_ = true;
-      host_.close_listen_socket(listener_);
-      for (auto& [peer, s] : sessions_)
-        host_.close(s.connection, messages_end_reason::kClosed, "the peer's Messages shut down", true);
-      for (const auto& [c, peer] : pending_)
-        host_.close(c);
-      for (ConnectionHandle c : ignored_)
-        host_.close(c);
-      sessions_.clear();
-      by_handle_.clear();
-      pending_.clear();
-      ignored_.clear();
-      notices_.clear();
-    }
-    host_.set_connection_callback(nullptr);
+    std::lock_guard<std::mutex> lock(mutex_);
+    shut_down_ = true;
+    host_.close_listen_socket(listener_);
+    for (auto& [peer, s] : sessions_)
+      host_.close(s.connection, CloseMode::kAfterDelivery, messages_end_reason::kClosed,
+                  "the peer's Messages shut down");
+    for (const auto& [c, peer] : pending_)
+      host_.close(c);
+    for (ConnectionHandle c : ignored_)
+      host_.close(c);
+    sessions_.clear();
+    by_handle_.clear();
+    pending_.clear();
+    ignored_.clear();
+    notices_.clear();
     host_.destroy_poll_group(group_);
   }
 
-  // The Host's connection callback.
+  // The callback of Messages' connections. It keeps the Impl only weakly: a Host still holding a copy after
+  // the Messages object is gone finds nothing to call.
+  ConnectionCallback event_callback() {
+    std::weak_ptr<Impl> weak = weak_from_this();
+    return [weak](const ConnectionEvent& e) {
+      if (std::shared_ptr<Impl> self = weak.lock()) self->on_event(e);
+    };
+  }
+
+  // An event of one of Messages' connections.
   void on_event(const ConnectionEvent& e) {
     std::lock_guard<std::mutex> lock(mutex_);
     const ConnectionInfo& info = e.info;
@@ -194,26 +181,19 @@ class Messages::Impl {
     }
   }
 
-  SendResult send_to(const PeerId& peer, uint32_t channel, const void* data, size_t size, uint32_t flags,
-                     std::string* error) {
-    if (peer.empty()) {
-      if (error) *error = "invalid peer: an empty PeerId (use PeerId::parse)";
-      return SendResult::kNoConnection;
-    }
-    if (size > SIZE_MAX - kMaxHeader) {
-      if (error) *error = "message too large";
-      return SendResult::kMessageTooLarge;
-    }
+  SendResult send_to(const PeerId& peer, uint32_t channel, const void* data, size_t size, uint32_t flags) {
+    if (peer.empty()) return SendResult::kNoConnection;
+    if (size > SIZE_MAX - kMaxChannelHeader) return SendResult::kMessageTooLarge;
     std::lock_guard<std::mutex> lock(mutex_);
-    uint8_t header[kMaxHeader];
-    const size_t header_size = encode_header(channel, header);
+    uint8_t header[kMaxChannelHeader];
+    const size_t header_size = encode_channel_header(channel, header);
     scratch_.resize(header_size + size);
     std::memcpy(scratch_.data(), header, header_size);
     if (size > 0) std::memcpy(scratch_.data() + header_size, data, size);
 
     Session* s = find_session(peer);
     const bool fresh = !s;
-    if (!s) s = open_locked(peer, error);
+    if (!s) s = open_locked(peer);
     if (!s) return SendResult::kNoConnection;
     SendResult r = host_.send(s->connection, scratch_.data(), scratch_.size(), flags);
     if (fresh && (r == SendResult::kInvalidState || r == SendResult::kNoConnection)) {
@@ -226,16 +206,13 @@ class Messages::Impl {
       if (!info || info->state == ConnectionState::kClosed) {
         fail_session_locked(peer, info ? info->end_reason : uint32_t(EndReason::kMiscGeneric),
                             info ? info->end_debug : "the connection is gone");
-        s = open_locked(peer, error);
+        s = open_locked(peer);
         if (!s) return SendResult::kNoConnection;
         r = host_.send(s->connection, scratch_.data(), scratch_.size(), flags);
       }
     }
     if (scratch_.capacity() > kScratchKeep) std::vector<uint8_t>().swap(scratch_);
-    if (r != SendResult::kOk) {
-      if (error) *error = std::string("the Host refused the message: ") + to_string(r);
-      return r;
-    }
+    if (r != SendResult::kOk) return r;
     ++counters_.messages_sent;
     s->last_activity = Clock::now();
     s->channels[channel] = true;  // opens it (again)
@@ -412,17 +389,23 @@ class Messages::Impl {
 
   // Opens a session with peer for send_to(): a symmetric connect, which returns the connection already
   // being set up with that peer if there is one (also a pending request of it, which it then accepts).
-  Session* open_locked(const PeerId& peer, std::string* error) {
+  // When the Host refuses, on_session_failed says why.
+  Session* open_locked(const PeerId& peer) {
     ConnectOptions o;
     o.symmetric = true;
     o.poll_group = group_;
+    o.callback = event_callback();
+    o.virtual_port = config_.virtual_port;
     for (int attempt = 0; attempt < 2; ++attempt) {
-      std::string why;
-      const ConnectionHandle c = host_.connect(peer, o, &why);
-      if (c == kInvalidConnection) {
-        if (error) *error = "cannot open a session with " + peer.str() + ": " + why;
+      Result<ConnectionHandle> connected = host_.connect(peer, o);
+      if (!connected) {
+        const uint32_t reason = connected.error().code == ErrorCode::kLimitExceeded
+                                    ? uint32_t(EndReason::kLocalLimitExceeded)
+                                    : uint32_t(EndReason::kMiscSignalingUnreachable);
+        notice_failed_locked(peer, reason, "cannot open a session: " + connected.error().message);
         return nullptr;
       }
+      const ConnectionHandle c = *connected;
       std::optional<ConnectionInfo> info = host_.connection_info(c);
       if (info && info->state == ConnectionState::kClosed && info->incoming && !by_handle_.count(c)) {
         // A request of that peer that ended, its kClosed event not yet delivered: release it, try again.
@@ -435,8 +418,8 @@ class Messages::Impl {
       }
       return &adopt_locked(peer, c);
     }
-    if (error)
-      *error = "cannot open a session with " + peer.str() + ": the Host keeps returning a closed connection";
+    notice_failed_locked(peer, uint32_t(EndReason::kMiscGeneric),
+                         "cannot open a session: the Host keeps returning a closed connection");
     return nullptr;
   }
 
@@ -475,13 +458,18 @@ class Messages::Impl {
     by_handle_.erase(c);
     sessions_.erase(it);
     // Lingering: reliable messages already sent still reach the peer (bounded by the Host's linger_timeout).
-    host_.close(c, reason, debug, true);
+    host_.close(c, CloseMode::kAfterDelivery, reason, debug);
   }
 
   // The session's connection ended on its own: keep what arrived, end it, tell the application.
   void fail_session_locked(const PeerId& peer, uint32_t reason, const std::string& debug) {
     pull_locked();
     end_session_locked(peer, reason, debug);
+    notice_failed_locked(peer, reason, debug);
+  }
+
+  // on_session_failed, in run_callbacks().
+  void notice_failed_locked(const PeerId& peer, uint32_t reason, const std::string& debug) {
     ++counters_.sessions_failed;
     Notice n;
     n.kind = Notice::kFailed;
@@ -521,7 +509,7 @@ class Messages::Impl {
     if (h == by_handle_.end()) return;  // no longer a session's (cannot happen: released handles lose theirs)
     Session& s = sessions_.at(h->second);
     uint32_t channel = 0;
-    const size_t header_size = decode_header(m.data(), m.size(), channel);
+    const size_t header_size = decode_channel_header(m.data(), m.size(), channel);
     if (header_size == 0) {
       ++counters_.invalid_messages;
       return;
@@ -553,7 +541,7 @@ class Messages::Impl {
 
   Host& host_;
   const MessagesConfig config_;
-  PollGroupHandle group_ = kInvalidPollGroup;
+  PollGroupHandle group_ = kDefaultPollGroup;
   ListenSocketHandle listener_ = kInvalidListenSocket;
 
   mutable std::mutex mutex_;
@@ -576,16 +564,20 @@ class Messages::Impl {
 // --- Messages ---
 
 Messages::Messages(Host& host, MessagesConfig config) {
-  if (config.idle_timeout.count() < 0) throw std::invalid_argument("Messages: idle_timeout is negative");
-  if (config.max_queued_bytes == 0) throw std::invalid_argument("Messages: max_queued_bytes is 0");
-  if (config.max_channels_per_session == 0)
-    throw std::invalid_argument("Messages: max_channels_per_session is 0");
+  auto invalid = [](const char* what) { return Exception(Error{ErrorCode::kInvalidConfig, what}); };
+  if (config.idle_timeout.count() < 0) throw invalid("Messages: idle_timeout is negative");
+  if (config.max_queued_bytes == 0) throw invalid("Messages: max_queued_bytes is 0");
+  if (config.max_channels_per_session == 0) throw invalid("Messages: max_channels_per_session is 0");
   impl_ = std::make_shared<Impl>(host, std::move(config));
   impl_->start();
-  // The callback shares the Impl: a Host::run_callbacks() still holding a copy of it after the destructor
-  // finds it shut down rather than freed.
-  std::shared_ptr<Impl> impl = impl_;
-  host.set_connection_callback([impl](const ConnectionEvent& e) { impl->on_event(e); });
+}
+
+Result<std::unique_ptr<Messages>> Messages::create(Host& host, MessagesConfig config) {
+  try {
+    return std::make_unique<Messages>(host, std::move(config));
+  } catch (const Exception& e) {
+    return e.error();
+  }
 }
 
 Messages::~Messages() {
@@ -593,8 +585,8 @@ Messages::~Messages() {
 }
 
 SendResult Messages::send_to(const PeerId& peer, uint32_t channel, const void* data, size_t size,
-                             uint32_t flags, std::string* error) {
-  return impl_->send_to(peer, channel, data, size, flags, error);
+                             uint32_t flags) {
+  return impl_->send_to(peer, channel, data, size, flags);
 }
 
 size_t Messages::receive(uint32_t channel, std::vector<ChannelMessage>& out, size_t max) {

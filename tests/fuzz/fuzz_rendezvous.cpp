@@ -37,10 +37,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   CountingRandom rng;
   Handle next = 1;
   Rendezvous rz(RendezvousConfig{}, PublicKey{}, rng, [&] { return next++; });
-  rz.set_listening(true);
+  rz.set_listening(0, true);
   PeerId a = *PeerId::parse("fuzz:a"), b = *PeerId::parse("fuzz:b");
   protocol::Instant now{};
-  rz.connect(now, 1000, a, true);
+  rz.connect(now, 1000, a, 0, true);
   rz.receive(now, a, data, size);
   size_t half = size / 2;
   rz.receive(now, b, data, half);

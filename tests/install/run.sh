@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install test: installs a build of peerlink into a temporary prefix, then builds and runs a small consumer
-# twice, once found with CMake's find_package(peerlink) and once with pkg-config peerlink-transport.
+# twice, once found with CMake's find_package(peerlink) and once with pkg-config peerlink-messages (which
+# requires peerlink-transport).
 # Usage: run.sh <build-dir> [<c++ compiler>]   (set PEERLINK_INSTALL_TEST_SKIP=reason to skip: exit 77)
 set -euo pipefail
 
@@ -37,17 +38,17 @@ cmake -S "$here/consumer" -B "$tmp/consumer-build" -DCMAKE_PREFIX_PATH="$prefix"
 cmake --build "$tmp/consumer-build"
 check_fingerprint "find_package consumer" "$("$tmp/consumer-build/consumer")"
 
-echo "== pkg-config peerlink-transport: build and run the consumer"
+echo "== pkg-config peerlink-messages: build and run the consumer"
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib/x86_64-linux-gnu/pkgconfig:$prefix/lib64/pkgconfig"
 libdir=$(dirname "$(find "$prefix" -name 'libpeerlink_transport.*' -print -quit)")
 static=()
 if [[ ! -e "$libdir/libpeerlink_transport.so" ]]; then
-  static=(--static)  # a static library needs its Requires.private (libcrypto) on the link line too
+  static=(--static)  # static libraries need their Requires.private (libcrypto) on the link line too
 fi
-echo "pkg-config ${static[*]} --cflags --libs peerlink-transport: $(pkg-config "${static[@]}" --cflags --libs peerlink-transport)"
+echo "pkg-config ${static[*]} --cflags --libs peerlink-messages: $(pkg-config "${static[@]}" --cflags --libs peerlink-messages)"
 # shellcheck disable=SC2046 # word splitting of pkg-config's flags is intended
 "$cxx" -std=c++17 -Wall -Wextra -Werror -o "$tmp/consumer-pkgconfig" "$here/consumer/main.cpp" \
-  $(pkg-config "${static[@]}" --cflags --libs peerlink-transport)
+  $(pkg-config "${static[@]}" --cflags --libs peerlink-messages)
 check_fingerprint "pkg-config consumer" "$(LD_LIBRARY_PATH="$libdir" "$tmp/consumer-pkgconfig")"
 
 echo "install test passed"

@@ -88,10 +88,10 @@ TEST(HostHostile, RandomTruncatedReplayedAndForgedDatagrams_ConnectionUntouchedA
   Host client(test_config());
   EventRecorder se(server);
   EventRecorder ce(client);
-  ListenSocketHandle l = server.listen(0);
+  ListenSocketHandle l = server.listen(0).value_or(kInvalidListenSocket);
   uint16_t server_port = server.listen_address(l)->port();
   RecordingRelay relay(server_port);
-  ConnectionHandle c = client.connect(Address::loopback_v4(relay.port()));
+  ConnectionHandle c = client.connect(Address::loopback_v4(relay.port())).value_or(kInvalidConnection);
   ASSERT_TRUE(pump_until({&client, &server}, [&] {
     return ce.find(ConnectionEventKind::kConnected, c) && se.find(ConnectionEventKind::kConnected);
   }));

@@ -37,10 +37,11 @@ TEST(HostLifecycle, HalfOpenHandshakes_FreedAfterConnectTimeout) {
   server_config.address_validation = false;  // state from the first packet: the easiest case to abuse
   server_config.max_connections = 20;
   Host server(server_config);
-  ListenSocketHandle l = server.listen(0);
+  ListenSocketHandle l = server.listen(0).value_or(kInvalidListenSocket);
   Host client(test_config());
   for (int i = 0; i < 30; ++i) {
-    ConnectionHandle c = client.connect(loopback(server, l));  // no key: XX, three messages
+    ConnectionHandle c =
+        client.connect(loopback(server, l)).value_or(kInvalidConnection);  // no key: XX, three messages
     ASSERT_NE(c, kInvalidConnection);
     EXPECT_TRUE(client.close(c));  // gone after the first message
   }
@@ -52,7 +53,7 @@ TEST(HostLifecycle, HalfOpenHandshakes_FreedAfterConnectTimeout) {
       << server.counters().connections << " connections left at the server";
   // And a real client still gets in.
   EventRecorder ce(client);
-  ConnectionHandle c = client.connect(loopback(server, l));
+  ConnectionHandle c = client.connect(loopback(server, l)).value_or(kInvalidConnection);
   ASSERT_TRUE(
       pump_until({&server, &client}, [&] { return bool(ce.find(ConnectionEventKind::kConnected, c)); }));
 }
@@ -64,9 +65,9 @@ TEST(HostLifecycle, Wait_WakesForEachEventWithoutMessages) {
   Host host(cfg);
   EventRecorder events(host);
   auto start = std::chrono::steady_clock::now();
-  host.connect(Address::loopback_v4(a.port));
+  host.connect(Address::loopback_v4(a.port)).value_or(kInvalidConnection);
   std::this_thread::sleep_for(40ms);
-  host.connect(Address::loopback_v4(b.port));
+  host.connect(Address::loopback_v4(b.port)).value_or(kInvalidConnection);
   // Both requests time out about 600 ms after they started; each timeout must wake wait() at once.
   while (events.count(ConnectionEventKind::kClosed) < 2 && std::chrono::steady_clock::now() - start < 10s) {
     host.wait(3s);
@@ -79,8 +80,8 @@ TEST(HostLifecycle, Wait_WakesForEachEventWithoutMessages) {
 TEST(HostLifecycle, ReleasedHandle_QueuedEventsNotDelivered) {
   Host server(test_config());
   Host client(test_config());
-  ListenSocketHandle l = server.listen(0);
-  ConnectionHandle c = client.connect(loopback(server, l));
+  ListenSocketHandle l = server.listen(0).value_or(kInvalidListenSocket);
+  ConnectionHandle c = client.connect(loopback(server, l)).value_or(kInvalidConnection);
   // Wait for the kConnected event to be queued, without delivering it.
   std::vector<ConnectionEvent> seen;
   client.set_connection_callback([&](const ConnectionEvent& e) { seen.push_back(e); });
@@ -104,8 +105,8 @@ TEST(HostLifecycle, RunCallbacksInsideCallback_ReturnsZeroNoDeadlock) {
     inner_result = p.client.run_callbacks();
     ++inner_calls;
   });
-  ListenSocketHandle l = p.server.listen(0);
-  ConnectionHandle c = p.client.connect(loopback(p.server, l));
+  ListenSocketHandle l = p.server.listen(0).value_or(kInvalidListenSocket);
+  ConnectionHandle c = p.client.connect(loopback(p.server, l)).value_or(kInvalidConnection);
   ASSERT_NE(c, kInvalidConnection);
   ASSERT_TRUE(pump_until({&p.client, &p.server}, [&] { return inner_calls > 0; }));
   EXPECT_EQ(inner_result, 0u);
@@ -125,12 +126,12 @@ TEST(HostLifecycle, ServiceThreadCallbacks_ConnectedBeforeFirstMessage) {
     std::lock_guard<std::mutex> lock(mutex);
     order.push_back("message");
   }));
-  ListenSocketHandle l = server.listen(0);
+  ListenSocketHandle l = server.listen(0).value_or(kInvalidListenSocket);
   for (int i = 0; i < 5; ++i) {
     Host client(test_config());
     ConnectOptions o;
     o.expected_key = server.identity().public_key();  // IK: the packet that confirms also carries the data
-    ConnectionHandle c = client.connect(loopback(server, l), o);
+    ConnectionHandle c = client.connect(loopback(server, l), o).value_or(kInvalidConnection);
     client.send(c, "first", 5, send_flags::kReliable | send_flags::kNoNagle);
     ASSERT_TRUE(pump_until({&client}, [&] {
       std::lock_guard<std::mutex> lock(mutex);
@@ -146,14 +147,14 @@ TEST(HostLifecycle, NotListeningSocket_RefusesBeforeAnyHandshakeWork) {
   Host a(test_config());
   Host b(test_config());
   EventRecorder ea(a);
-  ListenSocketHandle l = b.listen(0);
-  ConnectionHandle ab = a.connect(loopback(b, l));
+  ListenSocketHandle l = b.listen(0).value_or(kInvalidListenSocket);
+  ConnectionHandle ab = a.connect(loopback(b, l)).value_or(kInvalidConnection);
   ASSERT_TRUE(pump_until({&a, &b}, [&] { return bool(ea.find(ConnectionEventKind::kConnected, ab)); }));
   uint16_t a_port = a.connection_info(ab)->local_address.port();
   HostCounters before = a.counters();
   Host c(test_config());
   EventRecorder ec(c);
-  ConnectionHandle cc = c.connect(Address::loopback_v4(a_port));
+  ConnectionHandle cc = c.connect(Address::loopback_v4(a_port)).value_or(kInvalidConnection);
   ASSERT_TRUE(pump_until(
       {&c, &a}, [&] { return bool(ec.find(ConnectionEventKind::kClosed, cc)); }, 5s));
   EXPECT_EQ(ec.find(ConnectionEventKind::kClosed, cc)->info.end_reason, uint32_t(EndReason::kRemoteRejected));
@@ -166,11 +167,13 @@ TEST(HostLifecycle, NotListeningSocket_RefusesBeforeAnyHandshakeWork) {
 TEST(HostLifecycle, DurationsBeyondADay_Refused) {
   HostConfig c = test_config();
   c.idle_timeout = std::chrono::milliseconds::max();
-  EXPECT_NE(c.validate().find("idle_timeout"), std::string::npos);
+  ASSERT_FALSE(c.validate());
+  EXPECT_NE(c.validate().error().message.find("idle_timeout"), std::string::npos);
   c = test_config();
   c.linger_timeout = std::chrono::hours(25);
-  EXPECT_NE(c.validate().find("linger_timeout"), std::string::npos);
-  EXPECT_THROW(Host h(c), std::invalid_argument);
+  ASSERT_FALSE(c.validate());
+  EXPECT_NE(c.validate().error().message.find("linger_timeout"), std::string::npos);
+  EXPECT_THROW(Host h(c), Exception);
 }
 
 }  // namespace

@@ -15,13 +15,13 @@ TEST(HostScale, FiveHundredConnectionsToOneListener_AllConnectAndEcho) {
   PollGroupHandle group = server.create_poll_group();
   ListenOptions lo;
   lo.poll_group = group;
-  ListenSocketHandle l = server.listen(0, lo);
+  ListenSocketHandle l = server.listen(0, lo).value_or(kInvalidListenSocket);
   constexpr int kConnections = 500;
   std::vector<ConnectionHandle> conns;
   for (int i = 0; i < kConnections; ++i) {
     ConnectOptions o;
     o.user_data = uint64_t(i);
-    ConnectionHandle c = client.connect(loopback(server, l), o);
+    ConnectionHandle c = client.connect(loopback(server, l), o).value_or(kInvalidConnection);
     ASSERT_NE(c, kInvalidConnection);
     conns.push_back(c);
   }
@@ -69,9 +69,9 @@ TEST(HostScale, PollGroups_MessagesOnlyFromMembers) {
   Host client(test_config());
   EventRecorder se(server);
   EventRecorder ce(client);
-  ListenSocketHandle l = server.listen(0);
-  ConnectionHandle a = client.connect(loopback(server, l));
-  ConnectionHandle b = client.connect(loopback(server, l));
+  ListenSocketHandle l = server.listen(0).value_or(kInvalidListenSocket);
+  ConnectionHandle a = client.connect(loopback(server, l)).value_or(kInvalidConnection);
+  ConnectionHandle b = client.connect(loopback(server, l)).value_or(kInvalidConnection);
   ASSERT_TRUE(pump_until({&client, &server}, [&] { return se.count(ConnectionEventKind::kConnected) == 2; }));
   ASSERT_TRUE(pump_until({&client}, [&] { return ce.count(ConnectionEventKind::kConnected) == 2; }));
   std::vector<ConnectionHandle> server_side = server.connections();
@@ -85,7 +85,7 @@ TEST(HostScale, PollGroups_MessagesOnlyFromMembers) {
   std::vector<Message> grouped, rest;
   ASSERT_TRUE(pump_until({&server}, [&] {
     server.receive_on_poll_group(g, grouped);
-    server.receive_all(rest);
+    server.receive_on_poll_group(kDefaultPollGroup, rest);
     return grouped.size() + rest.size() == 2;
   }));
   ASSERT_EQ(grouped.size(), 1u);
@@ -99,7 +99,7 @@ TEST(HostScale, PollGroups_MessagesOnlyFromMembers) {
   client.send(b, "b", 1);
   rest.clear();
   ASSERT_TRUE(pump_until({&server}, [&] {
-    server.receive_all(rest);
+    server.receive_on_poll_group(kDefaultPollGroup, rest);
     return rest.size() == 2;
   }));
 }
@@ -169,14 +169,14 @@ TEST(HostScale, ConcurrentConnectAndClose_NoCrashNoLeak) {
   server.set_connection_callback([&server](const ConnectionEvent& e) {
     if (e.kind == ConnectionEventKind::kClosed) server.close(e.info.handle);
   });
-  ListenSocketHandle l = server.listen(0);
+  ListenSocketHandle l = server.listen(0).value_or(kInvalidListenSocket);
   Address to = loopback(server, l);
   Host client(test_config());
   std::vector<std::thread> threads;
   for (int t = 0; t < 3; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < 50; ++i) {
-        ConnectionHandle c = client.connect(to);
+        ConnectionHandle c = client.connect(to).value_or(kInvalidConnection);
         EXPECT_NE(c, kInvalidConnection);
         client.send(c, "x", 1);
         if (i % 2) std::this_thread::sleep_for(1ms);
@@ -189,7 +189,7 @@ TEST(HostScale, ConcurrentConnectAndClose_NoCrashNoLeak) {
       server.run_callbacks();
       client.run_callbacks();
       std::vector<Message> in;
-      server.receive_all(in);
+      server.receive_on_poll_group(kDefaultPollGroup, in);
       std::this_thread::sleep_for(500us);
     }
   });

@@ -15,15 +15,29 @@
 #include <vector>
 
 #include "peerlink/host.hpp"
+#include "peerlink/testkit/in_process_signaling.hpp"
 
 namespace peerlink::test {
 
 using namespace std::chrono_literals;
 
+using testkit::SignalingHub;
+
 // A HostConfig for tests: quiet unless PEERLINK_LOG says otherwise.
 inline HostConfig test_config() {
   HostConfig c;
   c.log_level = LogLevel::kWarning;
+  return c;
+}
+
+// A HostConfig for peer-to-peer tests: `name` on the hub, ICE on loopback only (tests never leave the
+// machine).
+inline HostConfig p2p_config(const std::shared_ptr<SignalingHub>& hub, const std::string& name,
+                             std::chrono::milliseconds connect_timeout = 10s) {
+  HostConfig c = test_config();
+  c.signaling.push_back(hub->plugin(name));
+  c.ice.interfaces_allow = {"lo"};
+  c.connect_timeout = connect_timeout;
   return c;
 }
 
@@ -83,6 +97,20 @@ inline std::optional<ConnectionEvent> wait_closed(std::initializer_list<Host*> h
   return events.find(ConnectionEventKind::kClosed, c);
 }
 
+// Receives from connection c until n messages arrived or timeout passed; what arrived.
+inline std::vector<Message> receive_n(Host& host, ConnectionHandle c, size_t n,
+                                      std::chrono::milliseconds timeout = 10s) {
+  std::vector<Message> got;
+  pump_until(
+      {&host},
+      [&] {
+        host.receive(c, got);
+        return got.size() >= n;
+      },
+      timeout);
+  return got;
+}
+
 inline Address loopback(const Host& host, ListenSocketHandle socket) {
   Address a = Address::loopback_v4(host.listen_address(socket)->port());
   return a;
@@ -134,14 +162,16 @@ struct ConnectedPair {
 
   // Returns false (with a gtest failure) if the connection did not come up.
   bool connect(const ListenOptions& listen_options = {}) {
-    std::string error;
-    listener = server.listen(0, listen_options, &error);
-    EXPECT_NE(listener, kInvalidListenSocket) << error;
-    if (listener == kInvalidListenSocket) return false;
+    Result<ListenSocketHandle> l = server.listen(0, listen_options);
+    EXPECT_TRUE(l) << l.error().message;
+    if (!l) return false;
+    listener = *l;
     ConnectOptions o;
     o.expected_key = server.identity().public_key();
-    client_conn = client.connect(loopback(server, listener), o, &error);
-    EXPECT_NE(client_conn, kInvalidConnection) << error;
+    Result<ConnectionHandle> c = client.connect(loopback(server, listener), o);
+    EXPECT_TRUE(c) << c.error().message;
+    if (!c) return false;
+    client_conn = *c;
     bool up = pump_until({&client, &server}, [&] {
       return client_events.find(ConnectionEventKind::kConnected, client_conn) &&
              server_events.find(ConnectionEventKind::kConnected);

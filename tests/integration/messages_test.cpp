@@ -13,19 +13,9 @@
 #include <vector>
 
 #include "integration/host_test_util.hpp"
-#include "integration/inprocess_signaling.hpp"
 
 namespace peerlink::test {
 namespace {
-
-HostConfig p2p_config(const std::shared_ptr<SignalingHub>& hub, const std::string& name,
-                      std::chrono::milliseconds connect_timeout = 10s) {
-  HostConfig c = test_config();
-  c.signaling.push_back(hub->plugin(name));
-  c.ice.interfaces_allow = {"lo"};  // tests never leave the machine
-  c.connect_timeout = connect_timeout;
-  return c;
-}
 
 struct Failure {
   PeerId peer;
@@ -65,9 +55,8 @@ class Node {
     return got_[channel];
   }
   SendResult send(const Node& to, uint32_t channel, const std::string& text) {
-    std::string error;
-    SendResult r = messages->send_to(to.id, channel, text.data(), text.size(), send_flags::kReliable, &error);
-    EXPECT_EQ(r, SendResult::kOk) << error;
+    SendResult r = messages->send_to(to.id, channel, text.data(), text.size());
+    EXPECT_EQ(r, SendResult::kOk) << to_string(r);
     return r;
   }
 
@@ -304,15 +293,18 @@ TEST(Messages, UnreachablePeer_SessionFailedWithSignalingUnreachable) {
 TEST(Messages, UnknownSchemeOrInvalidPeer_ClearErrorAndNoSession) {
   auto hub = std::make_shared<SignalingHub>();
   Node a(p2p_config(hub, "a"), "a");
-  std::string error;
-  EXPECT_EQ(
-      a.messages->send_to(*PeerId::parse("xmpp:bob@example.org"), 1, "x", 1, send_flags::kReliable, &error),
-      SendResult::kNoConnection);
-  EXPECT_NE(error.find("no signaling plugin for scheme 'xmpp'"), std::string::npos) << error;
-  error.clear();
-  EXPECT_EQ(a.messages->send_to(PeerId(), 1, "x", 1, send_flags::kReliable, &error),
-            SendResult::kNoConnection);
-  EXPECT_NE(error.find("invalid peer"), std::string::npos) << error;
+  const PeerId bob = *PeerId::parse("xmpp:bob@example.org");
+  EXPECT_EQ(a.messages->send_to(bob, 1, "x", 1), SendResult::kNoConnection);
+  EXPECT_EQ(a.messages->send_to(PeerId(), 1, "x", 1), SendResult::kNoConnection);
+  EXPECT_EQ(a.messages->send_to(a.id, 1, "x", 1), SendResult::kNoConnection);  // ourselves
+  a.messages->run_callbacks();
+  auto f = a.failure_from(bob);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->reason, uint32_t(EndReason::kMiscSignalingUnreachable));
+  EXPECT_NE(f->debug.find("no signaling plugin for scheme 'xmpp'"), std::string::npos) << f->debug;
+  f = a.failure_from(a.id);
+  ASSERT_TRUE(f);
+  EXPECT_NE(f->debug.find("own peer id"), std::string::npos) << f->debug;
   EXPECT_TRUE(a.messages->sessions().empty());
   EXPECT_TRUE(a.host.connections().empty());
   EXPECT_EQ(a.messages->counters().sessions_opened, 0u);
@@ -320,11 +312,62 @@ TEST(Messages, UnknownSchemeOrInvalidPeer_ClearErrorAndNoSession) {
 
   // A Host that cannot listen for peer-to-peer requests cannot carry a Messages.
   Host plain(test_config());
-  EXPECT_THROW(Messages m(plain), std::invalid_argument);
-  EXPECT_THROW(Messages m(a.host), std::invalid_argument);  // a listens already (through a.messages)
+  auto expect_refused = [](Host& host, MessagesConfig config, ErrorCode code) {
+    Result<std::unique_ptr<Messages>> m = Messages::create(host, config);
+    ASSERT_FALSE(m);
+    EXPECT_EQ(m.error().code, code) << m.error().message;
+    EXPECT_THROW(Messages(host, config), Exception);
+  };
+  expect_refused(plain, {}, ErrorCode::kNoSignaling);
+  expect_refused(a.host, {}, ErrorCode::kAlreadyExists);  // a.messages listens on that virtual port
   MessagesConfig bad;
   bad.idle_timeout = -1ms;
-  EXPECT_THROW(Messages m(a.host, bad), std::invalid_argument);
+  expect_refused(a.host, bad, ErrorCode::kInvalidConfig);
+}
+
+// Messages keeps to its virtual port, poll group and callback: the application runs its own peer-to-peer
+// connections on the same Host, to the same peer, with its own callback and service(), and neither sees
+// the other's events or messages.
+TEST(Messages, SharesTheHostWithTheApplication) {
+  auto hub = std::make_shared<SignalingHub>();
+  Node a(p2p_config(hub, "a"), "a"), b(p2p_config(hub, "b"), "b");
+  ListenOptions lo;
+  std::vector<ConnectionEvent> b_events;
+  lo.callback = [&](const ConnectionEvent& e) { b_events.push_back(e); };
+  ASSERT_TRUE(b.host.listen_p2p(lo));
+  // The application's own symmetric connection to the peer Messages also talks to.
+  ConnectOptions sym;
+  sym.symmetric = true;
+  Result<ConnectionHandle> app = a.host.connect(b.id, sym);
+  ASSERT_TRUE(app) << app.error().message;
+  ASSERT_EQ(a.send(b, 7, "to messages"), SendResult::kOk);
+  ASSERT_EQ(a.host.send(*app, "to the app", 10), SendResult::kOk);
+
+  // a: the application reads its events and messages with service(); Messages' never show up there.
+  std::vector<std::string> app_got;
+  bool app_connected = false;
+  HostEvent ev;
+  ASSERT_TRUE(pump({&a, &b}, [&] {
+    while (a.host.service(ev, 0ms)) {
+      EXPECT_EQ(ev.connection, *app) << to_string(ev.kind) << " of another connection";
+      if (ev.kind == HostEventKind::kConnected) app_connected = true;
+      if (ev.kind == HostEventKind::kMessage) app_got.emplace_back(ev.message.text());
+    }
+    return app_connected && b.got(7).size() == 1;
+  }));
+  EXPECT_EQ(b.got(7)[0].text(), "to messages");
+  ASSERT_EQ(a.messages->sessions().size(), 1u);
+  EXPECT_NE(a.messages->session_info(b.id)->connection, *app);
+  // b: the application's listener callback saw its connection and only it; its message is on it.
+  ConnectionHandle b_app = kInvalidConnection;
+  for (const auto& e : b_events)
+    if (e.kind == ConnectionEventKind::kConnected) b_app = e.info.handle;
+  ASSERT_NE(b_app, kInvalidConnection);
+  for (const auto& e : b_events)
+    EXPECT_EQ(e.info.handle, b_app);
+  EXPECT_NE(b.messages->session_info(a.id)->connection, b_app);
+  EXPECT_EQ(receive_n(b.host, b_app, 1).size(), 1u);
+  EXPECT_TRUE(app_got.empty());
 }
 
 TEST(Messages, IdleTimeout_ClosesBothSidesAndALaterSendOpensANewSession) {
@@ -461,7 +504,9 @@ TEST(Messages, MessagesWithoutAValidHeader_DroppedAndCounted) {
   Node m(p2p_config(hub, "m"), "m");
   Host raw(p2p_config(hub, "raw"));  // a plain Host: sends whatever it likes
   EventRecorder events(raw);
-  ConnectionHandle c = raw.connect(SignalingHub::id("m"));  // not symmetric: a request like any other
+  ConnectOptions to_messages;  // not symmetric: a request like any other, on Messages' virtual port
+  to_messages.virtual_port = kMessagesVirtualPort;
+  ConnectionHandle c = raw.connect(SignalingHub::id("m"), to_messages).value_or(kInvalidConnection);
   ASSERT_NE(c, kInvalidConnection);
   ASSERT_TRUE(pump({&m}, [&] {
     raw.run_callbacks();

@@ -5,39 +5,18 @@
 #include <thread>
 
 #include "integration/host_test_util.hpp"
-#include "integration/inprocess_signaling.hpp"
 
 namespace peerlink::test {
 namespace {
-
-HostConfig p2p_config(const std::shared_ptr<SignalingHub>& hub, const std::string& name) {
-  HostConfig c = test_config();
-  c.signaling.push_back(hub->plugin(name));
-  c.ice.interfaces_allow = {"lo"};  // tests never leave the machine
-  return c;
-}
-
-std::vector<Message> receive_n(Host& host, ConnectionHandle c, size_t n,
-                               std::chrono::milliseconds timeout = 10s) {
-  std::vector<Message> got;
-  pump_until(
-      {&host},
-      [&] {
-        host.receive(c, got);
-        return got.size() >= n;
-      },
-      timeout);
-  return got;
-}
 
 TEST(P2PConnect, ConnectThroughSignaling_BothConnectedAndMessagesFlow) {
   auto hub = std::make_shared<SignalingHub>();
   Host a(p2p_config(hub, "a")), b(p2p_config(hub, "b"));
   EventRecorder ea(a), eb(b);
-  ASSERT_NE(b.listen_p2p(), kInvalidListenSocket);
-  std::string error;
-  ConnectionHandle c = a.connect(SignalingHub::id("b"), {}, &error);
-  ASSERT_NE(c, kInvalidConnection) << error;
+  ASSERT_NE(b.listen_p2p().value_or(kInvalidListenSocket), kInvalidListenSocket);
+  Result<ConnectionHandle> connecting = a.connect(SignalingHub::id("b"));
+  ASSERT_TRUE(connecting) << connecting.error().message;
+  const ConnectionHandle c = *connecting;
   ASSERT_EQ(a.send(c, "early", 5), SendResult::kOk);  // queued until connected
   ASSERT_TRUE(pump_until({&a, &b},
                          [&] {
@@ -83,14 +62,20 @@ TEST(P2PConnect, ConnectThroughSignaling_BothConnectedAndMessagesFlow) {
 TEST(P2PConnect, UnknownScheme_ClearError) {
   auto hub = std::make_shared<SignalingHub>();
   Host a(p2p_config(hub, "a"));
-  std::string error;
-  EXPECT_EQ(a.connect(*PeerId::parse("xmpp:bob@example.org"), {}, &error), kInvalidConnection);
-  EXPECT_NE(error.find("no signaling plugin for scheme 'xmpp'"), std::string::npos) << error;
-  EXPECT_NE(error.find("mem"), std::string::npos) << error;
+  Result<ConnectionHandle> c = a.connect(*PeerId::parse("xmpp:bob@example.org"));
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code, ErrorCode::kNoSignaling);
+  EXPECT_NE(c.error().message.find("no signaling plugin for scheme 'xmpp'"), std::string::npos)
+      << c.error().message;
+  EXPECT_NE(c.error().message.find("mem"), std::string::npos) << c.error().message;
   Host plain(test_config());
-  EXPECT_EQ(plain.connect(SignalingHub::id("a"), {}, &error), kInvalidConnection);
-  EXPECT_EQ(plain.listen_p2p({}, &error), kInvalidListenSocket);
-  EXPECT_NE(error.find("no signaling plugin"), std::string::npos) << error;
+  c = plain.connect(SignalingHub::id("a"));
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code, ErrorCode::kNoSignaling);
+  Result<ListenSocketHandle> l = plain.listen_p2p();
+  ASSERT_FALSE(l);
+  EXPECT_EQ(l.error().code, ErrorCode::kNoSignaling);
+  EXPECT_NE(l.error().message.find("no signaling plugin"), std::string::npos) << l.error().message;
 }
 
 TEST(P2PConnect, PeerNotListening_RejectedQuickly) {
@@ -98,7 +83,7 @@ TEST(P2PConnect, PeerNotListening_RejectedQuickly) {
   Host a(p2p_config(hub, "a")), b(p2p_config(hub, "b"));
   EventRecorder ea(a);
   auto start = std::chrono::steady_clock::now();
-  ConnectionHandle c = a.connect(SignalingHub::id("b"));
+  ConnectionHandle c = a.connect(SignalingHub::id("b")).value_or(kInvalidConnection);
   auto e = wait_closed({&a, &b}, ea, c);
   ASSERT_TRUE(e);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
@@ -111,17 +96,19 @@ TEST(P2PConnect, ClosedListener_RefusesNewRequestsAndCanListenAgain) {
   auto hub = std::make_shared<SignalingHub>();
   Host a(p2p_config(hub, "a")), b(p2p_config(hub, "b"));
   EventRecorder ea(a);
-  ListenSocketHandle l = b.listen_p2p();
+  ListenSocketHandle l = b.listen_p2p().value_or(kInvalidListenSocket);
   ASSERT_NE(l, kInvalidListenSocket);
-  EXPECT_EQ(b.listen_p2p(), kInvalidListenSocket);  // one per Host
+  Result<ListenSocketHandle> again = b.listen_p2p();  // one per virtual port
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, ErrorCode::kAlreadyExists);
   EXPECT_TRUE(b.close_listen_socket(l));
   EXPECT_FALSE(b.close_listen_socket(l));
-  ConnectionHandle c = a.connect(SignalingHub::id("b"));
+  ConnectionHandle c = a.connect(SignalingHub::id("b")).value_or(kInvalidConnection);
   auto closed = wait_closed({&a, &b}, ea, c);
   ASSERT_TRUE(closed);
   EXPECT_EQ(closed->info.end_reason, uint32_t(EndReason::kRemoteRejected));
-  ASSERT_NE(b.listen_p2p(), kInvalidListenSocket);
-  ConnectionHandle c2 = a.connect(SignalingHub::id("b"));
+  ASSERT_NE(b.listen_p2p().value_or(kInvalidListenSocket), kInvalidListenSocket);
+  ConnectionHandle c2 = a.connect(SignalingHub::id("b")).value_or(kInvalidConnection);
   EXPECT_TRUE(pump_until({&a, &b}, [&] { return ea.find(ConnectionEventKind::kConnected, c2).has_value(); }));
 }
 
@@ -131,7 +118,7 @@ TEST(P2PConnect, RejectedWithReason) {
   EventRecorder ea(a);
   ListenOptions lo;
   lo.auto_accept = false;
-  ASSERT_NE(b.listen_p2p(lo), kInvalidListenSocket);
+  ASSERT_NE(b.listen_p2p(lo).value_or(kInvalidListenSocket), kInvalidListenSocket);
   std::optional<ConnectionEvent> request;
   b.set_connection_callback([&](const ConnectionEvent& e) {
     if (e.kind == ConnectionEventKind::kIncomingRequest) {
@@ -139,7 +126,7 @@ TEST(P2PConnect, RejectedWithReason) {
       EXPECT_TRUE(b.reject(e.info.handle, "go away"));
     }
   });
-  ConnectionHandle c = a.connect(SignalingHub::id("b"));
+  ConnectionHandle c = a.connect(SignalingHub::id("b")).value_or(kInvalidConnection);
   auto e = wait_closed({&a, &b}, ea, c);
   ASSERT_TRUE(e);
   ASSERT_TRUE(request);
@@ -154,7 +141,7 @@ TEST(P2PConnect, AcceptedByTheApplication_Connects) {
   EventRecorder ea(a);
   ListenOptions lo;
   lo.auto_accept = false;
-  ASSERT_NE(b.listen_p2p(lo), kInvalidListenSocket);
+  ASSERT_NE(b.listen_p2p(lo).value_or(kInvalidListenSocket), kInvalidListenSocket);
   ConnectionHandle accepted = kInvalidConnection;
   b.set_connection_callback([&](const ConnectionEvent& e) {
     if (e.kind == ConnectionEventKind::kIncomingRequest) {
@@ -162,7 +149,7 @@ TEST(P2PConnect, AcceptedByTheApplication_Connects) {
       EXPECT_TRUE(b.accept(e.info.handle));
     }
   });
-  ConnectionHandle c = a.connect(SignalingHub::id("b"));
+  ConnectionHandle c = a.connect(SignalingHub::id("b")).value_or(kInvalidConnection);
   ASSERT_TRUE(pump_until({&a, &b}, [&] { return ea.find(ConnectionEventKind::kConnected, c).has_value(); }));
   EXPECT_NE(accepted, kInvalidConnection);
   ASSERT_EQ(a.send(c, "hi", 2), SendResult::kOk);
@@ -174,7 +161,7 @@ TEST(P2PConnect, UnknownPeer_EndsAtOnceWithSignalingUnreachable) {
   Host a(p2p_config(hub, "a"));
   EventRecorder ea(a);
   auto start = std::chrono::steady_clock::now();
-  ConnectionHandle c = a.connect(SignalingHub::id("nobody"));
+  ConnectionHandle c = a.connect(SignalingHub::id("nobody")).value_or(kInvalidConnection);
   ASSERT_NE(c, kInvalidConnection);
   auto e = wait_closed({&a}, ea, c);
   ASSERT_TRUE(e);
@@ -188,10 +175,10 @@ TEST(P2PConnect, SignalingLost_ConnectTimesOut) {
   HostConfig ca = p2p_config(hub, "a");
   ca.connect_timeout = 1500ms;
   Host a(std::move(ca)), b(p2p_config(hub, "b"));
-  b.listen_p2p();
+  ASSERT_TRUE(b.listen_p2p());
   hub->set_dropping("b", true);
   EventRecorder ea(a);
-  ConnectionHandle c = a.connect(SignalingHub::id("b"));
+  ConnectionHandle c = a.connect(SignalingHub::id("b")).value_or(kInvalidConnection);
   auto e = wait_closed({&a, &b}, ea, c, 5s);
   ASSERT_TRUE(e);
   EXPECT_EQ(e->info.end_reason, uint32_t(EndReason::kMiscConnectTimeout));
@@ -202,13 +189,13 @@ TEST(P2PConnect, SymmetricSimultaneousConnect_ExactlyOneConnection) {
     auto hub = std::make_shared<SignalingHub>();
     Host a(p2p_config(hub, "a")), b(p2p_config(hub, "b"));
     EventRecorder ea(a), eb(b);
-    ASSERT_NE(a.listen_p2p(), kInvalidListenSocket);
-    ASSERT_NE(b.listen_p2p(), kInvalidListenSocket);
+    ASSERT_NE(a.listen_p2p().value_or(kInvalidListenSocket), kInvalidListenSocket);
+    ASSERT_NE(b.listen_p2p().value_or(kInvalidListenSocket), kInvalidListenSocket);
     ConnectOptions sym;
     sym.symmetric = true;
     ConnectionHandle ca = kInvalidConnection, cb = kInvalidConnection;
-    std::thread t([&] { cb = b.connect(SignalingHub::id("a"), sym); });
-    ca = a.connect(SignalingHub::id("b"), sym);
+    std::thread t([&] { cb = b.connect(SignalingHub::id("a"), sym).value_or(kInvalidConnection); });
+    ca = a.connect(SignalingHub::id("b"), sym).value_or(kInvalidConnection);
     t.join();
     ASSERT_TRUE(pump_until({&a, &b},
                            [&] {
@@ -225,7 +212,7 @@ TEST(P2PConnect, SymmetricSimultaneousConnect_ExactlyOneConnection) {
     EXPECT_EQ(eb.count(ConnectionEventKind::kConnected), 1u);
     EXPECT_EQ(ea.count(ConnectionEventKind::kClosed), 0u);
     // Connecting again returns the same connection.
-    EXPECT_EQ(a.connect(SignalingHub::id("b"), sym), ca);
+    EXPECT_EQ(a.connect(SignalingHub::id("b"), sym).value_or(kInvalidConnection), ca);
     ASSERT_EQ(a.send(ca, "x", 1), SendResult::kOk);
     EXPECT_EQ(receive_n(b, cb, 1).size(), 1u);
   }
@@ -238,11 +225,11 @@ TEST(P2PConnect, SymmetricReconnectWhileTheEndedHandleIsHeld_Connects) {
   auto hub = std::make_shared<SignalingHub>();
   Host a(p2p_config(hub, "a")), b(p2p_config(hub, "b"));
   EventRecorder ea(a), eb(b);
-  ASSERT_NE(a.listen_p2p(), kInvalidListenSocket);
-  ASSERT_NE(b.listen_p2p(), kInvalidListenSocket);
+  ASSERT_NE(a.listen_p2p().value_or(kInvalidListenSocket), kInvalidListenSocket);
+  ASSERT_NE(b.listen_p2p().value_or(kInvalidListenSocket), kInvalidListenSocket);
   ConnectOptions sym;
   sym.symmetric = true;
-  ConnectionHandle ca = a.connect(SignalingHub::id("b"), sym);
+  ConnectionHandle ca = a.connect(SignalingHub::id("b"), sym).value_or(kInvalidConnection);
   for (int round = 0; round < 8; ++round) {
     SCOPED_TRACE("round " + std::to_string(round));
     ASSERT_TRUE(pump_until({&a, &b}, [&] {
@@ -251,10 +238,10 @@ TEST(P2PConnect, SymmetricReconnectWhileTheEndedHandleIsHeld_Connects) {
     }));
     ConnectionHandle cb = eb.events().back().info.handle;
     ASSERT_EQ(eb.events().back().kind, ConnectionEventKind::kConnected);
-    ASSERT_TRUE(b.close(cb, 0, "again"));
+    ASSERT_TRUE(b.close(cb, CloseMode::kNow, 0, "again"));
     ASSERT_TRUE(pump_until({&a, &b}, [&] { return ea.find(ConnectionEventKind::kClosed, ca).has_value(); }));
     // a keeps ca (ended) while b connects again.
-    ConnectionHandle again = b.connect(SignalingHub::id("a"), sym);
+    ConnectionHandle again = b.connect(SignalingHub::id("a"), sym).value_or(kInvalidConnection);
     ASSERT_NE(again, kInvalidConnection);
     ASSERT_TRUE(pump_until({&a, &b}, [&] {
       return ea.count(ConnectionEventKind::kConnected) == size_t(round) + 2;
@@ -317,7 +304,7 @@ TEST(P2PConnect, GarbageAndFloodFromAPlugin_CountedAndHarmless) {
   HostConfig c = p2p_config(hub, "a");
   c.signaling.push_back(injector);
   Host a(c), b(p2p_config(hub, "b"));
-  ASSERT_NE(a.listen_p2p(), kInvalidListenSocket);
+  ASSERT_NE(a.listen_p2p().value_or(kInvalidListenSocket), kInvalidListenSocket);
   const PeerId mallory = *PeerId::parse("inj:mallory");
   std::vector<uint8_t> big(kMaxSignalingBlob + 1, 0x50), junk(100);
   for (size_t i = 0; i < junk.size(); ++i)
@@ -342,11 +329,12 @@ TEST(P2PConnect, GarbageAndFloodFromAPlugin_CountedAndHarmless) {
   }));
   auto k = a.counters();
   EXPECT_EQ(k.signaling_invalid + k.signaling_dropped, 4 + kFlood);
+  EXPECT_EQ(k.signaling_received, 4 + kFlood);  // every blob delivered, the bad and the dropped ones too
   EXPECT_EQ(k.connections, 0u);
 
   // The Host still works.
   EventRecorder eb(b);
-  ConnectionHandle cb = b.connect(SignalingHub::id("a"));
+  ConnectionHandle cb = b.connect(SignalingHub::id("a")).value_or(kInvalidConnection);
   EXPECT_TRUE(pump_until({&a, &b}, [&] { return eb.find(ConnectionEventKind::kConnected, cb).has_value(); }));
 }
 
@@ -357,8 +345,8 @@ TEST(P2PConnect, EveryInterfaceDenied_ClearEndReason) {
   c.ice.interfaces_deny = {"lo"};
   Host a(c), b(p2p_config(hub, "b"));
   EventRecorder ea(a);
-  ASSERT_NE(b.listen_p2p(), kInvalidListenSocket);
-  ConnectionHandle h = a.connect(SignalingHub::id("b"));
+  ASSERT_NE(b.listen_p2p().value_or(kInvalidListenSocket), kInvalidListenSocket);
+  ConnectionHandle h = a.connect(SignalingHub::id("b")).value_or(kInvalidConnection);
   auto e = wait_closed({&a, &b}, ea, h, 5s);
   ASSERT_TRUE(e);
   EXPECT_EQ(e->info.end_reason, uint32_t(EndReason::kMiscNoRoute));
@@ -371,8 +359,8 @@ TEST(P2PConnect, CloseWithLinger_PeerReceivesEverythingThenTheClose) {
   auto hub = std::make_shared<SignalingHub>();
   Host a(p2p_config(hub, "a")), b(p2p_config(hub, "b"));
   EventRecorder ea(a), eb(b);
-  ASSERT_NE(b.listen_p2p(), kInvalidListenSocket);
-  ConnectionHandle c = a.connect(SignalingHub::id("b"));
+  ASSERT_NE(b.listen_p2p().value_or(kInvalidListenSocket), kInvalidListenSocket);
+  ConnectionHandle c = a.connect(SignalingHub::id("b")).value_or(kInvalidConnection);
   ASSERT_TRUE(pump_until({&a, &b}, [&] {
     return ea.find(ConnectionEventKind::kConnected, c) && eb.find(ConnectionEventKind::kConnected);
   }));
@@ -382,7 +370,7 @@ TEST(P2PConnect, CloseWithLinger_PeerReceivesEverythingThenTheClose) {
     auto m = make_message(i, kSize);
     ASSERT_EQ(a.send(c, m.data(), m.size()), SendResult::kOk);
   }
-  ASSERT_TRUE(a.close(c, 1234, "done", true));
+  ASSERT_TRUE(a.close(c, CloseMode::kAfterDelivery, 1234, "done"));
   uint64_t next = 0;
   bool intact = true;
   std::vector<Message> got;

@@ -7,9 +7,9 @@
 #include <tuple>
 
 #include "integration/host_test_util.hpp"
-#include "integration/inprocess_signaling.hpp"
 #include "netlab/lab.hpp"
 #include "netlab/lab_ice.hpp"
+#include "peerlink/testkit/in_process_signaling.hpp"
 
 namespace peerlink::test {
 namespace {
@@ -50,11 +50,11 @@ struct Pair {
 // a connects to b (listening); both must report the connection within the timeout.
 ::testing::AssertionResult connect_pair(Peer& a, Peer& b, Pair& out, std::chrono::milliseconds timeout = 15s,
                                         bool listen = true) {
-  if (listen && b.host->listen_p2p() == kInvalidListenSocket)
+  if (listen && b.host->listen_p2p().value_or(kInvalidListenSocket) == kInvalidListenSocket)
     return ::testing::AssertionFailure() << "listen_p2p";
-  std::string error;
-  out.client = a.host->connect(SignalingHub::id("b"), {}, &error);
-  if (out.client == kInvalidConnection) return ::testing::AssertionFailure() << "connect: " << error;
+  Result<ConnectionHandle> c = a.host->connect(SignalingHub::id("b"));
+  if (!c) return ::testing::AssertionFailure() << "connect: " << c.error().message;
+  out.client = *c;
   const bool ok = pump_until(
       {a.host.get(), b.host.get()},
       [&] {
@@ -200,9 +200,9 @@ TEST(NatLab, StunAndTurnServerDown_ClearEndReasonWithinConnectTimeout) {
   auto hub = std::make_shared<SignalingHub>();
   const auto timeout = 5s;
   Peer a(sa.peer_ns(0), hub, "a", lab_ice(lab), timeout), b(sb.peer_ns(0), hub, "b", lab_ice(lab), timeout);
-  ASSERT_NE(b.host->listen_p2p(), kInvalidListenSocket);
+  ASSERT_NE(b.host->listen_p2p().value_or(kInvalidListenSocket), kInvalidListenSocket);
   const auto start = std::chrono::steady_clock::now();
-  ConnectionHandle c = a.host->connect(SignalingHub::id("b"));
+  ConnectionHandle c = a.host->connect(SignalingHub::id("b")).value_or(kInvalidConnection);
   ASSERT_NE(c, kInvalidConnection);
   auto e = wait_closed({a.host.get(), b.host.get()}, *a.events, c);
   ASSERT_TRUE(e);
@@ -254,8 +254,8 @@ TEST(NatLab, TurnRestCredentials_ExpiredRefusedThenRefreshedConnectThroughTheRel
   expired.interfaces_allow = {"eth0"};
   auto hub = std::make_shared<SignalingHub>();
   Peer a(sa.peer_ns(0), hub, "a", expired, 4s), b(sb.peer_ns(0), hub, "b", expired, 4s);
-  ASSERT_NE(b.host->listen_p2p(), kInvalidListenSocket);
-  ConnectionHandle c = a.host->connect(SignalingHub::id("b"));
+  ASSERT_NE(b.host->listen_p2p().value_or(kInvalidListenSocket), kInvalidListenSocket);
+  ConnectionHandle c = a.host->connect(SignalingHub::id("b")).value_or(kInvalidConnection);
   auto e = wait_closed({a.host.get(), b.host.get()}, *a.events, c);
   ASSERT_TRUE(e);
   EXPECT_NE(e->info.end_debug.find("no relayed candidate from TURN " + lab.turn_rest_server().ip),
@@ -269,11 +269,14 @@ TEST(NatLab, TurnRestCredentials_ExpiredRefusedThenRefreshedConnectThroughTheRel
   a.events = std::make_unique<EventRecorder>(*a.host);  // the next connect_pair looks at new events only
   b.events = std::make_unique<EventRecorder>(*b.host);
 
-  std::string error;
-  ASSERT_TRUE(a.host->set_ice_servers({}, rest("peer-a", std::chrono::hours(1)), &error)) << error;
-  ASSERT_TRUE(b.host->set_ice_servers({}, rest("peer-b", std::chrono::hours(1)), &error)) << error;
-  EXPECT_FALSE(a.host->set_ice_servers({{"", 3478}}, {}, &error));
-  EXPECT_NE(error.find("empty host"), std::string::npos) << error;
+  Result<void> set = a.host->set_ice_servers({}, rest("peer-a", std::chrono::hours(1)));
+  ASSERT_TRUE(set) << set.error().message;
+  set = b.host->set_ice_servers({}, rest("peer-b", std::chrono::hours(1)));
+  ASSERT_TRUE(set) << set.error().message;
+  set = a.host->set_ice_servers({{"", 3478}}, {});
+  ASSERT_FALSE(set);
+  EXPECT_EQ(set.error().code, ErrorCode::kInvalidConfig);
+  EXPECT_NE(set.error().message.find("empty host"), std::string::npos) << set.error().message;
   Pair p;
   ASSERT_TRUE(connect_pair(a, b, p, 10s, /*listen=*/false));
   EXPECT_EQ(a.host->connection_info(p.client)->route, RouteType::kRelay);

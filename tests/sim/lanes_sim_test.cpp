@@ -90,7 +90,8 @@ TEST(LanePriority, UrgentAndMediumLanesQueuedBehindABulkBacklog_ArriveFirstAndQu
   }
   uint64_t next_urgent = 1;
   auto send_urgent = [&](uint32_t f) {
-    uint64_t tag = f & flags::kReliable ? lane_tag(1, next_urgent++) : (uint64_t(1) << 60 | next_urgent * 7);
+    uint64_t tag =
+        !(f & flags::kUnreliable) ? lane_tag(1, next_urgent++) : (uint64_t(1) << 60 | next_urgent * 7);
     std::vector<uint8_t> m = make_message(tag, 200);
     urgent_sent[tag] = p.net.now();
     ASSERT_EQ(c.send(p.cc, m.data(), m.size(), f, 1, p.net.now()), SendResult::kOk);
@@ -219,7 +220,8 @@ TEST(LaneConfig, SendBeyondTheConfiguredLanes_InvalidLane_AndBadConfigurationsRe
   // One lane until configured.
   EXPECT_EQ(c.send(p.cc, b, sizeof b, flags::kReliable, 1, p.net.now()), SendResult::kInvalidLane);
   EXPECT_EQ(c.send(p.cc, b, sizeof b, flags::kUnreliable, 1, p.net.now()), SendResult::kInvalidLane);
-  EXPECT_EQ(c.send(p.cc, b, sizeof b, flags::kNoDelay, 1, p.net.now()), SendResult::kInvalidLane);
+  EXPECT_EQ(c.send(p.cc, b, sizeof b, (flags::kUnreliable | flags::kDropIfBlocked), 1, p.net.now()),
+            SendResult::kInvalidLane);
   EXPECT_EQ(c.send(p.cc, b, sizeof b, flags::kReliable, 0, p.net.now()), SendResult::kOk);
   // Bad configurations change nothing.
   EXPECT_FALSE(c.configure_lanes(p.cc, {}));

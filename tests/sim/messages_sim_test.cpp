@@ -327,7 +327,8 @@ TEST(UnreliableMessages, AboveSixtyFourKiB_MessageTooLarge_AtTheLimitOk) {
   std::vector<uint8_t> m = make_message(1, 64 * 1024 + 1);
   EXPECT_EQ(c.send(p.cc, m.data(), m.size(), flags::kUnreliable, 0, p.net.now()),
             SendResult::kMessageTooLarge);
-  EXPECT_EQ(c.send(p.cc, m.data(), m.size(), flags::kNoDelay, 0, p.net.now()), SendResult::kMessageTooLarge);
+  EXPECT_EQ(c.send(p.cc, m.data(), m.size(), (flags::kUnreliable | flags::kDropIfBlocked), 0, p.net.now()),
+            SendResult::kMessageTooLarge);
   EXPECT_EQ(c.send(p.cc, m.data(), 64 * 1024, flags::kUnreliable, 0, p.net.now()), SendResult::kOk);
   EXPECT_EQ(c.send(p.cc, m.data(), m.size(), flags::kReliable, 0, p.net.now()), SendResult::kOk)
       << "the 64 KiB limit is for unreliable messages only";
@@ -342,7 +343,8 @@ TEST(UnreliableMessages, NoDelayOnAnIdleConnection_GoesOutAtOnce) {
   for (uint64_t i = 1; i <= 5; ++i) {
     std::vector<uint8_t> m = make_message(i, 300);
     Instant t0 = p.net.now();
-    ASSERT_EQ(c.send(p.cc, m.data(), m.size(), flags::kNoDelay, 0, p.net.now()), SendResult::kOk)
+    ASSERT_EQ(c.send(p.cc, m.data(), m.size(), (flags::kUnreliable | flags::kDropIfBlocked), 0, p.net.now()),
+              SendResult::kOk)
         << "window empty, nothing queued: a no-delay message must go; " << p.where();
     bool got = false;
     p.net.run_for(
@@ -382,7 +384,8 @@ TEST(UnreliableMessages, NoDelayWhileTheCongestionWindowIsFull_DroppedAndCounted
         auto st = c.stats(p.cc, p.net.now());
         if (st->bytes_in_flight + small.size() + 64 > st->congestion_window) {
           ++attempts;
-          SendResult r = c.send(p.cc, small.data(), small.size(), flags::kNoDelay, 0, p.net.now());
+          SendResult r = c.send(p.cc, small.data(), small.size(),
+                                (flags::kUnreliable | flags::kDropIfBlocked), 0, p.net.now());
           EXPECT_EQ(r, SendResult::kDropped)
               << "in flight " << st->bytes_in_flight << " cwnd " << st->congestion_window;
           if (r == SendResult::kDropped) ++dropped;

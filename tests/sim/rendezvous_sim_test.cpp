@@ -60,7 +60,7 @@ struct Side {
       : id(*PeerId::parse(std::string("sim:") + name)), rng(seed) {
     rng.fill(key.data(), key.size());
     rz = std::make_unique<Rendezvous>(config, key, rng, [this] { return next_handle++; });
-    rz->set_listening(true);
+    rz->set_listening(0, true);
   }
   PeerId id;
   SeededRng rng;
@@ -155,7 +155,7 @@ class Sim {
       s.rz->local_candidates(now_, e.handle, st.ufrag, st.pwd, cands, st.gathered >= 2);
     } else if (e.kind == 2) {
       Handle h = s.next_handle++;
-      Handle got = s.rz->connect(now_, h, side(1 - e.side).id, true);
+      Handle got = s.rz->connect(now_, h, side(1 - e.side).id, 0, true);
       s.app_handles.push_back(got);
     } else if (s.restarts == 0) {  // after a restart, a Host's path watch starts over: no second one here
       for (auto& [h, st] : s.streams) {
@@ -389,7 +389,7 @@ TEST(RendezvousSim, CommonCaseNeedsAtMostFourBlobsPerSide) {
 
 TEST(RendezvousSim, NotListening_FailsFastWithRejected) {
   Sim sim(7, Channel{});
-  sim.side(1).rz->set_listening(false);
+  sim.side(1).rz->set_listening(0, false);
   sim.connect_at(Instant{} + 1ms, 0);
   sim.run(Instant{} + 1s);
   ASSERT_EQ(sim.side(0).failed.size(), 1u);
@@ -417,7 +417,7 @@ TEST(RendezvousSim, PeerUnreachable_FailsAtOnce) {
   Rendezvous& rz = lone.rz;
   PeerId peer = *PeerId::parse("sim:nobody");
   Instant now{};
-  rz.connect(now, 50, peer, false);
+  rz.connect(now, 50, peer, 0, false);
   rz.peer_unreachable(now + 1ms, peer, "no such account");
   Action a;
   bool failed = false;
@@ -435,7 +435,7 @@ TEST(RendezvousSim, HostileBlobs_CountedAndHarmless) {
   Lone lone(11);
   Rendezvous& rz = lone.rz;
   SeededRng& rng = lone.rng;
-  rz.set_listening(true);
+  rz.set_listening(0, true);
   PeerId peer = *PeerId::parse("sim:mallory");
   Instant now{};
   std::vector<uint8_t> junk;

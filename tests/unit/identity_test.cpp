@@ -11,6 +11,13 @@
 namespace peerlink {
 namespace {
 
+// The result, with its error message ("" on success) in error, for the assertions' output.
+template <typename T>
+Result<T> capture(Result<T> r, std::string& error) {
+  error = r ? std::string() : r.error().message;
+  return r;
+}
+
 // A private directory under /tmp, removed with its files at the end of each test.
 class IdentityFiles : public ::testing::Test {
  protected:
@@ -43,8 +50,8 @@ std::array<uint8_t, 32> sample_private_key() {
 TEST_F(IdentityFiles, SaveThenLoad_SameKeys) {
   const Identity id = Identity::generate();
   std::string error;
-  ASSERT_TRUE(id.save(path("id.key"), &error)) << error;
-  const auto loaded = Identity::load(path("id.key"), &error);
+  ASSERT_TRUE(capture(id.save(path("id.key")), error)) << error;
+  const auto loaded = capture(Identity::load(path("id.key")), error);
   ASSERT_TRUE(loaded) << error;
   EXPECT_EQ(loaded->private_key(), id.private_key());
   EXPECT_EQ(loaded->public_key(), id.public_key());
@@ -63,25 +70,25 @@ TEST_F(IdentityFiles, Save_RefusesToOverwrite) {
   const Identity first = Identity::generate();
   ASSERT_TRUE(first.save(path("id.key")));
   std::string error;
-  EXPECT_FALSE(Identity::generate().save(path("id.key"), &error));
+  EXPECT_FALSE(capture(Identity::generate().save(path("id.key")), error));
   EXPECT_NE(error.find(path("id.key")), std::string::npos) << error;
   EXPECT_EQ(Identity::load(path("id.key"))->public_key(), first.public_key());
 }
 
 TEST_F(IdentityFiles, Save_MissingDirectory_FailsWithPath) {
   std::string error;
-  EXPECT_FALSE(Identity::generate().save(path("no/such/dir/id.key"), &error));
+  EXPECT_FALSE(capture(Identity::generate().save(path("no/such/dir/id.key")), error));
   EXPECT_NE(error.find("no/such/dir/id.key"), std::string::npos) << error;
 }
 
 TEST_F(IdentityFiles, LoadOrCreate_CreatesThenReloadsSameKey) {
   std::string error;
-  const auto created = Identity::load_or_create(path("id.key"), &error);
+  const auto created = capture(Identity::load_or_create(path("id.key")), error);
   ASSERT_TRUE(created) << error;
   struct stat st {};
   ASSERT_EQ(::stat(path("id.key").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0600u);
-  const auto again = Identity::load_or_create(path("id.key"), &error);
+  const auto again = capture(Identity::load_or_create(path("id.key")), error);
   ASSERT_TRUE(again) << error;
   EXPECT_EQ(again->private_key(), created->private_key());
 }
@@ -89,21 +96,23 @@ TEST_F(IdentityFiles, LoadOrCreate_CreatesThenReloadsSameKey) {
 TEST_F(IdentityFiles, LoadOrCreate_InsecureExistingFile_FailsInsteadOfReplacing) {
   write_file(path("id.key"), std::string("peerlink-identity-v1\n") + kPrivateHex + "\n", 0644);
   std::string error;
-  EXPECT_FALSE(Identity::load_or_create(path("id.key"), &error));
+  EXPECT_FALSE(capture(Identity::load_or_create(path("id.key")), error));
   EXPECT_NE(error.find("permissions"), std::string::npos) << error;
 }
 
 TEST_F(IdentityFiles, Load_AcceptsFileWithoutPublicLine) {
   write_file(path("id.key"), std::string("peerlink-identity-v1\n") + kPrivateHex + "\n");
   std::string error;
-  const auto id = Identity::load(path("id.key"), &error);
+  const auto id = capture(Identity::load(path("id.key")), error);
   ASSERT_TRUE(id) << error;
   EXPECT_EQ(id->private_key(), sample_private_key());
 }
 
 void expect_load_fails(const std::string& p, const std::string& expected_words) {
   std::string error;
-  EXPECT_FALSE(Identity::load(p, &error));
+  Result<Identity> loaded = capture(Identity::load(p), error);
+  ASSERT_FALSE(loaded);
+  EXPECT_EQ(loaded.error().code, ErrorCode::kFile);
   EXPECT_NE(error.find(p), std::string::npos) << "error should name the path: " << error;
   EXPECT_NE(error.find(expected_words), std::string::npos) << error;
 }

@@ -86,7 +86,7 @@ TEST(RendezvousBlob, BadFieldsRefusedWithAReason) {
     const char* why;
   } cases[] = {
       {0, 'X', "not a peerlink blob"},
-      {2, 2, "unsupported blob version"},
+      {2, 1, "unsupported blob version"},  // version 1 had no virtual port
       {3, 9, "unknown blob type"},
       {44, 0x80, "unknown flags"},
   };
@@ -127,15 +127,16 @@ TEST(PeerIdTest, ParseAndRefuse) {
   ASSERT_TRUE(id);
   EXPECT_EQ(id->scheme(), "xmpp");
   EXPECT_EQ(id->name(), "alice@example.org/laptop");
-  std::string error;
-  EXPECT_FALSE(PeerId::parse("noscheme", &error));
-  EXPECT_NE(error.find("':'"), std::string::npos);
-  EXPECT_FALSE(PeerId::parse(":name", &error));
-  EXPECT_FALSE(PeerId::parse("Xmpp:a", &error));
-  EXPECT_FALSE(PeerId::parse("1x:a", &error));
-  EXPECT_FALSE(PeerId::parse("lan:", &error));
-  EXPECT_FALSE(PeerId::parse(std::string("lan:a\nb"), &error));
-  EXPECT_FALSE(PeerId::parse("lan:" + std::string(1001, 'a'), &error));
+  Result<PeerId> bad = PeerId::parse("noscheme");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(bad.error().message.find("':'"), std::string::npos) << bad.error().message;
+  EXPECT_FALSE(PeerId::parse(":name"));
+  EXPECT_FALSE(PeerId::parse("Xmpp:a"));
+  EXPECT_FALSE(PeerId::parse("1x:a"));
+  EXPECT_FALSE(PeerId::parse("lan:"));
+  EXPECT_FALSE(PeerId::parse(std::string("lan:a\nb")));
+  EXPECT_FALSE(PeerId::parse("lan:" + std::string(1001, 'a')));
   EXPECT_TRUE(PeerId::parse("my-app.v2+x:" + std::string(1000, 'a')));
 }
 

@@ -110,18 +110,21 @@ void expect_nothing_queued(UdpSocket& socket) {
 }
 
 std::unique_ptr<UdpSocket> open_or_fail(const std::string& text, UdpSocketOptions options = {}) {
-  std::string error;
-  std::optional<Address> address = Address::parse(text, &error);
-  EXPECT_TRUE(address.has_value()) << error;
+  Result<Address> address = Address::parse(text);
+  EXPECT_TRUE(address.has_value()) << address.error().message;
   if (!address) return nullptr;
+  Error error;
   std::unique_ptr<UdpSocket> socket = UdpSocket::open(*address, options, &error);
-  EXPECT_NE(socket, nullptr) << "open " << text << ": " << error;
+  EXPECT_NE(socket, nullptr) << "open " << text << ": " << error.message;
   return socket;
 }
 
 // ::1 may be missing (IPv6 disabled in this container); such tests skip rather than fail.
 std::unique_ptr<UdpSocket> open_ipv6_loopback(std::string* why, UdpSocketOptions options = {}) {
-  return UdpSocket::open(*Address::parse("[::1]:0"), options, why);
+  Error error;
+  std::unique_ptr<UdpSocket> socket = UdpSocket::open(*Address::parse("[::1]:0"), options, &error);
+  if (!socket && why) *why = error.message;
+  return socket;
 }
 
 // Every test that scripts sendmmsg() results holds one of these, so a failed test cannot leave a script
@@ -215,9 +218,9 @@ TEST(UdpSocketOpen, IPv4Loopback_BindsAnEphemeralPort) {
 }
 
 TEST(UdpSocketOpen, Unspecified_IsOneDualStackSocketOnAny) {
-  std::string error;
+  Error error;
   auto socket = UdpSocket::open(Address(), {}, &error);
-  ASSERT_NE(socket, nullptr) << error;
+  ASSERT_NE(socket, nullptr) << error.message;
   EXPECT_TRUE(socket->local_address().is_any());
   EXPECT_NE(socket->local_address().port(), 0);
   if (socket->family() == AF_INET) GTEST_SKIP() << "no IPv6 on this host: fell back to 0.0.0.0";
@@ -231,11 +234,12 @@ TEST(UdpSocketOpen, Unspecified_IsOneDualStackSocketOnAny) {
 TEST(UdpSocketOpen, PortInUse_FailsAndSaysWhy) {
   auto first = open_or_fail("127.0.0.1:0");
   ASSERT_NE(first, nullptr);
-  std::string error;
+  Error error;
   auto second = UdpSocket::open(first->local_address(), {}, &error);
   EXPECT_EQ(second, nullptr);
-  EXPECT_NE(error.find("bind 127.0.0.1:"), std::string::npos) << error;
-  EXPECT_NE(error.find(std::strerror(EADDRINUSE)), std::string::npos) << error;
+  EXPECT_EQ(error.code, ErrorCode::kAddressInUse);
+  EXPECT_NE(error.message.find("bind 127.0.0.1:"), std::string::npos) << error.message;
+  EXPECT_NE(error.message.find(std::strerror(EADDRINUSE)), std::string::npos) << error.message;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -285,9 +289,9 @@ TEST(UdpSocketExchange, IPv6Loopback_BatchesArriveIntactBothWays) {
 }
 
 TEST(UdpSocketExchange, DualStackSocket_SeesIPv4PeerAsPlainIPv4AndCanReply) {
-  std::string error;
+  Error error;
   auto dual = UdpSocket::open(Address(), {}, &error);
-  ASSERT_NE(dual, nullptr) << error;
+  ASSERT_NE(dual, nullptr) << error.message;
   auto v4 = open_or_fail("127.0.0.1:0");
   ASSERT_NE(v4, nullptr);
   Address dual_on_loopback = Address::loopback_v4(dual->local_address().port());

@@ -242,7 +242,9 @@ Identity Identity::from_private_key(const std::array<uint8_t, 32>& private_key) 
   return id;
 }
 
-std::optional<Identity> Identity::load(const std::string& path, std::string* error) {
+namespace {
+
+std::optional<Identity> load_file(const std::string& path, std::string* error) {
   SecretString contents;
   if (!read_key_file(path, contents.s, error)) return std::nullopt;
   SecretLines lines{split_lines(contents.s)};
@@ -256,7 +258,7 @@ std::optional<Identity> Identity::load(const std::string& path, std::string* err
     set_error(error, path, "malformed: the second line must be the private key as 64 hex digits");
     return std::nullopt;
   }
-  Identity id = from_private_key(priv);
+  Identity id = Identity::from_private_key(priv);
   OPENSSL_cleanse(priv.data(), priv.size());
   for (size_t i = 2; i < l.size(); ++i) {
     if (l[i].empty()) continue;
@@ -267,7 +269,7 @@ std::optional<Identity> Identity::load(const std::string& path, std::string* err
       set_error(error, path, "malformed: only an optional \"public <hex>\" line may follow the private key");
       return std::nullopt;
     }
-    if (pub != id.public_key_) {
+    if (pub != id.public_key()) {
       set_error(error, path, "malformed: the public key line does not match the private key");
       return std::nullopt;
     }
@@ -275,21 +277,33 @@ std::optional<Identity> Identity::load(const std::string& path, std::string* err
   return id;
 }
 
-bool Identity::save(const std::string& path, std::string* error) const {
-  SecretString contents{key_file_contents(private_key_, public_key_)};
-  return write_new_file(path, contents.s, error, nullptr);
+}  // namespace
+
+Result<Identity> Identity::load(const std::string& path) {
+  std::string why;
+  std::optional<Identity> id = load_file(path, &why);
+  if (!id) return Error{ErrorCode::kFile, why};
+  return *id;
 }
 
-std::optional<Identity> Identity::load_or_create(const std::string& path, std::string* error) {
+Result<void> Identity::save(const std::string& path) const {
+  SecretString contents{key_file_contents(private_key_, public_key_)};
+  std::string why;
+  if (!write_new_file(path, contents.s, &why, nullptr)) return Error{ErrorCode::kFile, why};
+  return {};
+}
+
+Result<Identity> Identity::load_or_create(const std::string& path) {
   struct stat st {};
-  if (::lstat(path.c_str(), &st) == 0 || errno != ENOENT) return load(path, error);
+  if (::lstat(path.c_str(), &st) == 0 || errno != ENOENT) return load(path);
   const Identity fresh = generate();
   SecretString contents{key_file_contents(fresh.private_key_, fresh.public_key_)};
   bool exists = false;
-  if (write_new_file(path, contents.s, error, &exists)) return fresh;
+  std::string why;
+  if (write_new_file(path, contents.s, &why, &exists)) return fresh;
   // Another process created it between our check and our link(): theirs wins.
-  if (exists) return load(path, error);
-  return std::nullopt;
+  if (exists) return load(path);
+  return Error{ErrorCode::kFile, why};
 }
 
 std::string Identity::fingerprint() const {

@@ -25,40 +25,42 @@ std::string check_impairment(const NetworkImpairment& n, const char* direction) 
   return {};
 }
 
-}  // namespace
-
-std::string HostConfig::validate() const {
+std::string problem_of(const HostConfig& c) {
   using std::chrono::milliseconds;
   // A day bounds every duration: beyond it the nanosecond clock arithmetic could overflow, and nobody
   // means it (an idle timeout of "forever" is better served by keepalives).
   const milliseconds day = std::chrono::hours(24);
-  if (connect_timeout < milliseconds(100) || connect_timeout > day)
+  if (c.connect_timeout < milliseconds(100) || c.connect_timeout > day)
     return "connect_timeout must be within 100 ms and 24 h";
-  if (idle_timeout < milliseconds(100) || idle_timeout > day)
+  if (c.idle_timeout < milliseconds(100) || c.idle_timeout > day)
     return "idle_timeout must be within 100 ms and 24 h";
-  if (keepalive_interval <= milliseconds(0) || keepalive_interval > day)
+  if (c.keepalive_interval <= milliseconds(0) || c.keepalive_interval > day)
     return "keepalive_interval must be positive and at most 24 h";
-  if (linger_timeout < milliseconds(0) || linger_timeout > day)
+  if (c.linger_timeout < milliseconds(0) || c.linger_timeout > day)
     return "linger_timeout must be within 0 and 24 h";
-  if (send_buffer_bytes < (64u << 10)) return "send_buffer_bytes must be at least 64 KiB";
-  if (receive_buffer_bytes < (64u << 10)) return "receive_buffer_bytes must be at least 64 KiB";
-  if (max_message_size == 0) return "max_message_size must be positive";
-  if (max_message_size > send_buffer_bytes)
+  if (c.send_buffer_bytes < (64u << 10)) return "send_buffer_bytes must be at least 64 KiB";
+  if (c.receive_buffer_bytes < (64u << 10)) return "receive_buffer_bytes must be at least 64 KiB";
+  if (c.max_message_size == 0) return "max_message_size must be positive";
+  if (c.max_message_size > c.send_buffer_bytes)
     return "max_message_size must not exceed send_buffer_bytes (such a message could never be sent)";
-  if (max_message_size > receive_buffer_bytes)
-    return "max_message_size must not exceed receive_buffer_bytes (such a message could never be received)";
-  if (max_connections == 0) return "max_connections must be positive";
-  if (socket_buffer_bytes < 0) return "socket_buffer_bytes must not be negative";
-  if (int(log_level) < int(LogLevel::kError) || int(log_level) > int(LogLevel::kTrace))
+  if (c.max_message_size > c.receive_buffer_bytes)
+    return "max_message_size must not exceed receive_buffer_bytes (such a message could never be "
+           "received)";
+  if (c.max_connections == 0) return "max_connections must be positive";
+  if (c.socket_buffer_bytes < 0) return "socket_buffer_bytes must not be negative";
+  if (int(c.log_level) < int(LogLevel::kError) || int(c.log_level) > int(LogLevel::kTrace))
     return "log_level is not a LogLevel";
-  if (callback_thread != CallbackThread::kApplication && callback_thread != CallbackThread::kService)
+  if (c.callback_thread != CallbackThread::kApplication && c.callback_thread != CallbackThread::kService)
     return "callback_thread is not a CallbackThread";
-  std::string e = check_impairment(simulation.send, "send");
-  if (e.empty()) e = check_impairment(simulation.receive, "receive");
+  std::string e = check_impairment(c.simulation.send, "send");
+  if (e.empty()) e = check_impairment(c.simulation.receive, "receive");
   if (!e.empty()) return e;
   std::vector<std::string> schemes;
-  for (const auto& plugin : signaling) {
+  for (size_t i = 0; i < c.signaling.size(); ++i) {
+    const auto& plugin = c.signaling[i];
     if (!plugin) return "signaling: a plugin is null";
+    for (size_t j = 0; j < i; ++j)
+      if (c.signaling[j] == plugin) return "signaling: the same plugin is given twice";
     std::string scheme = plugin->scheme();
     if (!PeerId::parse(scheme + ":x"))
       return "signaling: a plugin's scheme '" + scheme + "' is not a valid scheme";
@@ -66,7 +68,16 @@ std::string HostConfig::validate() const {
       if (other == scheme) return "signaling: two plugins serve the scheme '" + scheme + "'";
     schemes.push_back(scheme);
   }
-  return ice.validate();
+  Result<void> ice_ok = c.ice.validate();
+  return ice_ok ? std::string() : ice_ok.error().message;
+}
+
+}  // namespace
+
+Result<void> HostConfig::validate() const {
+  std::string problem = problem_of(*this);
+  if (!problem.empty()) return Error{ErrorCode::kInvalidConfig, problem};
+  return {};
 }
 
 const char* to_string(ConnectionEventKind kind) {
@@ -77,6 +88,20 @@ const char* to_string(ConnectionEventKind kind) {
       return "connected";
     case ConnectionEventKind::kClosed:
       return "closed";
+  }
+  return "?";
+}
+
+const char* to_string(HostEventKind kind) {
+  switch (kind) {
+    case HostEventKind::kIncomingRequest:
+      return "incoming request";
+    case HostEventKind::kConnected:
+      return "connected";
+    case HostEventKind::kClosed:
+      return "closed";
+    case HostEventKind::kMessage:
+      return "message";
   }
   return "?";
 }

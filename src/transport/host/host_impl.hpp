@@ -1,15 +1,20 @@
 // Host::Impl: the state behind the public Host. One mutex (mutex_) guards the protocol Endpoint and every
 // table here; the service thread holds it while it processes a batch of datagrams, timers and sends, and
-// releases it while it waits. Application calls take it briefly. Callbacks and the log sink always run with
-// it released.
+// releases it while it waits. Application calls take it briefly. Callbacks, the log sink and the signaling
+// plugins are always called with it released.
 //
-// host.cpp has the application-facing calls, host_service.cpp the service thread.
+// Files: host.cpp (construction, shutdown, the public forwarding), host_connections.cpp (listen, connect,
+// send, receive and the other application calls on connections), host_events.cpp (events: queueing,
+// callbacks, service(), wait()), host_service.cpp (the service thread), host_p2p.cpp (peer-to-peer:
+// signaling and the rendezvous driving ICE), host_ice_streams.cpp (the ICE streams under peer-to-peer
+// connections), signaling_plugins.cpp (the plugins and their sinks).
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -21,6 +26,7 @@
 #include "peerlink/host.hpp"
 #include "transport/crypto/random.hpp"
 #include "transport/host/logger.hpp"
+#include "transport/host/signaling_plugins.hpp"
 #include "transport/ice/ice_agent.hpp"
 #include "transport/io/packet_impairment.hpp"
 #include "transport/io/service_loop.hpp"
@@ -43,20 +49,20 @@ class Host::Impl {
   explicit Impl(HostConfig config);
   ~Impl();
 
-  // --- application side (host.cpp) ---
-  ListenSocketHandle listen(uint16_t port, const ListenOptions& options, std::string* error);
+  // --- application side (host_connections.cpp, host_p2p.cpp, host_events.cpp) ---
+  Result<ListenSocketHandle> listen(const Address& bind, const ListenOptions& options);
   std::optional<Address> listen_address(ListenSocketHandle socket) const;
   bool close_listen_socket(ListenSocketHandle socket);
-  ConnectionHandle connect(const Address& to, const ConnectOptions& options, std::string* error);
-  ListenSocketHandle listen_p2p(const ListenOptions& options, std::string* error);
-  bool set_ice_servers(const std::vector<StunServer>& stun, const std::vector<TurnServer>& turn,
-                       std::string* error);
-  ConnectionHandle connect(const PeerId& peer, const ConnectOptions& options, std::string* error);
+  Result<ConnectionHandle> connect(const Address& to, const ConnectOptions& options);
+  Result<ListenSocketHandle> listen_p2p(uint16_t virtual_port, const ListenOptions& options);
+  Result<void> set_ice_servers(const std::vector<StunServer>& stun, const std::vector<TurnServer>& turn);
+  Result<ConnectionHandle> connect(const PeerId& peer, const ConnectOptions& options);
   bool accept(ConnectionHandle c);
   bool reject(ConnectionHandle c, const std::string& debug);
-  bool close(ConnectionHandle c, uint32_t reason, const std::string& debug, bool linger);
+  bool close(ConnectionHandle c, CloseMode mode, uint32_t reason, const std::string& debug);
   SendResult send(ConnectionHandle c, const void* data, size_t size, uint32_t flags, uint32_t lane);
   void send_batch(const OutgoingMessage* messages, size_t count, SendResult* results);
+  bool service(HostEvent& event, std::chrono::milliseconds timeout);
   size_t receive(ConnectionHandle c, std::vector<Message>& out, size_t max);
   size_t receive_group(PollGroupHandle group, std::vector<Message>& out, size_t max);
   PollGroupHandle create_poll_group();
@@ -87,14 +93,21 @@ class Host::Impl {
   // What the application holds: a connection handle not yet released by close().
   struct HandleState {
     uint64_t user_data = 0;
-    PollGroupHandle group = kInvalidPollGroup;
+    PollGroupHandle group = kDefaultPollGroup;
     ListenSocketHandle listen = kInvalidListenSocket;
     bool incoming = false;
+    ConnectionCallback callback;  // its own (ConnectOptions / ListenOptions); empty: the Host's
+  };
+  struct P2PListener {
+    ListenSocketHandle handle = kInvalidListenSocket;
+    ListenOptions options;
   };
 
-  // A peer-to-peer connection before and while it runs over its ICE stream (host_p2p.cpp).
+  // A peer-to-peer connection's setup and path state, from connect() or its request until it is released
+  // (host_p2p.cpp). Its ICE stream's own state is in streams_.
   struct P2P {
     PeerId peer;
+    uint16_t virtual_port = 0;
     ice::StreamId stream = 0;
     bool offerer = true;
     bool created = false;  // the Endpoint connection exists (from then on it owns sends and state)
@@ -109,8 +122,7 @@ class Host::Impl {
     bool ended = false;
     uint32_t end_reason = 0;
     std::string end_debug;
-    RouteType route = RouteType::kNone;
-    Address remote_address;
+    ice::IceAgent::SelectedRoute route;
     std::string ufrag, pwd;  // of our stream
     // Path watch (connected connections): packets received as last seen, when that changed, and packets
     // sent by then. Silence while sending means the path is gone: ICE restart.
@@ -118,6 +130,18 @@ class Host::Impl {
     protocol::Instant rx_at{};
     bool restarting = false;  // an ICE restart is under way
     protocol::Instant restart_started{};
+  };
+  // An ICE stream, from its creation until libnice drops it (host_ice_streams.cpp).
+  struct IceStream {
+    ConnectionHandle owner = kInvalidConnection;
+    // The selected pair as a plain UDP socket, when it is one: sent on directly, batched with GSO
+    // (libnice sends one datagram per call). Dropped before libnice may close the socket.
+    std::unique_ptr<io::UdpSocket> direct;
+    Address direct_remote;
+    // Released by the application: removed once the owner's Endpoint connection, if it had one, is gone (a
+    // closing connection still needs its path to linger and to send its CLOSE).
+    bool retired = false;
+    bool has_connection = false;
   };
   // What the IceAgent reported while the service thread waited (its callbacks run inside loop_.wait, with
   // mutex_ released; service thread only, so no lock).
@@ -130,58 +154,79 @@ class Host::Impl {
     ice::StreamState state = ice::StreamState::kFailed;
     std::vector<uint8_t> data;
   };
-  class Sink;
-  struct Inbound {
-    bool unreachable = false;
-    PeerId peer;
-    std::vector<uint8_t> blob;
-    std::string detail;
-  };
-
   // --- peer-to-peer (host_p2p.cpp; mutex_ held unless said otherwise) ---
-  void start_p2p();                         // constructor: plugins and the rendezvous
+  void start_p2p();                         // constructor: plugins, ICE and the rendezvous
+  void stop_p2p();                          // destructor, after the service thread ended
   void process_p2p(protocol::Instant now);  // service thread: inbox, ICE news, timers, rendezvous actions
+  void read_signaling(protocol::Instant now);
+  void read_ice_news(protocol::Instant now);
   void apply(protocol::Instant now, rendezvous::Action& a);
+  void on_request(protocol::Instant now, const rendezvous::Action& a);
+  void start_ice(protocol::Instant now, const rendezvous::Action& a);
+  void restart_ice(protocol::Instant now, const rendezvous::Action& a);
   void on_ice_connected(protocol::Instant now, ConnectionHandle c, P2P& p);
   void watch_p2p_paths(protocol::Instant now);
-  void reap_closing_streams();
-  void refresh_direct(ice::StreamId stream);
-  void forget_direct(ice::StreamId stream);
-  void flush_ice_batch();
   void restart_p2p(protocol::Instant now, ConnectionHandle c, P2P& p, const std::string& why);
   void end_p2p(ConnectionHandle c, uint32_t reason, const std::string& debug);
-  void send_to_stream(const protocol::PathAddress& path, const uint8_t* data, size_t size);
   bool accept_p2p_request(protocol::Instant now, ConnectionHandle c, const PublicKey& remote_key);
   void adopt_endpoint_connection(ConnectionHandle c, P2P& p, protocol::Instant now);
-  void flush_signaling(std::unique_lock<std::mutex>& lock);  // sends outbox_ with mutex_ released
   void release_p2p(ConnectionHandle c, uint32_t reason, protocol::Instant now);
-  void stop_p2p();  // destructor, after the service thread ended
+  SendResult keep_p2p_send(P2P& p, const uint8_t* data, size_t size, uint32_t flags, uint32_t lane);
+  void flush_signaling(std::unique_lock<std::mutex>& lock);  // sends outbox_ with mutex_ released
+
+  // --- ICE streams (host_ice_streams.cpp; service thread, mutex_ held) ---
+  ice::StreamId open_stream(ConnectionHandle c, P2P& p, std::string* error);
+  void drop_stream(ice::StreamId stream);  // removes it now
+  // Released: removed by the service thread, once its Endpoint connection (if it has one) is gone.
+  void retire_stream(ice::StreamId stream, bool has_connection);
+  void reap_retired_streams();
+  void refresh_direct(ice::StreamId stream);
+  void forget_direct(IceStream& s);
+  void send_to_stream(const protocol::PathAddress& path, const uint8_t* data, size_t size);
+  void flush_ice_batch();
 
   // --- service thread (host_service.cpp) ---
   void service_main();
+  void run_turn(protocol::Instant now, const std::vector<uint8_t>& readable, bool& more);
+  bool deliver_on_service_thread(std::unique_lock<std::mutex>& lock, bool notify);
+  protocol::Instant next_wake(protocol::Instant now, bool more) const;
   void receive_from(uint8_t socket_index, protocol::Instant now);
   void deliver_datagram(protocol::Instant now, const protocol::PathAddress& from, uint8_t* data, size_t size);
   // Sends what the Endpoint has ready, up to a budget; true if it stopped because of the budget.
   bool transmit(protocol::Instant now);
   bool flush_socket(SocketSlot& slot);
   void collect_events(protocol::Instant now);
-  void queue_event(ConnectionEventKind kind, ConnectionHandle c);
-  // Calls callback for each event whose handle the application still holds (checked event by event, as a
-  // callback may close handles). Call with mutex_ released.
-  void deliver_events(const std::deque<ConnectionEvent>& batch, const ConnectionCallback& callback);
-  // Moves every received message into callback_messages_ (for message_callback_).
-  void take_messages_for_callback();
+  void on_direct_request(protocol::Instant now, ConnectionHandle c, const PublicKey& remote_key);
   bool shutdown_done(protocol::Instant now);
+
+  // --- events (host_events.cpp) ---
+  void queue_event(ConnectionEventKind kind, ConnectionHandle c);
+  // Takes from events_ those that have a callback (the connection's own, else the Host's), with it; the
+  // rest stay queued for service(). Events of released handles are dropped.
+  void take_callback_events(std::vector<std::pair<ConnectionEvent, ConnectionCallback>>& out);
+  // Calls each event's callback if its handle is still held (checked event by event, as a callback may
+  // close handles). Call with mutex_ released.
+  void deliver_events(const std::vector<std::pair<ConnectionEvent, ConnectionCallback>>& batch);
+  bool next_service_event(HostEvent& out, std::pair<ConnectionEvent, ConnectionCallback>& to_call);
 
   // --- shared helpers (mutex_ held) ---
   SocketSlot* socket_of(const protocol::PathAddress& path);
-  std::optional<uint8_t> client_socket_for(const Address& to, std::string* error);
+  std::optional<uint8_t> client_socket_for(const Address& to, Error* error);
+  // Why connect() with these options cannot start, or nullopt.
+  std::optional<Error> connect_refusal(const ConnectOptions& options) const;
+  HandleState& hold(ConnectionHandle c, const ConnectOptions& options);
   ConnectionInfo info_locked(ConnectionHandle c, const HandleState& h) const;
   bool awaiting_accept(ConnectionHandle c) const;  // an application handle with a request to answer
+  // Releases a handle the application holds (close, reject, service() after kClosed).
+  void release(ConnectionHandle c, CloseMode mode, uint32_t reason, const std::string& debug,
+               protocol::Instant now);
   // After an application command: send urgent data from this thread, and wake the service thread if the
   // Endpoint now needs it sooner than it planned to wake.
   void after_command(protocol::Instant now, bool urgent);
-  void take_messages(ConnectionHandle c, const HandleState& h, std::vector<Message>& out, size_t max);
+  // Moves up to max messages into out, from one connection (c) or a poll group; returns how many.
+  size_t take_messages(ConnectionHandle c, std::vector<Message>& out, size_t max);
+  size_t take_group_messages(PollGroupHandle group, std::vector<Message>& out, size_t max);
+  Message make_message(protocol::ReceivedMessage&& m) const;
   SendResult send_locked(ConnectionHandle c, const uint8_t* data, size_t size, uint32_t flags, uint32_t lane,
                          protocol::Instant now);
 
@@ -190,7 +235,7 @@ class Host::Impl {
   crypto::SystemRandom rng_;
 
   mutable std::mutex mutex_;
-  std::condition_variable activity_;  // events queued or messages delivered, for wait()
+  std::condition_variable activity_;  // events queued or messages delivered, for wait() and service()
   protocol::Endpoint endpoint_;
   io::ServiceLoop loop_;
   std::vector<std::unique_ptr<SocketSlot>> sockets_;  // index = the socket byte of a PathAddress
@@ -201,52 +246,32 @@ class Host::Impl {
   PollGroupHandle next_group_ = 1;
 
   // Peer-to-peer.
-  std::unordered_map<std::string, std::shared_ptr<SignalingPlugin>> plugins_;
-  std::unique_ptr<SignalingSink> sink_;  // a Sink (host_p2p.cpp)
+  std::unique_ptr<host::SignalingPlugins> plugins_;
   std::unique_ptr<rendezvous::Rendezvous> rz_;
   std::unique_ptr<ice::IceAgent> ice_;
   std::unordered_map<ConnectionHandle, P2P> p2p_;
-  std::unordered_map<ice::StreamId, ConnectionHandle> stream_handles_;
-  std::vector<ice::StreamId>
-      streams_to_remove_;  // released by application threads; removed by the service thread
-  // Streams of released connections that are still closing (lingering, or sending their CLOSE): removed
-  // by the service thread once the Endpoint has freed the connection.
-  std::vector<std::pair<ConnectionHandle, ice::StreamId>> closing_streams_;
+  std::unordered_map<ice::StreamId, IceStream> streams_;
+  std::map<uint16_t, P2PListener> p2p_listeners_;  // by virtual port
   std::vector<IceNews> ice_news_;
   std::optional<IceConfig> new_ice_servers_;  // from set_ice_servers(), for the service thread
-  // ICE streams whose selected pair is a plain UDP socket: sent on directly, batched with GSO (libnice
-  // sends one datagram per call). Dropped before libnice may close the socket (restart, removal, new pair).
-  struct DirectSender {
-    std::unique_ptr<io::UdpSocket> socket;
-    Address remote;
-  };
-  std::unordered_map<ice::StreamId, DirectSender> direct_;
   io::SendBatch ice_batch_;
   io::UdpSocket* ice_batch_socket_ = nullptr;  // where ice_batch_ goes
   protocol::Instant next_path_watch_{};
   std::vector<std::pair<PeerId, std::vector<uint8_t>>> outbox_;
-  mutable std::mutex inbox_mutex_;  // guards inbox_ and its counters only; plugins' threads deliver into it
-  std::vector<Inbound> inbox_;
-  static constexpr size_t kMaxInbox = 4096;
-  uint64_t inbox_dropped_ = 0;  // the inbox was full
-  uint64_t inbox_invalid_ = 0;  // empty or oversized blobs
-  ListenSocketHandle p2p_listen_ = kInvalidListenSocket;
-  ListenOptions p2p_options_;
-  uint64_t signaling_sent_ = 0, signaling_received_ = 0;
+  uint64_t signaling_sent_ = 0;
   uint64_t ice_restarts_ = 0;
 
   std::optional<io::PacketImpairment> send_impairment_, receive_impairment_;
   io::ReceiveBatch receive_batch_;
-  uint64_t simulated_dropped_base_ = 0;
 
-  std::deque<ConnectionEvent> events_;  // for run_callbacks (kApplication) or the service thread (kService)
+  std::deque<ConnectionEvent> events_;  // for callbacks and service(), in order
   ConnectionCallback callback_;
   MessageCallback message_callback_;
   std::vector<Message> callback_messages_;            // service thread: taken for message_callback_
   std::mutex callbacks_running_;                      // run_callbacks delivers in order, one caller at a time
   std::atomic<std::thread::id> delivering_thread_{};  // the thread inside run_callbacks, if any
   uint64_t events_queued_ = 0;                        // ever; a change means there is news for wait()
-  uint64_t events_dropped_ = 0;                       // beyond the bound while no callback was set
+  uint64_t events_dropped_ = 0;                       // beyond the bound while nobody collected them
   uint64_t messages_seen_ = 0;  // Endpoint::messages_delivered() at the last receive call
   int waiters_ = 0;
 

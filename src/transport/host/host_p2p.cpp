@@ -1,12 +1,14 @@
-// Peer-to-peer connections: signaling plugins feed the Rendezvous, whose actions drive the IceAgent; once
-// ICE connects, the offering side starts the Endpoint connection over the ICE stream and the answering side
-// takes the connection request that arrives on it (expected, so no cookie round trip).
+// Host: peer-to-peer connections. The signaling plugins feed the Rendezvous, whose actions drive the
+// IceAgent; once ICE connects, the offering side starts the Endpoint connection over the ICE stream and the
+// answering side takes the connection request that arrives on it (expected, so no cookie round trip).
+//
+// One connect, through this file: connect() reserves the handle and starts a rendezvous session; the
+// service thread's process_p2p() then applies the rendezvous' actions in turn (start_ice, the blobs to
+// send, the peer's candidates) and reads what the plugins and ICE reported (read_signaling,
+// read_ice_news) until on_ice_connected() hands the path to the Endpoint (adopt_endpoint_connection).
 //
 // Handles: a peer-to-peer connection's handle is an Endpoint id reserved when the connection starts, so it
 // stays the same when the Endpoint connection is created later. Until then sends are kept here.
-#include <algorithm>
-#include <cstring>
-
 #include "transport/host/candidates.hpp"
 #include "transport/host/host_impl.hpp"
 #include "transport/io/path_codec.hpp"
@@ -15,47 +17,10 @@ namespace peerlink {
 
 using protocol::Instant;
 using rendezvous::Action;
+
 static_assert(rendezvous::kMaxBlobSize == kMaxSignalingBlob, "the rendezvous keeps to the contract's limit");
 
-using host::to_ice;
-using host::to_signaling;
-
-class Host::Impl::Sink final : public SignalingSink {
- public:
-  explicit Sink(Host::Impl& host) : host_(host) {}
-  void deliver(const PeerId& from, const void* blob, size_t size) override {
-    if (size == 0 || size > kMaxSignalingBlob || !blob) {  // not worth a copy
-      std::lock_guard<std::mutex> lock(host_.inbox_mutex_);
-      ++host_.inbox_invalid_;
-      return;
-    }
-    Inbound in;
-    in.peer = from;
-    in.blob.assign(static_cast<const uint8_t*>(blob), static_cast<const uint8_t*>(blob) + size);
-    push(std::move(in));
-  }
-  void peer_unreachable(const PeerId& peer, const std::string& detail) override {
-    Inbound in;
-    in.unreachable = true;
-    in.peer = peer;
-    in.detail = detail;
-    push(std::move(in));
-  }
-
- private:
-  void push(Inbound in) {
-    {
-      std::lock_guard<std::mutex> lock(host_.inbox_mutex_);
-      if (host_.inbox_.size() >= kMaxInbox) {  // a flood the service thread cannot keep up with
-        ++host_.inbox_dropped_;
-        return;
-      }
-      host_.inbox_.push_back(std::move(in));
-    }
-    host_.loop_.wake();
-  }
-  Host::Impl& host_;
-};
+// --- start and stop ---
 
 void Host::Impl::start_p2p() {
   if (config_.signaling.empty()) return;
@@ -67,7 +32,7 @@ void Host::Impl::start_p2p() {
     IceNews n;
     n.kind = IceNews::kCandidates;
     n.stream = s;
-    n.candidates = to_signaling(c);
+    n.candidates = host::to_signaling(c);
     n.done = done;
     ice_news_.push_back(std::move(n));
   };
@@ -97,165 +62,133 @@ void Host::Impl::start_p2p() {
   rc.setup_timeout = config_.connect_timeout;
   rz_ = std::make_unique<rendezvous::Rendezvous>(rc, config_.identity.public_key(), rng_,
                                                  [this] { return endpoint_.reserve_id(); });
-  sink_ = std::make_unique<Sink>(*this);
-  for (const auto& plugin : config_.signaling) {
-    try {
-      plugin->start(*sink_);
-    } catch (...) {
-      stop_p2p();  // the plugins started so far
-      throw;
-    }
-    plugins_[plugin->scheme()] = plugin;
-  }
+  // Last: a plugin may deliver at once (into the inbox, read by the service thread).
+  plugins_ = std::make_unique<host::SignalingPlugins>(config_.signaling, [this] { loop_.wake(); });
 }
 
 void Host::Impl::stop_p2p() {
-  for (auto& [scheme, plugin] : plugins_)
-    plugin->stop();
-  plugins_.clear();
+  plugins_.reset();  // stops them: no more deliveries
   p2p_.clear();
-  stream_handles_.clear();
-  closing_streams_.clear();
   ice_batch_.clear();
   ice_batch_socket_ = nullptr;
-  direct_.clear();
+  streams_.clear();
   ice_.reset();
 }
 
-ListenSocketHandle Host::Impl::listen_p2p(const ListenOptions& options, std::string* error) {
+// --- application calls ---
+
+Result<ListenSocketHandle> Host::Impl::listen_p2p(uint16_t virtual_port, const ListenOptions& options) {
   std::lock_guard<std::mutex> lock(mutex_);
-  std::string why;
-  if (!rz_)
-    why = "no signaling plugin (HostConfig::signaling is empty)";
-  else if (p2p_listen_ != kInvalidListenSocket)
-    why = "already listening for peer-to-peer connections";
-  else if (options.poll_group != kInvalidPollGroup && !groups_.count(options.poll_group))
-    why = "no such poll group";
-  if (!why.empty()) {
-    if (error) *error = why;
-    return kInvalidListenSocket;
-  }
-  p2p_listen_ = next_listen_++;
-  p2p_options_ = options;
-  rz_->set_listening(true);
-  return p2p_listen_;
+  if (!rz_) return Error{ErrorCode::kNoSignaling, "no signaling plugin (HostConfig::signaling is empty)"};
+  if (p2p_listeners_.count(virtual_port))
+    return Error{
+        ErrorCode::kAlreadyExists,
+        "already listening for peer-to-peer connections on virtual port " + std::to_string(virtual_port)};
+  if (options.poll_group != kDefaultPollGroup && !groups_.count(options.poll_group))
+    return Error{ErrorCode::kNotFound, "no such poll group"};
+  P2PListener& l = p2p_listeners_[virtual_port];
+  l.handle = next_listen_++;
+  l.options = options;
+  rz_->set_listening(virtual_port, true);
+  return l.handle;
 }
 
-ConnectionHandle Host::Impl::connect(const PeerId& peer, const ConnectOptions& options, std::string* error) {
-  std::string why;
+Result<ConnectionHandle> Host::Impl::connect(const PeerId& peer, const ConnectOptions& options) {
+  Error error;
   ConnectionHandle c = kInvalidConnection;
-  {
+  if (peer.empty()) {
+    error = {ErrorCode::kInvalidArgument, "empty peer id (use PeerId::parse)"};
+  } else if (!plugins_ || !plugins_->serves(peer)) {
+    error = {ErrorCode::kNoSignaling, "no signaling plugin for scheme '" + std::string(peer.scheme()) +
+                                          "' (HostConfig::signaling has: " +
+                                          (plugins_ ? plugins_->schemes() : std::string("none")) + ")"};
+  } else if (plugins_->is_local(peer)) {  // asks the plugin: not under our lock
+    error = {ErrorCode::kSelf, "cannot connect to " + peer.str() + ": it is this Host's own peer id"};
+  } else {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (peer.empty()) {
-      why = "empty peer id";
-    } else if (!plugins_.count(std::string(peer.scheme()))) {
-      why = "no signaling plugin for scheme '" + std::string(peer.scheme()) + "' (HostConfig::signaling has:";
-      for (const auto& [scheme, plugin] : plugins_)
-        why += " " + scheme;
-      why += plugins_.empty() ? " none)" : ")";
-    } else if (handles_.size() >= config_.max_connections) {
-      why = "too many connections (HostConfig::max_connections)";
-    } else if (options.poll_group != kInvalidPollGroup && !groups_.count(options.poll_group)) {
-      why = "no such poll group";
+    if (auto refusal = connect_refusal(options)) {
+      error = std::move(*refusal);
     } else {
       Instant now = io::monotonic_now();
       ConnectionHandle h = endpoint_.reserve_id();
-      c = rz_->connect(now, h, peer, options.symmetric);
+      c = rz_->connect(now, h, peer, options.virtual_port, options.symmetric);
       if (c != h) {
-        endpoint_.release_id(h);  // an existing symmetric connection with this peer
+        endpoint_.release_id(h);  // an existing symmetric connection with this peer (and virtual port)
       } else {
-        HandleState& hs = handles_[c];
-        hs.user_data = options.user_data;
-        hs.group = options.poll_group;
+        hold(c, options);
         P2P& p = p2p_[c];
         p.peer = peer;
+        p.virtual_port = options.virtual_port;
         p.expected_key = options.expected_key;
-        log_.log(LogLevel::kInfo, "connection %u: connecting to %s", c, peer.str().c_str());
+        log_.log(LogLevel::kInfo, "connection %u: connecting to %s (virtual port %u)", c, peer.str().c_str(),
+                 unsigned(options.virtual_port));
       }
       loop_.wake();
     }
-    if (c == kInvalidConnection)
-      log_.log(LogLevel::kWarning, "connect(%s): %s", peer.str().c_str(), why.c_str());
   }
+  if (c == kInvalidConnection)
+    log_.log(LogLevel::kWarning, "connect(%s): %s", peer.str().c_str(), error.message.c_str());
   log_.flush();
-  if (c == kInvalidConnection && error) *error = why;
+  if (c == kInvalidConnection) return error;
   return c;
 }
 
-bool Host::Impl::set_ice_servers(const std::vector<StunServer>& stun, const std::vector<TurnServer>& turn,
-                                 std::string* error) {
+Result<void> Host::Impl::set_ice_servers(const std::vector<StunServer>& stun,
+                                         const std::vector<TurnServer>& turn) {
   IceConfig servers;
   servers.stun_servers = stun;
   servers.turn_servers = turn;
-  std::string why = servers.validate();
-  if (why.empty()) ice::IceAgent::resolve_servers(servers, &why);
-  if (why.empty() && !rz_) why = "no signaling plugin (HostConfig::signaling is empty): no peer-to-peer side";
-  if (!why.empty()) {
-    if (error) *error = why;
-    return false;
-  }
+  if (Result<void> valid = servers.validate(); !valid) return valid.error();
+  std::string why;
+  if (!ice::IceAgent::resolve_servers(servers, &why)) return Error{ErrorCode::kNameResolution, why};
+  if (!rz_)
+    return Error{ErrorCode::kNoSignaling,
+                 "no signaling plugin (HostConfig::signaling is empty): no peer-to-peer side"};
   std::lock_guard<std::mutex> lock(mutex_);
   new_ice_servers_ = std::move(servers);
   loop_.wake();
-  return true;
+  return {};
 }
 
+// A message sent while the connection is being set up: kept until the Endpoint connection exists, with the
+// checks the Endpoint would make.
+SendResult Host::Impl::keep_p2p_send(P2P& p, const uint8_t* data, size_t size, uint32_t flags,
+                                     uint32_t lane) {
+  if (p.ended) return SendResult::kInvalidState;
+  if (!protocol::valid_send_flags(flags)) return SendResult::kInvalidFlags;
+  const bool reliable = !(flags & send_flags::kUnreliable);
+  if (size > (reliable ? config_.max_message_size : size_t(64u << 10))) return SendResult::kMessageTooLarge;
+  if (!reliable && size == 0) return SendResult::kDropped;
+  if (!reliable && (flags & send_flags::kDropIfBlocked)) return SendResult::kDropped;  // cannot leave now
+  if (lane != 0) return SendResult::kInvalidLane;  // lanes are configured once connected
+  if (p.send_bytes + size > config_.send_buffer_bytes) return SendResult::kLimitExceeded;
+  p.sends.push_back({std::vector<uint8_t>(data, data + size), flags, lane});
+  p.send_bytes += size;
+  return SendResult::kOk;
+}
+
+// The application released c (close or reject).
+void Host::Impl::release_p2p(ConnectionHandle c, uint32_t reason, Instant now) {
+  auto it = p2p_.find(c);
+  if (it == p2p_.end()) return;
+  P2P& p = it->second;
+  if (rz_->has(c)) rz_->close(now, c, reason);  // a setup still going on: the peer is told
+  if (p.stream) retire_stream(p.stream, p.created);
+  if (!p.created) endpoint_.release_id(c);
+  p2p_.erase(it);
+  loop_.wake();
+}
+
+// --- the service thread ---
+
 void Host::Impl::process_p2p(Instant now) {
-  if (!rz_) return;
   if (new_ice_servers_) {
     ice_->set_servers(new_ice_servers_->stun_servers, new_ice_servers_->turn_servers);
     new_ice_servers_.reset();
     log_.log(LogLevel::kInfo, "new STUN/TURN servers for the connections from now on");
   }
-  std::vector<Inbound> inbox;
-  {
-    std::lock_guard<std::mutex> lock(inbox_mutex_);
-    inbox.swap(inbox_);
-  }
-  for (Inbound& in : inbox) {
-    if (in.unreachable) {
-      rz_->peer_unreachable(now, in.peer, in.detail);
-    } else {
-      ++signaling_received_;
-      rz_->receive(now, in.peer, in.blob.data(), in.blob.size());
-    }
-  }
-  std::vector<IceNews> news;
-  news.swap(ice_news_);
-  for (IceNews& n : news) {
-    auto it = stream_handles_.find(n.stream);
-    if (it == stream_handles_.end()) continue;
-    ConnectionHandle c = it->second;
-    if (n.kind == IceNews::kDatagram) {  // also for a released connection that is still closing
-      endpoint_.handle_datagram(now, io::encode_ice_path(n.stream), n.data.data(), n.data.size(), false);
-      continue;
-    }
-    auto p = p2p_.find(c);
-    if (p == p2p_.end()) continue;
-    switch (n.kind) {
-      case IceNews::kCandidates:
-        rz_->local_candidates(now, c, p->second.ufrag, p->second.pwd, n.candidates, n.done);
-        break;
-      case IceNews::kState:
-        if (n.state == ice::StreamState::kConnected) {
-          on_ice_connected(now, c, p->second);
-        } else if (!p->second.created || !endpoint_.connection(c) ||
-                   endpoint_.connection(c)->state() != ConnectionState::kConnected) {
-          rz_->ice_failed(now, c, uint32_t(EndReason::kMiscNoRoute), "ICE found no working path to the peer");
-        } else if (!p->second.restarting) {
-          restart_p2p(now, c, p->second, "ICE lost the path (consent expired)");
-        }  // else a restart that found nothing yet: watch_p2p_paths tries again
-        break;
-      case IceNews::kDatagram:
-        break;  // above
-      case IceNews::kSelectedPair:
-        refresh_direct(n.stream);
-        p->second.route = ice_->route(n.stream, &p->second.remote_address);
-        log_.log(LogLevel::kInfo, "connection %u: ICE switched to a better path (%s, %s)", c,
-                 to_string(p->second.route), p->second.remote_address.to_string().c_str());
-        break;
-    }
-  }
+  read_signaling(now);
+  read_ice_news(now);
   if (now >= next_path_watch_) {
     watch_p2p_paths(now);
     next_path_watch_ = now + kPathWatchInterval;
@@ -266,85 +199,78 @@ void Host::Impl::process_p2p(Instant now) {
     apply(now, a);
 }
 
+void Host::Impl::read_signaling(Instant now) {
+  std::vector<host::SignalingPlugins::Inbound> inbox;
+  plugins_->take_inbox(inbox);
+  for (host::SignalingPlugins::Inbound& in : inbox) {
+    if (in.unreachable)
+      rz_->peer_unreachable(now, in.peer, in.detail);
+    else
+      rz_->receive(now, in.peer, in.blob.data(), in.blob.size());
+  }
+}
+
+void Host::Impl::read_ice_news(Instant now) {
+  std::vector<IceNews> news;
+  news.swap(ice_news_);
+  for (IceNews& n : news) {
+    auto s = streams_.find(n.stream);
+    if (s == streams_.end()) continue;
+    const ConnectionHandle c = s->second.owner;
+    if (n.kind == IceNews::kDatagram) {  // also for a released connection that is still closing
+      endpoint_.handle_datagram(now, io::encode_ice_path(n.stream), n.data.data(), n.data.size(), false);
+      continue;
+    }
+    auto it = p2p_.find(c);
+    if (it == p2p_.end()) continue;
+    P2P& p = it->second;
+    switch (n.kind) {
+      case IceNews::kCandidates:
+        rz_->local_candidates(now, c, p.ufrag, p.pwd, n.candidates, n.done);
+        break;
+      case IceNews::kState:
+        if (n.state == ice::StreamState::kConnected) {
+          on_ice_connected(now, c, p);
+        } else if (!p.created || !endpoint_.connection(c) ||
+                   endpoint_.connection(c)->state() != ConnectionState::kConnected) {
+          rz_->ice_failed(now, c, uint32_t(EndReason::kMiscNoRoute), "ICE found no working path to the peer");
+        } else if (!p.restarting) {
+          restart_p2p(now, c, p, "ICE lost the path (consent expired)");
+        }  // else a restart that found nothing yet: watch_p2p_paths tries again
+        break;
+      case IceNews::kDatagram:
+        break;  // above
+      case IceNews::kSelectedPair:
+        refresh_direct(n.stream);
+        p.route = ice_->route(n.stream);
+        log_.log(LogLevel::kInfo, "connection %u: ICE switched to a better path (%s, %s)", c,
+                 to_string(p.route.type), p.route.remote.to_string().c_str());
+        break;
+    }
+  }
+}
+
 void Host::Impl::apply(Instant now, Action& a) {
   switch (a.kind) {
     case Action::Kind::kSend:
       outbox_.emplace_back(std::move(a.peer), std::move(a.blob));
       return;
-    case Action::Kind::kIncomingRequest: {
-      if (handles_.size() >= config_.max_connections) {
-        rz_->reject(now, a.handle, uint32_t(EndReason::kRemoteBusy), "too many connections");
-        endpoint_.release_id(a.handle);
-        return;
-      }
-      HandleState& h = handles_[a.handle];
-      h.incoming = true;
-      h.listen = p2p_listen_;
-      h.group = p2p_options_.poll_group;
-      P2P& p = p2p_[a.handle];
-      p.peer = a.peer;
-      p.offerer = false;
-      p.peer_key = a.peer_key;
-      log_.log(LogLevel::kInfo, "connection %u: request from %s (%s)", a.handle, a.peer.str().c_str(),
-               Identity::fingerprint_of(a.peer_key).c_str());
-      if (p2p_options_.auto_accept)
-        rz_->accept(now, a.handle);
-      else
-        queue_event(ConnectionEventKind::kIncomingRequest, a.handle);
+    case Action::Kind::kIncomingRequest:
+      on_request(now, a);
       return;
-    }
-    case Action::Kind::kStartIce: {
-      auto it = p2p_.find(a.handle);
-      if (it == p2p_.end()) return;
-      P2P& p = it->second;
-      if (p.stream) {  // a lost symmetric race: the stream starts over in the other role
-        endpoint_.cancel_expectation(io::encode_ice_path(p.stream));
-        stream_handles_.erase(p.stream);
-        forget_direct(p.stream);
-        ice_->remove_stream(p.stream);
-        p.stream = 0;
-      }
-      p.offerer = a.role == rendezvous::Role::kOfferer;
-      if (!p.offerer) p.peer_key = a.peer_key;
-      std::string why;
-      // The answering side controls ICE: see ice_agent.hpp.
-      ice::StreamId s = ice_->add_stream(!p.offerer, p.ufrag, p.pwd, &why);
-      if (!s) {
-        rz_->ice_failed(now, a.handle, uint32_t(EndReason::kMiscNoRoute), why);
-        return;
-      }
-      p.stream = s;
-      stream_handles_[s] = a.handle;
-      if (!p.offerer) endpoint_.expect_initiation(io::encode_ice_path(s), a.handle);
-      rz_->local_candidates(now, a.handle, p.ufrag, p.pwd, {}, false);
+    case Action::Kind::kStartIce:
+      start_ice(now, a);
       return;
-    }
     case Action::Kind::kRemoteCandidates: {
       auto it = p2p_.find(a.handle);
       if (it == p2p_.end() || !it->second.stream) return;
       it->second.peer_key = a.peer_key;
-      ice_->set_remote(it->second.stream, a.ufrag, a.pwd, to_ice(a.candidates), a.end_of_candidates);
+      ice_->set_remote(it->second.stream, a.ufrag, a.pwd, host::to_ice(a.candidates), a.end_of_candidates);
       return;
     }
-    case Action::Kind::kRestartIce: {
-      auto it = p2p_.find(a.handle);
-      if (it == p2p_.end() || !it->second.stream) return;
-      P2P& p = it->second;
-      if (!p.restarting) log_.log(LogLevel::kInfo, "connection %u: the peer restarts ICE", a.handle);
-      p.restarting = true;
-      p.restart_started = now;
-      p.route = RouteType::kNone;
-      std::string why;
-      forget_direct(p.stream);
-      if (!ice_->restart(p.stream, p.ufrag, p.pwd, &why)) {
-        stream_handles_.erase(p.stream);
-        p.stream = 0;
-        rz_->ice_failed(now, a.handle, uint32_t(EndReason::kMiscNoRoute), "ICE restart failed: " + why);
-        return;
-      }
-      rz_->local_candidates(now, a.handle, p.ufrag, p.pwd, {}, false);
+    case Action::Kind::kRestartIce:
+      restart_ice(now, a);
       return;
-    }
     case Action::Kind::kFailed: {
       std::string text = a.text;
       auto it = p2p_.find(a.handle);
@@ -358,11 +284,77 @@ void Host::Impl::apply(Instant now, Action& a) {
   }
 }
 
+void Host::Impl::on_request(Instant now, const Action& a) {
+  auto listener = p2p_listeners_.find(a.virtual_port);
+  if (listener == p2p_listeners_.end() || handles_.size() >= config_.max_connections) {
+    // The listener closed since the rendezvous took the request, or no room: refused.
+    rz_->reject(now, a.handle, uint32_t(EndReason::kRemoteBusy),
+                listener == p2p_listeners_.end() ? "not listening any more" : "too many connections");
+    endpoint_.release_id(a.handle);
+    return;
+  }
+  const ListenOptions& options = listener->second.options;
+  HandleState& h = handles_[a.handle];
+  h.incoming = true;
+  h.listen = listener->second.handle;
+  h.group = options.poll_group;
+  h.callback = options.callback;
+  P2P& p = p2p_[a.handle];
+  p.peer = a.peer;
+  p.virtual_port = a.virtual_port;
+  p.offerer = false;
+  p.peer_key = a.peer_key;
+  log_.log(LogLevel::kInfo, "connection %u: request from %s (%s, virtual port %u)", a.handle,
+           a.peer.str().c_str(), Identity::fingerprint_of(a.peer_key).c_str(), unsigned(a.virtual_port));
+  if (options.auto_accept)
+    rz_->accept(now, a.handle);
+  else
+    queue_event(ConnectionEventKind::kIncomingRequest, a.handle);
+}
+
+void Host::Impl::start_ice(Instant now, const Action& a) {
+  auto it = p2p_.find(a.handle);
+  if (it == p2p_.end()) return;
+  P2P& p = it->second;
+  if (p.stream) {  // a lost symmetric race: the stream starts over in the other role
+    drop_stream(p.stream);
+    p.stream = 0;
+  }
+  p.offerer = a.role == rendezvous::Role::kOfferer;
+  if (!p.offerer) p.peer_key = a.peer_key;
+  std::string why;
+  if (!open_stream(a.handle, p, &why)) {
+    rz_->ice_failed(now, a.handle, uint32_t(EndReason::kMiscNoRoute), why);
+    return;
+  }
+  rz_->local_candidates(now, a.handle, p.ufrag, p.pwd, {}, false);
+}
+
+void Host::Impl::restart_ice(Instant now, const Action& a) {
+  auto it = p2p_.find(a.handle);
+  if (it == p2p_.end() || !it->second.stream) return;
+  P2P& p = it->second;
+  if (!p.restarting) log_.log(LogLevel::kInfo, "connection %u: the peer restarts ICE", a.handle);
+  p.restarting = true;
+  p.restart_started = now;
+  p.route = {};
+  auto s = streams_.find(p.stream);
+  if (s != streams_.end()) forget_direct(s->second);
+  std::string why;
+  if (!ice_->restart(p.stream, p.ufrag, p.pwd, &why)) {  // libnice dropped the stream
+    streams_.erase(p.stream);
+    p.stream = 0;
+    rz_->ice_failed(now, a.handle, uint32_t(EndReason::kMiscNoRoute), "ICE restart failed: " + why);
+    return;
+  }
+  rz_->local_candidates(now, a.handle, p.ufrag, p.pwd, {}, false);
+}
+
 void Host::Impl::on_ice_connected(Instant now, ConnectionHandle c, P2P& p) {
   rz_->connected(now, c);
-  p.route = ice_->route(p.stream, &p.remote_address);
+  p.route = ice_->route(p.stream);
   log_.log(LogLevel::kInfo, "connection %u: ICE path %s (%s, %s)", c, p.restarting ? "restored" : "found",
-           to_string(p.route), p.remote_address.to_string().c_str());
+           to_string(p.route.type), p.route.remote.to_string().c_str());
   refresh_direct(p.stream);
   if (p.restarting && p.created) endpoint_.path_restored(c, now);
   p.restarting = false;
@@ -415,7 +407,7 @@ void Host::Impl::restart_p2p(Instant now, ConnectionHandle c, P2P& p, const std:
 void Host::Impl::adopt_endpoint_connection(ConnectionHandle c, P2P& p, Instant now) {
   p.created = true;
   auto h = handles_.find(c);
-  if (h != handles_.end() && h->second.group != kInvalidPollGroup)
+  if (h != handles_.end() && h->second.group != kDefaultPollGroup)
     endpoint_.set_poll_group(c, h->second.group);
   for (auto& m : p.sends)
     endpoint_.send(c, m.data.data(), m.data.size(), m.flags, m.lane, now);
@@ -437,6 +429,7 @@ bool Host::Impl::accept_p2p_request(Instant now, ConnectionHandle c, const Publi
   return true;
 }
 
+// The setup failed (rendezvous kFailed): the stream goes, the handle stays until the application closes it.
 void Host::Impl::end_p2p(ConnectionHandle c, uint32_t reason, const std::string& debug) {
   auto it = p2p_.find(c);
   if (it == p2p_.end()) return;
@@ -444,10 +437,7 @@ void Host::Impl::end_p2p(ConnectionHandle c, uint32_t reason, const std::string&
   log_.log(LogLevel::kInfo, "connection %u: ended during setup (%u %s: %s)", c, reason,
            to_string(EndReason(reason)), debug.c_str());
   if (p.stream) {
-    endpoint_.cancel_expectation(io::encode_ice_path(p.stream));
-    stream_handles_.erase(p.stream);
-    forget_direct(p.stream);
-    ice_->remove_stream(p.stream);
+    drop_stream(p.stream);
     p.stream = 0;
   }
   Instant now = io::monotonic_now();
@@ -465,89 +455,14 @@ void Host::Impl::end_p2p(ConnectionHandle c, uint32_t reason, const std::string&
   }
 }
 
-// The application released c (close or reject).
-void Host::Impl::release_p2p(ConnectionHandle c, uint32_t reason, Instant now) {
-  auto it = p2p_.find(c);
-  if (it == p2p_.end()) return;
-  P2P& p = it->second;
-  if (rz_->has(c)) rz_->close(now, c, reason);
-  if (p.stream) {
-    endpoint_.cancel_expectation(io::encode_ice_path(p.stream));
-    // A connection closed with linger still needs its path until the peer has everything; any close
-    // needs it for the CLOSE.
-    if (p.created)
-      closing_streams_.emplace_back(c, p.stream);
-    else
-      streams_to_remove_.push_back(p.stream);
-  }
-  if (!p.created) endpoint_.release_id(c);
-  p2p_.erase(it);
-  loop_.wake();
-}
-
-void Host::Impl::reap_closing_streams() {
-  for (size_t i = 0; i < closing_streams_.size();) {
-    auto [c, stream] = closing_streams_[i];
-    if (endpoint_.connection(c)) {
-      ++i;
-      continue;
-    }
-    stream_handles_.erase(stream);
-    forget_direct(stream);
-    ice_->remove_stream(stream);
-    closing_streams_[i] = closing_streams_.back();
-    closing_streams_.pop_back();
-  }
-}
-
-void Host::Impl::refresh_direct(ice::StreamId stream) {
-  forget_direct(stream);
-  auto d = ice_->direct_path(stream);
-  if (!d) return;
-  auto socket = io::UdpSocket::adopt_for_sending(d->fd, io::UdpSocketOptions().enable_gso);
-  if (socket && socket->reachable(d->remote)) direct_[stream] = DirectSender{std::move(socket), d->remote};
-}
-
-void Host::Impl::forget_direct(ice::StreamId stream) {
-  auto it = direct_.find(stream);
-  if (it == direct_.end()) return;
-  if (ice_batch_socket_ == it->second.socket.get()) flush_ice_batch();
-  direct_.erase(it);
-}
-
-// Best effort, like libnice's own sends: what the kernel does not take now is dropped (the connection
-// retransmits).
-void Host::Impl::flush_ice_batch() {
-  if (ice_batch_socket_ && !ice_batch_.empty() && !ice_batch_socket_->send(ice_batch_)) ice_batch_.clear();
-  ice_batch_socket_ = nullptr;
-}
-
-void Host::Impl::send_to_stream(const protocol::PathAddress& path, const uint8_t* data, size_t size) {
-  uint32_t stream;
-  if (!io::decode_ice_path(path, stream) || !ice_) return;
-  auto d = direct_.find(stream);
-  if (d != direct_.end() && size <= io::SendBatch::kMaxDatagram) {
-    io::UdpSocket* socket = d->second.socket.get();
-    if (ice_batch_socket_ != socket) flush_ice_batch();
-    ice_batch_socket_ = socket;
-    std::memcpy(ice_batch_.next_buffer(), data, size);
-    ice_batch_.commit(size, d->second.remote);
-    if (ice_batch_.full()) flush_ice_batch();
-    return;
-  }
-  ice_->send(stream, data, size);  // before ICE connects there is no path: dropped (the core retransmits)
-}
-
 void Host::Impl::flush_signaling(std::unique_lock<std::mutex>& lock) {
   if (outbox_.empty()) return;
   std::vector<std::pair<PeerId, std::vector<uint8_t>>> out;
   out.swap(outbox_);
   signaling_sent_ += out.size();
   lock.unlock();
-  for (auto& [peer, blob] : out) {
-    auto it = plugins_.find(std::string(peer.scheme()));
-    if (it != plugins_.end()) it->second->send(peer, blob.data(), blob.size());
-  }
+  for (auto& [peer, blob] : out)
+    plugins_->send(peer, blob);
   lock.lock();
 }
 

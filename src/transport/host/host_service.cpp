@@ -1,5 +1,6 @@
-// The Host's service thread: read datagrams in batches, run the Endpoint's timers, send what it has ready in
-// batches, turn its events into the application's, then sleep until the next deadline, a datagram, or a
+// The Host's service thread. Each turn: read datagrams in batches, run the peer-to-peer work and the
+// Endpoint's timers, send what it has ready in batches, turn its events into the application's; then
+// deliver what goes to callbacks on this thread, and sleep until the next deadline, a datagram, or a
 // wake-up from an application thread.
 #include <sys/prctl.h>
 
@@ -16,8 +17,6 @@ namespace {
 // enough that acks, timers and application calls are never starved for long.
 constexpr int kReceiveBatchesPerTurn = 8;
 constexpr size_t kDatagramsSentPerTurn = 512;
-// Events kept while no connection callback is set.
-constexpr size_t kMaxQueuedEvents = 4096;
 }  // namespace
 
 void Host::Impl::service_main() {
@@ -33,71 +32,24 @@ void Host::Impl::service_main() {
   for (;;) {
     sleeping_ = false;
     Instant now = io::monotonic_now();
-
-    for (size_t i = 0; i < readable.size(); ++i)
-      if (readable[i]) receive_from(uint8_t(i), now);
-    readable.assign(readable.size(),
-                    0);  // what is left is reported again by the next (level-triggered) ppoll
-    if (receive_impairment_) {
-      io::ImpairedDatagram d;
-      while (receive_impairment_->pop_due(now, d))
-        deliver_datagram(now, d.address, d.data.data(), d.data.size());
-    }
-    if (rz_) {
-      for (ice::StreamId stream : streams_to_remove_) {
-        stream_handles_.erase(stream);
-        forget_direct(stream);
-        ice_->remove_stream(stream);
-      }
-      streams_to_remove_.clear();
-      process_p2p(now);
-    }
-    if (endpoint_.next_timeout() <= now) endpoint_.handle_timeout(now);
-    bool more = transmit(now);
-    if (rz_ && !closing_streams_.empty()) reap_closing_streams();  // after transmit: their CLOSE is out
-    collect_events(now);
+    bool more = false;
+    run_turn(now, readable, more);
+    readable.assign(readable.size(), 0);
 
     // Waiters are notified after the lock is released, so that a woken thread does not block on it at once.
     bool notify = waiters_ > 0 &&
                   (endpoint_.messages_delivered() != delivered_notified || events_queued_ != events_notified);
     delivered_notified = endpoint_.messages_delivered();
     events_notified = events_queued_;
-
-    // Events before messages: a connection's kConnected comes before its first message.
-    if (config_.callback_thread == CallbackThread::kService && callback_ && !events_.empty()) {
-      std::deque<ConnectionEvent> batch;
-      batch.swap(events_);
-      ConnectionCallback callback = callback_;
-      lock.unlock();
-      if (notify) activity_.notify_all();
-      deliver_events(batch, callback);
-      lock.lock();
-      continue;  // the callback may have queued work
-    }
-    if (message_callback_ && endpoint_.messages_delivered() != messages_seen_) {
-      take_messages_for_callback();
-      MessageCallback callback = message_callback_;
-      lock.unlock();
-      if (notify) activity_.notify_all();
-      log_.flush();
-      for (Message& m : callback_messages_)
-        callback(std::move(m));
-      callback_messages_.clear();
-      lock.lock();
-      continue;  // replies may be waiting to go out, and events to be delivered
-    }
+    if (deliver_on_service_thread(lock, notify)) continue;  // a callback may have queued work
+    // A peer-to-peer connection closed by the destructor tells its peer through the signaling: out first.
+    flush_signaling(lock);
     if (stopping_ && shutdown_done(now)) {
       if (notify) activity_.notify_all();
       break;
     }
 
-    flush_signaling(lock);
-    Instant deadline = more || !ice_news_.empty() ? now : endpoint_.next_timeout();
-    if (rz_) deadline = std::min(deadline, rz_->next_timeout());
-    if (rz_ && !p2p_.empty()) deadline = std::min(deadline, next_path_watch_);
-    if (send_impairment_) deadline = std::min(deadline, send_impairment_->next_due());
-    if (receive_impairment_) deadline = std::min(deadline, receive_impairment_->next_due());
-    if (stopping_) deadline = std::min(deadline, stop_deadline_);
+    Instant deadline = next_wake(now, more);
     fds.resize(sockets_.size());
     for (size_t i = 0; i < sockets_.size(); ++i) {
       const SocketSlot& s = *sockets_[i];
@@ -125,6 +77,62 @@ void Host::Impl::service_main() {
   log_.flush();
 }
 
+// Steps 1–4 of a turn, under the lock. more: the send budget ran out (come back at once).
+void Host::Impl::run_turn(Instant now, const std::vector<uint8_t>& readable, bool& more) {
+  for (size_t i = 0; i < readable.size(); ++i)
+    if (readable[i]) receive_from(uint8_t(i), now);
+  // What is left in a socket is reported again by the next (level-triggered) ppoll.
+  if (receive_impairment_) {
+    io::ImpairedDatagram d;
+    while (receive_impairment_->pop_due(now, d))
+      deliver_datagram(now, d.address, d.data.data(), d.data.size());
+  }
+  if (rz_) process_p2p(now);
+  if (endpoint_.next_timeout() <= now) endpoint_.handle_timeout(now);
+  more = transmit(now);
+  if (rz_) reap_retired_streams();  // after transmit: the CLOSE of a released connection is out
+  collect_events(now);
+}
+
+// kService: events, then received messages, go to their callbacks here, with the lock released. Events
+// before messages: a connection's kConnected comes before its first message. True if it called any.
+bool Host::Impl::deliver_on_service_thread(std::unique_lock<std::mutex>& lock, bool notify) {
+  if (config_.callback_thread != CallbackThread::kService) return false;
+  std::vector<std::pair<ConnectionEvent, ConnectionCallback>> batch;
+  take_callback_events(batch);
+  if (!batch.empty()) {
+    lock.unlock();
+    if (notify) activity_.notify_all();
+    deliver_events(batch);
+    lock.lock();
+    return true;
+  }
+  if (!message_callback_ || endpoint_.messages_delivered() == messages_seen_) return false;
+  callback_messages_.clear();
+  take_group_messages(kDefaultPollGroup, callback_messages_, SIZE_MAX);
+  for (PollGroupHandle g : groups_)
+    take_group_messages(g, callback_messages_, SIZE_MAX);
+  MessageCallback callback = message_callback_;
+  lock.unlock();
+  if (notify) activity_.notify_all();
+  log_.flush();
+  for (Message& m : callback_messages_)
+    callback(std::move(m));
+  callback_messages_.clear();
+  lock.lock();
+  return true;  // replies may be waiting to go out, and events to be delivered
+}
+
+Instant Host::Impl::next_wake(Instant now, bool more) const {
+  Instant deadline = more || !ice_news_.empty() ? now : endpoint_.next_timeout();
+  if (rz_) deadline = std::min(deadline, rz_->next_timeout());
+  if (rz_ && !p2p_.empty()) deadline = std::min(deadline, next_path_watch_);
+  if (send_impairment_) deadline = std::min(deadline, send_impairment_->next_due());
+  if (receive_impairment_) deadline = std::min(deadline, receive_impairment_->next_due());
+  if (stopping_) deadline = std::min(deadline, stop_deadline_);
+  return deadline;
+}
+
 void Host::Impl::receive_from(uint8_t index, Instant now) {
   SocketSlot& slot = *sockets_[index];
   for (int round = 0; round < kReceiveBatchesPerTurn; ++round) {
@@ -141,22 +149,6 @@ void Host::Impl::receive_from(uint8_t index, Instant now) {
     // so the next recvmmsg would only return EAGAIN (a syscall per wake-up on the latency path).
     if (n < receive_batch_.slots()) break;
   }
-}
-
-void Host::Impl::take_messages_for_callback() {
-  messages_seen_ = endpoint_.messages_delivered();
-  protocol::ReceivedMessage m;
-  auto take_group = [&](PollGroupHandle group) {
-    while (endpoint_.receive_group(group, m)) {
-      auto it = handles_.find(m.connection);
-      uint64_t user_data = it == handles_.end() ? 0 : it->second.user_data;
-      callback_messages_.emplace_back(m.connection, m.lane, m.reliable, m.number, user_data,
-                                      std::move(m.data));
-    }
-  };
-  take_group(kInvalidPollGroup);
-  for (PollGroupHandle g : groups_)
-    take_group(g);
 }
 
 void Host::Impl::deliver_datagram(Instant now, const PathAddress& from, uint8_t* data, size_t size) {
@@ -238,53 +230,14 @@ bool Host::Impl::flush_socket(SocketSlot& slot) {
   return false;
 }
 
-void Host::Impl::queue_event(ConnectionEventKind kind, ConnectionHandle c) {
-  auto it = handles_.find(c);
-  if (it == handles_.end()) return;
-  ConnectionEvent e;
-  e.kind = kind;
-  e.info = info_locked(c, it->second);
-  events_.push_back(std::move(e));
-  ++events_queued_;
-  if (events_.size() > kMaxQueuedEvents && !callback_) {
-    events_.pop_front();  // nobody collects them: keep the newest, bounded
-    ++events_dropped_;
-  }
-}
-
 void Host::Impl::collect_events(Instant now) {
   protocol::Event e;
   while (endpoint_.poll_event(e)) {
     ConnectionHandle c = e.connection;
     if (e.kind == protocol::EventKind::kIncomingRequest) {
-      const protocol::Connection* conn = endpoint_.connection(c);
-      SocketSlot* slot = conn ? socket_of(conn->peer_address()) : nullptr;
+      // Over an ICE path: the request of a peer-to-peer connection the signaling set up and accepted.
       if (!stopping_ && accept_p2p_request(now, c, e.remote_key)) continue;
-      if (!slot || !slot->accepting || stopping_) {
-        endpoint_.reject(c, uint32_t(EndReason::kRemoteRejected), now);
-        continue;
-      }
-      if (handles_.size() >= config_.max_connections) {
-        endpoint_.reject(c, uint32_t(EndReason::kRemoteBusy), now);
-        log_.log(LogLevel::kWarning, "incoming connection refused: HostConfig::max_connections reached");
-        continue;
-      }
-      HandleState& h = handles_[c];
-      h.incoming = true;
-      h.listen = slot->listen;
-      h.group = slot->options.poll_group;
-      if (h.group != kInvalidPollGroup) endpoint_.set_poll_group(c, h.group);
-      if (log_.enabled(LogLevel::kInfo)) {
-        uint8_t index;
-        Address from;
-        io::decode_path(conn->peer_address(), index, from);
-        log_.log(LogLevel::kInfo, "connection %u: request from %s (%s)", c, from.to_string().c_str(),
-                 Identity::fingerprint_of(e.remote_key).c_str());
-      }
-      if (slot->options.auto_accept)
-        endpoint_.accept(c, now);
-      else
-        queue_event(ConnectionEventKind::kIncomingRequest, c);
+      on_direct_request(now, c, e.remote_key);
       continue;
     }
     if (!handles_.count(c)) {
@@ -307,6 +260,38 @@ void Host::Impl::collect_events(Instant now) {
   }
   // Accepting or rejecting above may have made packets to send.
   if (endpoint_.wants_transmit()) transmit(now);
+}
+
+// A connection request on a UDP listen socket, its handshake done.
+void Host::Impl::on_direct_request(Instant now, ConnectionHandle c, const PublicKey& remote_key) {
+  const protocol::Connection* conn = endpoint_.connection(c);
+  SocketSlot* slot = conn ? socket_of(conn->peer_address()) : nullptr;
+  if (!slot || !slot->accepting || stopping_) {
+    endpoint_.reject(c, uint32_t(EndReason::kRemoteRejected), now);
+    return;
+  }
+  if (handles_.size() >= config_.max_connections) {
+    endpoint_.reject(c, uint32_t(EndReason::kRemoteBusy), now);
+    log_.log(LogLevel::kWarning, "incoming connection refused: HostConfig::max_connections reached");
+    return;
+  }
+  HandleState& h = handles_[c];
+  h.incoming = true;
+  h.listen = slot->listen;
+  h.group = slot->options.poll_group;
+  h.callback = slot->options.callback;
+  if (h.group != kDefaultPollGroup) endpoint_.set_poll_group(c, h.group);
+  if (log_.enabled(LogLevel::kInfo)) {
+    uint8_t index;
+    Address from;
+    io::decode_path(conn->peer_address(), index, from);
+    log_.log(LogLevel::kInfo, "connection %u: request from %s (%s)", c, from.to_string().c_str(),
+             Identity::fingerprint_of(remote_key).c_str());
+  }
+  if (slot->options.auto_accept)
+    endpoint_.accept(c, now);
+  else
+    queue_event(ConnectionEventKind::kIncomingRequest, c);
 }
 
 bool Host::Impl::shutdown_done(Instant now) {

@@ -365,21 +365,25 @@ bool IceAgent::connected(StreamId id) const {
   return s && s->connected;
 }
 
-RouteType IceAgent::route(StreamId id, Address* remote) const {
+IceAgent::SelectedRoute IceAgent::route(StreamId id) const {
+  SelectedRoute r;
   const Stream* s = find(id);
-  if (!s || !s->connected) return RouteType::kNone;
+  if (!s || !s->connected) return r;
   NiceCandidate *local = nullptr, *peer = nullptr;
-  if (!nice_agent_get_selected_pair(s->agent, s->nice_id, 1, &local, &peer) || !local || !peer)
-    return RouteType::kNone;
-  if (remote) *remote = to_address(peer->addr);
+  if (!nice_agent_get_selected_pair(s->agent, s->nice_id, 1, &local, &peer) || !local || !peer) return r;
+  r.local = to_address(local->addr);
+  r.remote = to_address(peer->addr);
   if (local->type == NICE_CANDIDATE_TYPE_RELAYED || peer->type == NICE_CANDIDATE_TYPE_RELAYED)
-    return RouteType::kRelay;
-  if (local->type == NICE_CANDIDATE_TYPE_PEER_REFLEXIVE || peer->type == NICE_CANDIDATE_TYPE_PEER_REFLEXIVE)
-    return RouteType::kPeerReflexive;
-  if (local->type == NICE_CANDIDATE_TYPE_SERVER_REFLEXIVE ||
-      peer->type == NICE_CANDIDATE_TYPE_SERVER_REFLEXIVE)
-    return RouteType::kServerReflexive;
-  return RouteType::kHost;
+    r.type = RouteType::kRelay;
+  else if (local->type == NICE_CANDIDATE_TYPE_PEER_REFLEXIVE ||
+           peer->type == NICE_CANDIDATE_TYPE_PEER_REFLEXIVE)
+    r.type = RouteType::kPeerReflexive;
+  else if (local->type == NICE_CANDIDATE_TYPE_SERVER_REFLEXIVE ||
+           peer->type == NICE_CANDIDATE_TYPE_SERVER_REFLEXIVE)
+    r.type = RouteType::kServerReflexive;
+  else
+    r.type = RouteType::kHost;
+  return r;
 }
 
 std::string IceAgent::diagnosis(StreamId id) const {

@@ -79,8 +79,13 @@ class IceAgent {
     Address remote;
   };
   std::optional<DirectPath> direct_path(StreamId stream) const;
-  // Of the selected pair: route type and the remote address as seen from here.
-  RouteType route(StreamId stream, Address* remote = nullptr) const;
+  // The selected pair: its route type, and its local and remote candidates' addresses (a relayed local
+  // candidate's is the address the TURN server relays for us). kNone before the stream connects.
+  struct SelectedRoute {
+    RouteType type = RouteType::kNone;
+    Address local, remote;
+  };
+  SelectedRoute route(StreamId stream) const;
   size_t stream_count() const { return streams_.size(); }
   // Why a stream may have found no path, for the end text of a failed connection: the STUN/TURN servers
   // that gave no candidate, and how many candidates each side had. "" for an unknown stream.

@@ -27,12 +27,14 @@ TurnServer TurnServer::with_shared_secret(std::string host, uint16_t port, TurnT
   return s;
 }
 
-std::string IceConfig::validate() const {
-  for (const StunServer& s : stun_servers) {
+namespace {
+
+std::string problem_of(const IceConfig& c) {
+  for (const StunServer& s : c.stun_servers) {
     if (s.host.empty()) return "ice.stun_servers: a server has an empty host";
     if (s.port == 0) return "ice.stun_servers: " + s.host + " has port 0";
   }
-  for (const TurnServer& s : turn_servers) {
+  for (const TurnServer& s : c.turn_servers) {
     if (s.host.empty()) return "ice.turn_servers: a server has an empty host";
     if (s.port == 0) return "ice.turn_servers: " + s.host + " has port 0";
     if (s.username.empty() || s.password.empty())
@@ -40,11 +42,19 @@ std::string IceConfig::validate() const {
     if (s.transport != TurnTransport::kUdp && s.transport != TurnTransport::kTcp)
       return "ice.turn_servers: " + s.host + " has an unknown transport";
   }
-  if (candidates == 0) return "ice.candidates: no candidate kind is enabled";
-  if (candidates & ~candidate_kinds::kAll) return "ice.candidates: unknown bits set";
-  if (candidates == candidate_kinds::kRelay && turn_servers.empty())
+  if (c.candidates == 0) return "ice.candidates: no candidate kind is enabled";
+  if (c.candidates & ~candidate_kinds::kAll) return "ice.candidates: unknown bits set";
+  if (c.candidates == candidate_kinds::kRelay && c.turn_servers.empty())
     return "ice.candidates: relay-only needs at least one TURN server";
   return "";
+}
+
+}  // namespace
+
+Result<void> IceConfig::validate() const {
+  std::string problem = problem_of(*this);
+  if (!problem.empty()) return Error{ErrorCode::kInvalidConfig, problem};
+  return {};
 }
 
 }  // namespace peerlink

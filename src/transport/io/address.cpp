@@ -130,7 +130,9 @@ Address Address::ipv6(const std::array<uint8_t, 16>& ip, uint16_t port, uint32_t
   return a;
 }
 
-std::optional<Address> Address::parse(std::string_view text, std::string* error, uint16_t default_port) {
+namespace {
+
+std::optional<Address> parse_address(std::string_view text, std::string* error, uint16_t default_port) {
   Failure fail{text, error};
   if (text.empty()) return fail("empty");
   // inet_pton and if_nametoindex take C strings; an embedded NUL would silently cut the text short.
@@ -164,6 +166,15 @@ std::optional<Address> Address::parse(std::string_view text, std::string* error,
     return parse_ipv4(text.substr(0, colon), *p, fail);
   }
   return parse_ipv6(text, default_port, fail);
+}
+
+}  // namespace
+
+Result<Address> Address::parse(std::string_view text, uint16_t default_port) {
+  std::string why;
+  std::optional<Address> a = parse_address(text, &why, default_port);
+  if (!a) return Error{ErrorCode::kInvalidArgument, why};
+  return *a;
 }
 
 bool Address::is_ipv4_or_mapped() const {

@@ -147,10 +147,18 @@ std::unique_ptr<UdpSocket> UdpSocket::adopt_for_sending(int fd, bool enable_gso)
 }
 
 std::unique_ptr<UdpSocket> UdpSocket::open(const Address& bind, const UdpSocketOptions& options,
-                                           std::string* error) {
-  auto fail = [&](const std::string& message, int fd) -> std::unique_ptr<UdpSocket> {
+                                           Error* error) {
+  // The code follows errno (when the message came from a system call).
+  auto fail = [&](const std::string& message, int fd, int err = 0) -> std::unique_ptr<UdpSocket> {
     if (fd >= 0) ::close(fd);
-    if (error) *error = message;
+    if (error) {
+      error->message = message;
+      error->code = err == EADDRINUSE                ? ErrorCode::kAddressInUse
+                    : err == EADDRNOTAVAIL           ? ErrorCode::kInvalidArgument
+                    : err == EMFILE || err == ENFILE ? ErrorCode::kLimitExceeded
+                    : err == 0                       ? ErrorCode::kInvalidArgument
+                                                     : ErrorCode::kSystem;
+    }
     return nullptr;
   };
 
@@ -164,13 +172,16 @@ std::unique_ptr<UdpSocket> UdpSocket::open(const Address& bind, const UdpSocketO
     address = Address::ipv4({0, 0, 0, 0}, address.port());
     fd = ::socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
   }
-  if (fd < 0) return fail(errno_text("socket", errno), -1);
+  if (fd < 0) {
+    const int err = errno;
+    return fail(errno_text("socket", err), -1, err);
+  }
 
   // Dual-stack where IPv4 can arrive at all: on [::], or on a v4-mapped address. A socket on a specific
   // IPv6 address is IPv6-only, so that IPv4 destinations are refused up front instead of by the kernel.
   const bool v6only = family == AF_INET6 && !wildcard_v6 && !address.is_ipv4_or_mapped();
   if (family == AF_INET6 && !set_option(fd, IPPROTO_IPV6, IPV6_V6ONLY, int(v6only)))
-    return fail(errno_text("setsockopt(IPV6_V6ONLY)", errno), fd);
+    return fail(errno_text("setsockopt(IPV6_V6ONLY)", errno), fd, EINVAL);
 
   set_buffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, options.receive_buffer_bytes);
   set_buffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, options.send_buffer_bytes);
@@ -187,13 +198,15 @@ std::unique_ptr<UdpSocket> UdpSocket::open(const Address& bind, const UdpSocketO
   sockaddr_storage ss;
   socklen_t len = to_sockaddr(address, family, &ss);
   if (len == 0) return fail("cannot bind to " + address.to_string() + ": not an IP address", fd);
-  if (::bind(fd, reinterpret_cast<const sockaddr*>(&ss), len) != 0)
-    return fail(errno_text(("bind " + address.to_string()).c_str(), errno), fd);
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&ss), len) != 0) {
+    const int err = errno;
+    return fail(errno_text(("bind " + address.to_string()).c_str(), err), fd, err);
+  }
 
   std::unique_ptr<UdpSocket> socket(new UdpSocket(fd, family, v6only));
   len = sizeof ss;
   if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
-    return fail(errno_text("getsockname", errno), -1);  // the socket's destructor closes fd
+    return fail(errno_text("getsockname", errno), -1, EINVAL);  // the socket's destructor closes fd
   socket->local_ = from_sockaddr(ss, len);
 
   if (options.enable_gso) {

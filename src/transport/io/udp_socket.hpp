@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "peerlink/address.hpp"
+#include "peerlink/error.hpp"
 
 namespace peerlink::io {
 
@@ -126,9 +127,9 @@ class UdpSocket {
  public:
   // bind: unspecified or [::] gives one dual-stack AF_INET6 socket on [::] (AF_INET 0.0.0.0 if the host
   // has no IPv6); an IPv4 address gives AF_INET; an IPv6 address AF_INET6, dual-stack if v4-mapped. Port 0
-  // is ephemeral. On failure returns nullptr and, if error is given, why.
-  static std::unique_ptr<UdpSocket> open(const Address& bind, const UdpSocketOptions& options,
-                                         std::string* error);
+  // is ephemeral. On failure returns nullptr and, if error is given, why (kAddressInUse, kInvalidArgument
+  // for an address not of this machine, kLimitExceeded when out of descriptors, else kSystem).
+  static std::unique_ptr<UdpSocket> open(const Address& bind, const UdpSocketOptions& options, Error* error);
   // Sends through a UDP socket someone else owns (libnice's socket of a selected ICE pair): batched and
   // with GSO like our own, never closed here. Receiving stays with the owner. nullptr if fd is not a
   // usable UDP socket.

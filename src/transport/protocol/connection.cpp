@@ -239,6 +239,7 @@ void Connection::protocol_violation(const std::string& what, Instant now) {
 ConnectionStats Connection::stats(Instant now) const {
   (void)now;
   ConnectionStats s = stats_;
+  s.rtt_sampled = rtt_.has_sample();
   s.rtt_smoothed = rtt_.smoothed();
   s.rtt_min = rtt_.min();
   s.rtt_variance = rtt_.variance();

@@ -33,6 +33,8 @@ const char* to_string(SendResult r) {
       return "invalid lane";
     case SendResult::kNoConnection:
       return "no such connection";
+    case SendResult::kInvalidFlags:
+      return "invalid send flags";
   }
   return "?";
 }

@@ -30,8 +30,9 @@ SendResult Connection::send(const uint8_t* data, size_t len, uint32_t flags, uin
       finished_) {
     return SendResult::kInvalidState;
   }
+  if (!valid_send_flags(flags)) return SendResult::kInvalidFlags;
   if (lane_index >= lane_configs_.size()) return SendResult::kInvalidLane;
-  bool reliable = flags & send_flags::kReliable;
+  const bool reliable = !(flags & send_flags::kUnreliable);
   if (reliable ? len > cfg_.max_message_size : len > kMaxUnreliableMessageSize) {
     return SendResult::kMessageTooLarge;
   }
@@ -48,7 +49,7 @@ SendResult Connection::send(const uint8_t* data, size_t len, uint32_t flags, uin
     l.send.push_message(data, len);
     if (l.reliable_unsent_since == kNever) l.reliable_unsent_since = now;
   } else {
-    if (flags & send_flags::kNoDelay) {
+    if (flags & send_flags::kDropIfBlocked) {
       bool can_go_now = phase_ == Phase::kConnected && l.unreliable.empty() &&
                         bytes_in_flight_ + len + 64 <= cc_.window() &&
                         (send_wakeup_ == kNever || send_wakeup_ <= now);  // not held back by the pacer
@@ -66,7 +67,7 @@ SendResult Connection::send(const uint8_t* data, size_t len, uint32_t flags, uin
     queued_message_overhead_ += kMessageOverhead;
   }
   if (unsent_since_ == kNever) unsent_since_ = now;
-  if (flags & (send_flags::kNoNagle | send_flags::kNoDelay)) flush_requested_ = true;
+  if (sends_at_once(flags)) flush_requested_ = true;
   ++stats_.messages_sent;
   wants_transmit_ = true;
   return SendResult::kOk;

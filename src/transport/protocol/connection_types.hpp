@@ -22,6 +22,16 @@ using peerlink::LaneConfig;
 using peerlink::SendResult;
 namespace send_flags = peerlink::send_flags;
 
+// Known bits only, and kDropIfBlocked only with kUnreliable.
+inline bool valid_send_flags(uint32_t flags) {
+  return (flags & ~send_flags::kAll) == 0 &&
+         (!(flags & send_flags::kDropIfBlocked) || (flags & send_flags::kUnreliable));
+}
+// The message is to leave now, not after the Nagle delay.
+inline bool sends_at_once(uint32_t flags) {
+  return (flags & (send_flags::kNoNagle | send_flags::kDropIfBlocked)) != 0;
+}
+
 struct ReceivedMessage {
   ConnectionId connection = 0;
   uint32_t lane = 0;
@@ -32,6 +42,7 @@ struct ReceivedMessage {
 };
 
 struct ConnectionStats {
+  bool rtt_sampled = false;  // false: the rtt fields are the initial guess, not a measurement
   Duration rtt_smoothed{};
   Duration rtt_min{};
   Duration rtt_variance{};
@@ -48,7 +59,7 @@ struct ConnectionStats {
   uint64_t packets_duplicate = 0;      // replayed or duplicated packet numbers
   uint64_t key_updates = 0;
   uint64_t messages_sent = 0, messages_received = 0;
-  uint64_t unreliable_dropped = 0;  // unreliable messages abandoned (a fragment lost, or no-delay)
+  uint64_t unreliable_dropped = 0;  // unreliable messages abandoned (a fragment lost, or drop-if-blocked)
   uint64_t queued_bytes = 0;        // all lanes
   std::vector<uint64_t> lane_queued_bytes;
 };

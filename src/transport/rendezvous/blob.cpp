@@ -83,6 +83,7 @@ bool encode(const Blob& b, std::vector<uint8_t>& out) {
     w.put_u16(b.ack);
     w.put_u8(b.generation);
     w.put_u64(b.tie_breaker);
+    w.put_u16(b.virtual_port);
     put_string(w, b.ufrag);
     put_string(w, b.pwd);
     w.put_u8(uint8_t(b.candidates.size()));
@@ -127,8 +128,8 @@ std::optional<Blob> decode(const uint8_t* data, size_t size, std::string* error)
   if (has_candidates(b.type)) {
     uint8_t flags, count;
     if (!r.get_u8(flags) || !r.get_u16(b.seq) || !r.get_u16(b.ack) || !r.get_u8(b.generation) ||
-        !r.get_u64(b.tie_breaker) || !get_string(r, b.ufrag, 64) || !get_string(r, b.pwd, 64) ||
-        !r.get_u8(count))
+        !r.get_u64(b.tie_breaker) || !r.get_u16(b.virtual_port) || !get_string(r, b.ufrag, 64) ||
+        !get_string(r, b.pwd, 64) || !r.get_u8(count))
       return fail(error, "truncated candidate blob"), std::nullopt;
     if (flags & ~(kFlagEndOfCandidates | kFlagSymmetric)) return fail(error, "unknown flags"), std::nullopt;
     b.end_of_candidates = flags & kFlagEndOfCandidates;

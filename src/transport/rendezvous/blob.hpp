@@ -43,7 +43,7 @@ struct Candidate {
 };
 
 struct Blob {
-  static constexpr uint8_t kVersion = 1;
+  static constexpr uint8_t kVersion = 2;
   static constexpr size_t kMaxCandidates = 24;
   static constexpr size_t kMaxReasonText = 128;
 
@@ -58,9 +58,10 @@ struct Blob {
   uint16_t ack = 0;        // the highest seq received from the other side (0: none)
   uint8_t generation = 0;  // ICE generation: incremented by an ICE restart
   bool end_of_candidates = false;
-  bool symmetric = false;    // Offer: the sender connects symmetrically (see Rendezvous)
-  uint64_t tie_breaker = 0;  // Offer: decides between two symmetric offers
-  std::string ufrag, pwd;    // ICE credentials (4–64 and 22–64 ICE characters); empty in a pure ack
+  bool symmetric = false;     // Offer: the sender connects symmetrically (see Rendezvous)
+  uint64_t tie_breaker = 0;   // Offer: decides between two symmetric offers
+  uint16_t virtual_port = 0;  // the answering side's listen_p2p() virtual port the session is for
+  std::string ufrag, pwd;     // ICE credentials (4–64 and 22–64 ICE characters); empty in a pure ack
   std::vector<Candidate> candidates;
 
   // Reject, Close:

@@ -65,12 +65,20 @@ uint64_t Rendezvous::session_id(Handle h) const {
   return s ? s->id : 0;
 }
 
-Rendezvous::Session& Rendezvous::start(Handle h, const PeerId& peer, Role role, bool symmetric, uint64_t id,
-                                       Instant now) {
+void Rendezvous::set_listening(uint16_t virtual_port, bool listening) {
+  if (listening)
+    listening_.insert(virtual_port);
+  else
+    listening_.erase(virtual_port);
+}
+
+Rendezvous::Session& Rendezvous::start(Handle h, const PeerId& peer, uint16_t port, Role role, bool symmetric,
+                                       uint64_t id, Instant now) {
   Session& s = sessions_[h];
   s = Session();
   s.handle = h;
   s.peer = peer;
+  s.port = port;
   s.id = id;
   s.role = role;
   s.symmetric = symmetric;
@@ -80,11 +88,11 @@ Rendezvous::Session& Rendezvous::start(Handle h, const PeerId& peer, Role role, 
   return s;
 }
 
-Handle Rendezvous::connect(Instant now, Handle h, const PeerId& peer, bool symmetric) {
+Handle Rendezvous::connect(Instant now, Handle h, const PeerId& peer, uint16_t virtual_port, bool symmetric) {
   now_ = now;
   if (symmetric) {
     for (auto& [handle, s] : sessions_) {
-      if (s.peer != peer || !s.symmetric) continue;
+      if (s.peer != peer || s.port != virtual_port || !s.symmetric) continue;
       if (s.state == State::kAwaitingAccept) accept(now, handle);
       return handle;
     }
@@ -93,7 +101,7 @@ Handle Rendezvous::connect(Instant now, Handle h, const PeerId& peer, bool symme
   do {
     id = rng_.next_u64();
   } while (id == 0 || by_session_.count({peer, id}) || finished_.count({peer, id}));
-  Session& s = start(h, peer, Role::kOfferer, symmetric, id, now);
+  Session& s = start(h, peer, virtual_port, Role::kOfferer, symmetric, id, now);
   s.tie_breaker = rng_.next_u64();
   push_stream_action(s, Action::Kind::kStartIce);
   return h;
@@ -240,7 +248,7 @@ void Rendezvous::on_offer(Instant now, const PeerId& from, const Blob& b) {
   if (finished_.count({from, b.session})) return;  // a late copy of a session that is over
   if (b.symmetric) {
     for (auto& [handle, s] : sessions_) {
-      if (s.peer != from || !s.symmetric) continue;
+      if (s.peer != from || s.port != b.virtual_port || !s.symmetric) continue;
       if (s.role == Role::kOfferer && s.peer_seq == 0 && s.state == State::kActive) {
         // Both sides offered at once: the larger (tie-breaker, key) wins on both sides.
         if (beats(s.tie_breaker, own_key_, b.tie_breaker, b.sender_key)) {
@@ -255,7 +263,7 @@ void Rendezvous::on_offer(Instant now, const PeerId& from, const Blob& b) {
         remember_lost(from, s.id, now);
         by_session_.erase({from, s.id});
         Instant deadline = s.deadline;
-        Session& answer = start(handle, from, Role::kAnswerer, true, b.session, now);
+        Session& answer = start(handle, from, b.virtual_port, Role::kAnswerer, true, b.session, now);
         answer.deadline = deadline;
         answer.tie_breaker = b.tie_breaker;
         answer.have_peer_key = true;
@@ -274,15 +282,17 @@ void Rendezvous::on_offer(Instant now, const PeerId& from, const Blob& b) {
       }
     }
   }
-  if (!listening_) {
+  if (!listening_.count(b.virtual_port)) {
     ++counters_.refused;
     send_control(from, BlobType::kReject, b.session, uint32_t(EndReason::kRemoteRejected),
-                 "not accepting peer-to-peer connections");
+                 listening_.empty() ? "not accepting peer-to-peer connections"
+                                    : "not accepting peer-to-peer connections on virtual port " +
+                                          std::to_string(b.virtual_port));
     remember_lost(from, b.session, now);
     return;
   }
   Handle h = allocate_();
-  Session& s = start(h, from, Role::kAnswerer, b.symmetric, b.session, now);
+  Session& s = start(h, from, b.virtual_port, Role::kAnswerer, b.symmetric, b.session, now);
   s.state = State::kAwaitingAccept;
   s.tie_breaker = b.tie_breaker;
   s.have_peer_key = true;
@@ -295,6 +305,7 @@ void Rendezvous::on_offer(Instant now, const PeerId& from, const Blob& b) {
   a.peer = from;
   a.peer_key = b.sender_key;
   a.symmetric = b.symmetric;
+  a.virtual_port = b.virtual_port;
   actions_.push_back(std::move(a));
 }
 
@@ -384,6 +395,7 @@ void Rendezvous::send_state(Instant now, Session& s, bool retransmission) {
   b.generation = s.generation;
   b.symmetric = s.symmetric;
   b.tie_breaker = s.role == Role::kOfferer ? s.tie_breaker : 0;
+  b.virtual_port = s.port;
   b.ufrag = s.ufrag;
   b.pwd = s.pwd;
   b.candidates = s.candidates;
@@ -494,6 +506,7 @@ void Rendezvous::handle_timeout(Instant now) {
       b.sender_key = own_key_;
       b.seq = s.seq;
       b.ack = s.peer_seq;
+      b.virtual_port = s.port;
       Action a;
       a.kind = Action::Kind::kSend;
       a.handle = h;

@@ -34,6 +34,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -78,6 +79,7 @@ struct Action {
   Role role = Role::kOfferer;  // kStartIce
   PublicKey peer_key{};        // kIncomingRequest, kRemoteCandidates, kStartIce (answerer)
   bool symmetric = false;      // kIncomingRequest
+  uint16_t virtual_port = 0;   // kIncomingRequest
   std::string ufrag, pwd;      // kRemoteCandidates
   std::vector<Candidate> candidates;
   bool end_of_candidates = false;
@@ -100,12 +102,13 @@ class Rendezvous {
   Rendezvous(const RendezvousConfig& config, const PublicKey& own_key, crypto::RandomSource& rng,
              std::function<Handle()> allocate);
 
-  // Incoming Offers become requests only while listening; otherwise they are refused with a Reject.
-  void set_listening(bool listening) { listening_ = listening; }
+  // Incoming Offers for a virtual port become requests only while it is listened on; otherwise they are
+  // refused with a Reject.
+  void set_listening(uint16_t virtual_port, bool listening);
 
-  // Starts a session to peer under handle h. Returns h, or (symmetric) the handle of the live symmetric
-  // session with that peer, which is then also accepted if it was waiting for that.
-  Handle connect(Instant now, Handle h, const PeerId& peer, bool symmetric);
+  // Starts a session to peer's virtual port under handle h. Returns h, or (symmetric) the handle of the live
+  // symmetric session with that peer and port, which is then also accepted if it was waiting for that.
+  Handle connect(Instant now, Handle h, const PeerId& peer, uint16_t virtual_port, bool symmetric);
   // Answers a kIncomingRequest. False if h is not a request waiting for an answer.
   bool accept(Instant now, Handle h);
   bool reject(Instant now, Handle h, uint32_t reason, const std::string& text);
@@ -152,6 +155,7 @@ class Rendezvous {
     uint64_t id = 0;
     Role role = Role::kOfferer;
     State state = State::kActive;
+    uint16_t port = 0;  // the answering side's virtual port
     bool symmetric = false;
     uint64_t tie_breaker = 0;  // ours if offerer, the peer's if answerer
     Instant deadline = protocol::kNever;
@@ -184,7 +188,8 @@ class Rendezvous {
   Session* find(Handle h);
   const Session* find(Handle h) const;
   Session* find_session(const PeerId& peer, uint64_t id);
-  Session& start(Handle h, const PeerId& peer, Role role, bool symmetric, uint64_t id, Instant now);
+  Session& start(Handle h, const PeerId& peer, uint16_t port, Role role, bool symmetric, uint64_t id,
+                 Instant now);
   void begin_answer(Instant now, Session& s);
   void begin_restart(Session& s);
   void push_stream_action(const Session& s, Action::Kind kind);
@@ -203,8 +208,8 @@ class Rendezvous {
   PublicKey own_key_;
   crypto::RandomSource& rng_;
   std::function<Handle()> allocate_;
-  bool listening_ = false;
-  Instant now_{};  // of the latest call that told the time
+  std::set<uint16_t> listening_;  // virtual ports
+  Instant now_{};                 // of the latest call that told the time
   std::unordered_map<Handle, Session> sessions_;
   std::map<std::pair<PeerId, uint64_t>, Handle> by_session_;
   // Sessions that ended or lost a race, so late duplicates of their blobs are not taken for new requests.

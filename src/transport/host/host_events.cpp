@@ -1,0 +1,193 @@
+// Host: connection events on their way to the application. One queue, in order; an event goes to the
+// connection's own callback, else to the Host's, else it waits for service(). Callbacks run with no Host
+// lock held: on the application's thread inside run_callbacks() or service() (CallbackThread::
+// kApplication), or on the service thread (kService, host_service.cpp).
+#include "transport/host/host_impl.hpp"
+
+namespace peerlink {
+
+using protocol::Instant;
+
+namespace {
+// Events kept while nobody collects them.
+constexpr size_t kMaxQueuedEvents = 4096;
+}  // namespace
+
+void Host::Impl::queue_event(ConnectionEventKind kind, ConnectionHandle c) {
+  auto it = handles_.find(c);
+  if (it == handles_.end()) return;
+  ConnectionEvent e;
+  e.kind = kind;
+  e.info = info_locked(c, it->second);
+  events_.push_back(std::move(e));
+  ++events_queued_;
+  if (events_.size() > kMaxQueuedEvents && !callback_) {
+    // Nobody collects them: keep the newest, bounded (an event with a callback of its own is delivered by
+    // the next run_callbacks() or service() and is not dropped).
+    auto h = handles_.find(events_.front().info.handle);
+    if (h == handles_.end() || !h->second.callback) {
+      events_.pop_front();
+      ++events_dropped_;
+    }
+  }
+}
+
+void Host::Impl::take_callback_events(std::vector<std::pair<ConnectionEvent, ConnectionCallback>>& out) {
+  std::deque<ConnectionEvent> keep;
+  for (ConnectionEvent& e : events_) {
+    auto h = handles_.find(e.info.handle);
+    if (h == handles_.end()) continue;  // released (closed, rejected) since it was queued
+    const ConnectionCallback& callback = h->second.callback ? h->second.callback : callback_;
+    if (callback)
+      out.emplace_back(std::move(e), callback);
+    else
+      keep.push_back(std::move(e));
+  }
+  events_.swap(keep);
+}
+
+void Host::Impl::deliver_events(const std::vector<std::pair<ConnectionEvent, ConnectionCallback>>& batch) {
+  log_.flush();
+  for (const auto& [event, callback] : batch) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!handles_.count(event.info.handle)) continue;  // released by an earlier callback of this batch
+    }
+    callback(event);
+  }
+}
+
+size_t Host::Impl::run_callbacks() {
+  // A callback that calls run_callbacks() again gets 0: the outer call goes on delivering, in order.
+  if (delivering_thread_.load() == std::this_thread::get_id()) return 0;
+  std::lock_guard<std::mutex> order(callbacks_running_);
+  std::vector<std::pair<ConnectionEvent, ConnectionCallback>> batch;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (config_.callback_thread != CallbackThread::kApplication) return 0;
+    take_callback_events(batch);
+  }
+  delivering_thread_ = std::this_thread::get_id();
+  deliver_events(batch);
+  delivering_thread_ = std::thread::id();
+  return batch.size();
+}
+
+// mutex_ held. The next thing for service(): an event without a callback (out), an event to hand to its
+// callback first (to_call), or a message of the default poll group (out). False: nothing yet.
+bool Host::Impl::next_service_event(HostEvent& out, std::pair<ConnectionEvent, ConnectionCallback>& to_call) {
+  protocol::ReceivedMessage m;
+  for (auto it = events_.begin(); it != events_.end();) {
+    auto h = handles_.find(it->info.handle);
+    if (h == handles_.end()) {  // released since it was queued
+      it = events_.erase(it);
+      continue;
+    }
+    const ConnectionCallback& callback = h->second.callback ? h->second.callback : callback_;
+    if (callback) {
+      if (config_.callback_thread == CallbackThread::kService) {  // the service thread delivers it
+        ++it;
+        continue;
+      }
+      to_call = {std::move(*it), callback};
+      events_.erase(it);
+      return true;
+    }
+    const ConnectionHandle c = it->info.handle;
+    if (it->kind == ConnectionEventKind::kClosed && endpoint_.receive(c, m)) {
+      // What it received before it ended comes first.
+      messages_seen_ = endpoint_.messages_delivered();
+      out.kind = HostEventKind::kMessage;
+      out.connection = c;
+      out.message = make_message(std::move(m));
+      return true;
+    }
+    out.kind = it->kind == ConnectionEventKind::kIncomingRequest ? HostEventKind::kIncomingRequest
+               : it->kind == ConnectionEventKind::kConnected     ? HostEventKind::kConnected
+                                                                 : HostEventKind::kClosed;
+    out.connection = c;
+    out.info = std::move(it->info);
+    out.message = Message();
+    events_.erase(it);
+    if (out.kind == HostEventKind::kClosed) {
+      // Nothing more will come of it: released, as if the application had closed it.
+      release(c, CloseMode::kNow, out.info.end_reason, out.info.end_debug, io::monotonic_now());
+    }
+    return true;
+  }
+  if (!endpoint_.receive_group(kDefaultPollGroup, m)) return false;
+  messages_seen_ = endpoint_.messages_delivered();
+  out.kind = HostEventKind::kMessage;
+  out.connection = m.connection;
+  out.info = ConnectionInfo();
+  out.message = make_message(std::move(m));
+  after_command(io::monotonic_now(), false);  // credit may need announcing
+  return true;
+}
+
+bool Host::Impl::service(HostEvent& event, std::chrono::milliseconds timeout) {
+  if (delivering_thread_.load() == std::this_thread::get_id()) return false;  // from inside a callback
+  log_.flush();
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (;;) {
+    std::pair<ConnectionEvent, ConnectionCallback> to_call;
+    if (next_service_event(event, to_call)) {
+      if (!to_call.second) return true;
+      lock.unlock();
+      {
+        std::lock_guard<std::mutex> order(callbacks_running_);
+        delivering_thread_ = std::this_thread::get_id();
+        deliver_events({std::move(to_call)});
+        delivering_thread_ = std::thread::id();
+      }
+      lock.lock();
+      continue;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    const uint64_t events_before = events_queued_, messages_before = endpoint_.messages_delivered();
+    ++waiters_;
+    activity_.wait_until(lock, deadline, [&] {
+      return events_queued_ != events_before || endpoint_.messages_delivered() != messages_before;
+    });
+    --waiters_;
+  }
+}
+
+void Host::Impl::set_connection_callback(ConnectionCallback callback) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  callback_ = std::move(callback);
+  if (config_.callback_thread == CallbackThread::kService && !events_.empty()) loop_.wake();
+  activity_.notify_all();
+}
+
+bool Host::Impl::set_message_callback(MessageCallback callback) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (config_.callback_thread != CallbackThread::kService) return false;
+  message_callback_ = std::move(callback);
+  if (message_callback_) loop_.wake();  // messages already queued go to it
+  return true;
+}
+
+bool Host::Impl::wait(std::chrono::milliseconds timeout) {
+  log_.flush();
+  std::unique_lock<std::mutex> lock(mutex_);
+  // Events count when run_callbacks() would deliver them (those for service() are service()'s to wait for).
+  auto ready = [this] {
+    if (endpoint_.messages_delivered() != messages_seen_) return true;
+    if (config_.callback_thread != CallbackThread::kApplication || events_.empty()) return false;
+    if (callback_) return true;
+    for (const ConnectionEvent& e : events_) {
+      auto h = handles_.find(e.info.handle);
+      if (h != handles_.end() && h->second.callback) return true;
+    }
+    return false;
+  };
+  if (ready()) return true;
+  ++waiters_;
+  bool woken = activity_.wait_for(lock, timeout, ready);
+  --waiters_;
+  return woken;
+}
+
+}  // namespace peerlink

@@ -1,0 +1,95 @@
+// Host: the ICE streams under peer-to-peer connections (service thread, mutex_ held). A stream belongs to
+// one connection; it is opened when the rendezvous starts ICE, dropped when the connection's setup ends or
+// ICE starts over in the other role, and retired when the application releases the connection: a closing
+// connection still needs its path to deliver what it lingers for and to send its CLOSE, so a retired
+// stream is removed once the Endpoint has freed the connection.
+//
+// Sending: where the selected pair is a plain UDP socket, datagrams go out on it directly, batched with
+// sendmmsg and GSO (libnice sends one datagram per call); otherwise (relayed, TCP) through libnice.
+#include <cstring>
+
+#include "transport/host/host_impl.hpp"
+#include "transport/io/path_codec.hpp"
+
+namespace peerlink {
+
+ice::StreamId Host::Impl::open_stream(ConnectionHandle c, P2P& p, std::string* error) {
+  // The answering side controls ICE: see ice_agent.hpp.
+  ice::StreamId s = ice_->add_stream(!p.offerer, p.ufrag, p.pwd, error);
+  if (!s) return 0;
+  p.stream = s;
+  streams_[s].owner = c;
+  // The answering side's Endpoint takes the handshake that arrives on the stream as this connection's.
+  if (!p.offerer) endpoint_.expect_initiation(io::encode_ice_path(s), c);
+  return s;
+}
+
+void Host::Impl::drop_stream(ice::StreamId stream) {
+  auto it = streams_.find(stream);
+  if (it == streams_.end()) return;
+  endpoint_.cancel_expectation(io::encode_ice_path(stream));
+  forget_direct(it->second);
+  streams_.erase(it);
+  ice_->remove_stream(stream);
+}
+
+void Host::Impl::retire_stream(ice::StreamId stream, bool has_connection) {
+  auto it = streams_.find(stream);
+  if (it == streams_.end()) return;
+  endpoint_.cancel_expectation(io::encode_ice_path(stream));
+  it->second.retired = true;
+  it->second.has_connection = has_connection;
+  loop_.wake();  // the service thread reaps it
+}
+
+void Host::Impl::reap_retired_streams() {
+  std::vector<ice::StreamId> done;
+  for (const auto& [id, s] : streams_)
+    if (s.retired && !(s.has_connection && endpoint_.connection(s.owner))) done.push_back(id);
+  for (ice::StreamId id : done)
+    drop_stream(id);
+}
+
+void Host::Impl::refresh_direct(ice::StreamId stream) {
+  auto it = streams_.find(stream);
+  if (it == streams_.end()) return;
+  IceStream& s = it->second;
+  forget_direct(s);
+  auto d = ice_->direct_path(stream);
+  if (!d) return;
+  auto socket = io::UdpSocket::adopt_for_sending(d->fd, io::UdpSocketOptions().enable_gso);
+  if (!socket || !socket->reachable(d->remote)) return;
+  s.direct = std::move(socket);
+  s.direct_remote = d->remote;
+}
+
+void Host::Impl::forget_direct(IceStream& s) {
+  if (!s.direct) return;
+  if (ice_batch_socket_ == s.direct.get()) flush_ice_batch();
+  s.direct.reset();
+}
+
+// Best effort, like libnice's own sends: what the kernel does not take now is dropped (the connection
+// retransmits).
+void Host::Impl::flush_ice_batch() {
+  if (ice_batch_socket_ && !ice_batch_.empty() && !ice_batch_socket_->send(ice_batch_)) ice_batch_.clear();
+  ice_batch_socket_ = nullptr;
+}
+
+void Host::Impl::send_to_stream(const protocol::PathAddress& path, const uint8_t* data, size_t size) {
+  uint32_t stream;
+  if (!io::decode_ice_path(path, stream) || !ice_) return;
+  auto it = streams_.find(stream);
+  if (it != streams_.end() && it->second.direct && size <= io::SendBatch::kMaxDatagram) {
+    io::UdpSocket* socket = it->second.direct.get();
+    if (ice_batch_socket_ != socket) flush_ice_batch();
+    ice_batch_socket_ = socket;
+    std::memcpy(ice_batch_.next_buffer(), data, size);
+    ice_batch_.commit(size, it->second.direct_remote);
+    if (ice_batch_.full()) flush_ice_batch();
+    return;
+  }
+  ice_->send(stream, data, size);  // before ICE connects there is no path: dropped (the core retransmits)
+}
+
+}  // namespace peerlink

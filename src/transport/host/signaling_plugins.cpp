@@ -1,0 +1,138 @@
+#include "transport/host/signaling_plugins.hpp"
+
+#include <unordered_set>
+
+#include "peerlink/error.hpp"
+
+namespace peerlink::host {
+namespace {
+
+// Plugin instances serving a Host now, process-wide: one instance serves one Host (its sink is that
+// Host's), and starting it twice would mix two Hosts' blobs.
+std::mutex g_in_use_mutex;
+std::unordered_set<const SignalingPlugin*> g_in_use;
+
+}  // namespace
+
+class SignalingPlugins::Sink final : public SignalingSink {
+ public:
+  Sink(SignalingPlugins& owner, std::string scheme) : owner_(owner), scheme_(std::move(scheme)) {}
+
+  void deliver(const PeerId& from, const void* blob, size_t size) override {
+    const bool bad_size = size == 0 || size > kMaxSignalingBlob || !blob;
+    const bool foreign = from.scheme() != scheme_;  // a plugin speaks only for peers of its own scheme
+    if (bad_size || foreign) {
+      std::lock_guard<std::mutex> lock(owner_.inbox_mutex_);
+      ++owner_.counters_.received;
+      ++(foreign ? owner_.counters_.wrong_scheme : owner_.counters_.invalid);
+      return;
+    }
+    Inbound in;
+    in.peer = from;
+    in.blob.assign(static_cast<const uint8_t*>(blob), static_cast<const uint8_t*>(blob) + size);
+    owner_.push(std::move(in));
+  }
+
+  void peer_unreachable(const PeerId& peer, const std::string& detail) override {
+    if (peer.scheme() != scheme_) return;  // not a peer this plugin was asked to reach
+    Inbound in;
+    in.unreachable = true;
+    in.peer = peer;
+    in.detail = detail;
+    owner_.push(std::move(in));
+  }
+
+ private:
+  SignalingPlugins& owner_;
+  const std::string scheme_;
+};
+
+SignalingPlugins::SignalingPlugins(const std::vector<std::shared_ptr<SignalingPlugin>>& plugins,
+                                   std::function<void()> wake)
+    : wake_(std::move(wake)) {
+  for (const auto& plugin : plugins) {
+    {
+      std::lock_guard<std::mutex> lock(g_in_use_mutex);
+      if (!g_in_use.insert(plugin.get()).second) {
+        stop_all();
+        throw Exception(Error{ErrorCode::kAlreadyExists, "signaling: the plugin for scheme '" +
+                                                             plugin->scheme() +
+                                                             "' already serves another Host (one instance "
+                                                             "serves one Host)"});
+      }
+    }
+    const std::string scheme = plugin->scheme();
+    sinks_.push_back(std::make_unique<Sink>(*this, scheme));
+    try {
+      plugin->start(*sinks_.back());
+    } catch (...) {
+      {
+        std::lock_guard<std::mutex> lock(g_in_use_mutex);
+        g_in_use.erase(plugin.get());
+      }
+      stop_all();
+      throw;
+    }
+    plugins_[scheme] = plugin;
+  }
+}
+
+SignalingPlugins::~SignalingPlugins() {
+  stop_all();
+}
+
+void SignalingPlugins::stop_all() {
+  for (auto& [scheme, plugin] : plugins_) {
+    plugin->stop();
+    std::lock_guard<std::mutex> lock(g_in_use_mutex);
+    g_in_use.erase(plugin.get());
+  }
+  plugins_.clear();
+  sinks_.clear();
+}
+
+bool SignalingPlugins::serves(const PeerId& peer) const {
+  return plugins_.count(std::string(peer.scheme())) != 0;
+}
+
+std::string SignalingPlugins::schemes() const {
+  std::string out;
+  for (const auto& [scheme, plugin] : plugins_)
+    out += (out.empty() ? "" : " ") + scheme;
+  return out.empty() ? "none" : out;
+}
+
+bool SignalingPlugins::is_local(const PeerId& peer) const {
+  auto it = plugins_.find(std::string(peer.scheme()));
+  return it != plugins_.end() && it->second->local_peer() == peer;
+}
+
+void SignalingPlugins::send(const PeerId& to, const std::vector<uint8_t>& blob) {
+  auto it = plugins_.find(std::string(to.scheme()));
+  if (it != plugins_.end()) it->second->send(to, blob.data(), blob.size());
+}
+
+void SignalingPlugins::push(Inbound in) {
+  {
+    std::lock_guard<std::mutex> lock(inbox_mutex_);
+    if (!in.unreachable) ++counters_.received;
+    if (inbox_.size() >= kMaxInbox) {  // a flood the service thread cannot keep up with
+      if (!in.unreachable) ++counters_.dropped;
+      return;
+    }
+    inbox_.push_back(std::move(in));
+  }
+  wake_();
+}
+
+void SignalingPlugins::take_inbox(std::vector<Inbound>& out) {
+  std::lock_guard<std::mutex> lock(inbox_mutex_);
+  out.swap(inbox_);
+}
+
+SignalingPlugins::Counters SignalingPlugins::counters() const {
+  std::lock_guard<std::mutex> lock(inbox_mutex_);
+  return counters_;
+}
+
+}  // namespace peerlink::host

@@ -1,0 +1,71 @@
+// The Host's signaling plugins: started with the Host and stopped with it, one per scheme, each given a
+// sink of its own. A sink checks what its plugin hands in (the sender's scheme, the blob's size) and queues
+// it, under a lock of its own, for the service thread, the only reader. Blobs to send go to the plugin of
+// the peer's scheme, called with no Host lock held.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "peerlink/signaling.hpp"
+
+namespace peerlink::host {
+
+class SignalingPlugins {
+ public:
+  // What a plugin handed in: a blob from a peer, or the news that a peer cannot be reached.
+  struct Inbound {
+    bool unreachable = false;
+    PeerId peer;
+    std::vector<uint8_t> blob;
+    std::string detail;
+  };
+  struct Counters {
+    uint64_t received = 0;      // every blob delivered, good or bad
+    uint64_t invalid = 0;       // empty or oversized (not queued)
+    uint64_t wrong_scheme = 0;  // from a PeerId outside the plugin's scheme (not queued)
+    uint64_t dropped = 0;       // beyond kMaxInbox queued (not queued)
+  };
+  static constexpr size_t kMaxInbox = 4096;
+
+  // Starts every plugin (wake: called after something was queued, from the plugins' threads). A plugin
+  // instance that already serves another Host fails with ErrorCode::kAlreadyExists (an Exception); a
+  // plugin whose start() throws makes this throw the same. Either way the plugins started so far are
+  // stopped first.
+  SignalingPlugins(const std::vector<std::shared_ptr<SignalingPlugin>>& plugins, std::function<void()> wake);
+  ~SignalingPlugins();  // stops every plugin (calls stop() once each, after the last send())
+  SignalingPlugins(const SignalingPlugins&) = delete;
+  SignalingPlugins& operator=(const SignalingPlugins&) = delete;
+
+  bool empty() const { return plugins_.empty(); }
+  bool serves(const PeerId& peer) const;
+  std::string schemes() const;  // "xmpp lan", or "none"
+  // One of the plugins names this Host so (SignalingPlugin::local_peer). Calls the plugins: no Host lock.
+  bool is_local(const PeerId& peer) const;
+  // To the plugin of the peer's scheme (none: dropped). Calls the plugin: no Host lock.
+  void send(const PeerId& to, const std::vector<uint8_t>& blob);
+
+  // Moves what arrived since the last call into out (service thread).
+  void take_inbox(std::vector<Inbound>& out);
+  Counters counters() const;
+
+ private:
+  class Sink;
+  void push(Inbound in);
+  void stop_all();
+
+  std::function<void()> wake_;
+  std::vector<std::unique_ptr<Sink>> sinks_;  // one per plugin, alive until the plugins are stopped
+  std::unordered_map<std::string, std::shared_ptr<SignalingPlugin>> plugins_;  // by scheme
+
+  mutable std::mutex inbox_mutex_;  // guards inbox_ and counters_; plugins' threads deliver into them
+  std::vector<Inbound> inbox_;
+  Counters counters_;
+};
+
+}  // namespace peerlink::host

@@ -1,0 +1,213 @@
+// The signaling contract as the Host enforces it, and what a peer-to-peer connection tells the application
+// when: plugins that speak for another scheme or serve two Hosts, connecting to oneself, a Host destroyed
+// mid-setup, virtual ports, and the information of a request before and after its handshake.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "integration/host_test_util.hpp"
+
+namespace peerlink::test {
+namespace {
+
+// A plugin the test drives by hand: it delivers what the test tells it to.
+struct HandPlugin : SignalingPlugin {
+  explicit HandPlugin(std::string s) : scheme_(std::move(s)) {}
+  std::string scheme_;
+  SignalingSink* sink = nullptr;
+  std::string scheme() const override { return scheme_; }
+  void start(SignalingSink& s) override { sink = &s; }
+  void send(const PeerId&, const void*, size_t) override {}
+  void stop() override { sink = nullptr; }
+};
+
+// A plugin may only name senders of its own scheme: a "dir" plugin claiming an xmpp peer is refused and
+// counted, and no request is raised for it.
+TEST(P2PContract, DeliveryFromAnotherScheme_RefusedAndCounted) {
+  auto hub = std::make_shared<SignalingHub>();
+  auto dir = std::make_shared<HandPlugin>("dir");
+  HostConfig c = p2p_config(hub, "b");
+  c.signaling.push_back(dir);
+  Host b(c), a(p2p_config(hub, "a"));
+  EventRecorder eb(b);
+  ListenOptions lo;
+  lo.auto_accept = false;
+  ASSERT_TRUE(b.listen_p2p(lo));
+  // A genuine offer, taken from a's first blob to b, replayed by the "dir" plugin under an xmpp name.
+  std::vector<uint8_t> offer;
+  struct Tap : SignalingPlugin {
+    std::vector<uint8_t>* out;
+    explicit Tap(std::vector<uint8_t>* o) : out(o) {}
+    std::string scheme() const override { return "tap"; }
+    void start(SignalingSink&) override {}
+    void send(const PeerId&, const void* blob, size_t size) override {
+      if (out->empty())
+        out->assign(static_cast<const uint8_t*>(blob), static_cast<const uint8_t*>(blob) + size);
+    }
+    void stop() override {}
+  };
+  HostConfig tc = test_config();
+  tc.signaling.push_back(std::make_shared<Tap>(&offer));
+  tc.ice.interfaces_allow = {"lo"};
+  Host tapper(tc);
+  ASSERT_TRUE(tapper.connect(*PeerId::parse("tap:b")));
+  ASSERT_TRUE(pump_until({&tapper}, [&] { return !offer.empty(); }));
+
+  dir->sink->deliver(*PeerId::parse("xmpp:mallory@example.org"), offer.data(), offer.size());
+  ASSERT_TRUE(pump_until({&b}, [&] { return b.counters().signaling_wrong_scheme == 1; }));
+  pump_until(
+      {&b}, [] { return false; }, 200ms);
+  EXPECT_FALSE(eb.find(ConnectionEventKind::kIncomingRequest)) << "a request from a forged name was raised";
+  EXPECT_EQ(b.counters().signaling_received, 1u);
+  // The same offer under the plugin's own scheme is a request (the Host does not refuse the blob itself).
+  dir->sink->deliver(*PeerId::parse("dir:mallory"), offer.data(), offer.size());
+  ASSERT_TRUE(pump_until({&b}, [&] { return eb.find(ConnectionEventKind::kIncomingRequest).has_value(); }));
+  EXPECT_EQ(eb.find(ConnectionEventKind::kIncomingRequest)->info.remote_peer, *PeerId::parse("dir:mallory"));
+}
+
+TEST(P2PContract, OnePluginInstanceForTwoHosts_Refused) {
+  auto hub = std::make_shared<SignalingHub>();
+  HostConfig c = p2p_config(hub, "a");
+  {
+    Host first(c);
+    Result<std::unique_ptr<Host>> second = Host::create(c);
+    ASSERT_FALSE(second);
+    EXPECT_EQ(second.error().code, ErrorCode::kAlreadyExists);
+    EXPECT_NE(second.error().message.find("already serves another Host"), std::string::npos)
+        << second.error().message;
+  }
+  // Free again once the first Host is gone.
+  EXPECT_TRUE(Host::create(c));
+  // The same instance twice in one configuration.
+  c.signaling.push_back(c.signaling.front());
+  Result<std::unique_ptr<Host>> twice = Host::create(c);
+  ASSERT_FALSE(twice);
+  EXPECT_EQ(twice.error().code, ErrorCode::kInvalidConfig);
+}
+
+TEST(P2PContract, PluginStartThrows_CreateSaysPluginFailed) {
+  struct Throwing : HandPlugin {
+    Throwing() : HandPlugin("boom") {}
+    void start(SignalingSink&) override { throw std::runtime_error("no network configured"); }
+  };
+  HostConfig c = test_config();
+  c.signaling.push_back(std::make_shared<Throwing>());
+  Result<std::unique_ptr<Host>> h = Host::create(c);
+  ASSERT_FALSE(h);
+  EXPECT_EQ(h.error().code, ErrorCode::kPluginFailed);
+  EXPECT_NE(h.error().message.find("no network configured"), std::string::npos) << h.error().message;
+}
+
+// Connecting to the Host's own peer id (as its plugin names it) fails at once instead of timing out.
+TEST(P2PContract, ConnectToOwnPeerId_RefusedAtOnce) {
+  auto hub = std::make_shared<SignalingHub>();
+  Host a(p2p_config(hub, "a"));
+  ASSERT_TRUE(a.listen_p2p());
+  Result<ConnectionHandle> c = a.connect(SignalingHub::id("a"));
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code, ErrorCode::kSelf);
+  EXPECT_NE(c.error().message.find("mem:a"), std::string::npos) << c.error().message;
+  EXPECT_TRUE(a.connections().empty());
+}
+
+// A Host destroyed while a connection is being set up tells the peer through the signaling: the peer's
+// pending request ends at once, long before any timeout.
+TEST(P2PContract, HostDestroyedDuringSetup_PeerToldAtOnce) {
+  auto hub = std::make_shared<SignalingHub>();
+  Host b(p2p_config(hub, "b", 20s));
+  EventRecorder eb(b);
+  ListenOptions lo;
+  lo.auto_accept = false;  // the request waits at b: the setup is still going on when a goes away
+  ASSERT_TRUE(b.listen_p2p(lo));
+  {
+    Host a(p2p_config(hub, "a", 20s));
+    ASSERT_TRUE(a.connect(SignalingHub::id("b")));
+    ASSERT_TRUE(
+        pump_until({&a, &b}, [&] { return eb.find(ConnectionEventKind::kIncomingRequest).has_value(); }));
+  }
+  const auto destroyed = std::chrono::steady_clock::now();
+  auto request = eb.find(ConnectionEventKind::kIncomingRequest)->info.handle;
+  auto closed = wait_closed({&b}, eb, request, 5s);
+  ASSERT_TRUE(closed) << "the peer was not told";
+  EXPECT_LT(std::chrono::steady_clock::now() - destroyed, 2s);
+  EXPECT_EQ(closed->info.end_reason, uint32_t(EndReason::kRemoteRejected));
+  EXPECT_NE(closed->info.end_debug.find("the peer gave up"), std::string::npos) << closed->info.end_debug;
+}
+
+// A request raised at signaling time names the peer and the key its signaling carried, not yet proven;
+// once connected the handshake has proven that key.
+TEST(P2PContract, IncomingRequest_KeyFromSignalingThenProven) {
+  auto hub = std::make_shared<SignalingHub>();
+  Host a(p2p_config(hub, "a")), b(p2p_config(hub, "b"));
+  EventRecorder ea(a), eb(b);
+  ListenOptions lo;
+  lo.auto_accept = false;
+  ASSERT_TRUE(b.listen_p2p(lo));
+  ConnectionHandle c = a.connect(SignalingHub::id("b")).value();
+  ASSERT_TRUE(
+      pump_until({&a, &b}, [&] { return eb.find(ConnectionEventKind::kIncomingRequest).has_value(); }));
+  const ConnectionInfo request = eb.find(ConnectionEventKind::kIncomingRequest)->info;
+  EXPECT_EQ(request.remote_peer, SignalingHub::id("a"));
+  EXPECT_EQ(request.remote_key, a.identity().public_key());
+  EXPECT_EQ(request.remote_fingerprint, a.identity().fingerprint());
+  EXPECT_FALSE(request.remote_key_proven);
+  EXPECT_EQ(request.state, ConnectionState::kConnecting);
+  ASSERT_TRUE(b.accept(request.handle));
+  ASSERT_TRUE(pump_until({&a, &b}, [&] {
+    return ea.find(ConnectionEventKind::kConnected, c) &&
+           eb.find(ConnectionEventKind::kConnected, request.handle);
+  }));
+  const ConnectionInfo connected = eb.find(ConnectionEventKind::kConnected, request.handle)->info;
+  EXPECT_TRUE(connected.remote_key_proven);
+  EXPECT_EQ(connected.remote_key, a.identity().public_key());
+  // The route's addresses, both ends (ICE over loopback here).
+  const ConnectionInfo ai = *a.connection_info(c);
+  EXPECT_EQ(ai.route, RouteType::kHost);
+  EXPECT_TRUE(ai.local_address.is_loopback()) << ai.local_address.to_string();
+  EXPECT_NE(ai.local_address.port(), 0);
+  EXPECT_EQ(ai.remote_address, connected.local_address);
+  EXPECT_EQ(connected.remote_address, ai.local_address);
+}
+
+// Listeners per virtual port: each gets the requests for its port; a port nobody listens on is refused
+// with a reason that names it.
+TEST(P2PContract, VirtualPorts_EachListenerGetsItsOwnRequests) {
+  auto hub = std::make_shared<SignalingHub>();
+  Host a(p2p_config(hub, "a")), b(p2p_config(hub, "b"));
+  EventRecorder ea(a), eb(b);
+  ListenSocketHandle games = b.listen_p2p(7).value();
+  ListenSocketHandle chat = b.listen_p2p(9).value();
+  ASSERT_NE(games, chat);
+  ConnectOptions to7, to9, to8;
+  to7.virtual_port = 7;
+  to9.virtual_port = 9;
+  to8.virtual_port = 8;
+  ConnectionHandle c7 = a.connect(SignalingHub::id("b"), to7).value();
+  ConnectionHandle c9 = a.connect(SignalingHub::id("b"), to9).value();
+  ConnectionHandle c8 = a.connect(SignalingHub::id("b"), to8).value();
+  ASSERT_TRUE(pump_until({&a, &b}, [&] {
+    return ea.find(ConnectionEventKind::kConnected, c7) && ea.find(ConnectionEventKind::kConnected, c9) &&
+           ea.find(ConnectionEventKind::kClosed, c8) && eb.count(ConnectionEventKind::kConnected) == 2;
+  }));
+  auto refused = *ea.find(ConnectionEventKind::kClosed, c8);
+  EXPECT_EQ(refused.info.end_reason, uint32_t(EndReason::kRemoteRejected));
+  EXPECT_NE(refused.info.end_debug.find("virtual port 8"), std::string::npos) << refused.info.end_debug;
+  for (const ConnectionEvent& e : eb.events()) {
+    if (e.kind != ConnectionEventKind::kConnected) continue;
+    EXPECT_EQ(e.info.listen_socket, e.info.virtual_port == 7 ? games : chat);
+    EXPECT_TRUE(e.info.virtual_port == 7 || e.info.virtual_port == 9) << e.info.virtual_port;
+  }
+  EXPECT_EQ(a.connection_info(c7)->virtual_port, 7);
+  // Symmetric connects are matched per peer and virtual port (c7 is not symmetric, so it does not count).
+  ConnectOptions sym7 = to7;
+  sym7.symmetric = true;
+  ConnectionHandle s7 = a.connect(SignalingHub::id("b"), sym7).value();
+  EXPECT_NE(s7, c7);
+  EXPECT_EQ(a.connect(SignalingHub::id("b"), sym7).value(), s7);
+  ConnectOptions sym9 = to9;
+  sym9.symmetric = true;
+  EXPECT_NE(a.connect(SignalingHub::id("b"), sym9).value(), s7);
+}
+
+}  // namespace
+}  // namespace peerlink::test
