@@ -5,12 +5,9 @@
 #include "transport/protocol/connection_keys.hpp"
 #include "transport/protocol/handshake_context.hpp"
 #include "transport/protocol/lane.hpp"
+#include "transport/protocol/transport_params.hpp"
 
 namespace peerlink::protocol {
-
-namespace {
-enum TransportParam : uint64_t { kParamMaxData = 1, kParamMaxLaneData = 2 };
-}
 
 Connection::Connection(Role role, ConnectionId local_id, const PathAddress& peer, const ConnectionConfig& cfg,
                        crypto::RandomSource& rng, std::deque<Event>* events, Instant now)
@@ -90,34 +87,16 @@ void Connection::set_address_validated(uint64_t bytes_received) {
 }
 
 std::vector<uint8_t> Connection::transport_params() const {
-  std::vector<uint8_t> out(32);
-  Writer w(out.data(), out.size());
-  w.put_varint(kParamMaxData);
-  w.put_varint(varint_size(cfg_.connection_receive_window));
-  w.put_varint(cfg_.connection_receive_window);
-  w.put_varint(kParamMaxLaneData);
-  w.put_varint(varint_size(cfg_.lane_receive_window));
-  w.put_varint(cfg_.lane_receive_window);
-  out.resize(w.size());
-  return out;
+  TransportParams p;
+  p.max_data = cfg_.connection_receive_window;
+  p.max_lane_data = cfg_.lane_receive_window;
+  return encode_transport_params(p);
 }
 
 void Connection::apply_transport_params(const std::vector<uint8_t>& payload) {
-  // Unknown parameters are skipped: room for extension. Malformed ones leave the defaults (zero credit
-  // would stall, so a missing value falls back to the protocol's minimum of 64 KiB).
-  peer_max_data_ = 64 * 1024;
-  peer_initial_lane_max_ = 64 * 1024;
-  Reader r(payload.data(), payload.size());
-  while (!r.empty()) {
-    uint64_t id, len;
-    if (!r.get_varint(id) || !r.get_varint(len) || len > r.remaining()) break;
-    const uint8_t* value;
-    r.get_bytes(size_t(len), value);
-    Reader v(value, size_t(len));
-    uint64_t x;
-    if (id == kParamMaxData && v.get_varint(x)) peer_max_data_ = std::max<uint64_t>(x, 64 * 1024);
-    if (id == kParamMaxLaneData && v.get_varint(x)) peer_initial_lane_max_ = std::max<uint64_t>(x, 64 * 1024);
-  }
+  const TransportParams p = decode_transport_params(payload.data(), payload.size());
+  peer_max_data_ = p.max_data;
+  peer_initial_lane_max_ = p.max_lane_data;
   for (auto& l : lanes_) {
     if (l) l->peer_max = std::max(l->peer_max, peer_initial_lane_max_);
   }
