@@ -24,9 +24,9 @@
 //
 // Events (incoming request, connected, closed) and messages reach the application in one of two styles
 // (docs/HOST.md has both in full):
-//   - service(): the next event or message, whichever came first, on the calling thread. A connection whose
-//     kClosed event service() returned is released (its handle is invalid afterwards; its messages were
-//     returned before it).
+//   - service(): the next event (pending events first) or received message, on the calling thread. A
+//     connection whose kClosed event service() returned is released (its handle is invalid afterwards; its
+//     messages were returned before it).
 //   - callbacks: set_connection_callback() (or a callback per connection or listener, in ConnectOptions /
 //     ListenOptions), delivered by run_callbacks() on the calling thread (or on the service thread, with
 //     HostConfig::callback_thread = kService); messages with receive() or receive_on_poll_group(). A handle
@@ -293,7 +293,7 @@ class Host {
   // Several messages under one lock, to one or many connections; results[i] (if given) is message i's.
   void send_batch(const OutgoingMessage* messages, size_t count, SendResult* results = nullptr);
 
-  // The next event or received message (of any connection), oldest first, waiting up to timeout for one;
+  // The next pending event, else the next received message, oldest first, waiting up to timeout for one;
   // false if none came. Messages are those of kDefaultPollGroup (other groups are read with
   // receive_on_poll_group()). A connection's kClosed event comes after every message it still holds
   // (whatever its poll group), and releases it. Events that have a callback are delivered to it on the

@@ -242,26 +242,26 @@ Message Host::Impl::make_message(protocol::ReceivedMessage&& m) const {
   return Message(m.connection, m.lane, m.reliable, m.number, user_data, std::move(m.data));
 }
 
-size_t Host::Impl::take_messages(ConnectionHandle c, std::vector<Message>& out, size_t max) {
+// Moves up to max messages into out while next() yields one; how many.
+template <typename Next>
+size_t Host::Impl::take_while(std::vector<Message>& out, size_t max, Next next) {
   messages_seen_ = endpoint_.messages_delivered();
   protocol::ReceivedMessage m;
   size_t taken = 0;
-  while (taken < max && endpoint_.receive(c, m)) {
+  while (taken < max && next(m)) {
     out.push_back(make_message(std::move(m)));
     ++taken;
   }
   return taken;
 }
 
+size_t Host::Impl::take_messages(ConnectionHandle c, std::vector<Message>& out, size_t max) {
+  return take_while(out, max, [&](protocol::ReceivedMessage& m) { return endpoint_.receive(c, m); });
+}
+
 size_t Host::Impl::take_group_messages(PollGroupHandle group, std::vector<Message>& out, size_t max) {
-  messages_seen_ = endpoint_.messages_delivered();
-  protocol::ReceivedMessage m;
-  size_t taken = 0;
-  while (taken < max && endpoint_.receive_group(group, m)) {
-    out.push_back(make_message(std::move(m)));
-    ++taken;
-  }
-  return taken;
+  return take_while(out, max,
+                    [&](protocol::ReceivedMessage& m) { return endpoint_.receive_group(group, m); });
 }
 
 size_t Host::Impl::receive(ConnectionHandle c, std::vector<Message>& out, size_t max) {

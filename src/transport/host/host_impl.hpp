@@ -224,6 +224,8 @@ class Host::Impl {
   // Endpoint now needs it sooner than it planned to wake.
   void after_command(protocol::Instant now, bool urgent);
   // Moves up to max messages into out, from one connection (c) or a poll group; returns how many.
+  template <typename Next>
+  size_t take_while(std::vector<Message>& out, size_t max, Next next);
   size_t take_messages(ConnectionHandle c, std::vector<Message>& out, size_t max);
   size_t take_group_messages(PollGroupHandle group, std::vector<Message>& out, size_t max);
   Message make_message(protocol::ReceivedMessage&& m) const;
