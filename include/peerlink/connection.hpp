@@ -4,8 +4,7 @@
 //   auto info = host.connection_info(conn);
 //   if (info) std::cout << info->remote_fingerprint << " via " << info->remote_address.to_string();
 //   auto st = host.status(conn);
-//   if (st && st->rtt) std::cout << "rtt " << st->rtt->count() << " us, loss " << st->loss_rate * 100 << "
-//   %";
+//   if (st && st->rtt) std::cout << "rtt " << st->rtt->count() << " us";
 //
 // Thread-safety: plain values; copies may be used from any thread.
 #pragma once

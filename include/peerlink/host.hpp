@@ -18,9 +18,9 @@
 //   if (conn) client.send(*conn, "hello", 5);
 //
 // Connections: connect() starts one, to an address or (peer to peer, through a signaling plugin) to a
-// PeerId; listen() and listen_p2p() accept them. Every connection is encrypted and authenticated:
-// ConnectionInfo::remote_key is the peer's static key, proven by the handshake, and ConnectOptions::
-// expected_key pins it.
+// PeerId; listen() and listen_p2p() accept them. Every connection is encrypted and authenticated: once it
+// is connected, ConnectionInfo::remote_key is the peer's static key, proven by the handshake, and
+// ConnectOptions::expected_key pins it.
 //
 // Events (incoming request, connected, closed) and messages reach the application in one of two styles
 // (docs/HOST.md has both in full):
@@ -222,11 +222,14 @@ enum class CloseMode : uint8_t {
 
 class Host {
  public:
-  // Starts the service thread and the signaling plugins. Throws peerlink::Exception (kInvalidConfig,
-  // kAlreadyExists for a plugin that already serves a Host or a scheme given twice, kNameResolution,
-  // kSystem), or what a plugin's start() threw.
+  // Starts the service thread and the signaling plugins. Throws peerlink::Exception: kInvalidConfig (what
+  // HostConfig::validate() refuses, a scheme or a plugin instance given twice among them), or
+  // kAlreadyExists (a plugin instance that already serves another Host); std::system_error when the
+  // operating system refuses a thread or an eventfd; or what a plugin's start() threw. STUN/TURN server
+  // names that do not resolve are logged; peer-to-peer connections then fail with kMiscNoRoute.
   explicit Host(HostConfig config = {});
-  // The same, with the failure as a Result (a plugin's exception becomes ErrorCode::kPluginFailed).
+  // The same, with the failure as a Result: a peerlink::Exception's Error as it is, std::system_error as
+  // kSystem, anything else a plugin's start() threw as kPluginFailed.
   static Result<std::unique_ptr<Host>> create(HostConfig config = {});
   // Closes every connection (sending the peer a close, through the signaling for a peer-to-peer one still
   // being set up), waits for connections closed with CloseMode::kAfterDelivery to finish (each bounded by
@@ -297,7 +300,8 @@ class Host {
   // false if none came. Messages are those of kDefaultPollGroup (other groups are read with
   // receive_on_poll_group()). A connection's kClosed event comes after every message it still holds
   // (whatever its poll group), and releases it. Events that have a callback are delivered to it on the
-  // way, on this thread (with CallbackThread::kApplication). Not from inside a callback.
+  // way, on this thread (with CallbackThread::kApplication). From inside a callback it returns false at
+  // once.
   bool service(HostEvent& event, std::chrono::milliseconds timeout);
 
   // Appends up to max received messages of one connection to out, oldest first; returns how many.
@@ -333,8 +337,9 @@ class Host {
   // (the newest 4096; HostCounters::events_dropped counts the rest). A callback that calls run_callbacks()
   // again gets 0.
   size_t run_callbacks();
-  // Blocks until there may be something to do (an event queued, or a message received since the last
-  // receive call) or the timeout passes. True if woken by activity.
+  // Blocks until there may be something to do (an event that run_callbacks() would deliver, or a message
+  // received since the last receive call) or the timeout passes; returns at once from a kService callback.
+  // True if woken by activity. (service() waits by itself.)
   bool wait(std::chrono::milliseconds timeout);
 
  private:

@@ -194,7 +194,8 @@ class Messages {
   // arrived messages from the Host, closes idle sessions, then calls on_session_request / on_session_failed
   // for what happened, on this thread, in order. Call it regularly (e.g. every frame, or after
   // Host::wait()). Returns how many application callbacks (and default decisions, when
-  // on_session_request is unset) it made.
+  // on_session_request is unset) it made. One thread at a time makes them: a call while another thread
+  // is making them returns 0 after the Host's part.
   size_t run_callbacks();
 
   std::vector<PeerId> sessions() const;

@@ -27,7 +27,7 @@
 //     SignalingSink::peer_unreachable(): connections to that peer then end at once with
 //     EndReason::kMiscSignalingUnreachable instead of waiting for the connect timeout.
 //   - One plugin instance serves one Host: a second Host given the same instance fails to start.
-// A test kit for plugins is installed with the headers: peerlink/testing/in_process_signaling.hpp.
+// A test kit for plugins is installed with the headers: peerlink/testkit/in_process_signaling.hpp.
 #pragma once
 
 #include <cstddef>

@@ -148,8 +148,12 @@ class Messages::Impl : public std::enable_shared_from_this<Messages::Impl> {
   // the Messages object is gone finds nothing to call.
   ConnectionCallback event_callback() {
     std::weak_ptr<Impl> weak = weak_from_this();
-    return [weak](const ConnectionEvent& e) {
-      if (std::shared_ptr<Impl> self = weak.lock()) self->on_event(e);
+    Host* host = &host_;  // outlives every call of this callback: the Host makes them
+    return [weak, host](const ConnectionEvent& e) {
+      if (std::shared_ptr<Impl> self = weak.lock())
+        self->on_event(e);
+      else
+        host->close(e.info.handle);  // a request or connection nobody else will release
     };
   }
 
@@ -159,8 +163,8 @@ class Messages::Impl : public std::enable_shared_from_this<Messages::Impl> {
     const ConnectionInfo& info = e.info;
     const bool ours_request = info.listen_socket == listener_ && !info.remote_peer.empty();
     if (shut_down_) {
-      // A request raised just before the listener closed: release it rather than leave it held.
-      if (e.kind == ConnectionEventKind::kIncomingRequest && ours_request) host_.close(info.handle);
+      // Raised just before the listener closed (a request): nobody else will release it.
+      host_.close(info.handle);
       return;
     }
     switch (e.kind) {
@@ -274,9 +278,14 @@ class Messages::Impl : public std::enable_shared_from_this<Messages::Impl> {
 
   size_t run_callbacks() {
     if (running_thread_.load() == std::this_thread::get_id()) return 0;  // from inside a callback
-    std::lock_guard<std::mutex> order(run_order_);
+    // The Host's events first, with no lock of ours held (a thread delivering Host callbacks may call
+    // into us meanwhile).
+    host_.run_callbacks();  // Messages' own events -> on_event
+    // One thread at a time makes Messages' callbacks, in order; another one that gets here meanwhile
+    // leaves them to it (and to the next call) instead of waiting for it.
+    std::unique_lock<std::mutex> order(run_order_, std::try_to_lock);
+    if (!order.owns_lock()) return 0;
     RunningScope running(running_thread_);
-    host_.run_callbacks();  // Host events -> on_event
     std::vector<Notice> notices;
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -557,7 +566,7 @@ class Messages::Impl : public std::enable_shared_from_this<Messages::Impl> {
   std::vector<uint8_t> scratch_;  // send_to()'s header + payload
   std::vector<Message> batch_;    // pull_locked()'s
 
-  std::mutex run_order_;  // concurrent run_callbacks() take turns
+  std::mutex run_order_;  // held by the thread making Messages' callbacks
   std::atomic<std::thread::id> running_thread_{};
 };
 

@@ -1,6 +1,14 @@
 // Host::service(): events and messages from one call, in order, releasing ended connections itself; and
 // callbacks per connection and per listener, beside the Host's.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
 
 #include <string>
 #include <vector>
@@ -9,6 +17,27 @@
 
 namespace peerlink::test {
 namespace {
+
+// A UDP socket on loopback that never answers.
+class SilentPeer {
+ public:
+  SilentPeer() {
+    fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    EXPECT_EQ(::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len), 0);
+    port_ = ntohs(a.sin_port);
+  }
+  ~SilentPeer() { ::close(fd_); }
+  uint16_t port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+};
 
 // Collects everything service() returns until pred() holds (or 10 s pass).
 struct Serviced {
@@ -155,24 +184,64 @@ TEST(HostService, FromInsideACallback_ReturnsNothing) {
   EXPECT_FALSE(inner);
 }
 
-// Before the first acknowledgement there is no round-trip sample: no made-up value.
+// Before the first acknowledgement there is no round-trip sample: no made-up value. (A peer that never
+// answers keeps the connection there.)
 TEST(HostService, Status_NoRttBeforeTheFirstSample) {
-  Host server(test_config()), client(test_config());
-  EventRecorder events(client);
-  ListenSocketHandle l = server.listen(Address::loopback_v4(0)).value();
-  ConnectionHandle c = client.connect(loopback(server, l)).value();
+  SilentPeer silent;
+  Host client(test_config());
+  ConnectionHandle c = client.connect(Address::loopback_v4(silent.port())).value();
+  std::this_thread::sleep_for(50ms);  // the Initiation went out (and was retransmitted): still no sample
   auto st = client.status(c);
   ASSERT_TRUE(st);
+  EXPECT_EQ(st->state, ConnectionState::kConnecting);
   EXPECT_FALSE(st->rtt) << "rtt " << st->rtt->count() << " us before any sample";
   EXPECT_EQ(st->rtt_min.count(), 0);
+
+  // A real peer: a sample soon after connecting.
+  Host server(test_config());
+  EventRecorder events(client);
+  ListenSocketHandle l = server.listen(Address::loopback_v4(0)).value();
+  ConnectionHandle live = client.connect(loopback(server, l)).value();
   ASSERT_TRUE(pump_until({&client, &server},
-                         [&] { return events.find(ConnectionEventKind::kConnected, c).has_value(); }));
-  ASSERT_EQ(client.send(c, "x", 1, send_flags::kNoNagle), SendResult::kOk);
+                         [&] { return events.find(ConnectionEventKind::kConnected, live).has_value(); }));
+  ASSERT_EQ(client.send(live, "x", 1, send_flags::kNoNagle), SendResult::kOk);
   ASSERT_TRUE(pump_until({&client, &server}, [&] {
-    auto now = client.status(c);
+    auto now = client.status(live);
     return now && now->rtt.has_value();
   }));
-  EXPECT_LT(client.status(c)->rtt->count(), 1000000);
+  EXPECT_LT(client.status(live)->rtt->count(), 1000000);
+}
+
+// With callbacks on the service thread, service() still returns the events that have no callback, and a
+// kService callback that calls service() or wait() gets false at once instead of stalling the Host.
+TEST(HostService, ServiceThreadCallbacks_ServiceReturnsTheRestAndNeverBlocksTheServiceThread) {
+  HostConfig cfg = test_config();
+  cfg.callback_thread = CallbackThread::kService;
+  Host server(cfg), client(test_config());
+  std::atomic<int> own_events{0};
+  std::atomic<bool> inner_service{true}, inner_wait{true};
+  std::atomic<int64_t> inner_us{0};
+  ListenOptions with_callback;
+  with_callback.callback = [&](const ConnectionEvent&) {
+    const auto t0 = std::chrono::steady_clock::now();
+    HostEvent e;
+    inner_service = server.service(e, 2s);
+    inner_wait = server.wait(2s);
+    inner_us =
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
+    ++own_events;
+  };
+  ListenSocketHandle l1 = server.listen(Address::loopback_v4(0), with_callback).value();
+  ListenSocketHandle l2 = server.listen(Address::loopback_v4(0)).value();
+  ASSERT_TRUE(client.connect(loopback(server, l1)));
+  ASSERT_TRUE(client.connect(loopback(server, l2)));
+  Serviced s;
+  ASSERT_TRUE(
+      s.until(server, {&client}, [&] { return own_events >= 1 && s.count(HostEventKind::kConnected) == 1; }));
+  EXPECT_EQ(s.events[0].info.listen_socket, l2);
+  EXPECT_FALSE(inner_service);
+  EXPECT_FALSE(inner_wait);
+  EXPECT_LT(inner_us.load(), 1000000) << "the service thread waited inside a callback";
 }
 
 }  // namespace

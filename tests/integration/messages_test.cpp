@@ -54,6 +54,9 @@ class Node {
     messages->receive(channel, got_[channel]);
     return got_[channel];
   }
+  SendResult send_raw(const PeerId& to, uint32_t channel, const std::string& text) {
+    return messages->send_to(to, channel, text.data(), text.size());
+  }
   SendResult send(const Node& to, uint32_t channel, const std::string& text) {
     SendResult r = messages->send_to(to.id, channel, text.data(), text.size());
     EXPECT_EQ(r, SendResult::kOk) << to_string(r);
@@ -581,6 +584,21 @@ TEST(Messages, ServiceCallbackThread_CallbacksStillRunInRunCallbacks) {
   ASSERT_TRUE(pump({&a, &b}, [&] { return a.messages->session_info(b.id)->connected; }));
   EXPECT_EQ(a.host.connections().size(), 1u);
   EXPECT_EQ(b.host.connections().size(), 1u);
+}
+
+// A request raised for Messages but not yet delivered when the Messages object goes: the Host releases it
+// when it delivers the event (nobody else would), instead of holding the handle for good.
+TEST(Messages, DestroyedWithARequestNotYetDelivered_TheHostReleasesIt) {
+  auto hub = std::make_shared<SignalingHub>();
+  Host a_host(p2p_config(hub, "a"));
+  auto a_messages = std::make_unique<Messages>(a_host);
+  Node b(p2p_config(hub, "b"), "b");
+  ASSERT_EQ(b.send_raw(SignalingHub::id("a"), 1, "hello"), SendResult::kOk);
+  // The request reaches a's Host (a handle is held for it); nobody runs a's callbacks yet.
+  ASSERT_TRUE(pump({&b}, [&] { return a_host.connections().size() == 1; }));
+  a_messages.reset();
+  ASSERT_TRUE(pump_until({&a_host}, [&] { return a_host.connections().empty(); }))
+      << a_host.connections().size() << " handles left";
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // mid-setup, virtual ports, and the information of a request before and after its handshake.
 #include <gtest/gtest.h>
 
+#include <mutex>
 #include <thread>
 
 #include "integration/host_test_util.hpp"
@@ -34,24 +35,30 @@ TEST(P2PContract, DeliveryFromAnotherScheme_RefusedAndCounted) {
   lo.auto_accept = false;
   ASSERT_TRUE(b.listen_p2p(lo));
   // A genuine offer, taken from a's first blob to b, replayed by the "dir" plugin under an xmpp name.
-  std::vector<uint8_t> offer;
-  struct Tap : SignalingPlugin {
-    std::vector<uint8_t>* out;
-    explicit Tap(std::vector<uint8_t>* o) : out(o) {}
+  struct Tap : SignalingPlugin {  // keeps the first blob the Host sends (on its service thread)
+    std::mutex mutex;
+    std::vector<uint8_t> first;
     std::string scheme() const override { return "tap"; }
     void start(SignalingSink&) override {}
     void send(const PeerId&, const void* blob, size_t size) override {
-      if (out->empty())
-        out->assign(static_cast<const uint8_t*>(blob), static_cast<const uint8_t*>(blob) + size);
+      std::lock_guard<std::mutex> lock(mutex);
+      if (first.empty())
+        first.assign(static_cast<const uint8_t*>(blob), static_cast<const uint8_t*>(blob) + size);
     }
     void stop() override {}
+    std::vector<uint8_t> taken() {
+      std::lock_guard<std::mutex> lock(mutex);
+      return first;
+    }
   };
+  auto tap = std::make_shared<Tap>();
   HostConfig tc = test_config();
-  tc.signaling.push_back(std::make_shared<Tap>(&offer));
+  tc.signaling.push_back(tap);
   tc.ice.interfaces_allow = {"lo"};
   Host tapper(tc);
   ASSERT_TRUE(tapper.connect(*PeerId::parse("tap:b")));
-  ASSERT_TRUE(pump_until({&tapper}, [&] { return !offer.empty(); }));
+  ASSERT_TRUE(pump_until({&tapper}, [&] { return !tap->taken().empty(); }));
+  const std::vector<uint8_t> offer = tap->taken();
 
   dir->sink->deliver(*PeerId::parse("xmpp:mallory@example.org"), offer.data(), offer.size());
   ASSERT_TRUE(pump_until({&b}, [&] { return b.counters().signaling_wrong_scheme == 1; }));
@@ -78,6 +85,33 @@ TEST(P2PContract, OnePluginInstanceForTwoHosts_Refused) {
   }
   // Free again once the first Host is gone.
   EXPECT_TRUE(Host::create(c));
+  // Refused after another plugin of the configuration was started: that one is stopped again, and free.
+  {
+    Host first(c);
+    struct Counting : HandPlugin {
+      Counting() : HandPlugin("counted") {}
+      int starts = 0, stops = 0;
+      void start(SignalingSink& s) override {
+        ++starts;
+        HandPlugin::start(s);
+      }
+      void stop() override {
+        ++stops;
+        HandPlugin::stop();
+      }
+    };
+    auto counted = std::make_shared<Counting>();
+    HostConfig both = test_config();
+    both.signaling = {counted, c.signaling.front()};  // the second serves `first`
+    Result<std::unique_ptr<Host>> refused = Host::create(both);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code, ErrorCode::kAlreadyExists);
+    EXPECT_EQ(counted->starts, 1);
+    EXPECT_EQ(counted->stops, 1);
+    HostConfig alone = test_config();
+    alone.signaling = {counted};
+    EXPECT_TRUE(Host::create(alone));
+  }
   // The same instance twice in one configuration.
   c.signaling.push_back(c.signaling.front());
   Result<std::unique_ptr<Host>> twice = Host::create(c);
@@ -129,7 +163,7 @@ TEST(P2PContract, HostDestroyedDuringSetup_PeerToldAtOnce) {
   auto request = eb.find(ConnectionEventKind::kIncomingRequest)->info.handle;
   auto closed = wait_closed({&b}, eb, request, 5s);
   ASSERT_TRUE(closed) << "the peer was not told";
-  EXPECT_LT(std::chrono::steady_clock::now() - destroyed, 2s);
+  EXPECT_LT(std::chrono::steady_clock::now() - destroyed, 10s);  // not its 20 s connect timeout
   EXPECT_EQ(closed->info.end_reason, uint32_t(EndReason::kRemoteRejected));
   EXPECT_NE(closed->info.end_debug.find("the peer gave up"), std::string::npos) << closed->info.end_debug;
 }
@@ -204,9 +238,6 @@ TEST(P2PContract, VirtualPorts_EachListenerGetsItsOwnRequests) {
   ConnectionHandle s7 = a.connect(SignalingHub::id("b"), sym7).value();
   EXPECT_NE(s7, c7);
   EXPECT_EQ(a.connect(SignalingHub::id("b"), sym7).value(), s7);
-  ConnectOptions sym9 = to9;
-  sym9.symmetric = true;
-  EXPECT_NE(a.connect(SignalingHub::id("b"), sym9).value(), s7);
 }
 
 }  // namespace

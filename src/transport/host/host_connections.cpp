@@ -236,32 +236,46 @@ SendResult Host::Impl::send_locked(ConnectionHandle c, const uint8_t* data, size
 
 // --- receiving ---
 
-Message Host::Impl::make_message(protocol::ReceivedMessage&& m) const {
-  auto it = handles_.find(m.connection);
-  uint64_t user_data = it == handles_.end() ? 0 : it->second.user_data;
+Message Host::Impl::make_message(protocol::ReceivedMessage&& m, uint64_t user_data) const {
   return Message(m.connection, m.lane, m.reliable, m.number, user_data, std::move(m.data));
 }
 
-// Moves up to max messages into out while next() yields one; how many.
+Message Host::Impl::make_message(protocol::ReceivedMessage&& m) const {
+  auto it = handles_.find(m.connection);
+  return make_message(std::move(m), it == handles_.end() ? 0 : it->second.user_data);
+}
+
+// Moves up to max messages into out while next(m, user_data) yields one with its connection's user data;
+// how many.
 template <typename Next>
 size_t Host::Impl::take_while(std::vector<Message>& out, size_t max, Next next) {
   messages_seen_ = endpoint_.messages_delivered();
   protocol::ReceivedMessage m;
+  uint64_t user_data = 0;
   size_t taken = 0;
-  while (taken < max && next(m)) {
-    out.push_back(make_message(std::move(m)));
+  while (taken < max && next(m, user_data)) {
+    out.push_back(make_message(std::move(m), user_data));
     ++taken;
   }
   return taken;
 }
 
 size_t Host::Impl::take_messages(ConnectionHandle c, std::vector<Message>& out, size_t max) {
-  return take_while(out, max, [&](protocol::ReceivedMessage& m) { return endpoint_.receive(c, m); });
+  auto h = handles_.find(c);
+  const uint64_t user_data = h == handles_.end() ? 0 : h->second.user_data;  // one lookup, not one a message
+  return take_while(out, max, [&](protocol::ReceivedMessage& m, uint64_t& u) {
+    u = user_data;
+    return endpoint_.receive(c, m);
+  });
 }
 
 size_t Host::Impl::take_group_messages(PollGroupHandle group, std::vector<Message>& out, size_t max) {
-  return take_while(out, max,
-                    [&](protocol::ReceivedMessage& m) { return endpoint_.receive_group(group, m); });
+  return take_while(out, max, [&](protocol::ReceivedMessage& m, uint64_t& u) {
+    if (!endpoint_.receive_group(group, m)) return false;
+    auto h = handles_.find(m.connection);
+    u = h == handles_.end() ? 0 : h->second.user_data;
+    return true;
+  });
 }
 
 size_t Host::Impl::receive(ConnectionHandle c, std::vector<Message>& out, size_t max) {

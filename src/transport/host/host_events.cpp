@@ -21,29 +21,40 @@ void Host::Impl::queue_event(ConnectionEventKind kind, ConnectionHandle c) {
   e.info = info_locked(c, it->second);
   events_.push_back(std::move(e));
   ++events_queued_;
-  if (events_.size() > kMaxQueuedEvents && !callback_) {
-    // Nobody collects them: keep the newest, bounded (an event with a callback of its own is delivered by
-    // the next run_callbacks() or service() and is not dropped).
-    auto h = handles_.find(events_.front().info.handle);
-    if (h == handles_.end() || !h->second.callback) {
-      events_.pop_front();
-      ++events_dropped_;
-    }
+  if (it->second.callback || callback_) callback_events_queued_ = true;
+  if (events_.size() > kMaxQueuedEvents && !callback_) drop_oldest_connected_event();
+}
+
+// Nobody collects events: keep them bounded. Only a kConnected without a callback of its own goes (the
+// oldest): a request or a close must reach the application, which releases handles by them, and there are
+// at most as many of those as handles (HostConfig::max_connections bounds them).
+void Host::Impl::drop_oldest_connected_event() {
+  for (auto it = events_.begin(); it != events_.end(); ++it) {
+    if (it->kind != ConnectionEventKind::kConnected) continue;
+    auto h = handles_.find(it->info.handle);
+    if (h != handles_.end() && h->second.callback) continue;
+    events_.erase(it);
+    ++events_dropped_;
+    return;
   }
 }
 
 void Host::Impl::take_callback_events(std::vector<std::pair<ConnectionEvent, ConnectionCallback>>& out) {
-  std::deque<ConnectionEvent> keep;
-  for (ConnectionEvent& e : events_) {
-    auto h = handles_.find(e.info.handle);
+  if (!callback_events_queued_) return;  // the service thread asks every turn: nothing to scan
+  auto keep = events_.begin();
+  for (auto it = events_.begin(); it != events_.end(); ++it) {
+    auto h = handles_.find(it->info.handle);
     if (h == handles_.end()) continue;  // released (closed, rejected) since it was queued
     const ConnectionCallback& callback = h->second.callback ? h->second.callback : callback_;
-    if (callback)
-      out.emplace_back(std::move(e), callback);
-    else
-      keep.push_back(std::move(e));
+    if (callback) {
+      out.emplace_back(std::move(*it), callback);
+    } else {
+      if (keep != it) *keep = std::move(*it);
+      ++keep;
+    }
   }
-  events_.swap(keep);
+  events_.erase(keep, events_.end());
+  callback_events_queued_ = false;  // what is left has no callback
 }
 
 void Host::Impl::deliver_events(const std::vector<std::pair<ConnectionEvent, ConnectionCallback>>& batch) {
@@ -94,18 +105,18 @@ bool Host::Impl::next_service_event(HostEvent& out, std::pair<ConnectionEvent, C
       return true;
     }
     const ConnectionHandle c = it->info.handle;
+    out.connection = c;
     if (it->kind == ConnectionEventKind::kClosed && endpoint_.receive(c, m)) {
       // What it received before it ended comes first.
       messages_seen_ = endpoint_.messages_delivered();
       out.kind = HostEventKind::kMessage;
-      out.connection = c;
-      out.message = make_message(std::move(m));
+      out.info = ConnectionInfo();
+      out.message = make_message(std::move(m), h->second.user_data);
       return true;
     }
     out.kind = it->kind == ConnectionEventKind::kIncomingRequest ? HostEventKind::kIncomingRequest
                : it->kind == ConnectionEventKind::kConnected     ? HostEventKind::kConnected
                                                                  : HostEventKind::kClosed;
-    out.connection = c;
     out.info = std::move(it->info);
     out.message = Message();
     events_.erase(it);
@@ -126,24 +137,27 @@ bool Host::Impl::next_service_event(HostEvent& out, std::pair<ConnectionEvent, C
 }
 
 bool Host::Impl::service(HostEvent& event, std::chrono::milliseconds timeout) {
-  if (delivering_thread_.load() == std::this_thread::get_id()) return false;  // from inside a callback
+  // From inside a callback (on the application's thread, or on the service thread, which must not wait).
+  if (delivering_thread_.load() == std::this_thread::get_id() ||
+      std::this_thread::get_id() == thread_.get_id())
+    return false;
   log_.flush();
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
+    // In run_callbacks()'s order (callbacks_running_, then mutex_): an event handed to its callback here
+    // cannot be overtaken by a later one that another thread's run_callbacks() delivers.
+    std::unique_lock<std::mutex> order(callbacks_running_);
+    std::unique_lock<std::mutex> lock(mutex_);
     std::pair<ConnectionEvent, ConnectionCallback> to_call;
     if (next_service_event(event, to_call)) {
       if (!to_call.second) return true;
       lock.unlock();
-      {
-        std::lock_guard<std::mutex> order(callbacks_running_);
-        delivering_thread_ = std::this_thread::get_id();
-        deliver_events({std::move(to_call)});
-        delivering_thread_ = std::thread::id();
-      }
-      lock.lock();
+      delivering_thread_ = std::this_thread::get_id();
+      deliver_events({std::move(to_call)});
+      delivering_thread_ = std::thread::id();
       continue;
     }
+    order.unlock();
     if (std::chrono::steady_clock::now() >= deadline) return false;
     const uint64_t events_before = events_queued_, messages_before = endpoint_.messages_delivered();
     ++waiters_;
@@ -157,6 +171,7 @@ bool Host::Impl::service(HostEvent& event, std::chrono::milliseconds timeout) {
 void Host::Impl::set_connection_callback(ConnectionCallback callback) {
   std::lock_guard<std::mutex> lock(mutex_);
   callback_ = std::move(callback);
+  if (callback_) callback_events_queued_ = true;  // events kept for service() now have one
   if (config_.callback_thread == CallbackThread::kService && !events_.empty()) loop_.wake();
   activity_.notify_all();
 }
@@ -170,6 +185,7 @@ bool Host::Impl::set_message_callback(MessageCallback callback) {
 }
 
 bool Host::Impl::wait(std::chrono::milliseconds timeout) {
+  if (std::this_thread::get_id() == thread_.get_id()) return false;  // a kService callback must not block
   log_.flush();
   std::unique_lock<std::mutex> lock(mutex_);
   // Events count when run_callbacks() would deliver them (those for service() are service()'s to wait for).

@@ -208,6 +208,7 @@ class Host::Impl {
   // close handles). Call with mutex_ released.
   void deliver_events(const std::vector<std::pair<ConnectionEvent, ConnectionCallback>>& batch);
   bool next_service_event(HostEvent& out, std::pair<ConnectionEvent, ConnectionCallback>& to_call);
+  void drop_oldest_connected_event();
 
   // --- shared helpers (mutex_ held) ---
   SocketSlot* socket_of(const protocol::PathAddress& path);
@@ -228,7 +229,8 @@ class Host::Impl {
   size_t take_while(std::vector<Message>& out, size_t max, Next next);
   size_t take_messages(ConnectionHandle c, std::vector<Message>& out, size_t max);
   size_t take_group_messages(PollGroupHandle group, std::vector<Message>& out, size_t max);
-  Message make_message(protocol::ReceivedMessage&& m) const;
+  Message make_message(protocol::ReceivedMessage&& m, uint64_t user_data) const;
+  Message make_message(protocol::ReceivedMessage&& m) const;  // looks up the connection's user data
   SendResult send_locked(ConnectionHandle c, const uint8_t* data, size_t size, uint32_t flags, uint32_t lane,
                          protocol::Instant now);
 
@@ -274,7 +276,8 @@ class Host::Impl {
   std::atomic<std::thread::id> delivering_thread_{};  // the thread inside run_callbacks, if any
   uint64_t events_queued_ = 0;                        // ever; a change means there is news for wait()
   uint64_t events_dropped_ = 0;                       // beyond the bound while nobody collected them
-  uint64_t messages_seen_ = 0;  // Endpoint::messages_delivered() at the last receive call
+  bool callback_events_queued_ = false;  // events_ may hold events with a callback (else nothing to scan)
+  uint64_t messages_seen_ = 0;           // Endpoint::messages_delivered() at the last receive call
   int waiters_ = 0;
 
   bool sleeping_ = false;  // the service thread is (about to be) in ServiceLoop::wait

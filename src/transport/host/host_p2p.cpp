@@ -288,8 +288,9 @@ void Host::Impl::on_request(Instant now, const Action& a) {
   auto listener = p2p_listeners_.find(a.virtual_port);
   if (listener == p2p_listeners_.end() || handles_.size() >= config_.max_connections) {
     // The listener closed since the rendezvous took the request, or no room: refused.
-    rz_->reject(now, a.handle, uint32_t(EndReason::kRemoteBusy),
-                listener == p2p_listeners_.end() ? "not listening any more" : "too many connections");
+    const bool listening = listener != p2p_listeners_.end();
+    rz_->reject(now, a.handle, uint32_t(listening ? EndReason::kRemoteBusy : EndReason::kRemoteRejected),
+                listening ? "too many connections" : "not listening any more");
     endpoint_.release_id(a.handle);
     return;
   }

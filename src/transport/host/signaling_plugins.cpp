@@ -8,9 +8,27 @@ namespace peerlink::host {
 namespace {
 
 // Plugin instances serving a Host now, process-wide: one instance serves one Host (its sink is that
-// Host's), and starting it twice would mix two Hosts' blobs.
-std::mutex g_in_use_mutex;
-std::unordered_set<const SignalingPlugin*> g_in_use;
+// Host's), and starting it twice would mix two Hosts' blobs. Never destroyed, so that a Host living in a
+// static object may still use it at exit.
+struct PluginsInUse {
+  std::mutex mutex;
+  std::unordered_set<const SignalingPlugin*> plugins;
+};
+PluginsInUse& in_use() {
+  static PluginsInUse* registry = new PluginsInUse;
+  return *registry;
+}
+
+// Takes a plugin instance for this Host; false if another Host has it.
+bool claim(const SignalingPlugin* plugin) {
+  std::lock_guard<std::mutex> lock(in_use().mutex);
+  return in_use().plugins.insert(plugin).second;
+}
+
+void release(const SignalingPlugin* plugin) {
+  std::lock_guard<std::mutex> lock(in_use().mutex);
+  in_use().plugins.erase(plugin);
+}
 
 }  // namespace
 
@@ -51,25 +69,19 @@ SignalingPlugins::SignalingPlugins(const std::vector<std::shared_ptr<SignalingPl
                                    std::function<void()> wake)
     : wake_(std::move(wake)) {
   for (const auto& plugin : plugins) {
-    {
-      std::lock_guard<std::mutex> lock(g_in_use_mutex);
-      if (!g_in_use.insert(plugin.get()).second) {
-        stop_all();
-        throw Exception(Error{ErrorCode::kAlreadyExists, "signaling: the plugin for scheme '" +
-                                                             plugin->scheme() +
-                                                             "' already serves another Host (one instance "
-                                                             "serves one Host)"});
-      }
+    if (!claim(plugin.get())) {
+      stop_all();
+      throw Exception(
+          Error{ErrorCode::kAlreadyExists, "signaling: the plugin for scheme '" + plugin->scheme() +
+                                               "' already serves another Host (one instance serves "
+                                               "one Host)"});
     }
     const std::string scheme = plugin->scheme();
     sinks_.push_back(std::make_unique<Sink>(*this, scheme));
     try {
       plugin->start(*sinks_.back());
     } catch (...) {
-      {
-        std::lock_guard<std::mutex> lock(g_in_use_mutex);
-        g_in_use.erase(plugin.get());
-      }
+      release(plugin.get());
       stop_all();
       throw;
     }
@@ -84,8 +96,7 @@ SignalingPlugins::~SignalingPlugins() {
 void SignalingPlugins::stop_all() {
   for (auto& [scheme, plugin] : plugins_) {
     plugin->stop();
-    std::lock_guard<std::mutex> lock(g_in_use_mutex);
-    g_in_use.erase(plugin.get());
+    release(plugin.get());
   }
   plugins_.clear();
   sinks_.clear();
