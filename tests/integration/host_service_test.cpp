@@ -143,8 +143,8 @@ TEST(HostService, PeerCloses_MessagesThenClosedThenReleased) {
 // A connection's own callback (from ConnectOptions or ListenOptions) gets its events; the Host's callback
 // and service() get the rest; run_callbacks() and service() both deliver to callbacks.
 TEST(HostService, CallbacksPerConnectionAndListener_OthersGoToTheHostOrToService) {
+  std::vector<ConnectionEvent> listener_events, own_events, host_events;  // before the Hosts using them
   Host server(test_config()), client(test_config());
-  std::vector<ConnectionEvent> listener_events, own_events, host_events;
   ListenOptions with_callback;
   with_callback.callback = [&](const ConnectionEvent& e) { listener_events.push_back(e); };
   ListenSocketHandle l1 = server.listen(Address::loopback_v4(0), with_callback).value();
@@ -170,9 +170,9 @@ TEST(HostService, CallbacksPerConnectionAndListener_OthersGoToTheHostOrToService
 }
 
 TEST(HostService, FromInsideACallback_ReturnsNothing) {
+  bool inner = true, called = false;
   Host server(test_config()), client(test_config());
   ListenSocketHandle l = server.listen(Address::loopback_v4(0)).value();
-  bool inner = true, called = false;
   ConnectOptions o;
   o.callback = [&](const ConnectionEvent&) {
     HostEvent e;
@@ -217,10 +217,11 @@ TEST(HostService, Status_NoRttBeforeTheFirstSample) {
 TEST(HostService, ServiceThreadCallbacks_ServiceReturnsTheRestAndNeverBlocksTheServiceThread) {
   HostConfig cfg = test_config();
   cfg.callback_thread = CallbackThread::kService;
-  Host server(cfg), client(test_config());
+  // Before the Hosts: their callbacks use these until the Hosts are gone.
   std::atomic<int> own_events{0};
   std::atomic<bool> inner_service{true}, inner_wait{true};
   std::atomic<int64_t> inner_us{0};
+  Host server(cfg), client(test_config());
   ListenOptions with_callback;
   with_callback.callback = [&](const ConnectionEvent&) {
     const auto t0 = std::chrono::steady_clock::now();
