@@ -84,8 +84,11 @@ const char* to_string(RouteType route);
 struct ConnectionInfo {
   ConnectionHandle handle = kInvalidConnection;
   ConnectionState state = ConnectionState::kConnecting;
-  bool incoming = false;       // the peer connected to us (through a listen socket)
-  PeerId remote_peer;          // peer-to-peer connections: the peer's signaling name
+  bool incoming = false;  // the peer connected to us (through a listen socket)
+  PeerId remote_peer;     // peer-to-peer connections: the peer's signaling name
+  // Peer-to-peer connections: where its signaling last came from, when the plugin knows it more precisely
+  // than remote_peer (the full JID of the XMPP resource that answered a bare JID); else remote_peer.
+  PeerId remote_peer_exact;
   uint16_t virtual_port = 0;   // peer-to-peer connections: the listen_p2p() virtual port it is for
   uint32_t listen_socket = 0;  // the listen socket it came through; 0 for outgoing connections
   // The peer's static key: all zero until known. Known once the handshake has proven it

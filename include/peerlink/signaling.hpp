@@ -34,7 +34,9 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
+#include "peerlink/ice.hpp"
 #include "peerlink/peer_id.hpp"
 
 namespace peerlink {
@@ -50,12 +52,24 @@ class SignalingSink {
   virtual ~SignalingSink() = default;
   // A blob arrived from `from`, the sender as the plugin's transport authenticated it. Blobs that are empty,
   // larger than kMaxSignalingBlob or malformed are dropped and counted (HostCounters::signaling_invalid).
-  virtual void deliver(const PeerId& from, const void* blob, size_t size) = 0;
+  void deliver(const PeerId& from, const void* blob, size_t size) { deliver(from, blob, size, from); }
+  // The same, when the plugin knows the sender more precisely than the name the Host should match it by:
+  // `from` is the peer as the application addresses it (an XMPP bare JID it connected to), `exact` where
+  // the blob came from (the full JID of the resource that sent it), shown in
+  // ConnectionInfo::remote_peer_exact. Both in the plugin's scheme.
+  virtual void deliver(const PeerId& from, const void* blob, size_t size, const PeerId& exact) = 0;
   // Blobs to `peer` cannot be delivered (unknown, offline, refused by the server, a name the transport
   // cannot carry, ...). Connections being set up with that peer end with
   // EndReason::kMiscSignalingUnreachable; `detail` becomes their debug text. `peer` must be the PeerId
   // send() was given (byte for byte), which is the one the application passed to connect().
   virtual void peer_unreachable(const PeerId& peer, const std::string& detail) = 0;
+  // STUN and TURN servers the signaling service offers, with their credentials (XMPP's XEP-0215: TURN
+  // credentials that expire, refreshed by offering again): from then on, connections and ICE restarts use
+  // them together with HostConfig::ice's (and Host::set_ice_servers()'s). Each call replaces what this
+  // plugin offered before; empty lists withdraw it. Names are resolved by the Host in the background, not
+  // in this call; servers that are invalid or do not resolve are left out and logged.
+  virtual void offer_ice_servers(const std::vector<StunServer>& stun,
+                                 const std::vector<TurnServer>& turn) = 0;
 };
 
 class SignalingPlugin {

@@ -66,10 +66,17 @@ TEST(P2PContract, DeliveryFromAnotherScheme_RefusedAndCounted) {
       {&b}, [] { return false; }, 200ms);
   EXPECT_FALSE(eb.find(ConnectionEventKind::kIncomingRequest)) << "a request from a forged name was raised";
   EXPECT_EQ(b.counters().signaling_received, 1u);
-  // The same offer under the plugin's own scheme is a request (the Host does not refuse the blob itself).
-  dir->sink->deliver(*PeerId::parse("dir:mallory"), offer.data(), offer.size());
+  // An exact sender outside the scheme is refused the same way.
+  dir->sink->deliver(*PeerId::parse("dir:mallory"), offer.data(), offer.size(), *PeerId::parse("xmpp:m@x/y"));
+  ASSERT_TRUE(pump_until({&b}, [&] { return b.counters().signaling_wrong_scheme == 2; }));
+  // The same offer under the plugin's own scheme is a request (the Host does not refuse the blob itself),
+  // and the request shows the exact sender the plugin named beside the name the Host matches.
+  dir->sink->deliver(*PeerId::parse("dir:mallory"), offer.data(), offer.size(),
+                     *PeerId::parse("dir:mallory/phone"));
   ASSERT_TRUE(pump_until({&b}, [&] { return eb.find(ConnectionEventKind::kIncomingRequest).has_value(); }));
-  EXPECT_EQ(eb.find(ConnectionEventKind::kIncomingRequest)->info.remote_peer, *PeerId::parse("dir:mallory"));
+  const ConnectionInfo request = eb.find(ConnectionEventKind::kIncomingRequest)->info;
+  EXPECT_EQ(request.remote_peer, *PeerId::parse("dir:mallory"));
+  EXPECT_EQ(request.remote_peer_exact, *PeerId::parse("dir:mallory/phone"));
 }
 
 TEST(P2PContract, OnePluginInstanceForTwoHosts_Refused) {

@@ -2,6 +2,9 @@
 // libnice ICE with coturn for STUN and TURN, in-process signaling between them.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
 #include <memory>
 #include <string>
 #include <tuple>
@@ -281,6 +284,61 @@ TEST(NatLab, TurnRestCredentials_ExpiredRefusedThenRefreshedConnectThroughTheRel
   ASSERT_TRUE(connect_pair(a, b, p, 10s, /*listen=*/false));
   EXPECT_EQ(a.host->connection_info(p.client)->route, RouteType::kRelay);
   EXPECT_TRUE(transfer(*a.host, p.client, *b.host, p.server, 16, 64 << 10));
+}
+
+// The signaling service offers the TURN server and its time-limited credentials (as XMPP's XEP-0215 does):
+// peers with no TURN server of their own that need a relay connect through it. An offered server whose name
+// does not resolve is left out, the others are used.
+TEST(NatLab, TurnOfferedByTheSignaling_PeersWithoutTurnConnectThroughTheRelay) {
+  NETLAB_REQUIRE_ROOT();
+  Lab lab;
+  Site sa = lab.add_site(NatType::kSymmetric), sb = lab.add_site(NatType::kSymmetric);
+  struct Offering : SignalingPlugin {
+    std::shared_ptr<SignalingPlugin> inner;
+    std::vector<TurnServer> turn;
+    std::string scheme() const override { return inner->scheme(); }
+    PeerId local_peer() const override { return inner->local_peer(); }
+    void start(SignalingSink& sink) override {
+      inner->start(sink);
+      sink.offer_ice_servers({}, turn);
+    }
+    void send(const PeerId& to, const void* blob, size_t size) override { inner->send(to, blob, size); }
+    void stop() override { inner->stop(); }
+  };
+  auto hub = std::make_shared<SignalingHub>();
+  std::atomic<int> relays_known{0};  // Hosts that logged using the offered TURN server
+  auto peer = [&](const Site& site, const std::string& name) {
+    auto plugin = std::make_shared<Offering>();
+    plugin->inner = hub->plugin(name);
+    const auto server = lab.turn_rest_server();
+    plugin->turn = {TurnServer::with_shared_secret("turn.invalid", 3478, TurnTransport::kUdp, name, "x"),
+                    TurnServer::with_shared_secret(server.ip, server.port, TurnTransport::kUdp, name,
+                                                   lab.turn_secret(), std::chrono::hours(1))};
+    HostConfig c = test_config();
+    c.signaling.push_back(plugin);
+    c.ice.interfaces_allow = {"eth0"};  // and no STUN or TURN server of its own
+    c.log_level = LogLevel::kInfo;
+    c.log_sink = [&relays_known](LogLevel, const std::string& line) {
+      if (line.find("0 STUN, 1 TURN") != std::string::npos) ++relays_known;
+    };
+    NetnsScope scope(site.peer_ns(0));
+    return std::make_unique<Host>(std::move(c));
+  };
+  std::unique_ptr<Host> a = peer(sa, "a"), b = peer(sb, "b");
+  EventRecorder ea(*a), eb(*b);
+  ASSERT_TRUE(b->listen_p2p());
+  // The offers are resolved in the background (the numeric one at once, the name that does not resolve
+  // later): wait for the relay to be known on both sides.
+  ASSERT_TRUE(pump_until(
+      {a.get(), b.get()}, [&] { return relays_known >= 2; }, 5s));
+  ConnectionHandle c = a->connect(SignalingHub::id("b")).value();
+  ASSERT_TRUE(pump_until(
+      {a.get(), b.get()},
+      [&] { return ea.find(ConnectionEventKind::kConnected, c) || ea.find(ConnectionEventKind::kClosed, c); },
+      15s));
+  auto closed = ea.find(ConnectionEventKind::kClosed, c);
+  ASSERT_FALSE(closed) << closed->info.end_debug;
+  EXPECT_EQ(a->connection_info(c)->route, RouteType::kRelay);
 }
 
 // The router's NAT mappings are flushed mid-transfer (a rebinding: the peer's packets leave from a new

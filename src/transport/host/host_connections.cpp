@@ -354,6 +354,7 @@ ConnectionInfo Host::Impl::info_locked(ConnectionHandle c, const HandleState& h)
   if (p2p != p2p_.end()) {
     const P2P& p = p2p->second;
     info.remote_peer = p.peer;
+    info.remote_peer_exact = p.peer_exact.empty() ? p.peer : p.peer_exact;
     info.virtual_port = p.virtual_port;
     info.route = p.route.type;
     info.relayed = p.route.type == RouteType::kRelay;

@@ -107,6 +107,7 @@ class Host::Impl {
   // (host_p2p.cpp). Its ICE stream's own state is in streams_.
   struct P2P {
     PeerId peer;
+    PeerId peer_exact;  // where its signaling last came from (SignalingSink::deliver's exact)
     uint16_t virtual_port = 0;
     ice::StreamId stream = 0;
     bool offerer = true;
@@ -159,6 +160,8 @@ class Host::Impl {
   void stop_p2p();                          // destructor, after the service thread ended
   void process_p2p(protocol::Instant now);  // service thread: inbox, ICE news, timers, rendezvous actions
   void read_signaling(protocol::Instant now);
+  void apply_ice_servers();
+  PeerId exact_sender(const PeerId& peer) const;
   void read_ice_news(protocol::Instant now);
   void apply(protocol::Instant now, rendezvous::Action& a);
   void on_request(protocol::Instant now, const rendezvous::Action& a);
@@ -258,6 +261,9 @@ class Host::Impl {
   std::map<uint16_t, P2PListener> p2p_listeners_;  // by virtual port
   std::vector<IceNews> ice_news_;
   std::optional<IceConfig> new_ice_servers_;  // from set_ice_servers(), for the service thread
+  IceConfig base_ice_servers_;                // HostConfig::ice's (resolved), or set_ice_servers()'s
+  std::map<std::string, IceConfig> offered_ice_servers_;  // by the plugins' signaling services, per scheme
+  std::unordered_map<PeerId, PeerId> exact_senders_;      // of the blobs read in this turn, when not the same
   io::SendBatch ice_batch_;
   io::UdpSocket* ice_batch_socket_ = nullptr;  // where ice_batch_ goes
   protocol::Instant next_path_watch_{};

@@ -57,6 +57,7 @@ void Host::Impl::start_p2p() {
     ice_news_.push_back(std::move(n));
   };
   ice_ = std::make_unique<ice::IceAgent>(loop_.context(), ice, std::move(cb));
+  base_ice_servers_ = ice;
   ice_->set_socket_buffer_bytes(config_.socket_buffer_bytes);
   rendezvous::RendezvousConfig rc;
   rc.setup_timeout = config_.connect_timeout;
@@ -183,9 +184,9 @@ void Host::Impl::release_p2p(ConnectionHandle c, uint32_t reason, Instant now) {
 
 void Host::Impl::process_p2p(Instant now) {
   if (new_ice_servers_) {
-    ice_->set_servers(new_ice_servers_->stun_servers, new_ice_servers_->turn_servers);
+    base_ice_servers_ = std::move(*new_ice_servers_);
     new_ice_servers_.reset();
-    log_.log(LogLevel::kInfo, "new STUN/TURN servers for the connections from now on");
+    apply_ice_servers();
   }
   read_signaling(now);
   read_ice_news(now);
@@ -197,17 +198,50 @@ void Host::Impl::process_p2p(Instant now) {
   Action a;
   while (rz_->poll(a))
     apply(now, a);
+  exact_senders_.clear();
 }
 
 void Host::Impl::read_signaling(Instant now) {
   std::vector<host::SignalingPlugins::Inbound> inbox;
   plugins_->take_inbox(inbox);
   for (host::SignalingPlugins::Inbound& in : inbox) {
-    if (in.unreachable)
-      rz_->peer_unreachable(now, in.peer, in.detail);
-    else
-      rz_->receive(now, in.peer, in.blob.data(), in.blob.size());
+    switch (in.kind) {
+      case host::SignalingPlugins::Inbound::kBlob:
+        if (in.exact != in.peer) exact_senders_[in.peer] = in.exact;  // for the actions this blob causes
+        rz_->receive(now, in.peer, in.blob.data(), in.blob.size());
+        break;
+      case host::SignalingPlugins::Inbound::kUnreachable:
+        rz_->peer_unreachable(now, in.peer, in.detail);
+        break;
+      case host::SignalingPlugins::Inbound::kIceServers:
+        if (!in.detail.empty())
+          log_.log(LogLevel::kWarning, "%s signaling: ICE servers left out: %s", in.scheme.c_str(),
+                   in.detail.c_str());
+        offered_ice_servers_[in.scheme] = std::move(in.servers);
+        apply_ice_servers();
+        break;
+    }
   }
+}
+
+// HostConfig::ice's servers (or set_ice_servers()'s) with every plugin's offered ones, for the streams added
+// or restarted from now on.
+void Host::Impl::apply_ice_servers() {
+  std::vector<StunServer> stun = base_ice_servers_.stun_servers;
+  std::vector<TurnServer> turn = base_ice_servers_.turn_servers;
+  for (const auto& [scheme, offered] : offered_ice_servers_) {
+    stun.insert(stun.end(), offered.stun_servers.begin(), offered.stun_servers.end());
+    turn.insert(turn.end(), offered.turn_servers.begin(), offered.turn_servers.end());
+  }
+  ice_->set_servers(stun, turn);
+  log_.log(LogLevel::kInfo, "STUN/TURN servers for the connections from now on: %zu STUN, %zu TURN",
+           stun.size(), turn.size());
+}
+
+// The exact sender of the blob that caused this action, if the plugin named one.
+PeerId Host::Impl::exact_sender(const PeerId& peer) const {
+  auto it = exact_senders_.find(peer);
+  return it == exact_senders_.end() ? peer : it->second;
 }
 
 void Host::Impl::read_ice_news(Instant now) {
@@ -265,6 +299,7 @@ void Host::Impl::apply(Instant now, Action& a) {
       auto it = p2p_.find(a.handle);
       if (it == p2p_.end() || !it->second.stream) return;
       it->second.peer_key = a.peer_key;
+      it->second.peer_exact = exact_sender(a.peer);
       ice_->set_remote(it->second.stream, a.ufrag, a.pwd, host::to_ice(a.candidates), a.end_of_candidates);
       return;
     }
@@ -302,6 +337,7 @@ void Host::Impl::on_request(Instant now, const Action& a) {
   h.callback = options.callback;
   P2P& p = p2p_[a.handle];
   p.peer = a.peer;
+  p.peer_exact = exact_sender(a.peer);
   p.virtual_port = a.virtual_port;
   p.offerer = false;
   p.peer_key = a.peer_key;

@@ -36,9 +36,10 @@ class SignalingPlugins::Sink final : public SignalingSink {
  public:
   Sink(SignalingPlugins& owner, std::string scheme) : owner_(owner), scheme_(std::move(scheme)) {}
 
-  void deliver(const PeerId& from, const void* blob, size_t size) override {
+  void deliver(const PeerId& from, const void* blob, size_t size, const PeerId& exact) override {
     const bool bad_size = size == 0 || size > kMaxSignalingBlob || !blob;
-    const bool foreign = from.scheme() != scheme_;  // a plugin speaks only for peers of its own scheme
+    // A plugin speaks only for peers of its own scheme.
+    const bool foreign = from.scheme() != scheme_ || exact.scheme() != scheme_;
     if (bad_size || foreign) {
       std::lock_guard<std::mutex> lock(owner_.inbox_mutex_);
       ++owner_.counters_.received;
@@ -47,6 +48,7 @@ class SignalingPlugins::Sink final : public SignalingSink {
     }
     Inbound in;
     in.peer = from;
+    in.exact = exact;
     in.blob.assign(static_cast<const uint8_t*>(blob), static_cast<const uint8_t*>(blob) + size);
     owner_.push(std::move(in));
   }
@@ -54,10 +56,17 @@ class SignalingPlugins::Sink final : public SignalingSink {
   void peer_unreachable(const PeerId& peer, const std::string& detail) override {
     if (peer.scheme() != scheme_) return;  // not a peer this plugin was asked to reach
     Inbound in;
-    in.unreachable = true;
+    in.kind = Inbound::kUnreachable;
     in.peer = peer;
     in.detail = detail;
     owner_.push(std::move(in));
+  }
+
+  void offer_ice_servers(const std::vector<StunServer>& stun, const std::vector<TurnServer>& turn) override {
+    IceConfig servers;
+    servers.stun_servers = stun;
+    servers.turn_servers = turn;
+    owner_.resolver_->offer(scheme_, std::move(servers));
   }
 
  private:
@@ -68,6 +77,15 @@ class SignalingPlugins::Sink final : public SignalingSink {
 SignalingPlugins::SignalingPlugins(const std::vector<std::shared_ptr<SignalingPlugin>>& plugins,
                                    std::function<void()> wake)
     : wake_(std::move(wake)) {
+  resolver_ = std::make_unique<IceServerResolver>(
+      [this](const std::string& scheme, const IceConfig& servers, const std::string& problems) {
+        Inbound in;
+        in.kind = Inbound::kIceServers;
+        in.scheme = scheme;
+        in.servers = servers;
+        in.detail = problems;
+        push(std::move(in));
+      });
   for (const auto& plugin : plugins) {
     if (!claim(plugin.get())) {
       stop_all();
@@ -94,6 +112,7 @@ SignalingPlugins::~SignalingPlugins() {
 }
 
 void SignalingPlugins::stop_all() {
+  resolver_.reset();  // nothing more from it
   for (auto& [scheme, plugin] : plugins_) {
     plugin->stop();
     release(plugin.get());
@@ -126,9 +145,10 @@ void SignalingPlugins::send(const PeerId& to, const std::vector<uint8_t>& blob) 
 void SignalingPlugins::push(Inbound in) {
   {
     std::lock_guard<std::mutex> lock(inbox_mutex_);
-    if (!in.unreachable) ++counters_.received;
-    if (inbox_.size() >= kMaxInbox) {  // a flood the service thread cannot keep up with
-      if (!in.unreachable) ++counters_.dropped;
+    if (in.kind == Inbound::kBlob) ++counters_.received;
+    if (inbox_.size() >= kMaxInbox &&
+        in.kind != Inbound::kIceServers) {  // a flood the Host cannot keep up with
+      if (in.kind == Inbound::kBlob) ++counters_.dropped;
       return;
     }
     inbox_.push_back(std::move(in));

@@ -4,8 +4,10 @@
 // the peer's scheme, called with no Host lock held.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -13,17 +15,22 @@
 #include <vector>
 
 #include "peerlink/signaling.hpp"
+#include "transport/host/ice_server_resolver.hpp"
 
 namespace peerlink::host {
 
 class SignalingPlugins {
  public:
-  // What a plugin handed in: a blob from a peer, or the news that a peer cannot be reached.
+  // What a plugin handed in: a blob from a peer, the news that a peer cannot be reached, or (resolved)
+  // the ICE servers its signaling service offers.
   struct Inbound {
-    bool unreachable = false;
-    PeerId peer;
+    enum Kind : uint8_t { kBlob, kUnreachable, kIceServers } kind = kBlob;
+    PeerId peer;   // kBlob: as the Host matches it; kUnreachable: the peer
+    PeerId exact;  // kBlob: where it came from exactly
     std::vector<uint8_t> blob;
     std::string detail;
+    std::string scheme;  // kIceServers: whose
+    IceConfig servers;   // kIceServers: numeric addresses
   };
   struct Counters {
     uint64_t received = 0;      // every blob delivered, good or bad
@@ -66,6 +73,8 @@ class SignalingPlugins {
   mutable std::mutex inbox_mutex_;  // guards inbox_ and counters_; plugins' threads deliver into them
   std::vector<Inbound> inbox_;
   Counters counters_;
+
+  std::unique_ptr<IceServerResolver> resolver_;  // for offer_ice_servers(), until stop_all()
 };
 
 }  // namespace peerlink::host
