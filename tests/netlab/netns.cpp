@@ -219,7 +219,7 @@ pid_t spawn_in_netns(const std::vector<std::string>& argv, const std::string& ne
   if (args[0].empty()) throw std::runtime_error("netlab: " + argv[0] + " not found in PATH");
   std::string error;
   int ns_fd = open_netns(netns, &error);
-  if (ns_fd < 0) throw std::runtime_error("netlab: " + error);
+  if (!netns.empty() && ns_fd < 0) throw std::runtime_error("netlab: " + error);
   int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   int status_pipe[2] = {-1, -1};  // closed by a successful exec; carries errno otherwise
@@ -246,7 +246,7 @@ pid_t spawn_in_netns(const std::vector<std::string>& argv, const std::string& ne
     (void)ignored;
     _exit(127);
   }
-  close(ns_fd);
+  if (ns_fd >= 0) close(ns_fd);
   close(log_fd);
   close(null_fd);
   close(status_pipe[1]);

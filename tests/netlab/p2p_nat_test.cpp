@@ -78,32 +78,6 @@ struct Pair {
   return ::testing::AssertionSuccess();
 }
 
-// `count` reliable messages of `size` bytes from one Host to the other, each checked on arrival.
-::testing::AssertionResult transfer(Host& from, ConnectionHandle fc, Host& to, ConnectionHandle tc,
-                                    size_t count, size_t size, std::chrono::milliseconds timeout = 60s) {
-  for (uint64_t i = 0; i < count; ++i) {
-    auto m = make_message(i, size);
-    SendResult r = from.send(fc, m.data(), m.size());
-    if (r != SendResult::kOk) return ::testing::AssertionFailure() << "send " << i << ": " << int(r);
-  }
-  uint64_t next = 0;
-  std::vector<Message> got;
-  bool intact = true;
-  pump_until(
-      {&from, &to},
-      [&] {
-        got.clear();
-        to.receive(tc, got);
-        for (const Message& m : got)
-          intact = intact && check_message(next++, m.data(), m.size());
-        return next >= count || !intact;
-      },
-      timeout);
-  if (!intact) return ::testing::AssertionFailure() << "message " << next - 1 << " corrupt or out of order";
-  if (next != count) return ::testing::AssertionFailure() << "only " << next << " of " << count << " arrived";
-  return ::testing::AssertionSuccess();
-}
-
 bool ice_can_go_direct(NatType x, NatType y) {
   if (x == NatType::kUdpBlocked || y == NatType::kUdpBlocked) return false;
   auto hard = [](NatType t) { return t == NatType::kSymmetric; };

@@ -1,0 +1,166 @@
+#include "presence_directory.hpp"
+
+namespace peerlink::xmpp {
+
+void PresenceDirectory::reset(const Jid& self) {
+  self_ = self;
+  roster_loaded_ = false;
+  accounts_.clear();
+}
+
+void PresenceDirectory::set_roster_item(const std::string& bare, const std::string& subscription) {
+  if (subscription == "remove") {
+    auto it = accounts_.find(bare);
+    if (it != accounts_.end()) it->second.subscription.clear();
+    return;
+  }
+  accounts_[bare].subscription = subscription;
+}
+
+bool PresenceDirectory::in_roster(const std::string& bare) const {
+  auto it = accounts_.find(bare);
+  return it != accounts_.end() && !it->second.subscription.empty();
+}
+
+bool PresenceDirectory::sees_presence(const std::string& bare) const {
+  if (bare == self_.bare()) return true;  // the server always shows our own account's resources
+  auto it = accounts_.find(bare);
+  return it != accounts_.end() && (it->second.subscription == "to" || it->second.subscription == "both");
+}
+
+bool PresenceDirectory::available(const Jid& full, int priority, const std::string& caps_ver,
+                                  Clock::time_point now) {
+  if (!full.is_full() || full == self_) return false;
+  Account& a = accounts_[full.bare()];
+  auto [it, added] = a.resources.try_emplace(full.resource);
+  Resource& r = it->second;
+  r.priority = priority;
+  if (added) r.since = now;
+  if (r.caps_ver != caps_ver || added) {
+    r.caps_ver = caps_ver;
+    r.features = Resource::kUnknown;
+  }
+  if (features_of(r) != Resource::kUnknown) return false;
+  r.features = Resource::kAsked;
+  return true;
+}
+
+void PresenceDirectory::unavailable(const Jid& jid) {
+  auto it = accounts_.find(jid.bare());
+  if (it == accounts_.end()) return;
+  Account& a = it->second;
+  if (jid.is_full()) {
+    a.resources.erase(jid.resource);
+    if (a.sticky == jid.resource) a.sticky.clear();
+  } else {
+    a.resources.clear();
+    a.sticky.clear();
+  }
+}
+
+void PresenceDirectory::set_features(const Jid& full, bool has_signaling, const std::string& verified_ver) {
+  if (!verified_ver.empty()) caps_[verified_ver] = has_signaling;
+  auto it = accounts_.find(full.bare());
+  if (it == accounts_.end()) return;
+  auto r = it->second.resources.find(full.resource);
+  if (r != it->second.resources.end()) r->second.features = has_signaling ? Resource::kYes : Resource::kNo;
+}
+
+void PresenceDirectory::features_failed(const Jid& full) {
+  set_features(full, false, {});
+}
+
+void PresenceDirectory::know_caps(const std::string& ver, bool has_signaling) {
+  caps_[ver] = has_signaling;
+}
+
+void PresenceDirectory::signaled_from(const Jid& full) {
+  if (!full.is_full()) return;
+  accounts_[full.bare()].sticky = full.resource;
+}
+
+void PresenceDirectory::failed(const Jid& full) {
+  auto it = accounts_.find(full.bare());
+  if (it == accounts_.end()) return;
+  Account& a = it->second;
+  if (a.sticky == full.resource) a.sticky.clear();
+  auto r = a.resources.find(full.resource);
+  if (r != a.resources.end()) r->second.features = Resource::kNo;
+}
+
+PresenceDirectory::Resource::Features PresenceDirectory::features_of(const Resource& r) const {
+  if (r.features == Resource::kYes || r.features == Resource::kNo) return r.features;
+  if (!r.caps_ver.empty()) {
+    auto c = caps_.find(r.caps_ver);
+    if (c != caps_.end()) return c->second ? Resource::kYes : Resource::kNo;
+  }
+  return r.features;
+}
+
+PresenceDirectory::Choice PresenceDirectory::choose(const std::string& bare) const {
+  Choice choice;
+  auto it = accounts_.find(bare);
+  if (it == accounts_.end()) return choice;
+  const Account& a = it->second;
+  auto candidate = [&](const std::string& resource) {
+    Jid j = *Jid::parse(bare);
+    j.resource = resource;
+    return j;
+  };
+  if (!a.sticky.empty()) {
+    auto r = a.resources.find(a.sticky);
+    // A sticky resource we have no presence for (a stranger, or presence not shared) is still the one
+    // that talked to us; one whose presence says it lacks the feature is not.
+    if (r == a.resources.end() || features_of(r->second) != Resource::kNo) {
+      choice.resource = candidate(a.sticky);
+      return choice;
+    }
+  }
+  const Resource* best = nullptr;
+  const std::string* best_name = nullptr;
+  for (const auto& [name, r] : a.resources) {
+    const Resource::Features f = features_of(r);
+    if (f == Resource::kUnknown || f == Resource::kAsked) {
+      choice.pending = true;
+      continue;
+    }
+    if (f != Resource::kYes) continue;
+    if (bare == self_.bare() && name == self_.resource) continue;
+    if (!best || r.priority > best->priority || (r.priority == best->priority && r.since > best->since)) {
+      best = &r;
+      best_name = &name;
+    }
+  }
+  if (best) {
+    choice.resource = candidate(*best_name);
+    choice.pending = false;
+  }
+  return choice;
+}
+
+std::string PresenceDirectory::explain(const std::string& bare) const {
+  const std::vector<std::string> online = resources(bare);
+  if (!online.empty()) {
+    std::string list;
+    for (const std::string& r : online)
+      list += (list.empty() ? "" : ", ") + r;
+    return bare + " is online, but none of its resources runs peerlink signaling (" + list + ")";
+  }
+  if (sees_presence(bare)) return bare + " is offline";
+  if (in_roster(bare))
+    return bare + " is a contact, but does not share its presence with " + self_.bare() + " (subscription '" +
+           accounts_.at(bare).subscription + "'): connect to a full JID instead";
+  return bare + " is not a contact of " + self_.bare() +
+         ": a bare JID is reached through presence, so add each other as contacts, or connect to a full JID";
+}
+
+std::vector<std::string> PresenceDirectory::resources(const std::string& bare) const {
+  std::vector<std::string> out;
+  auto it = accounts_.find(bare);
+  if (it == accounts_.end()) return out;
+  for (const auto& [name, r] : it->second.resources)
+    if (!(bare == self_.bare() && name == self_.resource)) out.push_back(name);
+  return out;
+}
+
+}  // namespace peerlink::xmpp

@@ -1,0 +1,89 @@
+// Which resource a bare JID reaches (the rule in presence_directory.hpp and docs/XMPP.md).
+#include "presence_directory.hpp"
+
+#include <gtest/gtest.h>
+
+namespace peerlink::xmpp {
+namespace {
+
+using Clock = PresenceDirectory::Clock;
+
+Jid jid(const char* text) {
+  return *Jid::parse(text);
+}
+
+struct Directory : ::testing::Test {
+  void SetUp() override {
+    d.reset(jid("alice@x/me"));
+    d.know_caps("PEER", true);
+    d.know_caps("CHAT", false);
+    d.set_roster_item("bob@x", "both");
+    d.set_roster_loaded();
+  }
+  std::string chosen(const char* bare) {
+    auto c = d.choose(bare);
+    return c.resource ? c.resource->resource : (c.pending ? "(pending)" : "(none)");
+  }
+  PresenceDirectory d;
+  Clock::time_point t0 = Clock::now();
+};
+
+TEST_F(Directory, HighestPriorityThenMostRecentAmongResourcesWithTheFeature) {
+  EXPECT_FALSE(d.available(jid("bob@x/chat"), 50, "CHAT", t0));
+  EXPECT_FALSE(d.available(jid("bob@x/old"), 0, "PEER", t0));
+  EXPECT_FALSE(d.available(jid("bob@x/new"), 0, "PEER", t0 + std::chrono::seconds(1)));
+  EXPECT_EQ(chosen("bob@x"), "new");  // chat has a higher priority but no feature; new is more recent
+  d.available(jid("bob@x/old"), 1, "PEER", t0 + std::chrono::seconds(2));
+  EXPECT_EQ(chosen("bob@x"), "old");  // priority first
+  d.unavailable(jid("bob@x/old"));
+  EXPECT_EQ(chosen("bob@x"), "new");
+  d.unavailable(jid("bob@x"));
+  EXPECT_EQ(chosen("bob@x"), "(none)");
+  EXPECT_NE(d.explain("bob@x").find("offline"), std::string::npos);
+}
+
+TEST_F(Directory, UnknownFeaturesAreAskedOnceThenDecide) {
+  EXPECT_TRUE(d.available(jid("bob@x/a"), 0, "", t0));   // no caps: ask
+  EXPECT_FALSE(d.available(jid("bob@x/a"), 0, "", t0));  // already asked
+  EXPECT_EQ(chosen("bob@x"), "(pending)");
+  d.set_features(jid("bob@x/a"), true, "");
+  EXPECT_EQ(chosen("bob@x"), "a");
+  EXPECT_TRUE(d.available(jid("bob@x/b"), 5, "NEWVER", t0));
+  d.set_features(jid("bob@x/b"), false, "NEWVER");  // verified: every resource with NEWVER lacks it
+  EXPECT_FALSE(d.available(jid("bob@x/c"), 9, "NEWVER", t0));
+  EXPECT_EQ(chosen("bob@x"), "a");
+  EXPECT_NE(d.explain("bob@x").find("none of its resources"), std::string::npos);
+}
+
+TEST_F(Directory, StickyToTheResourceThatSignaledUntilItLeavesOrFails) {
+  d.available(jid("bob@x/a"), 0, "PEER", t0);
+  d.available(jid("bob@x/b"), 0, "PEER", t0 + std::chrono::seconds(1));
+  d.signaled_from(jid("bob@x/a"));
+  EXPECT_EQ(chosen("bob@x"), "a");
+  d.failed(jid("bob@x/a"));
+  EXPECT_EQ(chosen("bob@x"), "b");
+  d.signaled_from(jid("carol@y/phone"));  // a stranger whose presence we do not see
+  EXPECT_EQ(chosen("carol@y"), "phone");
+  d.unavailable(jid("carol@y/phone"));
+  EXPECT_EQ(chosen("carol@y"), "(none)");
+  EXPECT_NE(d.explain("carol@y").find("not a contact"), std::string::npos);
+}
+
+TEST_F(Directory, NeverChoosesItselfButOtherResourcesOfItsAccount) {
+  EXPECT_FALSE(d.available(jid("alice@x/me"), 10, "PEER", t0));
+  d.available(jid("alice@x/tablet"), 0, "PEER", t0);
+  EXPECT_EQ(chosen("alice@x"), "tablet");
+  EXPECT_EQ(d.resources("alice@x"), std::vector<std::string>{"tablet"});
+}
+
+TEST_F(Directory, ContactsWithoutPresenceSharingAreExplained) {
+  d.set_roster_item("eve@x", "from");
+  EXPECT_TRUE(d.in_roster("eve@x"));
+  EXPECT_FALSE(d.sees_presence("eve@x"));
+  EXPECT_NE(d.explain("eve@x").find("does not share its presence"), std::string::npos);
+  d.set_roster_item("eve@x", "remove");
+  EXPECT_FALSE(d.in_roster("eve@x"));
+}
+
+}  // namespace
+}  // namespace peerlink::xmpp

@@ -1,0 +1,125 @@
+// What other XMPP entities see of the plugin, and what it does with hostile stanzas.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "xmpp/xmpp_test_util.hpp"
+
+namespace peerlink::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr char kSignal[] = "urn:x-peerlink:signaling:1";
+
+// bob also runs a normal chat client (resource "phone", priority 5, carbons on). Connections to and from
+// bob's game resource leave no trace there: no signaling stanza, no message (so no carbon), nothing in
+// bob's message archive.
+TEST(XmppPrivacy, AnotherResourceOfTheAccountSeesNoSignalingNoMessagesNoArchive) {
+  XMPP_REQUIRE_PROSODY();
+  ProsodyServer server;
+  server.start();
+  RawClient phone(server, "bob", "phone", 5);
+  ASSERT_TRUE(phone.wait_online());
+  phone.send("<iq type='set' id='carbons'><enable xmlns='urn:xmpp:carbons:2'/></iq>");
+  ASSERT_TRUE(phone.wait_for("id=\"carbons\""));
+
+  XmppPeer alice(server.client("alice")), bob(server.client("bob", "game"));
+  ASSERT_TRUE(alice.online());
+  ASSERT_TRUE(bob.online());
+  ASSERT_TRUE(alice.host->listen_p2p());
+  ASSERT_TRUE(bob.host->listen_p2p());
+  ConnectionHandle ca, cb;
+  ASSERT_TRUE(xmpp_connect(alice, bob, xmpp_id(server.jid("bob")), ca, cb));
+  // alice's bare JID reached bob's game resource (the one with the feature), not the phone of higher
+  // priority.
+  EXPECT_EQ(alice.host->connection_info(ca)->remote_peer_exact, bob.self());
+  EXPECT_TRUE(transfer(*alice.host, ca, *bob.host, cb, 4, 1000));
+  ConnectionHandle cb2, ca2;
+  ASSERT_TRUE(xmpp_connect(bob, alice, xmpp_id(server.jid("alice")), cb2, ca2));
+  EXPECT_GT(bob.plugin->counters().blobs_received, 0u);
+
+  phone.send("<iq type='set' id='mam'><query xmlns='urn:xmpp:mam:2' queryid='q1'/></iq>");
+  ASSERT_TRUE(phone.wait_for("id=\"mam\""));
+  EXPECT_EQ(phone.count_received(kSignal), 0u);
+  EXPECT_EQ(phone.count_received("<message"), 0u);
+  EXPECT_EQ(phone.count_received("queryid=\"q1\""), 0u);  // no archived message came back
+  size_t seen = 0;
+  for (const std::string& s : phone.received())
+    seen += s.find("peerlink") != std::string::npos ? 1 : 0;
+  std::printf("the phone received %zu stanzas, %zu mentioning peerlink (presence caps, disco#info)\n",
+              phone.received().size(), seen);
+}
+
+// A stranger sends the plugin every kind of junk: it is refused, counted and rate-limited; the plugin stays
+// online and a real connection works afterwards.
+TEST(XmppHostile, BadBase64OversizedUnknownIqsFloodsRoster_RefusedCountedStillWorks) {
+  XMPP_REQUIRE_PROSODY();
+  ProsodyOptions po;
+  po.strangers = {"mallory"};
+  ProsodyServer server(po);
+  server.start();
+  RawClient mallory(server, "mallory", "x", 0, false, false);
+  ASSERT_TRUE(mallory.wait_online());
+  XmppPeer alice(server.client("alice")), bob(server.client("bob"));
+  ASSERT_TRUE(alice.online());
+  ASSERT_TRUE(bob.online());
+  const std::string to = alice.self().str().substr(5);  // alice's full JID
+  auto iq = [&](const std::string& id, const std::string& type, const std::string& body) {
+    return "<iq type='" + type + "' id='" + id + "' to='" + to + "'>" + body + "</iq>";
+  };
+  const std::string sig = std::string("<signal xmlns='") + kSignal + "'>";
+  mallory.send(iq("b64", "set", sig + "!!notbase64!!</signal>"));
+  mallory.send(iq("big", "set", sig + std::string(4000, 'A') + "</signal>"));
+  mallory.send(iq("empty", "set", sig + "</signal>"));
+  mallory.send(iq("unknown", "get", "<query xmlns='urn:example:nothing'/>"));
+  mallory.send(
+      iq("roster", "set", "<query xmlns='jabber:iq:roster'><item jid='mallory@peerlink.test'/></query>"));
+  mallory.send(iq("ping", "get", "<ping xmlns='urn:xmpp:ping'/>"));
+  mallory.send(iq("disco", "get", "<query xmlns='http://jabber.org/protocol/disco#info'/>"));
+  mallory.send("<iq type='set' to='" + to + "'>" + sig + "AAAA</signal></iq>");  // no id
+  mallory.send("<message to='" + to + "'><body>hello</body></message>");
+  // A flood of well-formed signaling IQs carrying junk blobs (the Host drops and counts them).
+  std::string flood;
+  for (int i = 0; i < 400; ++i)
+    flood += iq("f" + std::to_string(i), "set", sig + "AAECAwQFBgcICQ==</signal>");
+  mallory.send(flood);
+  mallory.send(iq("last", "get", "<ping xmlns='urn:xmpp:ping'/>"));  // answered after the flood was handled
+  ASSERT_TRUE(mallory.wait_for("id=\"last\""));
+
+  auto answer = [&](const std::string& id) {
+    for (const std::string& s : mallory.received())
+      if (s.find("id=\"" + id + "\"") != std::string::npos) return s;
+    return std::string();
+  };
+  EXPECT_NE(answer("b64").find("bad-request"), std::string::npos) << answer("b64");
+  EXPECT_NE(answer("big").find("bad-request"), std::string::npos) << answer("big");
+  EXPECT_NE(answer("empty").find("bad-request"), std::string::npos) << answer("empty");
+  EXPECT_NE(answer("unknown").find("service-unavailable"), std::string::npos) << answer("unknown");
+  EXPECT_NE(answer("roster").find("service-unavailable"), std::string::npos) << answer("roster");
+  EXPECT_NE(answer("ping").find("type=\"result\""), std::string::npos) << answer("ping");
+  EXPECT_NE(answer("disco").find(kSignal), std::string::npos) << answer("disco");
+  EXPECT_NE(answer("f0").find("type=\"result\""), std::string::npos);
+  EXPECT_NE(answer("f100").find("resource-constraint"), std::string::npos) << answer("f100");
+
+  const XmppCounters k = alice.plugin->counters();
+  EXPECT_EQ(k.invalid_stanzas, 3u);
+  EXPECT_EQ(k.unknown_iqs_refused, 2u);
+  EXPECT_EQ(k.blobs_received + k.requests_limited, 400u);  // each one of the flood taken or refused
+  EXPECT_GT(k.requests_limited, 300u);
+  EXPECT_GE(k.pings_answered, 1u);
+  EXPECT_GT(alice.host->counters().signaling_invalid, 0u);
+  std::printf("flood of 400: %llu blobs taken, %llu refused or dropped\n",
+              static_cast<unsigned long long>(k.blobs_received),
+              static_cast<unsigned long long>(k.requests_limited));
+
+  // Still online, and a real connection works.
+  EXPECT_EQ(alice.plugin->status().state, XmppState::kOnline);
+  ASSERT_TRUE(alice.host->listen_p2p());
+  ConnectionHandle cb, ca;
+  ASSERT_TRUE(xmpp_connect(bob, alice, xmpp_id(server.jid("alice")), cb, ca));
+  EXPECT_TRUE(transfer(*bob.host, cb, *alice.host, ca, 4, 1000));
+}
+
+}  // namespace
+}  // namespace peerlink::test
