@@ -147,6 +147,7 @@ class XmppSignaling::Impl {
   xmpp_ctx_t* ctx_ = nullptr;
   xmpp_conn_t* conn_ = nullptr;
   int socket_ = -1;  // libstrophe's socket (as the socket callback last saw it)
+  uint64_t library_receives_ = 0;  // stanzas libstrophe has logged as received
   Phase phase_ = Phase::kWaiting;
   std::mt19937_64 random_;
   uint32_t attempts_ = 0;  // failed attempts since the last login

@@ -328,6 +328,8 @@ std::string XmppSignaling::Impl::next_id(const char* kind) {
 }
 
 void XmppSignaling::Impl::on_library_log(xmpp_log_level_t level, const char* area, const char* message) {
+  // libstrophe logs every stanza (and stream header) it receives: the loop's measure of progress.
+  if (message && std::strncmp(message, "RECV:", 5) == 0) ++library_receives_;
   if (contains(message, "Cannot authenticate with known methods") ||
       contains(message, "Password hasn't been set"))
     auth_failed_ = true;

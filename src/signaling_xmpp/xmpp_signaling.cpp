@@ -301,15 +301,26 @@ void XmppSignaling::Impl::wait_for_io(Clock::time_point deadline) {
     (void)!read(wake_fd_, &v, sizeof v);
   }
   if (!conn_) return;
-  // One pass writes what is queued, reads at most 4 kB and runs libstrophe's timers. TLS hands over at
-  // most one record (16 kB) per readable socket, and what libstrophe has not read of it yet is invisible to
-  // poll(): passes until the record is surely drained.
+  // One pass of xmpp_run_once() writes what is queued, runs libstrophe's timers, then reads at most 4 kB
+  // and handles the stanzas in it. What those handlers queue (libstrophe's own replies: the login steps,
+  // stream management acks) is written by the next pass only, and poll() cannot tell it is waiting
+  // (xmpp_conn_send_queue_len() counts our stanzas only): so passes go on while the last one received a
+  // stanza (or the TCP connection completed). And TLS hands over at most one record (16 kB) per readable
+  // socket, of which what libstrophe has not read yet is invisible to poll(): a readable socket gets enough
+  // passes to drain one.
   const bool readable = active && (fds[1].revents & (POLLIN | POLLERR | POLLHUP));
-  const int passes = readable ? 5 : 1;
+  const int min_passes = readable ? 5 : 1;
   std::unique_lock<std::mutex> login;
   if (phase_ != Phase::kOnline) login = std::unique_lock<std::mutex>(login_lock());
-  for (int i = 0; i < passes && !xmpp_conn_is_disconnected(conn_); ++i)
+  uint64_t seen = library_receives_;
+  for (int pass = 1; pass <= 64 && !xmpp_conn_is_disconnected(conn_); ++pass) {
+    const bool was_connecting = xmpp_conn_is_connecting(conn_);
     xmpp_run_once(ctx_, 0);
+    // The TCP connection completing also queues a write (the stream header).
+    const bool progress = library_receives_ != seen || was_connecting != bool(xmpp_conn_is_connecting(conn_));
+    seen = library_receives_;
+    if (!progress && pass >= min_passes) break;
+  }
   discard_sigpipe();
 }
 
