@@ -5,6 +5,7 @@
 //   peerlink-bench --seconds 5 --connections 10000 core-memory
 //   peerlink-bench --netns throughput rtt           between two network namespaces (root)
 //   peerlink-bench --netns --ice connect            peer-to-peer through the NAT lab, per NAT pairing (root)
+//   peerlink-bench xmpp-connect                     through a Prosody on the loopback (builds with the tests)
 //
 // The two-process scenarios start this program again as their server (`--role ...`, server_roles.hpp).
 #include <unistd.h>
@@ -30,6 +31,9 @@
 #endif
 #include "server_roles.hpp"
 #include "teardown.hpp"
+#ifdef PEERLINK_BENCH_XMPP
+#include "xmpp_scenarios.hpp"
+#endif
 
 namespace {
 
@@ -72,7 +76,8 @@ void usage() {
       "  --seconds S       measured window of each throughput-like run, and bound of latency runs (default "
       "3)\n"
       "  --connections N   connections of core-memory and memory\n"
-      "  --samples N       connect with --ice: fresh Host pairs per NAT pairing (default 15)\n"
+      "  --samples N       connect with --ice: fresh Host pairs per NAT pairing (default 15);\n"
+      "                    xmpp-connect: connections and logins measured (default 40)\n"
       "  --message-size B  message size of core-throughput (default 65536)\n"
       "  --netns           run the two-process scenarios between two network namespaces (plb-<pid>-a with\n"
       "                    198.51.100.1, plb-<pid>-b with 198.51.100.2), created and deleted by the "
@@ -92,6 +97,13 @@ void usage() {
       "                      throughput  reliable 64 KiB goodput through the ICE path (none x none and\n"
       "                                  full-cone x port-restricted); baseline a raw UDP blast between the\n"
       "                                  same namespaces through the same NATs (target >= 0.70)\n"
+      "\n"
+      "XMPP signaling (builds with the tests, Prosody installed; a Prosody of its own on the loopback):\n"
+      "  xmpp-connect  connect() to the first message delivered between two Hosts logged in to Prosody,\n"
+      "                p50/p99 of --samples connections (default 40); baseline in-process signaling in the\n"
+      "                same run (targets p50 <= 100 ms and <= baseline + 20 ms); also the login (TLS + "
+      "SCRAM\n"
+      "                + bind, target p50 <= 200 ms) and the stanza bytes per setup per side\n"
       "\n"
       "With no scenario named, all run.\n");
 }
@@ -125,6 +137,7 @@ int main(int argc, char** argv) {
   HostBenchOptions host;
   bool netns = false, ice = false, connections_given = false;
   size_t samples = 15;
+  bool samples_given = false;
   std::set<std::string> wanted;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -151,6 +164,7 @@ int main(int argc, char** argv) {
       ice = true;
     } else if (a == "--samples") {
       samples = size_t(std::atol(value("--samples")));
+      samples_given = true;
     } else if (a.rfind("--", 0) == 0) {
       std::fprintf(stderr, "peerlink-bench: unknown option %s\n", a.c_str());
       usage();
@@ -175,6 +189,16 @@ int main(int argc, char** argv) {
       {"core-memory", [&] { run_core_memory(core); }},
       {"core-handshake", [&] { run_core_handshake(core); }},
   };
+  const std::vector<Scenario> xmpp_scenarios = {
+#ifdef PEERLINK_BENCH_XMPP
+      {"xmpp-connect",
+       [&] {
+         XmppBenchOptions x;
+         if (samples_given) x.samples = samples;
+         run_xmpp_connect(x);
+       }},
+#endif
+  };
   const std::vector<Scenario> host_scenarios = {
       {"throughput", [&] { run_throughput(host); }},
       {"msgrate", [&] { run_msgrate(host); }},
@@ -185,7 +209,7 @@ int main(int argc, char** argv) {
   bool any_host = wanted.empty();
   for (const auto& s : wanted) {
     bool known = false;
-    for (const auto* list : {&core_scenarios, &host_scenarios})
+    for (const auto* list : {&core_scenarios, &host_scenarios, &xmpp_scenarios})
       for (const auto& k : *list)
         known |= s == k.name;
     if (!known) {
@@ -240,6 +264,7 @@ int main(int argc, char** argv) {
 
   teardown::install_signal_handlers();
   int status = run_all(core_scenarios, wanted);
+  if (!netns) status = std::max(status, run_all(xmpp_scenarios, wanted));
   if (!any_host) return status;
   if (!netns) return std::max(status, run_all(host_scenarios, wanted));
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install test: installs a build of peerlink into a temporary prefix, then builds and runs a small consumer
 # twice, once found with CMake's find_package(peerlink) and once with pkg-config peerlink-messages (which
-# requires peerlink-transport).
+# requires peerlink-transport); the same for a consumer of peerlink-xmpp.
 # Usage: run.sh <build-dir> [<c++ compiler>]   (set PEERLINK_INSTALL_TEST_SKIP=reason to skip: exit 77)
 set -euo pipefail
 
@@ -37,6 +37,14 @@ cmake -S "$here/consumer" -B "$tmp/consumer-build" -DCMAKE_PREFIX_PATH="$prefix"
   -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build "$tmp/consumer-build"
 check_fingerprint "find_package consumer" "$("$tmp/consumer-build/consumer")"
+check_xmpp() {  # $1: what printed it, $2: its output
+  if [[ "$2" != "xmpp ok" ]]; then
+    echo "FAIL: $1 printed '$2', not 'xmpp ok'" >&2
+    exit 1
+  fi
+  echo "ok: $1 printed $2"
+}
+check_xmpp "find_package xmpp consumer" "$("$tmp/consumer-build/xmpp_consumer")"
 
 echo "== pkg-config peerlink-messages: build and run the consumer"
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib/x86_64-linux-gnu/pkgconfig:$prefix/lib64/pkgconfig"
@@ -50,5 +58,11 @@ echo "pkg-config ${static[*]} --cflags --libs peerlink-messages: $(pkg-config "$
 "$cxx" -std=c++17 -Wall -Wextra -Werror -o "$tmp/consumer-pkgconfig" "$here/consumer/main.cpp" \
   $(pkg-config "${static[@]}" --cflags --libs peerlink-messages)
 check_fingerprint "pkg-config consumer" "$(LD_LIBRARY_PATH="$libdir" "$tmp/consumer-pkgconfig")"
+
+echo "pkg-config ${static[*]} --cflags --libs peerlink-xmpp: $(pkg-config "${static[@]}" --cflags --libs peerlink-xmpp)"
+# shellcheck disable=SC2046
+"$cxx" -std=c++17 -Wall -Wextra -Werror -o "$tmp/xmpp-consumer-pkgconfig" "$here/consumer/xmpp_main.cpp" \
+  $(pkg-config "${static[@]}" --cflags --libs peerlink-xmpp)
+check_xmpp "pkg-config xmpp consumer" "$(LD_LIBRARY_PATH="$libdir" "$tmp/xmpp-consumer-pkgconfig")"
 
 echo "install test passed"
