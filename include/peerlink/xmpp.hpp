@@ -94,7 +94,8 @@ struct XmppOptions {
   // Ask the server for STUN/TURN services (XEP-0215) and offer them to the Host, refreshed before their
   // credentials expire.
   bool external_services = true;
-  // Called on the plugin's thread whenever the status changes. Keep it short; it must not call stop().
+  // Called on the plugin's thread whenever the status changes (not for kStopped: stop() returning says
+  // that). Keep it short; it must not call stop().
   std::function<void(const XmppStatus& status)> on_status;
   // Where the plugin logs (state changes, failures, hostile input; libstrophe's own lines at kTrace):
   // stderr when unset. PEERLINK_LOG overrides the level, as for the Host.

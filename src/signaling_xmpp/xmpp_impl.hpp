@@ -82,6 +82,7 @@ class XmppSignaling::Impl {
   void wait_for_io(Clock::time_point deadline);
   void take_queue();
   void set_status(XmppState state, XmppFailure failure, const std::string& reason);
+  void notify_status();
   void log(LogLevel level, const std::string& line) const;
   template <typename F>
   void count(F&& f) {
@@ -146,7 +147,7 @@ class XmppSignaling::Impl {
   xmpp_log_t library_log_{};
   xmpp_ctx_t* ctx_ = nullptr;
   xmpp_conn_t* conn_ = nullptr;
-  int socket_ = -1;  // libstrophe's socket (as the socket callback last saw it)
+  int socket_ = -1;                // libstrophe's socket (as the socket callback last saw it)
   uint64_t library_receives_ = 0;  // stanzas libstrophe has logged as received
   Phase phase_ = Phase::kWaiting;
   std::mt19937_64 random_;
@@ -164,7 +165,9 @@ class XmppSignaling::Impl {
   uint64_t id_counter_ = 0;
   std::string id_prefix_;
   Clock::time_point last_received_{};
-  std::string ping_id_;  // keepalive ping in flight
+  Clock::time_point online_since_{};              // the current session's login
+  std::vector<XmppStatus> status_notifications_;  // for on_status, made by the loop
+  std::string ping_id_;                           // keepalive ping in flight
   Clock::time_point ping_sent_{};
 
   xmpp::PresenceDirectory directory_;

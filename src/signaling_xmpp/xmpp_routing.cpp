@@ -19,6 +19,7 @@ constexpr auto kQueryExpiry = std::chrono::seconds(10);
 constexpr size_t kMaxHeld = 512;
 constexpr size_t kMaxInFlight = 2048;
 constexpr size_t kMaxAddressed = 4096;
+constexpr size_t kMaxProbeResults = 1024;
 // Signaling IQs one account may send us: a setup needs a handful; an ICE restart a few more.
 constexpr double kRequestRate = 20, kRequestBurst = 60;
 // Error replies, all senders together: a flood is answered only this fast, the rest dropped.
@@ -88,25 +89,25 @@ void XmppSignaling::Impl::route(Outgoing out, Clock::time_point now) {
     unreachable(out.to, "XMPP is not logged in: " + status().reason);
     return;
   }
-  if (phase_ != Phase::kOnline) {
-    if (held_.size() >= kMaxHeld) {
-      held_.pop_front();
-      count([](XmppCounters& c) { ++c.dropped_while_offline; });
-    }
-    held_.push_back(Held{std::move(out.to), std::move(out.blob), now + kHoldWhileOffline});
-    return;
-  }
+  // Remembered before the blob waits, so that the answer is named as it was addressed (on_signal).
   remember_addressed(jid->full(), now);
-  if (jid->is_full()) {
-    transmit(out.to, *jid, std::move(out.blob), now);
-    return;
+  if (phase_ == Phase::kOnline) {
+    if (jid->is_full()) {
+      transmit(out.to, *jid, std::move(out.blob), now);
+      return;
+    }
+    if (route_bare(out.to, *jid, out.blob, now, why)) return;
+    if (!why.empty()) {
+      unreachable(out.to, why);
+      return;
+    }
   }
-  if (route_bare(out.to, *jid, out.blob, now, why)) return;
-  if (!why.empty()) {
-    unreachable(out.to, why);
-    return;
+  if (held_.size() >= kMaxHeld) {
+    held_.pop_front();
+    count([](XmppCounters& c) { ++c.dropped_while_offline; });
   }
-  held_.push_back(Held{std::move(out.to), std::move(out.blob), now + kHoldForPresence});
+  held_.push_back(Held{std::move(out.to), std::move(out.blob),
+                       now + (phase_ == Phase::kOnline ? kHoldForPresence : kHoldWhileOffline)});
 }
 
 bool XmppSignaling::Impl::route_bare(const PeerId& to, const Jid& bare, std::vector<uint8_t>& blob,
@@ -131,6 +132,7 @@ bool XmppSignaling::Impl::route_bare(const PeerId& to, const Jid& bare, std::vec
   }
   for (const auto& [id, probe] : probes_)
     if (probe.bare == name) return false;
+  if (probe_results_.size() >= kMaxProbeResults) probe_results_.clear();
   const std::string id = next_id("probe");
   probes_[id] = Probe{name, now};
   send_raw(xmpp::disco_info_get_iq(name, id, ""));
@@ -228,6 +230,13 @@ void XmppSignaling::Impl::on_iq(xmpp_stanza_t* iq, const char* type, const char*
     return;
   }
   if (!is(type, "get") && !is(type, "set")) return;
+  // Requests of any kind (signaling, pings, disco) count against their sender's rate.
+  std::optional<Jid> sender = from ? Jid::parse(from) : std::nullopt;
+  if (!allow_request(sender ? sender->bare() : std::string(), Clock::now())) {
+    count([](XmppCounters& c) { ++c.requests_limited; });
+    reply_error(from, id, "wait", "resource-constraint");
+    return;
+  }
   if (is(type, "set") && xmpp_stanza_get_child_by_name_and_ns(iq, "signal", xmpp::kSignalNs)) {
     on_signal(iq, id, from);
     return;
@@ -267,17 +276,11 @@ void XmppSignaling::Impl::on_iq(xmpp_stanza_t* iq, const char* type, const char*
 }
 
 void XmppSignaling::Impl::on_signal(xmpp_stanza_t* iq, const char* id, const char* from) {
-  const Clock::time_point now = Clock::now();
   std::optional<Jid> sender = from ? Jid::parse(from) : std::nullopt;
   Result<PeerId> exact = PeerId::parse("xmpp:" + (sender ? sender->full() : std::string()));
   if (!sender || !exact) {  // no sender, or one too long for a PeerId
     count([](XmppCounters& c) { ++c.invalid_stanzas; });
     reply_error(from, id, "modify", "jid-malformed");
-    return;
-  }
-  if (!allow_request(sender->bare(), now)) {
-    count([](XmppCounters& c) { ++c.requests_limited; });
-    reply_error(from, id, "wait", "resource-constraint");
     return;
   }
   std::vector<uint8_t> blob;

@@ -268,7 +268,7 @@ void XmppSignaling::Impl::on_online() {
   ever_online_ = true;
   phase_ = Phase::kOnline;
   attempts_ = 0;
-  last_received_ = Clock::now();
+  last_received_ = online_since_ = Clock::now();
   ping_id_.clear();
   {
     std::lock_guard<std::mutex> lock(mutex_);

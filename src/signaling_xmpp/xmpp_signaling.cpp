@@ -19,6 +19,7 @@ namespace peerlink {
 namespace {
 
 constexpr size_t kMaxQueued = 512;
+constexpr auto kSettleTimeout = std::chrono::seconds(5);
 
 Error config_error(std::string message) {
   return Error{ErrorCode::kInvalidConfig, "XmppOptions: " + message};
@@ -247,6 +248,7 @@ void XmppSignaling::Impl::run() {
     loop_once();
   }
   shut_down_connection();
+  notify_status();
 }
 
 void XmppSignaling::Impl::loop_once() {
@@ -259,11 +261,20 @@ void XmppSignaling::Impl::loop_once() {
   }
   if (phase_ == Phase::kOnline) {
     keepalive(now);
+    if (!settled_ && now - online_since_ >= kSettleTimeout) {
+      // A server that never answered the settling ping: go on with the presence that came.
+      log(LogLevel::kWarning, "the server did not answer the ping after the initial presence");
+      settled_ = true;
+      settle_id_.clear();
+      set_status(XmppState::kOnline, XmppFailure::kNone, "");
+    }
     if (now >= next_services_refresh_) ask_services();
     try_held(now);
   }
   expire(now);
+  notify_status();
   wait_for_io(next_deadline());
+  notify_status();
 }
 
 XmppSignaling::Impl::Clock::time_point XmppSignaling::Impl::next_deadline() const {
@@ -351,7 +362,15 @@ void XmppSignaling::Impl::set_status(XmppState state, XmppFailure failure, const
     copy = status_;
     status_changed_.notify_all();
   }
-  if (options_.on_status) options_.on_status(copy);
+  // Made by the loop, outside libstrophe's callbacks and the login lock (notify_status()).
+  if (options_.on_status) status_notifications_.push_back(std::move(copy));
+}
+
+void XmppSignaling::Impl::notify_status() {
+  std::vector<XmppStatus> pending;
+  pending.swap(status_notifications_);
+  for (const XmppStatus& s : pending)
+    options_.on_status(s);
 }
 
 void XmppSignaling::Impl::log(LogLevel level, const std::string& line) const {

@@ -185,7 +185,7 @@ class BadServer {
           "from='peerlink.test' id='x' version='1.0'>";
       if (mode_ == kGarbage) {
         const std::string junk =
-            open + std::string("<<<\x00\xff>>>&;</nope>", 19) + std::string(5000, '\x01');
+            open + std::string("<<<\x00\xff>>>&;</nope>", 17) + std::string(5000, '\x01');
         (void)!send(c, junk.data(), junk.size(), MSG_NOSIGNAL);
         close(c);
       } else if (mode_ == kClosesMidStanza) {
