@@ -363,6 +363,8 @@ std::optional<std::chrono::system_clock::time_point> parse_xmpp_datetime(std::st
       t[16] != ':' || !digits(17, 2, s))
     return std::nullopt;
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return std::nullopt;
+  // system_clock counts nanoseconds in 64 bits (until 2262): later dates are refused, not wrapped.
+  if (y < 1970 || y > 2200) return std::nullopt;
   size_t pos = 19;
   if (pos < t.size() && t[pos] == '.') {
     ++pos;
