@@ -73,9 +73,11 @@ ProsodyServer::ProsodyServer(ProsodyOptions options) : options_(std::move(option
   write_config();
   std::vector<std::string> users = options_.contacts;
   users.insert(users.end(), options_.strangers.begin(), options_.strangers.end());
-  for (const std::string& user : users)
+  for (const std::string& user : users) {
+    if (options_.certificate_logins) break;  // accounts are whatever the client certificates name
     netlab::run_checked(
         {"prosodyctl", "--config", config_path_, "register", user, options_.domain, password(user)});
+  }
 }
 
 ProsodyServer::~ProsodyServer() {
@@ -93,6 +95,27 @@ void ProsodyServer::make_certificate() {
                        "-nodes", "-keyout", base + ".key", "-out", base + ".crt", "-days", "2", "-subj",
                        "/CN=" + options_.domain, "-addext", "subjectAltName=DNS:" + options_.domain});
   ca_file_ = base + ".crt";
+  if (options_.certificate_logins) {
+    for (const char* ca : {"client-ca", "other-ca"})
+      netlab::run_checked({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                           "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", dir_ + "/" + ca + ".key",
+                           "-out", dir_ + "/" + ca + ".crt", "-days", "2", "-subj",
+                           std::string("/CN=") + ca});
+  }
+}
+
+std::pair<std::string, std::string> ProsodyServer::client_certificate(const std::string& user, bool trusted) {
+  const std::string base = dir_ + "/" + user + (trusted ? "" : "-untrusted");
+  const std::string ca = dir_ + (trusted ? "/client-ca" : "/other-ca");
+  const std::string ext = base + ".ext";
+  std::ofstream(ext) << "subjectAltName = otherName:1.3.6.1.5.5.7.8.5;UTF8:" << jid(user) << "\n"
+                     << "extendedKeyUsage = clientAuth\n";
+  netlab::run_checked({"openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                       "-nodes", "-keyout", base + ".key", "-out", base + ".csr", "-subj",
+                       "/CN=" + jid(user)});
+  netlab::run_checked({"openssl", "x509", "-req", "-in", base + ".csr", "-CA", ca + ".crt", "-CAkey",
+                       ca + ".key", "-CAcreateserial", "-out", base + ".crt", "-days", "2", "-extfile", ext});
+  return {base + ".crt", base + ".key"};
 }
 
 void ProsodyServer::write_config() {
@@ -119,11 +142,17 @@ void ProsodyServer::write_config() {
     << "c2s_ports = { " << port_ << " }\n"
     << "c2s_interfaces = { " << lua_string(options_.ip) << " }\n"
     << "network_settings = { nagle = false }\n"
-    << "authentication = \"internal_hashed\"\n"
+    << "authentication = " << (options_.certificate_logins ? "\"ccert\"" : "\"internal_hashed\"") << "\n"
     << "c2s_require_encryption = true\n"
     << "certificates = " << lua_string(dir_ + "/certs") << "\n"
     << "groups_file = " << lua_string(dir_ + "/groups.txt") << "\n"
     << "archive_expires_after = \"1d\"\n";
+  if (options_.certificate_logins) {
+    c << "certificate_match = \"xmppaddr\"\n"
+      << "c2s_ssl = { cafile = " << lua_string(dir_ + "/client-ca.crt")
+      << "; capath = false; verify = { \"peer\"; \"client_once\" }; verifyext = { lsec_ignore_purpose = "
+         "false } }\n";
+  }
   if (!options_.turn_secret.empty()) {
     c << "turn_external_secret = " << lua_string(options_.turn_secret) << "\n"
       << "turn_external_host = " << lua_string(options_.turn_host) << "\n"
@@ -161,6 +190,7 @@ void ProsodyServer::start(std::chrono::milliseconds ready_timeout) {
 
 void ProsodyServer::stop() {
   if (pid_ <= 0) return;
+  ::kill(pid_, SIGCONT);  // a frozen server could not act on SIGTERM
   netlab::stop_child(pid_, std::chrono::milliseconds(2000));
   pid_ = 0;
 }
@@ -172,6 +202,14 @@ void ProsodyServer::kill() {
   while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
   }
   pid_ = 0;
+}
+
+void ProsodyServer::freeze() {
+  if (pid_ > 0) ::kill(pid_, SIGSTOP);
+}
+
+void ProsodyServer::thaw() {
+  if (pid_ > 0) ::kill(pid_, SIGCONT);
 }
 
 std::string ProsodyServer::log_tail(size_t max_bytes) const {

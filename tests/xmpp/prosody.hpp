@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "peerlink/xmpp.hpp"
@@ -26,6 +27,9 @@ struct ProsodyOptions {
   std::vector<std::string> contacts = {"alice", "bob"};  // accounts in one shared roster group
   std::vector<std::string> strangers;                    // accounts that are nobody's contact
   bool limits = false;  // mod_limits with Prosody's default c2s rate (10 kB/s)
+  // Clients log in with certificates (SASL EXTERNAL, prosody-modules' mod_auth_ccert) signed by the
+  // fixture's client CA (client_certificate()); passwords do not work then.
+  bool certificate_logins = false;
   // XEP-0215 through mod_turn_external when turn_secret is set (coturn's use-auth-secret).
   std::string turn_host;
   uint16_t turn_port = 3478;
@@ -45,6 +49,9 @@ class ProsodyServer {
   void start(std::chrono::milliseconds ready_timeout = std::chrono::seconds(10));
   void stop();  // SIGTERM (SIGKILL after a grace period)
   void kill();  // SIGKILL at once: connections die without a closing stanza
+  // SIGSTOP / SIGCONT: a frozen server keeps its TCP connections open and answers nothing.
+  void freeze();
+  void thaw();
   bool running() const { return pid_ > 0; }
 
   const ProsodyOptions& options() const { return options_; }
@@ -53,6 +60,10 @@ class ProsodyServer {
   std::string jid(const std::string& user) const { return user + "@" + options_.domain; }
   static std::string password(const std::string& user) { return user + "-password"; }
   std::string log_tail(size_t max_bytes = 6000) const;
+
+  // A client certificate and key (PEM files) naming user@domain (id-on-xmppAddr), signed by the client CA
+  // this server trusts, or (trusted = false) by another CA. Returns {certificate, key}.
+  std::pair<std::string, std::string> client_certificate(const std::string& user, bool trusted = true);
 
   // Options for the plugin to log in as user (with a resource when given): this server, its CA, quick
   // reconnects for tests.

@@ -2,8 +2,11 @@
 // resources of one account, symmetric connects, peers that cannot be reached.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <thread>
+#include <tuple>
 
 #include "xmpp/xmpp_test_util.hpp"
 
@@ -114,6 +117,38 @@ TEST(XmppConnect, WrongPassword_FailedStateNoRetriesConnectsFailAtOnce) {
   ASSERT_TRUE(closed);
   EXPECT_EQ(closed->info.end_reason, uint32_t(EndReason::kMiscSignalingUnreachable));
   EXPECT_NE(closed->info.end_debug.find("not logged in"), std::string::npos) << closed->info.end_debug;
+}
+
+// SASL EXTERNAL: a client certificate naming the account (id-on-xmppAddr), signed by the CA the server
+// trusts, logs in without a password; one from another CA is refused, a final credentials failure.
+TEST(XmppConnect, ClientCertificateLogin_TrustedLogsInUntrustedIsACredentialsFailure) {
+  XMPP_REQUIRE_PROSODY();
+  if (access("/usr/lib/prosody/modules/mod_auth_ccert", R_OK) != 0)
+    GTEST_SKIP() << "needs prosody-modules (mod_auth_ccert)";
+  ProsodyOptions po;
+  po.certificate_logins = true;
+  ProsodyServer server(po);
+  server.start();
+  auto with_certificate = [&](const std::string& user, bool trusted) {
+    XmppOptions o = server.client(user);
+    o.password.clear();
+    std::tie(o.client_cert_file, o.client_key_file) = server.client_certificate(user, trusted);
+    o.log_sink = [](LogLevel, const std::string&) {};
+    return o;
+  };
+  XmppPeer alice(with_certificate("alice", true)), bob(with_certificate("bob", true));
+  ASSERT_TRUE(alice.online()) << server.log_tail();
+  ASSERT_TRUE(bob.online());
+  ASSERT_TRUE(bob.host->listen_p2p());
+  ConnectionHandle ca, cb;
+  ASSERT_TRUE(xmpp_connect(alice, bob, xmpp_id(server.jid("bob")), ca, cb));
+
+  XmppPeer mallory(with_certificate("alice", false));
+  EXPECT_FALSE(mallory.plugin->wait_online(std::chrono::seconds(10)));
+  const XmppStatus s = mallory.plugin->status();
+  EXPECT_EQ(s.state, XmppState::kFailed);
+  EXPECT_EQ(s.failure, XmppFailure::kCredentials) << s.reason;
+  EXPECT_NE(s.reason.find("client certificate"), std::string::npos) << s.reason;
 }
 
 // Two resources of one account connect to each other by full JID; a blob from a resource the application

@@ -54,6 +54,39 @@ TEST(XmppServer, ProsodyKilledAndRestartedMidTransfer_DataFlowsPluginsReconnectN
   EXPECT_TRUE(transfer(*alice.host, ca, *bob.host, cb, 8, 1000));
 }
 
+// The server freezes (its TCP connections stay open, nothing answers): the keepalive ping notices, the
+// plugin reconnects, and once the server is back the session is resumed (XEP-0198), not started anew; a
+// connection then works.
+TEST(XmppServer, FrozenServer_PingTimeoutNoticesItSessionResumedAfterwards) {
+  XMPP_REQUIRE_PROSODY();
+  ProsodyServer server;
+  server.start();
+  XmppOptions o = server.client("alice");
+  o.ping_interval = 300ms;
+  o.ping_timeout = 300ms;
+  o.login_timeout = 1s;
+  o.log_sink = [](LogLevel, const std::string&) {};
+  XmppPeer alice(o), bob(server.client("bob"));
+  ASSERT_TRUE(alice.online());
+  ASSERT_TRUE(bob.online());
+  const PeerId before = alice.self();
+
+  server.freeze();
+  ASSERT_TRUE(pump_until(
+      {alice.host.get()}, [&] { return alice.plugin->status().state == XmppState::kReconnecting; }, 5s));
+  EXPECT_NE(alice.plugin->status().reason.find("lost"), std::string::npos) << alice.plugin->status().reason;
+  server.thaw();
+  ASSERT_TRUE(alice.online(15s));
+  EXPECT_EQ(alice.plugin->counters().resumed, 1u);
+  EXPECT_EQ(alice.self(), before);  // the same resource: the session went on
+
+  ASSERT_TRUE(bob.online());
+  ASSERT_TRUE(bob.host->listen_p2p());
+  ConnectionHandle ca, cb;
+  ASSERT_TRUE(xmpp_connect(alice, bob, xmpp_id(server.jid("bob")), ca, cb));
+  EXPECT_TRUE(transfer(*alice.host, ca, *bob.host, cb, 4, 1000));
+}
+
 // Prosody's default mod_limits (10 kB/s per client): a connection still establishes; how long it took and
 // how many stanza bytes each side sent are printed.
 TEST(XmppServer, AtProsodysDefaultRateLimit_AConnectionEstablishes) {
