@@ -18,9 +18,7 @@ TEST(XmppConnect, TwoPeersThroughProsodyByBareJids_20MBExactOverADirectPath) {
   ProsodyServer server;
   server.start();
   XmppPeer alice(server.client("alice")), bob(server.client("bob"));
-  ASSERT_TRUE(alice.online());
-  ASSERT_TRUE(bob.online());
-  ASSERT_TRUE(bob.host->listen_p2p());
+  ASSERT_TRUE(online_and_listening({&alice, &bob}));
   ConnectionHandle ca, cb;
   ASSERT_TRUE(xmpp_connect(alice, bob, xmpp_id(server.jid("bob")), ca, cb));
 
@@ -186,10 +184,7 @@ TEST(XmppConnect, SymmetricConnectBothBareJidsAtOnce_50Rounds_ExactlyOneConnecti
   ProsodyServer server;
   server.start();
   XmppPeer alice(server.client("alice")), bob(server.client("bob"));
-  ASSERT_TRUE(alice.online());
-  ASSERT_TRUE(bob.online());
-  ASSERT_TRUE(alice.host->listen_p2p());
-  ASSERT_TRUE(bob.host->listen_p2p());
+  ASSERT_TRUE(online_and_listening({&alice, &bob}));
   ConnectOptions sym;
   sym.symmetric = true;
   for (int round = 0; round < 50; ++round) {

@@ -25,10 +25,7 @@ TEST(XmppPrivacy, AnotherResourceOfTheAccountSeesNoSignalingNoMessagesNoArchive)
   ASSERT_TRUE(phone.wait_for("id=\"carbons\""));
 
   XmppPeer alice(server.client("alice")), bob(server.client("bob", "game"));
-  ASSERT_TRUE(alice.online());
-  ASSERT_TRUE(bob.online());
-  ASSERT_TRUE(alice.host->listen_p2p());
-  ASSERT_TRUE(bob.host->listen_p2p());
+  ASSERT_TRUE(online_and_listening({&alice, &bob}));
   ConnectionHandle ca, cb;
   ASSERT_TRUE(xmpp_connect(alice, bob, xmpp_id(server.jid("bob")), ca, cb));
   // alice's bare JID reached bob's game resource (the one with the feature), not the phone of higher

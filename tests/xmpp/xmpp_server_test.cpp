@@ -24,10 +24,7 @@ TEST(XmppServer, ProsodyKilledAndRestartedMidTransfer_DataFlowsPluginsReconnectN
   ProsodyServer server;
   server.start();
   XmppPeer alice(server.client("alice")), bob(server.client("bob"));
-  ASSERT_TRUE(alice.online());
-  ASSERT_TRUE(bob.online());
-  ASSERT_TRUE(alice.host->listen_p2p());
-  ASSERT_TRUE(bob.host->listen_p2p());
+  ASSERT_TRUE(online_and_listening({&alice, &bob}));
   ConnectionHandle ca, cb;
   ASSERT_TRUE(xmpp_connect(alice, bob, xmpp_id(server.jid("bob")), ca, cb));
   ASSERT_TRUE(transfer(*alice.host, ca, *bob.host, cb, 32, 64 << 10));
@@ -96,9 +93,7 @@ TEST(XmppServer, AtProsodysDefaultRateLimit_AConnectionEstablishes) {
   ProsodyServer server(po);
   server.start();
   XmppPeer alice(server.client("alice")), bob(server.client("bob"));
-  ASSERT_TRUE(alice.online());
-  ASSERT_TRUE(bob.online());
-  ASSERT_TRUE(bob.host->listen_p2p());
+  ASSERT_TRUE(online_and_listening({&alice, &bob}));
   const uint64_t bytes_a = alice.plugin->counters().stanza_bytes_sent,
                  bytes_b = bob.plugin->counters().stanza_bytes_sent;
   const auto start = std::chrono::steady_clock::now();

@@ -53,6 +53,15 @@ struct XmppPeer {
   std::unique_ptr<EventRecorder> events;
 };
 
+// Each peer logged in (kOnline) and listening for peer-to-peer connections.
+inline ::testing::AssertionResult online_and_listening(std::initializer_list<XmppPeer*> peers) {
+  for (XmppPeer* p : peers) {
+    if (::testing::AssertionResult r = p->online(); !r) return r;
+    if (!p->host->listen_p2p()) return ::testing::AssertionFailure() << "listen_p2p failed";
+  }
+  return ::testing::AssertionSuccess();
+}
+
 // a connects to `to`; waits until a's connection and one on b are connected (or either closes).
 inline ::testing::AssertionResult xmpp_connect(XmppPeer& a, XmppPeer& b, const PeerId& to,
                                                ConnectionHandle& ca, ConnectionHandle& cb,
