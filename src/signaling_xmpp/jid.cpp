@@ -30,7 +30,8 @@ bool valid_domain(std::string_view s) {
   if (s.back() == '.') s.remove_suffix(1);  // a trailing dot is allowed and dropped (RFC 7622 §3.2)
   if (s.empty()) return false;
   if (s.front() == '[') return s.back() == ']';  // an IPv6 literal
-  if (s.front() == '.' || s.back() == '.' || s.find("..") != std::string_view::npos) return false;  // empty label
+  if (s.front() == '.' || s.back() == '.' || s.find("..") != std::string_view::npos)
+    return false;  // empty label
   for (unsigned char c : s)
     if (c == ' ' || c == '@' || c == '/' || c == '"' || c == '\'' || c == '<' || c == '>' || c == '&')
       return false;

@@ -63,13 +63,14 @@ void XmppSignaling::Impl::start_session(const Jid& self, bool resumed) {
     roster_id_ = next_id("roster");
     send_raw(xmpp::roster_get_iq(roster_id_));
     send_raw(xmpp::initial_presence(-1));
-    // The server answers this ping after the presence of every local contact has been sent to us.
-    settle_id_ = next_id("settle");
-    send_raw(xmpp::ping_iq(account_.domain, settle_id_));
+    // Asked before the settling ping, so that the servers are offered to the Host before kOnline.
     services_.clear();
     credentials_ids_.clear();
     next_services_refresh_ = Clock::time_point::max();
     if (options_.external_services) ask_services();
+    // The server answers this ping after the presence of every local contact has been sent to us.
+    settle_id_ = next_id("settle");
+    send_raw(xmpp::ping_iq(account_.domain, settle_id_));
   } else {
     settled_ = true;
   }

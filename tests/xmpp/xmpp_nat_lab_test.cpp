@@ -33,22 +33,27 @@ TEST(XmppNatLab, PortRestrictedAndSymmetricNats_TurnOnlyFromXep0215_ConnectedAcr
   ProsodyServer server(po);
   server.start();
 
-  std::atomic<int> offers{0};
+  std::atomic<int> offers{0};   // the plugins' log: XEP-0215 answered
+  std::atomic<int> applied{0};  // the Hosts' log: the offered servers are in use
   auto make = [&](const netlab::Site& site, const std::string& user) {
     XmppOptions o = server.client(user);
     o.log_level = LogLevel::kInfo;
     o.log_sink = [&offers](LogLevel, const std::string& line) {
       if (line.find("the server offers 1 STUN and 1 TURN") != std::string::npos) ++offers;
     };
+    auto host_log = [&applied](LogLevel, const std::string& line) {
+      if (line.find("1 STUN, 1 TURN") != std::string::npos) ++applied;
+    };
     NetnsScope scope(site.peer_ns(0));
-    return std::make_unique<XmppPeer>(o, 15s, std::vector<std::string>{"eth0"});  // no STUN, no TURN
+    return std::make_unique<XmppPeer>(o, 15s, std::vector<std::string>{"eth0"},
+                                      host_log);  // no STUN, no TURN
   };
   std::unique_ptr<XmppPeer> alice = make(sa, "alice"), bob = make(sb, "bob");
   ASSERT_TRUE(alice->online());
   ASSERT_TRUE(bob->online());
   const auto t0 = std::chrono::steady_clock::now();
   ASSERT_TRUE(pump_until(
-      {alice->host.get(), bob->host.get()}, [&] { return offers >= 2; }, 5s));
+      {alice->host.get(), bob->host.get()}, [&] { return offers >= 2 && applied >= 2; }, 5s));
   ASSERT_TRUE(bob->host->listen_p2p());
   ASSERT_TRUE(alice->host->listen_p2p());
   ConnectionHandle ca, cb;

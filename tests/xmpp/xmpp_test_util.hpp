@@ -31,10 +31,15 @@ inline PeerId xmpp_id(const std::string& jid) {
 
 // A Host whose only signaling is XMPP, logged in as `options` says, ICE on loopback.
 struct XmppPeer {
+  // host_log: the Host's log at kInfo, when given.
   explicit XmppPeer(XmppOptions options, std::chrono::milliseconds connect_timeout = std::chrono::seconds(10),
-                    std::vector<std::string> interfaces = {"lo"}) {
+                    std::vector<std::string> interfaces = {"lo"}, LogSink host_log = {}) {
     plugin = std::make_shared<XmppSignaling>(std::move(options));
     HostConfig c = test_config();
+    if (host_log) {
+      c.log_level = LogLevel::kInfo;
+      c.log_sink = std::move(host_log);
+    }
     c.signaling.push_back(plugin);
     c.ice.interfaces_allow = std::move(interfaces);
     c.connect_timeout = connect_timeout;
