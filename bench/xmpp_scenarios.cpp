@@ -1,5 +1,6 @@
 #include "xmpp_scenarios.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -129,6 +130,13 @@ bool run_xmpp_connect(const XmppBenchOptions& o) {
     Side a(pa, false), b(pb, true);
     if (!pa->wait_online(10s) || !pb->wait_online(10s))
       throw std::runtime_error("the benchmark accounts cannot log in");
+    // bob's bare JID is reachable once his presence has reached alice.
+    for (auto give_up = Clock::now() + 10s;;) {
+      const std::vector<PeerId> seen = pa->contacts();
+      if (std::find(seen.begin(), seen.end(), pb->local_peer()) != seen.end()) break;
+      if (Clock::now() >= give_up) throw std::runtime_error("alice does not see bob online");
+      std::this_thread::sleep_for(2ms);
+    }
     const PeerId bob = *PeerId::parse("xmpp:" + server.jid("bob"));
     connect_once(a, b, bob);  // warm-up
     const uint64_t a0 = pa->counters().stanza_bytes_sent, b0 = pb->counters().stanza_bytes_sent;

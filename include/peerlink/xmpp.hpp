@@ -24,6 +24,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "peerlink/error.hpp"
 #include "peerlink/log.hpp"
@@ -134,6 +135,11 @@ class XmppSignaling final : public SignalingPlugin {
   // Blocks until online, failed or the timeout passes; true if online. For programs that want to wait for
   // the login before connecting (the Host queues blobs meanwhile anyway).
   bool wait_online(std::chrono::milliseconds timeout) const;
+  // The resources seen online, of contacts and of this account's other logins, that run peerlink signaling,
+  // as full-JID PeerIds ("xmpp:bob@example.org/game"): whom `xmpp:<bare JID>` can reach now. Empty while
+  // not online. Presence arrives some milliseconds after a contact logs in: until it has, a connect to the
+  // contact's bare JID ends at once as unreachable ("offline").
+  std::vector<PeerId> contacts() const;
 
   // --- SignalingPlugin ---
   std::string scheme() const override { return "xmpp"; }

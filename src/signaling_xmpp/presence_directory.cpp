@@ -3,6 +3,7 @@
 namespace peerlink::xmpp {
 
 void PresenceDirectory::reset(const Jid& self) {
+  ++generation_;
   self_ = self;
   roster_loaded_ = false;
   accounts_.clear();
@@ -30,6 +31,7 @@ bool PresenceDirectory::sees_presence(const std::string& bare) const {
 
 bool PresenceDirectory::available(const Jid& full, int priority, const std::string& caps_ver,
                                   Clock::time_point now) {
+  ++generation_;
   if (!full.is_full() || full == self_) return false;
   Account& a = accounts_[full.bare()];
   auto [it, added] = a.resources.try_emplace(full.resource);
@@ -46,6 +48,7 @@ bool PresenceDirectory::available(const Jid& full, int priority, const std::stri
 }
 
 void PresenceDirectory::unavailable(const Jid& jid) {
+  ++generation_;
   auto it = accounts_.find(jid.bare());
   if (it == accounts_.end()) return;
   Account& a = it->second;
@@ -59,6 +62,7 @@ void PresenceDirectory::unavailable(const Jid& jid) {
 }
 
 void PresenceDirectory::set_features(const Jid& full, bool has_signaling, const std::string& verified_ver) {
+  ++generation_;
   if (!verified_ver.empty()) caps_[verified_ver] = has_signaling;
   auto it = accounts_.find(full.bare());
   if (it == accounts_.end()) return;
@@ -71,6 +75,7 @@ void PresenceDirectory::features_failed(const Jid& full) {
 }
 
 void PresenceDirectory::know_caps(const std::string& ver, bool has_signaling) {
+  ++generation_;
   caps_[ver] = has_signaling;
 }
 
@@ -80,6 +85,7 @@ void PresenceDirectory::signaled_from(const Jid& full) {
 }
 
 void PresenceDirectory::failed(const Jid& full) {
+  ++generation_;
   auto it = accounts_.find(full.bare());
   if (it == accounts_.end()) return;
   Account& a = it->second;
@@ -160,6 +166,18 @@ std::vector<std::string> PresenceDirectory::resources(const std::string& bare) c
   if (it == accounts_.end()) return out;
   for (const auto& [name, r] : it->second.resources)
     if (!(bare == self_.bare() && name == self_.resource)) out.push_back(name);
+  return out;
+}
+
+std::vector<Jid> PresenceDirectory::signaling_resources() const {
+  std::vector<Jid> out;
+  for (const auto& [bare, a] : accounts_) {
+    for (const auto& [name, r] : a.resources) {
+      if (features_of(r) != Resource::kYes) continue;
+      std::optional<Jid> j = Jid::parse(bare + "/" + name);
+      if (j && !(*j == self_)) out.push_back(std::move(*j));
+    }
+  }
   return out;
 }
 

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -65,6 +66,11 @@ class PresenceDirectory {
   std::string explain(const std::string& bare) const;
   // Available resources of a bare JID, by name.
   std::vector<std::string> resources(const std::string& bare) const;
+  // Every available resource (of contacts and of our own account, not ourselves) known to run peerlink
+  // signaling.
+  std::vector<Jid> signaling_resources() const;
+  // Changes whenever what signaling_resources() returns may have changed.
+  uint64_t generation() const { return generation_; }
 
  private:
   struct Resource {
@@ -84,6 +90,7 @@ class PresenceDirectory {
   bool roster_loaded_ = false;
   std::map<std::string, Account> accounts_;  // by bare JID
   std::map<std::string, bool> caps_;         // verified caps ver -> has the signaling feature
+  uint64_t generation_ = 0;
 };
 
 }  // namespace peerlink::xmpp

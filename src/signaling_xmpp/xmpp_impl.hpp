@@ -44,6 +44,7 @@ class XmppSignaling::Impl {
   XmppCounters counters() const;
   bool wait_online(std::chrono::milliseconds timeout) const;
   PeerId local_peer() const;
+  std::vector<PeerId> contacts() const;
   void start(SignalingSink& sink);
   void send(const PeerId& to, const void* blob, size_t size);
   void stop();
@@ -108,6 +109,7 @@ class XmppSignaling::Impl {
   bool route_bare(const PeerId& to, const xmpp::Jid& bare, std::vector<uint8_t>& blob, Clock::time_point now,
                   std::string& why);
   void try_held(Clock::time_point now);
+  void publish_contacts();
   void transmit(const PeerId& to, const xmpp::Jid& jid, std::vector<uint8_t> blob, Clock::time_point now);
   void unreachable(const PeerId& to, const std::string& detail);
   void on_iq(xmpp_stanza_t* iq, const char* type, const char* id, const char* from);
@@ -132,14 +134,15 @@ class XmppSignaling::Impl {
 
   mutable std::mutex mutex_;
   mutable std::condition_variable status_changed_;
-  std::deque<Outgoing> queue_;  // from send(); guarded by mutex_
-  bool started_ = false;        // guarded by mutex_
-  bool stopping_ = false;       // guarded by mutex_
-  XmppStatus status_;           // guarded by mutex_
-  XmppCounters counters_;       // guarded by mutex_
-  PeerId local_peer_;           // guarded by mutex_
-  int wake_fd_ = -1;            // eventfd: send() and stop() wake the thread
-  std::mutex join_mutex_;       // one stop() joins the thread
+  std::deque<Outgoing> queue_;    // from send(); guarded by mutex_
+  bool started_ = false;          // guarded by mutex_
+  bool stopping_ = false;         // guarded by mutex_
+  XmppStatus status_;             // guarded by mutex_
+  XmppCounters counters_;         // guarded by mutex_
+  PeerId local_peer_;             // guarded by mutex_
+  std::vector<PeerId> contacts_;  // guarded by mutex_; published from directory_ by publish_contacts()
+  int wake_fd_ = -1;              // eventfd: send() and stop() wake the thread
+  std::mutex join_mutex_;         // one stop() joins the thread
 
   // --- plugin thread ---
   SignalingSink* sink_ = nullptr;
@@ -171,8 +174,9 @@ class XmppSignaling::Impl {
   Clock::time_point ping_sent_{};
 
   xmpp::PresenceDirectory directory_;
-  bool settled_ = false;   // the roster and the contacts' presence have arrived
-  std::string settle_id_;  // the ping whose answer says so
+  uint64_t contacts_published_ = ~uint64_t{0};  // directory_.generation() * 2 + online, when published
+  bool settled_ = false;                        // the roster and the contacts' presence have arrived
+  std::string settle_id_;                       // the ping whose answer says so
   std::string roster_id_;
   std::deque<Held> held_;
   std::map<std::string, InFlight> in_flight_;  // by IQ id

@@ -161,6 +161,11 @@ bool XmppSignaling::Impl::wait_online(std::chrono::milliseconds timeout) const {
   return status_.state == XmppState::kOnline;
 }
 
+std::vector<PeerId> XmppSignaling::Impl::contacts() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return contacts_;
+}
+
 PeerId XmppSignaling::Impl::local_peer() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return local_peer_;
@@ -274,7 +279,22 @@ void XmppSignaling::Impl::loop_once() {
   expire(now);
   notify_status();
   wait_for_io(next_deadline());
+  publish_contacts();
   notify_status();
+}
+
+void XmppSignaling::Impl::publish_contacts() {
+  const bool online = phase_ == Phase::kOnline && settled_;
+  const uint64_t key = directory_.generation() * 2 + (online ? 1 : 0);
+  if (key == contacts_published_) return;
+  contacts_published_ = key;
+  std::vector<PeerId> list;
+  if (online) {
+    for (const xmpp::Jid& j : directory_.signaling_resources())
+      if (Result<PeerId> id = PeerId::parse("xmpp:" + j.full())) list.push_back(std::move(*id));
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  contacts_ = std::move(list);
 }
 
 XmppSignaling::Impl::Clock::time_point XmppSignaling::Impl::next_deadline() const {
@@ -395,6 +415,9 @@ XmppCounters XmppSignaling::counters() const {
 }
 bool XmppSignaling::wait_online(std::chrono::milliseconds timeout) const {
   return impl_->wait_online(timeout);
+}
+std::vector<PeerId> XmppSignaling::contacts() const {
+  return impl_->contacts();
 }
 PeerId XmppSignaling::local_peer() const {
   return impl_->local_peer();

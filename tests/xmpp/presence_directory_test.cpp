@@ -28,6 +28,23 @@ struct Directory : ::testing::Test {
   Clock::time_point t0 = Clock::now();
 };
 
+TEST_F(Directory, SignalingResourcesAreThoseWithTheFeatureNotOurselves) {
+  const uint64_t g0 = d.generation();
+  d.available(jid("bob@x/chat"), 0, "CHAT", t0);
+  d.available(jid("bob@x/game"), 0, "PEER", t0);
+  EXPECT_TRUE(d.available(jid("alice@x/tablet"), 0, "", t0));  // features unknown: asked
+  EXPECT_NE(d.generation(), g0);
+  std::vector<Jid> r = d.signaling_resources();
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].full(), "bob@x/game");
+  d.set_features(jid("alice@x/tablet"), true, "");
+  EXPECT_EQ(d.signaling_resources().size(), 2u);
+  d.unavailable(jid("bob@x"));
+  r = d.signaling_resources();
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].full(), "alice@x/tablet");
+}
+
 TEST_F(Directory, HighestPriorityThenMostRecentAmongResourcesWithTheFeature) {
   EXPECT_FALSE(d.available(jid("bob@x/chat"), 50, "CHAT", t0));
   EXPECT_FALSE(d.available(jid("bob@x/old"), 0, "PEER", t0));

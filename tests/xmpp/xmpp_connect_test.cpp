@@ -162,6 +162,11 @@ TEST(XmppConnect, TwoResourcesOfOneAccountAndBareOrFullAddressing) {
   ASSERT_TRUE(bob.online());
   for (XmppPeer* p : {&laptop, &tablet, &bob})
     ASSERT_TRUE(p->host->listen_p2p());
+  // The laptop sees its own account's other login and its contact, not itself.
+  ASSERT_TRUE(sees(*laptop.plugin, tablet.self()));
+  ASSERT_TRUE(sees(*laptop.plugin, bob.self()));
+  for (const PeerId& id : laptop.plugin->contacts())
+    EXPECT_NE(id, laptop.self());
 
   ConnectionHandle a, b;
   ASSERT_TRUE(xmpp_connect(laptop, tablet, tablet.self(), a, b));

@@ -149,6 +149,7 @@ TEST(XmppServer, ElevenHundredOpenDescriptors_ConnectThroughXmppWorks) {
     ASSERT_TRUE(alice_plugin->wait_online(10s)) << alice_plugin->status().reason;
     ASSERT_TRUE(bob_plugin->wait_online(10s)) << bob_plugin->status().reason;
     ASSERT_TRUE(b->listen_p2p());
+    ASSERT_TRUE(sees(*alice_plugin, bob_plugin->local_peer()));
     ConnectionHandle c = a->connect(xmpp_id(server.jid("bob"))).value();
     ASSERT_TRUE(pump_until({a.get(), b.get()}, [&] {
       return ea.find(ConnectionEventKind::kConnected, c) || ea.find(ConnectionEventKind::kClosed, c);

@@ -58,12 +58,30 @@ struct XmppPeer {
   std::unique_ptr<EventRecorder> events;
 };
 
-// Each peer logged in (kOnline) and listening for peer-to-peer connections.
+// True once `p` sees `other` (a full-JID PeerId) online and running peerlink signaling: a contact's presence
+// arrives some milliseconds after its login, and until then its bare JID is "offline".
+inline bool sees(const XmppSignaling& p, const PeerId& other,
+                 std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  const auto give_up = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    for (const PeerId& id : p.contacts())
+      if (id == other) return true;
+    if (std::chrono::steady_clock::now() >= give_up) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+// Each peer logged in (kOnline), listening for peer-to-peer connections, and seeing the others online (the
+// peers are each other's contacts).
 inline ::testing::AssertionResult online_and_listening(std::initializer_list<XmppPeer*> peers) {
   for (XmppPeer* p : peers) {
     if (::testing::AssertionResult r = p->online(); !r) return r;
     if (!p->host->listen_p2p()) return ::testing::AssertionFailure() << "listen_p2p failed";
   }
+  for (XmppPeer* p : peers)
+    for (XmppPeer* q : peers)
+      if (p != q && !sees(*p->plugin, q->self()))
+        return ::testing::AssertionFailure() << p->self().str() << " does not see " << q->self().str();
   return ::testing::AssertionSuccess();
 }
 
@@ -71,6 +89,9 @@ inline ::testing::AssertionResult online_and_listening(std::initializer_list<Xmp
 inline ::testing::AssertionResult xmpp_connect(XmppPeer& a, XmppPeer& b, const PeerId& to,
                                                ConnectionHandle& ca, ConnectionHandle& cb,
                                                std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
+  // A contact's bare JID is reachable once its presence has arrived.
+  if (to.name().find('/') == std::string_view::npos && !sees(*a.plugin, b.self()))
+    return ::testing::AssertionFailure() << a.self().str() << " does not see " << b.self().str() << " online";
   Result<ConnectionHandle> c = a.host->connect(to);
   if (!c) return ::testing::AssertionFailure() << "connect: " << c.error().message;
   ca = *c;
