@@ -1,0 +1,33 @@
+// mDNS messages from anyone on the LAN: read by the LAN beacon's DNS codec. Whatever reads must write
+// back (when it fits) and read again to the same message; nothing may crash, loop or allocate without bound.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "fuzz_check.hpp"
+#include "lan_beacon/dns_message.hpp"
+
+using namespace peerlink::lan::dns;
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string why;
+  std::optional<Message> m = parse(data, size, &why);
+  if (!m) {
+    FUZZ_CHECK(!why.empty());
+    return 0;
+  }
+  size_t names = 0;
+  for (const std::vector<Record>* section : {&m->answers, &m->authorities, &m->additionals}) {
+    for (const Record& r : *section) {
+      names += to_text(r.name).size() + to_text(r.target).size();
+      if (r.kind() == Type::kTxt) (void)txt_value(r.strings, "k");
+    }
+  }
+  FUZZ_CHECK(names < 2 * kMaxEntries * (kMaxNameBytes + 64));
+  std::optional<std::vector<uint8_t>> wire = serialize(*m);
+  if (!wire) return 0;  // it can be larger written out (names it compressed into unknown records' RDATA)
+  std::optional<Message> again = parse(wire->data(), wire->size(), &why);
+  FUZZ_CHECK(again && *again == *m);
+  return 0;
+}
