@@ -1,14 +1,18 @@
-// mDNS messages from anyone on the LAN: read by the LAN beacon's DNS codec. Whatever reads must write
-// back (when it fits) and read again to the same message; nothing may crash, loop or allocate without bound.
+// mDNS messages from anyone on the LAN: read by the LAN beacon's DNS codec, then as peers' announcements
+// (with and without a network key). Whatever reads must write back (when it fits) and read again to the same
+// message; nothing may crash, loop or allocate without bound.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "fuzz_check.hpp"
+#include "lan_beacon/beacon_records.hpp"
 #include "lan_beacon/dns_message.hpp"
 
 using namespace peerlink::lan::dns;
+using peerlink::lan::Heard;
+using peerlink::lan::Verdict;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string why;
@@ -25,6 +29,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   FUZZ_CHECK(names < 2 * kMaxEntries * (kMaxNameBytes + 64));
+  static const Name service = {"_chat", "_udp", "local"};
+  for (const std::vector<uint8_t>& network_key : {std::vector<uint8_t>{}, std::vector<uint8_t>(32, 7)}) {
+    const std::vector<Heard> heard = peerlink::lan::read_announcements(service, *m, network_key);
+    FUZZ_CHECK(heard.size() <= m->answers.size() + m->additionals.size());
+    for (const Heard& h : heard)
+      if (h.verdict == Verdict::kOk) FUZZ_CHECK(h.announcement.aliases.size() <= peerlink::lan::kMaxAliases);
+  }
   std::optional<std::vector<uint8_t>> wire = serialize(*m);
   if (!wire) return 0;  // it can be larger written out (names it compressed into unknown records' RDATA)
   std::optional<Message> again = parse(wire->data(), wire->size(), &why);

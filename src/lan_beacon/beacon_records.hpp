@@ -1,0 +1,80 @@
+// What a peer announces on one interface, as DNS-SD records (RFC 6763), and the checks a record set must
+// pass before anyone believes it. Pure code, no I/O.
+//
+//   _<service>._udp.local.                PTR  <instance>._<service>._udp.local.
+//   <instance>._<service>._udp.local.     SRV  0 0 <port> <host>.local.
+//   <instance>._<service>._udp.local.     TXT  "v=1" "k=<32-byte X25519 key>" "q=<serial>" "n=<display name>"
+//                                              "a=<alias PeerId>"... ["m=<network key MAC>"] "s=<signature>"
+//   <host>.local.                         A / AAAA  the interface's addresses
+//
+// <instance> is "<display name> [<first 9 characters of the fingerprint>]" (what avahi-browse shows),
+// <host> the fingerprint with its dashes ("pl1-abcd-..."). The signature (identity_signature.hpp) is by the
+// key in "k" over everything else that is announced: service, instance, host, port, serial, name, aliases
+// and addresses, so a record cannot be altered, moved to another address or re-signed by another key. The
+// serial (milliseconds since the epoch at signing) only grows: a receiver ignores one older than the
+// newest it has seen from that key (a replay; the receiver keeps that). A goodbye (TTL 0) is signed as
+// such, so a genuine record cannot be replayed as one. With a network key, "m" is an HMAC-SHA-256 (first 16
+// bytes) under it over the same bytes: without the key no record is accepted, and ours are ignored by
+// strangers.
+#pragma once
+
+#include <netinet/in.h>
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dns_message.hpp"
+
+namespace peerlink::lan {
+
+using Key = std::array<uint8_t, 32>;
+
+struct Announcement {
+  Key key{};  // the peer's X25519 identity public key
+  std::string display_name;
+  uint16_t port = 0;  // where its rendezvous socket listens
+  uint64_t serial = 0;
+  std::vector<std::string> aliases;  // other PeerIds it answers to ("xmpp:bob@example.org")
+  std::vector<in_addr> ipv4;
+  std::vector<in6_addr> ipv6;
+  uint32_t ttl = 120;  // of every record: a peer that vanishes without a goodbye is forgotten this soon
+};
+
+inline constexpr size_t kMaxDisplayName = 40;
+inline constexpr size_t kMaxAliases = 4;
+
+// "_<service>._udp.local"; the service name is 1-15 letters, digits and hyphens (RFC 6335 §5.1).
+std::optional<dns::Name> service_name(const std::string& service);
+// The fingerprint of a key ("pl1-..."), as Identity::fingerprint_of() prints it.
+std::string fingerprint(const Key& key);
+
+// The records (answers: PTR; additionals: SRV, TXT, A, AAAA), signed with `private_key` (the X25519
+// private key whose public half is a.key) and, with a network key, MACed. nullopt if a field cannot be
+// written (a display name over kMaxDisplayName bytes, more than kMaxAliases, an empty service name).
+// With goodbye, every TTL is 0 (RFC 6762 §10.1).
+std::optional<dns::Message> announce(const dns::Name& service, const Announcement& a, const Key& private_key,
+                                     const std::vector<uint8_t>& network_key, bool goodbye = false);
+
+enum class Verdict {
+  kOk,
+  kMalformed,        // missing or badly formed records or fields
+  kBadSignature,     // unsigned, or the signature does not verify under the key it names
+  kWrongNetworkKey,  // no MAC, or one under another network key (only when we have one)
+};
+const char* to_string(Verdict v);
+
+struct Heard {
+  Verdict verdict = Verdict::kMalformed;
+  Announcement announcement;  // filled when kOk
+  bool goodbye = false;       // every record had TTL 0
+  std::string instance;
+};
+
+// Every announcement of `service` in a response, checked. Records of other services are skipped.
+std::vector<Heard> read_announcements(const dns::Name& service, const dns::Message& response,
+                                      const std::vector<uint8_t>& network_key);
+
+}  // namespace peerlink::lan
