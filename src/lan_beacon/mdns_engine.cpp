@@ -1,0 +1,311 @@
+#include "mdns_engine.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace peerlink::lan {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr auto kMulticastAnswerInterval = 1s;  // RFC 6762 §6
+constexpr auto kUnicastAnswerInterval = 1s;    // per source
+constexpr size_t kMaxRateLimited = 1024;       // sources remembered for the unicast rate limit
+constexpr size_t kMaxSerials = 4096;           // keys whose newest serial is remembered
+
+template <typename T>
+bool same_addresses(const std::vector<T>& a, const std::vector<T>& b) {
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
+}
+
+bool same_announcement(const Announcement& a, const Announcement& b) {
+  return a.display_name == b.display_name && a.port == b.port && a.aliases == b.aliases;
+}
+
+}  // namespace
+
+MdnsEngine::MdnsEngine(EngineConfig config) : config_(std::move(config)), serial_(config_.first_serial) {}
+
+void MdnsEngine::sign(int index, Interface& i) {
+  Announcement a = config_.self;
+  a.ipv4 = config_.ipv4 ? i.ipv4 : std::vector<in_addr>{};
+  a.ipv6 = config_.ipv6 ? i.ipv6 : std::vector<in6_addr>{};
+  a.serial = serial_;
+  std::optional<dns::Message> m = announce(config_.service, a, config_.private_key, config_.network_key);
+  std::optional<std::vector<uint8_t>> wire = m ? dns::serialize(*m) : std::nullopt;
+  i.records = m ? *m : dns::Message{};
+  i.wire = wire ? *wire : std::vector<uint8_t>{};
+  (void)index;
+}
+
+void MdnsEngine::multicast(int index, const std::vector<uint8_t>& bytes) {
+  if (bytes.empty()) return;
+  for (int family : {AF_INET, AF_INET6}) {
+    if ((family == AF_INET && !config_.ipv4) || (family == AF_INET6 && !config_.ipv6)) continue;
+    Outgoing o;
+    o.family = family;
+    o.interface_index = index;
+    o.bytes = bytes;
+    outgoing_.push_back(std::move(o));
+    ++counters_.multicast_sent;
+  }
+}
+
+std::vector<uint8_t> MdnsEngine::query(const Interface& i, bool unicast_response) const {
+  dns::Message q;
+  q.questions.push_back(dns::Question{config_.service, static_cast<uint16_t>(dns::Type::kPtr), dns::kClassIn,
+                                      unicast_response});
+  // Our own records ride along: whoever hears the query learns us from it.
+  for (const std::vector<dns::Record>* section : {&i.records.answers, &i.records.additionals})
+    q.additionals.insert(q.additionals.end(), section->begin(), section->end());
+  std::optional<std::vector<uint8_t>> wire = dns::serialize(q);
+  return wire ? *wire : std::vector<uint8_t>{};
+}
+
+void MdnsEngine::interface_up(int index, const std::vector<in_addr>& ipv4, const std::vector<in6_addr>& ipv6,
+                              Clock::time_point now) {
+  const bool known = interfaces_.count(index) != 0;
+  Interface& i = interfaces_[index];
+  if (known && same_addresses(i.ipv4, ipv4) && same_addresses(i.ipv6, ipv6)) return;
+  i.ipv4 = ipv4;
+  i.ipv6 = ipv6;
+  if (known) {
+    // A change is a newer announcement, on every interface: a receiver on two of our links must not take
+    // the other link's records for a replay.
+    ++serial_;
+    for (auto& [other, j] : interfaces_)
+      sign(other, j);
+  } else {
+    sign(index, i);
+  }
+  if (said_goodbye_) return;
+  if (!known) i.queries = {{now, true}, {now + 1s, false}, {now + 2s, false}, {now + 4s, false}};
+  i.announcements = {now, now + 1s};
+  i.refresh = now + std::chrono::milliseconds(uint64_t{config_.self.ttl} * 800);
+  tick(now);
+}
+
+void MdnsEngine::interface_down(int index) {
+  interfaces_.erase(index);
+  std::vector<Key> keys;
+  for (const auto& [key, peer] : peers_)
+    keys.push_back(key);
+  for (const Key& key : keys)
+    drop_sighting(key, index);
+}
+
+void MdnsEngine::tick(Clock::time_point now) {
+  for (auto& [index, i] : interfaces_) {
+    if (said_goodbye_) break;
+    for (auto it = i.queries.begin(); it != i.queries.end();) {
+      if (it->first > now) {
+        ++it;
+        continue;
+      }
+      multicast(index, query(i, it->second));
+      it = i.queries.erase(it);
+    }
+    for (auto it = i.announcements.begin(); it != i.announcements.end();) {
+      if (*it > now) {
+        ++it;
+        continue;
+      }
+      multicast(index, i.wire);
+      it = i.announcements.erase(it);
+    }
+    if (now >= i.refresh) {
+      multicast(index, i.wire);
+      i.refresh = now + std::chrono::milliseconds(uint64_t{config_.self.ttl} * 800);
+    }
+  }
+  std::vector<std::pair<Key, int>> expired;
+  for (const auto& [key, peer] : peers_)
+    for (const PeerSighting& s : peer.interfaces)
+      if (s.expires <= now) expired.emplace_back(key, s.interface_index);
+  for (const auto& [key, index] : expired)
+    drop_sighting(key, index);
+  for (auto it = unicast_answered_.begin(); it != unicast_answered_.end();)
+    it = now - it->second >= kUnicastAnswerInterval ? unicast_answered_.erase(it) : std::next(it);
+}
+
+MdnsEngine::Clock::time_point MdnsEngine::next_timer() const {
+  Clock::time_point next = Clock::time_point::max();
+  for (const auto& [index, i] : interfaces_) {
+    if (said_goodbye_) break;
+    for (const auto& q : i.queries)
+      next = std::min(next, q.first);
+    for (const auto& a : i.announcements)
+      next = std::min(next, a);
+    next = std::min(next, i.refresh);
+  }
+  for (const auto& [key, peer] : peers_)
+    for (const PeerSighting& s : peer.interfaces)
+      next = std::min(next, s.expires);
+  return next;
+}
+
+void MdnsEngine::goodbye() {
+  if (said_goodbye_) return;
+  said_goodbye_ = true;
+  ++serial_;
+  for (auto& [index, i] : interfaces_) {
+    Announcement a = config_.self;
+    a.ipv4 = config_.ipv4 ? i.ipv4 : std::vector<in_addr>{};
+    a.ipv6 = config_.ipv6 ? i.ipv6 : std::vector<in6_addr>{};
+    a.serial = serial_;
+    std::optional<dns::Message> m =
+        announce(config_.service, a, config_.private_key, config_.network_key, true);
+    std::optional<std::vector<uint8_t>> wire = m ? dns::serialize(*m) : std::nullopt;
+    if (wire) multicast(index, *wire);
+    i.queries.clear();
+    i.announcements.clear();
+  }
+}
+
+void MdnsEngine::receive(const Datagram& d, Clock::time_point now) {
+  ++counters_.datagrams;
+  auto served = interfaces_.find(d.interface_index);
+  if (served == interfaces_.end()) return;
+  if (d.hop_limit != 255) {  // RFC 6762 §11: only what was sent on this link
+    ++counters_.off_link;
+    return;
+  }
+  std::optional<dns::Message> m = dns::parse(d.bytes.data(), d.bytes.size());
+  if (!m || m->opcode != 0 || m->rcode != 0) {
+    ++counters_.malformed;
+    return;
+  }
+  learn(*m, d, now);
+  if (m->response) return;
+  for (const dns::Question& q : m->questions) {
+    if ((q.type == static_cast<uint16_t>(dns::Type::kPtr) ||
+         q.type == static_cast<uint16_t>(dns::Type::kAny)) &&
+        dns::same_name(q.name, config_.service)) {
+      answer(d.interface_index, served->second, d, d.bytes.size(), now);
+      return;
+    }
+  }
+}
+
+void MdnsEngine::answer(int index, Interface& i, const Datagram& d, size_t query_size,
+                        Clock::time_point now) {
+  if (said_goodbye_ || i.wire.empty()) return;
+  const std::string source = d.source.str();
+  auto last = unicast_answered_.find(source);
+  const bool unicast_allowed = i.wire.size() <= query_size && (last == unicast_answered_.end() ||
+                                                               now - last->second >= kUnicastAnswerInterval);
+  if (unicast_allowed) {
+    if (unicast_answered_.size() >= kMaxRateLimited) unicast_answered_.clear();
+    unicast_answered_[source] = now;
+    Outgoing o;
+    o.family = d.source.family();
+    o.interface_index = index;
+    o.multicast = false;
+    o.to = d.source;
+    o.bytes = i.wire;
+    outgoing_.push_back(std::move(o));
+    ++counters_.queries_answered_unicast;
+    return;
+  }
+  const int f = d.source.family() == AF_INET ? 0 : 1;
+  if (i.last_multicast_answer[f] != Clock::time_point{} &&
+      now - i.last_multicast_answer[f] < kMulticastAnswerInterval) {
+    ++counters_.answers_rate_limited;
+    return;
+  }
+  i.last_multicast_answer[f] = now;
+  Outgoing o;
+  o.family = d.source.family();
+  o.interface_index = index;
+  o.bytes = i.wire;
+  outgoing_.push_back(std::move(o));
+  ++counters_.multicast_sent;
+  ++counters_.queries_answered_multicast;
+}
+
+void MdnsEngine::learn(const dns::Message& m, const Datagram& d, Clock::time_point now) {
+  for (Heard& h : read_announcements(config_.service, m, config_.network_key)) {
+    switch (h.verdict) {
+      case Verdict::kMalformed:
+        ++counters_.bad_records;
+        continue;
+      case Verdict::kBadSignature:
+        ++counters_.bad_signature;
+        continue;
+      case Verdict::kWrongNetworkKey:
+        ++counters_.wrong_network_key;
+        continue;
+      case Verdict::kOk:
+        break;
+    }
+    const Announcement& a = h.announcement;
+    if (a.key == config_.self.key) continue;  // our own, looped back
+    if (newest_serial_.size() >= kMaxSerials && !newest_serial_.count(a.key)) {
+      for (auto it = newest_serial_.begin(); it != newest_serial_.end();)
+        it = peers_.count(it->first) ? std::next(it) : newest_serial_.erase(it);
+    }
+    uint64_t& newest = newest_serial_[a.key];
+    if (a.serial < newest) {
+      ++counters_.replayed;
+      continue;
+    }
+    newest = a.serial;
+    if (h.goodbye) {
+      drop_sighting(a.key, d.interface_index);
+      continue;
+    }
+    auto found = peers_.find(a.key);
+    const bool is_new = found == peers_.end();
+    DiscoveredPeer& peer = peers_[a.key];
+    bool changed = !is_new && !same_announcement(peer.announcement, a);
+    peer.announcement = a;
+    auto s = std::find_if(peer.interfaces.begin(), peer.interfaces.end(),
+                          [&](const PeerSighting& x) { return x.interface_index == d.interface_index; });
+    if (s == peer.interfaces.end()) {
+      peer.interfaces.push_back(PeerSighting{});
+      s = std::prev(peer.interfaces.end());
+      s->interface_index = d.interface_index;
+      changed = true;
+    } else if (!same_addresses(s->ipv4, a.ipv4) || !same_addresses(s->ipv6, a.ipv6)) {
+      changed = true;
+    }
+    s->source = d.source;
+    s->ipv4 = a.ipv4;
+    s->ipv6 = a.ipv6;
+    s->last_seen = now;
+    s->expires = now + std::chrono::seconds(a.ttl);
+    if (is_new || changed)
+      events_.push_back(PeerEvent{is_new ? PeerEvent::kFound : PeerEvent::kUpdated, a.key, peer});
+  }
+}
+
+void MdnsEngine::drop_sighting(const Key& key, int index) {
+  auto p = peers_.find(key);
+  if (p == peers_.end()) return;
+  std::vector<PeerSighting>& v = p->second.interfaces;
+  const size_t before = v.size();
+  v.erase(
+      std::remove_if(v.begin(), v.end(), [&](const PeerSighting& s) { return s.interface_index == index; }),
+      v.end());
+  if (v.size() == before) return;
+  if (v.empty()) {
+    events_.push_back(PeerEvent{PeerEvent::kLost, key, p->second});
+    peers_.erase(p);
+  } else {
+    events_.push_back(PeerEvent{PeerEvent::kUpdated, key, p->second});
+  }
+}
+
+std::vector<Outgoing> MdnsEngine::take_outgoing() {
+  std::vector<Outgoing> out;
+  out.swap(outgoing_);
+  return out;
+}
+
+std::vector<PeerEvent> MdnsEngine::take_events() {
+  std::vector<PeerEvent> out;
+  out.swap(events_);
+  return out;
+}
+
+}  // namespace peerlink::lan

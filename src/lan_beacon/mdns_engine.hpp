@@ -1,0 +1,135 @@
+// The LAN beacon's own mDNS querier and responder for one service, without I/O: datagrams and time go in,
+// datagrams to send and discovery events come out (the caller owns the sockets, mdns_socket.hpp, and the
+// clock). Deterministic, so its timing rules are tested without waiting.
+//
+// What it does, per interface and address family:
+//   - on interface_up: a query at once (QU: answers by unicast), repeated at 1, 2 and 4 s (QM), each
+//     carrying this peer's own signed records as additionals, so whoever hears the query learns this peer
+//     in the same packet; and two announcements, at once and 1 s later (RFC 6762 §8.3);
+//   - re-announcements at 80% of the TTL (the records never lapse while running: 120 s TTL, so ≤ 2 packets
+//     a minute per interface and family), a goodbye (TTL 0) on goodbye();
+//   - answers a query for the service: by unicast to the querier when it is no larger than the query was
+//     (nobody gets more bytes than they sent) and the source has not had one in the last second; else by
+//     multicast, at most once a second per interface (RFC 6762 §6); queries not for the service get nothing;
+//   - believes only on-link datagrams (hop limit 255, RFC 6762 §11) whose records verify
+//     (beacon_records.hpp); a serial older than the newest seen from that key is a replay and is ignored;
+//   - forgets a peer's interface when its records expire or on its goodbye; a peer is lost when it is
+//     on no interface any more.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "beacon_records.hpp"
+#include "mdns_socket.hpp"
+
+namespace peerlink::lan {
+
+struct EngineConfig {
+  dns::Name service;                 // service_name("...")
+  Announcement self;                 // key, display name, port, aliases, ttl; addresses are per interface
+  Key private_key{};                 // the X25519 private key of self.key
+  std::vector<uint8_t> network_key;  // empty: none
+  bool ipv4 = true, ipv6 = true;
+  uint64_t first_serial = 0;  // e.g. milliseconds since the epoch at start
+};
+
+struct Outgoing {
+  int family = 0;           // AF_INET or AF_INET6
+  int interface_index = 0;  // for multicast
+  bool multicast = true;
+  SocketAddress to;  // for unicast
+  std::vector<uint8_t> bytes;
+};
+
+struct PeerSighting {
+  int interface_index = 0;
+  SocketAddress source;        // where its last datagram came from
+  std::vector<in_addr> ipv4;   // its addresses on this link, as it announced them
+  std::vector<in6_addr> ipv6;  // (link-local ones are reached with scope id = interface_index)
+  std::chrono::steady_clock::time_point last_seen{}, expires{};
+};
+
+struct DiscoveredPeer {
+  Announcement announcement;
+  std::vector<PeerSighting> interfaces;
+};
+
+struct PeerEvent {
+  enum Kind { kFound, kUpdated, kLost } kind = kFound;
+  Key key{};
+  DiscoveredPeer peer;  // as it is after the event (as it was, for kLost)
+};
+
+struct EngineCounters {
+  uint64_t datagrams = 0;
+  uint64_t malformed = 0;          // not a DNS message
+  uint64_t off_link = 0;           // hop limit not 255
+  uint64_t bad_signature = 0;      // forged, unsigned, altered
+  uint64_t wrong_network_key = 0;  // strangers, or a closed group we are not in
+  uint64_t bad_records = 0;        // our service's records, badly formed
+  uint64_t replayed = 0;           // older serial than one seen
+  uint64_t queries_answered_unicast = 0;
+  uint64_t queries_answered_multicast = 0;
+  uint64_t answers_rate_limited = 0;  // nothing sent: multicast answered less than a second ago
+  uint64_t multicast_sent = 0;
+};
+
+class MdnsEngine {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  explicit MdnsEngine(EngineConfig config);
+
+  // Starts serving an interface with this host's addresses on it (again: new addresses, re-announced).
+  void interface_up(int index, const std::vector<in_addr>& ipv4, const std::vector<in6_addr>& ipv6,
+                    Clock::time_point now);
+  // The interface is gone: its peers' sightings go (lost events for peers seen nowhere else).
+  void interface_down(int index);
+  void receive(const Datagram& d, Clock::time_point now);
+  // Timers: queries, announcements, refreshes, expiry.
+  void tick(Clock::time_point now);
+  Clock::time_point next_timer() const;
+  // Goodbye on every interface (and stops announcing).
+  void goodbye();
+
+  std::vector<Outgoing> take_outgoing();
+  std::vector<PeerEvent> take_events();
+  const std::map<Key, DiscoveredPeer>& peers() const { return peers_; }
+  const EngineCounters& counters() const { return counters_; }
+
+ private:
+  struct Interface {
+    std::vector<in_addr> ipv4;
+    std::vector<in6_addr> ipv6;
+    dns::Message records;                                     // our signed announcement
+    std::vector<uint8_t> wire;                                // ... serialized
+    std::vector<std::pair<Clock::time_point, bool>> queries;  // pending: when, and whether QU
+    std::vector<Clock::time_point> announcements;             // pending
+    Clock::time_point refresh{};
+    Clock::time_point last_multicast_answer[2]{};  // per family
+  };
+  void sign(int index, Interface& i);
+  void multicast(int index, const std::vector<uint8_t>& bytes);
+  std::vector<uint8_t> query(const Interface& i, bool unicast_response) const;
+  void answer(int index, Interface& i, const Datagram& d, size_t query_size, Clock::time_point now);
+  void learn(const dns::Message& m, const Datagram& d, Clock::time_point now);
+  void drop_sighting(const Key& key, int index);
+
+  EngineConfig config_;
+  uint64_t serial_;
+  bool said_goodbye_ = false;
+  std::map<int, Interface> interfaces_;
+  std::map<Key, DiscoveredPeer> peers_;
+  std::map<Key, uint64_t> newest_serial_;  // also of peers that left: their old records stay replays
+  std::map<std::string, Clock::time_point> unicast_answered_;  // source -> last unicast answer
+  std::vector<Outgoing> outgoing_;
+  std::vector<PeerEvent> events_;
+  EngineCounters counters_;
+};
+
+}  // namespace peerlink::lan
