@@ -194,7 +194,7 @@ TEST(LanDiscoveryLab, PeersFindEachOtherOverIpv4AndOverIpv6_LansStayApart_DualHo
         [&] {
           return b1->peers().count(gone) == 0 && b3->peers().count(gone) == 0 && bb->peers().count(gone) == 0;
         },
-        1s));
+        3s));
   }
 }
 
