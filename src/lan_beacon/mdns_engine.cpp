@@ -175,8 +175,8 @@ void MdnsEngine::receive(const Datagram& d, Clock::time_point now) {
     ++counters_.malformed;
     return;
   }
-  learn(*m, d, now);
-  if (m->response) return;
+  const bool ours = learn(*m, d, now);
+  if (m->response || ours) return;  // our own query, looped back: not answered
   for (const dns::Question& q : m->questions) {
     if ((q.type == static_cast<uint16_t>(dns::Type::kPtr) ||
          q.type == static_cast<uint16_t>(dns::Type::kAny)) &&
@@ -223,7 +223,8 @@ void MdnsEngine::answer(int index, Interface& i, const Datagram& d, size_t query
   ++counters_.queries_answered_multicast;
 }
 
-void MdnsEngine::learn(const dns::Message& m, const Datagram& d, Clock::time_point now) {
+bool MdnsEngine::learn(const dns::Message& m, const Datagram& d, Clock::time_point now) {
+  bool ours = false;
   for (Heard& h : read_announcements(config_.service, m, config_.network_key)) {
     switch (h.verdict) {
       case Verdict::kMalformed:
@@ -239,7 +240,10 @@ void MdnsEngine::learn(const dns::Message& m, const Datagram& d, Clock::time_poi
         break;
     }
     const Announcement& a = h.announcement;
-    if (a.key == config_.self.key) continue;  // our own, looped back
+    if (a.key == config_.self.key) {  // our own, looped back
+      ours = true;
+      continue;
+    }
     if (newest_serial_.size() >= kMaxSerials && !newest_serial_.count(a.key)) {
       for (auto it = newest_serial_.begin(); it != newest_serial_.end();)
         it = peers_.count(it->first) ? std::next(it) : newest_serial_.erase(it);
@@ -277,6 +281,7 @@ void MdnsEngine::learn(const dns::Message& m, const Datagram& d, Clock::time_poi
     if (is_new || changed)
       events_.push_back(PeerEvent{is_new ? PeerEvent::kFound : PeerEvent::kUpdated, a.key, peer});
   }
+  return ours;
 }
 
 void MdnsEngine::drop_sighting(const Key& key, int index) {

@@ -117,7 +117,8 @@ class MdnsEngine {
   void multicast(int index, const std::vector<uint8_t>& bytes);
   std::vector<uint8_t> query(const Interface& i, bool unicast_response) const;
   void answer(int index, Interface& i, const Datagram& d, size_t query_size, Clock::time_point now);
-  void learn(const dns::Message& m, const Datagram& d, Clock::time_point now);
+  // Takes in the peers a message announces; true if it carries our own records (it is ours, looped back).
+  bool learn(const dns::Message& m, const Datagram& d, Clock::time_point now);
   void drop_sighting(const Key& key, int index);
 
   EngineConfig config_;

@@ -112,6 +112,10 @@ SocketAddress SocketAddress::ipv6(const in6_addr& address, uint16_t port, uint32
 }
 
 bool MdnsSocket::open(bool ipv4, bool ipv6, uint16_t port, std::string* why) {
+  if (fd4_ >= 0 || fd6_ >= 0) {
+    if (why) *why = "already open";
+    return false;
+  }
   port_ = port;
   std::string why4, why6;
   if (ipv4) fd4_ = open_socket(AF_INET, port, &why4);

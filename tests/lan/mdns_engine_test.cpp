@@ -246,6 +246,18 @@ TEST(MdnsEngine, AnswersByUnicastWithinTheQuerySizeOnceASecondElseMulticastRateL
   out = a.engine->take_outgoing();
   ASSERT_EQ(out.size(), 1u);
   EXPECT_TRUE(out[0].multicast);  // the source had its unicast answer this second
+  // Its own query, looped back by the kernel, is not answered.
+  lan.advance(2s);
+  a.engine->interface_up(kIf, {a.address}, {}, lan.now);  // unchanged: nothing new is sent
+  EXPECT_TRUE(a.engine->take_outgoing().empty());
+  std::vector<uint8_t> own_query;
+  for (const std::vector<uint8_t>& c : lan.captured) {
+    std::optional<dns::Message> m = dns::parse(c.data(), c.size());
+    if (m && !m->response) own_query = c;  // the last query seen: b never started, so a's
+  }
+  ASSERT_FALSE(own_query.empty());
+  a.engine->receive(lan.from(a, own_query, true), lan.now);
+  EXPECT_TRUE(a.engine->take_outgoing().empty());
   // A query for another service gets nothing.
   dns::Message other;
   other.questions.push_back(
