@@ -1,12 +1,10 @@
 #include "lan/lan_lab.hpp"
 
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <stdexcept>
 #include <thread>
 
@@ -20,21 +18,7 @@ using netlab::run_command;
 
 std::atomic<int> g_labs{0};
 
-// Writes /proc/sys/<key> inside namespace `ns` only (never the root namespace's).
-void set_sysctl(const std::string& ns, const std::string& key, const std::string& value,
-                bool optional = false) {
-  struct stat target {};
-  if (stat(("/run/netns/" + ns).c_str(), &target) != 0)
-    throw std::runtime_error("lan lab: no namespace " + ns);
-  netlab::NetnsScope scope(ns);
-  if (netlab::current_netns_inode() != static_cast<unsigned long>(target.st_ino))
-    throw std::runtime_error("lan lab: not inside namespace " + ns + "; refusing to write /proc/sys/" + key);
-  if (optional && access(("/proc/sys/" + key).c_str(), F_OK) != 0) return;
-  std::ofstream f("/proc/sys/" + key);
-  f << value << "\n";
-  f.close();
-  if (!f) throw std::runtime_error("lan lab: cannot write /proc/sys/" + key + " in " + ns);
-}
+using netlab::set_sysctl;
 
 // Until eth<k> is up at both ends and its IPv6 link-local address is usable.
 void wait_usable(const std::string& ns, const std::string& dev) {

@@ -201,21 +201,6 @@ void Lab::wait_links_up(const std::string& ns, const std::vector<std::string>& l
   }
 }
 
-void Lab::set_sysctl(const std::string& ns, const std::string& key, const std::string& value, bool optional) {
-  struct stat target {};
-  if (stat(("/run/netns/" + ns).c_str(), &target) != 0)
-    throw std::runtime_error("netlab: no namespace " + ns);
-  NetnsScope scope(ns);
-  // /proc/sys/net belongs to the namespace of the calling thread; make sure that is the lab's, never root's.
-  if (current_netns_inode() != static_cast<unsigned long>(target.st_ino))
-    throw std::runtime_error("netlab: not inside namespace " + ns + "; refusing to write /proc/sys/" + key);
-  if (optional && access(("/proc/sys/" + key).c_str(), F_OK) != 0) return;
-  std::ofstream f("/proc/sys/" + key);
-  f << value << "\n";
-  f.close();
-  if (!f) throw std::runtime_error("netlab: cannot write /proc/sys/" + key + " in " + ns);
-}
-
 void Lab::build_internet() {
   add_netns(internet_ns_);
   std::string cmds =

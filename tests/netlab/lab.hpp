@@ -150,9 +150,6 @@ class Lab {
   void add_netns(const std::string& name);
   void ip_batch(const std::string& ns, const std::string& commands);
   void wait_links_up(const std::string& ns, const std::vector<std::string>& links);
-  // Writes /proc/sys/<key> inside ns; an optional key that does not exist there is skipped.
-  void set_sysctl(const std::string& ns, const std::string& key, const std::string& value,
-                  bool optional = false);
   void load_rules(const Site& site);
   void teardown() noexcept;
 

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -333,6 +334,21 @@ unsigned long current_netns_inode() {
   struct stat st {};
   if (stat("/proc/thread-self/ns/net", &st) != 0) return 0;
   return static_cast<unsigned long>(st.st_ino);
+}
+
+void set_sysctl(const std::string& ns, const std::string& key, const std::string& value, bool optional) {
+  struct stat target {};
+  if (stat(("/run/netns/" + ns).c_str(), &target) != 0)
+    throw std::runtime_error("netlab: no namespace " + ns);
+  NetnsScope scope(ns);
+  // /proc/sys/net belongs to the namespace of the calling thread; make sure that is the test's, never root's.
+  if (current_netns_inode() != static_cast<unsigned long>(target.st_ino))
+    throw std::runtime_error("netlab: not inside namespace " + ns + "; refusing to write /proc/sys/" + key);
+  if (optional && access(("/proc/sys/" + key).c_str(), F_OK) != 0) return;
+  std::ofstream f("/proc/sys/" + key);
+  f << value << "\n";
+  f.close();
+  if (!f) throw std::runtime_error("netlab: cannot write /proc/sys/" + key + " in " + ns);
 }
 
 }  // namespace peerlink::netlab

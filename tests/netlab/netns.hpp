@@ -68,4 +68,10 @@ class NetnsScope {
 // Inode number of the calling thread's network namespace (to compare namespaces in checks).
 unsigned long current_netns_inode();
 
+// Writes /proc/sys/<key> (e.g. "net/ipv4/ip_forward") inside the namespace `ns`, never the root
+// namespace's: it checks that the writing thread is in `ns` first. With `optional`, a key this kernel does
+// not have is skipped. Throws std::runtime_error when it cannot.
+void set_sysctl(const std::string& ns, const std::string& key, const std::string& value,
+                bool optional = false);
+
 }  // namespace peerlink::netlab
