@@ -170,6 +170,21 @@ void MdnsEngine::receive(const Datagram& d, Clock::time_point now) {
     ++counters_.off_link;
     return;
   }
+  {
+    if (sources_.size() >= kMaxRateLimited) sources_.clear();
+    auto [it, added] = sources_.try_emplace(d.source.str());
+    Bucket& b = it->second;
+    if (!added) {
+      b.tokens =
+          std::min(kSourceBurst, b.tokens + std::chrono::duration<double>(now - b.at).count() * kSourceRate);
+    }
+    b.at = now;
+    if (b.tokens < 1) {
+      ++counters_.source_rate_limited;
+      return;
+    }
+    b.tokens -= 1;
+  }
   std::optional<dns::Message> m = dns::parse(d.bytes.data(), d.bytes.size());
   if (!m || m->opcode != 0 || m->rcode != 0) {
     ++counters_.malformed;
@@ -260,6 +275,10 @@ bool MdnsEngine::learn(const dns::Message& m, const Datagram& d, Clock::time_poi
     }
     auto found = peers_.find(a.key);
     const bool is_new = found == peers_.end();
+    if (is_new && peers_.size() >= kMaxPeers) {
+      ++counters_.peers_refused;
+      continue;
+    }
     DiscoveredPeer& peer = peers_[a.key];
     bool changed = !is_new && !same_announcement(peer.announcement, a);
     peer.announcement = a;

@@ -13,6 +13,8 @@
 //     multicast, at most once a second per interface (RFC 6762 §6); queries not for the service get nothing;
 //   - believes only on-link datagrams (hop limit 255, RFC 6762 §11) whose records verify
 //     (beacon_records.hpp); a serial older than the newest seen from that key is a replay and is ignored;
+//   - takes at most kSourceRate datagrams a second from one source (a burst of kSourceBurst), and at most
+//     kMaxPeers peers: a flood costs bounded CPU (signature checks) and memory;
 //   - forgets a peer's interface when its records expire or on its goodbye; a peer is lost when it is
 //     on no interface any more.
 #pragma once
@@ -77,7 +79,13 @@ struct EngineCounters {
   uint64_t queries_answered_multicast = 0;
   uint64_t answers_rate_limited = 0;  // nothing sent: multicast answered less than a second ago
   uint64_t multicast_sent = 0;
+  uint64_t source_rate_limited = 0;  // datagrams dropped: their source sent more than kSourceRate a second
+  uint64_t peers_refused = 0;        // new peers not taken: kMaxPeers are known already
 };
+
+inline constexpr size_t kMaxPeers = 1024;   // peers remembered at once
+inline constexpr double kSourceRate = 20;   // datagrams a second one source may send us (sustained) ...
+inline constexpr double kSourceBurst = 60;  // ... and at once
 
 class MdnsEngine {
  public:
@@ -128,6 +136,11 @@ class MdnsEngine {
   std::map<Key, DiscoveredPeer> peers_;
   std::map<Key, uint64_t> newest_serial_;  // also of peers that left: their old records stay replays
   std::map<std::string, Clock::time_point> unicast_answered_;  // source -> last unicast answer
+  struct Bucket {
+    double tokens = kSourceBurst;
+    Clock::time_point at{};
+  };
+  std::map<std::string, Bucket> sources_;  // per source address: its datagram budget
   std::vector<Outgoing> outgoing_;
   std::vector<PeerEvent> events_;
   EngineCounters counters_;
