@@ -22,6 +22,7 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -73,8 +74,15 @@ struct Heard {
   std::string instance;
 };
 
+// The last records verified per key (the signed bytes and the signature): the same records heard again (a
+// query's and an answer's copies, refreshes) are not verified again. Bounded.
+struct VerifiedCache {
+  std::map<Key, std::vector<uint8_t>> last;
+};
+
 // Every announcement of `service` in a response, checked. Records of other services are skipped.
 std::vector<Heard> read_announcements(const dns::Name& service, const dns::Message& response,
-                                      const std::vector<uint8_t>& network_key);
+                                      const std::vector<uint8_t>& network_key,
+                                      VerifiedCache* cache = nullptr);
 
 }  // namespace peerlink::lan

@@ -240,7 +240,7 @@ void MdnsEngine::answer(int index, Interface& i, const Datagram& d, size_t query
 
 bool MdnsEngine::learn(const dns::Message& m, const Datagram& d, Clock::time_point now) {
   bool ours = false;
-  for (Heard& h : read_announcements(config_.service, m, config_.network_key)) {
+  for (Heard& h : read_announcements(config_.service, m, config_.network_key, &verified_)) {
     switch (h.verdict) {
       case Verdict::kMalformed:
         ++counters_.bad_records;

@@ -134,6 +134,7 @@ class MdnsEngine {
   bool said_goodbye_ = false;
   std::map<int, Interface> interfaces_;
   std::map<Key, DiscoveredPeer> peers_;
+  VerifiedCache verified_;                 // records whose signature was checked already
   std::map<Key, uint64_t> newest_serial_;  // also of peers that left: their old records stay replays
   std::map<std::string, Clock::time_point> unicast_answered_;  // source -> last unicast answer
   struct Bucket {

@@ -125,6 +125,22 @@ TEST_F(BeaconRecords, AlteredMovedUnsignedOrResignedRecordsFail) {
   EXPECT_EQ(verdict(m), Verdict::kMalformed);
 }
 
+TEST_F(BeaconRecords, TheVerifiedCacheSkipsOnlyExactlyTheSameRecords) {
+  VerifiedCache cache;
+  const dns::Message m = announced();
+  for (int i = 0; i < 2; ++i) {  // verified, then taken from the cache
+    std::vector<Heard> h = read_announcements(service, m, {}, &cache);
+    ASSERT_EQ(h.size(), 1u);
+    EXPECT_EQ(h[0].verdict, Verdict::kOk);
+  }
+  EXPECT_EQ(cache.last.size(), 1u);
+  dns::Message altered = m;
+  find(altered, dns::Type::kSrv).port = 1;  // same signature, other content
+  std::vector<Heard> h = read_announcements(service, altered, {}, &cache);
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h[0].verdict, Verdict::kBadSignature);
+}
+
 TEST_F(BeaconRecords, NetworkKeyLimitsTheGroup) {
   const std::vector<uint8_t> key(32, 0x11), another(32, 0x22);
   auto verdicts = [&](const dns::Message& m, const std::vector<uint8_t>& k) {
