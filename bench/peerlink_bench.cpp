@@ -6,6 +6,7 @@
 //   peerlink-bench --netns throughput rtt           between two network namespaces (root)
 //   peerlink-bench --netns --ice connect            peer-to-peer through the NAT lab, per NAT pairing (root)
 //   peerlink-bench xmpp-connect                     through a Prosody on the loopback (builds with the tests)
+//   peerlink-bench lan-discover                     LAN discovery in namespaces (root; builds with the tests)
 //
 // The two-process scenarios start this program again as their server (`--role ...`, server_roles.hpp).
 #include <unistd.h>
@@ -33,6 +34,9 @@
 #include "teardown.hpp"
 #ifdef PEERLINK_BENCH_XMPP
 #include "xmpp_scenarios.hpp"
+#endif
+#ifdef PEERLINK_BENCH_LAN
+#include "lan_scenarios.hpp"
 #endif
 
 namespace {
@@ -104,6 +108,11 @@ void usage() {
       "                same run (targets p50 <= 100 ms and <= baseline + 20 ms); also the login (TLS + "
       "SCRAM\n"
       "                + bind, target p50 <= 200 ms) and the stanza bytes per setup per side\n"
+      "\n"
+      "LAN discovery (builds with the tests, root; LANs of its own in network namespaces):\n"
+      "  lan-discover  3, then 20 peers start their beacons at once: time until every peer sees every\n"
+      "                other, p50/p99 of --samples cold starts (default 10; target p50 <= 50 ms); baseline\n"
+      "                one datagram from every peer to the mDNS group, until every peer has them all\n"
       "\n"
       "With no scenario named, all run.\n");
 }
@@ -196,6 +205,14 @@ int main(int argc, char** argv) {
          XmppBenchOptions x;
          if (samples_given) x.samples = samples;
          run_xmpp_connect(x);
+       }},
+#endif
+#ifdef PEERLINK_BENCH_LAN
+      {"lan-discover",
+       [&] {
+         LanBenchOptions l;
+         if (samples_given) l.samples = samples;
+         run_lan_discover(l);
        }},
 #endif
   };

@@ -1,0 +1,146 @@
+#include "lan_scenarios.hpp"
+
+#include <net/if.h>
+#include <poll.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench_output.hpp"
+#include "lan/lab_beacon.hpp"
+#include "lan/lan_lab.hpp"
+#include "mdns_socket.hpp"
+#include "measure.hpp"
+#include "netlab/netns.hpp"
+
+namespace peerlink::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+using test::LabBeacon;
+using test::LanLab;
+
+// One cold start of the beacons on `hosts`: ms until every one sees all the others; < 0 on a timeout.
+double discover_once(const std::vector<std::string>& hosts) {
+  std::vector<std::unique_ptr<LabBeacon>> beacons;
+  for (const std::string& ns : hosts)
+    beacons.push_back(std::make_unique<LabBeacon>(ns, 1, true, false, "bench"));
+  const auto t0 = Clock::now();
+  for (auto& b : beacons)
+    b->start();
+  for (;;) {
+    bool all = true;
+    for (auto& b : beacons)
+      all = all && b->peer_count() == hosts.size() - 1;
+    if (all) return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    if (Clock::now() - t0 > 10s) return -1;
+    std::this_thread::sleep_for(100us);
+  }
+}
+
+// The baseline: each host sends one datagram to the group at one moment; ms until every host has one from
+// each of the others; < 0 on a timeout.
+double fan_out_once(const std::vector<std::string>& hosts) {
+  const size_t n = hosts.size();
+  std::vector<std::unique_ptr<lan::MdnsSocket>> sockets;
+  std::vector<int> indexes;
+  for (const std::string& ns : hosts) {
+    netlab::NetnsScope scope(ns);
+    auto s = std::make_unique<lan::MdnsSocket>();
+    std::string why;
+    const int index = static_cast<int>(if_nametoindex("eth0"));
+    if (!s->open(true, false, 5354, &why) || !s->join(index, &why)) throw std::runtime_error(ns + ": " + why);
+    sockets.push_back(std::move(s));
+    indexes.push_back(index);
+  }
+  std::atomic<size_t> done{0};
+  std::atomic<bool> go{false};
+  std::vector<double> finished(n, -1);
+  std::vector<std::thread> threads;
+  Clock::time_point t0{};
+  std::mutex m;
+  std::condition_variable cv;
+  for (size_t i = 0; i < n; ++i) {
+    threads.emplace_back([&, i] {
+      {
+        std::unique_lock<std::mutex> lock(m);
+        cv.wait(lock, [&] { return go.load(); });
+      }
+      const std::vector<uint8_t> hello(64, static_cast<uint8_t>(i));
+      std::string why;
+      sockets[i]->send_multicast(AF_INET, indexes[i], hello, &why);
+      std::set<std::string> from;
+      while (from.size() < n - 1 && Clock::now() - t0 < 5s) {
+        pollfd p{sockets[i]->fd4(), POLLIN, 0};
+        poll(&p, 1, 100);
+        lan::Datagram d;
+        while (sockets[i]->receive(sockets[i]->fd4(), d))
+          if (d.bytes != hello) from.insert(d.source.str());
+      }
+      if (from.size() == n - 1)
+        finished[i] = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+      ++done;
+    });
+  }
+  {
+    std::lock_guard<std::mutex> lock(m);
+    t0 = Clock::now();
+    go = true;
+  }
+  cv.notify_all();
+  for (auto& t : threads)
+    t.join();
+  double worst = 0;
+  for (double f : finished) {
+    if (f < 0) return -1;
+    worst = std::max(worst, f);
+  }
+  return worst;
+}
+
+}  // namespace
+
+bool run_lan_discover(const LanBenchOptions& o) {
+  std::string why;
+  if (!test::can_build_lan_lab(&why)) {
+    std::fprintf(stderr, "peerlink-bench: lan-discover skipped: %s\n", why.c_str());
+    return false;
+  }
+  for (size_t peers : {size_t{3}, size_t{20}}) {
+    LanLab lab;
+    const int lan = lab.add_lan();
+    std::vector<std::string> hosts;
+    for (size_t i = 0; i < peers; ++i)
+      hosts.push_back(lab.add_host({lan}));
+    std::vector<double> ms, base;
+    size_t timeouts = 0;
+    for (size_t s = 0; s < o.samples; ++s) {
+      const double d = discover_once(hosts);
+      if (d < 0)
+        ++timeouts;
+      else
+        ms.push_back(d);
+      const double b = fan_out_once(hosts);
+      if (b >= 0) base.push_back(b);
+    }
+    const double p50 = percentile(ms, 0.5), p99 = percentile(ms, 0.99);
+    Figure f{"lan-discover", p50, "ms", {}};
+    f.add_count("peers", peers).add("statistic", "p50").add("p99_ms", p99).add_count("samples", ms.size());
+    f.add_count("timeouts", timeouts)
+        .add("what", "beacons started at once to every peer seeing every other, IPv4");
+    f.add("target", "p50 <= 50 ms").add("target_met", (timeouts == 0 && p50 <= 50) ? "yes" : "no");
+    f.compare("multicast-fan-out-p50", percentile(base, 0.5)).print();
+  }
+  return true;
+}
+
+}  // namespace peerlink::bench

@@ -1,0 +1,20 @@
+// LAN discovery on LANs in network namespaces (the tests' LAN lab, tests/lan/lan_lab.hpp): only in builds
+// with the tests, and skipped without root.
+#pragma once
+
+#include <cstddef>
+
+namespace peerlink::bench {
+
+struct LanBenchOptions {
+  size_t samples = 10;  // cold starts measured per peer count
+};
+
+// lan-discover: N peers (3, then 20) on one LAN start their beacons at one moment; the time until every
+// peer sees every other, p50/p99 over fresh identities (target p50 <= 50 ms). Baseline in the same run:
+// every peer sends one datagram to the mDNS group at one moment, until every peer has all the others'
+// (the LAN's own fan-out, with nothing of the protocol). IPv4 only.
+// Returns false (after saying why on stderr) when it cannot run.
+bool run_lan_discover(const LanBenchOptions& o);
+
+}  // namespace peerlink::bench
