@@ -82,3 +82,46 @@ TEST(LanDiscoveryLab, PeersFindEachOtherOverIpv4AndOverIpv6_LansStayApart_DualHo
 
 }  // namespace
 }  // namespace peerlink::test
+
+namespace peerlink::test {
+namespace {
+
+TEST(LanDiscoveryLab, TwentyPeersOnOneLanAllDiscoverEachOther_ALateJoinerSeesAllAndIsSeen) {
+  std::string why;
+  if (!can_build_lan_lab(&why)) GTEST_SKIP() << why;
+  LanLab lab;
+  const int lan = lab.add_lan();
+  std::vector<std::string> hosts;
+  for (int i = 0; i < 20; ++i)
+    hosts.push_back(lab.add_host({lan}));
+  std::vector<std::unique_ptr<LabBeacon>> beacons;
+  for (size_t i = 0; i + 1 < hosts.size(); ++i)
+    beacons.push_back(std::make_unique<LabBeacon>(hosts[i], 1, true, true));
+  for (auto& b : beacons)
+    b->start();
+  ASSERT_TRUE(wait_for(
+      [&] {
+        for (auto& b : beacons)
+          if (b->peer_count() != 18) return false;
+        return true;
+      },
+      10s));
+  // The twentieth starts later: its query reaches all, their answers reach it.
+  std::this_thread::sleep_for(200ms);
+  beacons.push_back(std::make_unique<LabBeacon>(hosts.back(), 1, true, true));
+  beacons.back()->start();
+  ASSERT_TRUE(wait_for(
+      [&] {
+        for (auto& b : beacons)
+          if (b->peer_count() != 19) return false;
+        return true;
+      },
+      10s));
+  for (auto& b : beacons) {
+    const lan::EngineCounters c = b->counters();
+    EXPECT_EQ(c.bad_signature + c.malformed + c.off_link + c.replayed + c.peers_refused, 0u);
+  }
+}
+
+}  // namespace
+}  // namespace peerlink::test

@@ -1,5 +1,6 @@
 #include "lan/lan_lab.hpp"
 
+#include <net/if.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -116,9 +117,11 @@ std::string LanLab::ipv4(const std::string& ns, int eth) const {
 }
 
 int LanLab::interface_index(const std::string& ns, int eth) {
-  const std::string out =
-      run_checked({"ip", "-n", ns, "-o", "link", "show", "dev", "eth" + std::to_string(eth)});
-  return std::stoi(out);  // "7: eth0@if8: <...>"
+  const std::string dev = "eth" + std::to_string(eth);
+  netlab::NetnsScope scope(ns);  // if_nametoindex asks the calling thread's namespace
+  const unsigned index = if_nametoindex(dev.c_str());
+  if (index == 0) throw std::runtime_error("lan lab: no " + dev + " in " + ns);
+  return static_cast<int>(index);
 }
 
 }  // namespace peerlink::test
