@@ -26,16 +26,21 @@ bool same_announcement(const Announcement& a, const Announcement& b) {
 
 MdnsEngine::MdnsEngine(EngineConfig config) : config_(std::move(config)), serial_(config_.first_serial) {}
 
-void MdnsEngine::sign(int index, Interface& i) {
+std::optional<std::vector<uint8_t>> MdnsEngine::signed_records(Interface& i, bool goodbye) const {
   Announcement a = config_.self;
   a.ipv4 = config_.ipv4 ? i.ipv4 : std::vector<in_addr>{};
   a.ipv6 = config_.ipv6 ? i.ipv6 : std::vector<in6_addr>{};
   a.serial = serial_;
-  std::optional<dns::Message> m = announce(config_.service, a, config_.private_key, config_.network_key);
-  std::optional<std::vector<uint8_t>> wire = m ? dns::serialize(*m) : std::nullopt;
-  i.records = m ? *m : dns::Message{};
+  std::optional<dns::Message> m =
+      announce(config_.service, a, config_.private_key, config_.network_key, goodbye);
+  if (!m) return std::nullopt;
+  if (!goodbye) i.records = *m;
+  return dns::serialize(*m);
+}
+
+void MdnsEngine::sign(Interface& i) {
+  std::optional<std::vector<uint8_t>> wire = signed_records(i, false);
   i.wire = wire ? *wire : std::vector<uint8_t>{};
-  (void)index;
 }
 
 void MdnsEngine::multicast(int index, const std::vector<uint8_t>& bytes) {
@@ -74,9 +79,9 @@ void MdnsEngine::interface_up(int index, const std::vector<in_addr>& ipv4, const
     // the other link's records for a replay.
     ++serial_;
     for (auto& [other, j] : interfaces_)
-      sign(other, j);
+      sign(j);
   } else {
-    sign(index, i);
+    sign(i);
   }
   if (said_goodbye_) return;
   if (!known) i.queries = {{now, true}, {now + 1s, false}, {now + 2s, false}, {now + 4s, false}};
@@ -149,14 +154,7 @@ void MdnsEngine::goodbye() {
   said_goodbye_ = true;
   ++serial_;
   for (auto& [index, i] : interfaces_) {
-    Announcement a = config_.self;
-    a.ipv4 = config_.ipv4 ? i.ipv4 : std::vector<in_addr>{};
-    a.ipv6 = config_.ipv6 ? i.ipv6 : std::vector<in6_addr>{};
-    a.serial = serial_;
-    std::optional<dns::Message> m =
-        announce(config_.service, a, config_.private_key, config_.network_key, true);
-    std::optional<std::vector<uint8_t>> wire = m ? dns::serialize(*m) : std::nullopt;
-    if (wire) multicast(index, *wire);
+    if (std::optional<std::vector<uint8_t>> wire = signed_records(i, true)) multicast(index, *wire);
     i.queries.clear();
     i.announcements.clear();
   }

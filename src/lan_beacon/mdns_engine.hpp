@@ -121,7 +121,10 @@ class MdnsEngine {
     Clock::time_point refresh{};
     Clock::time_point last_multicast_answer[2]{};  // per family
   };
-  void sign(int index, Interface& i);
+  // Our records for an interface, signed with the current serial (a goodbye: TTL 0), serialized; the
+  // announcement (not a goodbye) is kept in i.records.
+  std::optional<std::vector<uint8_t>> signed_records(Interface& i, bool goodbye) const;
+  void sign(Interface& i);
   void multicast(int index, const std::vector<uint8_t>& bytes);
   std::vector<uint8_t> query(const Interface& i, bool unicast_response) const;
   void answer(int index, Interface& i, const Datagram& d, size_t query_size, Clock::time_point now);
