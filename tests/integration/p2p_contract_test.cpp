@@ -3,6 +3,7 @@
 // mid-setup, virtual ports, and the information of a request before and after its handshake.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <mutex>
 #include <thread>
 
@@ -137,6 +138,43 @@ TEST(P2PContract, PluginStartThrows_CreateSaysPluginFailed) {
   ASSERT_FALSE(h);
   EXPECT_EQ(h.error().code, ErrorCode::kPluginFailed);
   EXPECT_NE(h.error().message.find("no network configured"), std::string::npos) << h.error().message;
+}
+
+// A plugin whose own thread offers ICE servers until stop() joins it: the Host's destructor stops the plugins
+// before it tears down what their offers go to (it used to destroy the resolver first).
+TEST(P2PContract, PluginOffersServersUntilStopped_HostDestroyedSafely) {
+  struct Offering : HandPlugin {
+    Offering() : HandPlugin("offer") {}
+    std::atomic<bool> stopping{false};
+    std::atomic<uint64_t> offers{0};
+    std::thread thread;
+    void start(SignalingSink& s) override {
+      thread = std::thread([this, &s] {
+        StunServer stun;
+        stun.host = "127.0.0.1";
+        stun.port = 3478;
+        while (!stopping) {
+          s.offer_ice_servers({stun}, {});
+          ++offers;
+        }
+      });
+    }
+    void stop() override {
+      stopping = true;
+      thread.join();
+    }
+  };
+  for (int i = 0; i < 5; ++i) {
+    auto plugin = std::make_shared<Offering>();
+    {
+      HostConfig c = test_config();
+      c.signaling.push_back(plugin);
+      Host h(c);
+      while (plugin->offers < 100)
+        std::this_thread::yield();
+    }
+    EXPECT_TRUE(plugin->stopping);
+  }
 }
 
 // Connecting to the Host's own peer id (as its plugin names it) fails at once instead of timing out.

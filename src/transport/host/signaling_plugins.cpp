@@ -112,12 +112,13 @@ SignalingPlugins::~SignalingPlugins() {
 }
 
 void SignalingPlugins::stop_all() {
-  resolver_.reset();  // nothing more from it
+  // Plugins first: until a plugin's stop() returns, its thread may still offer servers to the resolver.
   for (auto& [scheme, plugin] : plugins_) {
     plugin->stop();
     release(plugin.get());
   }
   plugins_.clear();
+  resolver_.reset();  // nothing more from it
   sinks_.clear();
 }
 
