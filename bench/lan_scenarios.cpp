@@ -62,7 +62,6 @@ double fan_out_once(const std::vector<std::string>& hosts) {
     sockets.push_back(std::move(s));
     indexes.push_back(index);
   }
-  std::atomic<size_t> done{0};
   std::atomic<bool> go{false};
   std::vector<double> finished(n, -1);
   std::vector<std::thread> threads;
@@ -88,7 +87,6 @@ double fan_out_once(const std::vector<std::string>& hosts) {
       }
       if (from.size() == n - 1)
         finished[i] = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-      ++done;
     });
   }
   {

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -29,6 +30,11 @@ inline double seconds_between(int64_t from_ns, int64_t to_ns) {
 // The warm-up before a throughput window: a quarter of it, at most half a second.
 inline double warmup_seconds(double seconds) {
   return std::min(0.5, seconds / 4);
+}
+
+// Milliseconds from `from` to `to` on the steady clock.
+inline double ms_since(std::chrono::steady_clock::time_point from, std::chrono::steady_clock::time_point to) {
+  return std::chrono::duration<double, std::milli>(to - from).count();
 }
 
 // The p-quantile (0..1) of the samples, nearest-rank; 0 for no samples. Sorts them.

@@ -34,10 +34,6 @@ using netlab::NetnsScope;
 using netlab::Site;
 using testkit::SignalingHub;
 
-double ms_since(Clock::time_point t0, Clock::time_point t) {
-  return std::chrono::duration<double, std::milli>(t - t0).count();
-}
-
 // A Host living in namespace ns (its service thread is created there); messages go to on_message on the
 // service thread when given.
 std::unique_ptr<Host> host_in(const std::string& ns, const std::shared_ptr<SignalingHub>& hub,

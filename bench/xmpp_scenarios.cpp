@@ -24,10 +24,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-double ms_since(Clock::time_point from, Clock::time_point to) {
-  return std::chrono::duration<double, std::milli>(to - from).count();
-}
-
 // A Host with one signaling plugin, ICE on the loopback; the listening side records when the first
 // message of each connection arrives.
 struct Side {

@@ -23,10 +23,6 @@ void put(std::vector<uint8_t>& out, const std::string& s) {
   out.insert(out.end(), s.begin(), s.end());
 }
 
-std::string label_of_fingerprint(const std::string& fp) {
-  return fp;  // "pl1-abcd-...": letters, digits and dashes, 43 bytes, a valid host label
-}
-
 std::string instance_label(const std::string& display_name, const std::string& fp) {
   return (display_name.empty() ? std::string("peerlink") : display_name) + " [" + fp.substr(4, 9) + "]";
 }
@@ -105,20 +101,6 @@ bool parse_serial(const std::string& text, uint64_t& out) {
 
 }  // namespace
 
-const char* to_string(Verdict v) {
-  switch (v) {
-    case Verdict::kOk:
-      return "ok";
-    case Verdict::kMalformed:
-      return "malformed";
-    case Verdict::kBadSignature:
-      return "bad signature";
-    case Verdict::kWrongNetworkKey:
-      return "wrong network key";
-  }
-  return "?";
-}
-
 std::optional<dns::Name> service_name(const std::string& service) {
   if (service.empty() || service.size() > 15) return std::nullopt;
   bool letter = false;
@@ -132,19 +114,15 @@ std::optional<dns::Name> service_name(const std::string& service) {
   return dns::Name{"_" + service, "_udp", "local"};
 }
 
-std::string fingerprint(const Key& key) {
-  return Identity::fingerprint_of(key);
-}
-
 std::optional<dns::Message> announce(const dns::Name& service, const Announcement& a, const Key& private_key,
                                      const std::vector<uint8_t>& network_key, bool goodbye) {
   if (service.empty() || a.display_name.size() > kMaxDisplayName || a.aliases.size() > kMaxAliases)
     return std::nullopt;
   for (const std::string& alias : a.aliases)
     if (alias.empty() || alias.size() > kMaxAlias) return std::nullopt;
-  const std::string fp = fingerprint(a.key);
+  const std::string fp = Identity::fingerprint_of(a.key);
   const std::string instance = instance_label(a.display_name, fp);
-  const std::string host = label_of_fingerprint(fp);
+  const std::string& host = fp;  // "pl1-abcd-...": letters, digits and dashes, 43 bytes, a valid host label
   const std::vector<uint8_t> bytes = covered(service, instance, host, a, goodbye);
   const std::optional<Signature> sig = sign_with_identity(private_key, bytes.data(), bytes.size());
   if (!sig) return std::nullopt;
@@ -239,7 +217,7 @@ std::vector<Heard> read_announcements(const dns::Name& service, const dns::Messa
         bad_alias = bad_alias || str.size() - 2 > kMaxAlias;
       }
     }
-    const std::string fp = fingerprint(a.key);
+    const std::string fp = Identity::fingerprint_of(a.key);
     if (bad_alias || a.aliases.size() > kMaxAliases || srv->target.size() != 2 || srv->target[0] != fp ||
         !dns::same_name({srv->target[1]}, {"local"})) {
       out.push_back(h);

@@ -28,10 +28,11 @@
 #include <vector>
 
 #include "dns_message.hpp"
+#include "peerlink/identity.hpp"
 
 namespace peerlink::lan {
 
-using Key = std::array<uint8_t, 32>;
+using Key = PublicKey;
 
 struct Announcement {
   Key key{};  // the peer's X25519 identity public key
@@ -49,8 +50,6 @@ inline constexpr size_t kMaxAliases = 4;
 
 // "_<service>._udp.local"; the service name is 1-15 letters, digits and hyphens (RFC 6335 §5.1).
 std::optional<dns::Name> service_name(const std::string& service);
-// The fingerprint of a key ("pl1-..."), as Identity::fingerprint_of() prints it.
-std::string fingerprint(const Key& key);
 
 // The records (answers: PTR; additionals: SRV, TXT, A, AAAA), signed with `private_key` (the X25519
 // private key whose public half is a.key) and, with a network key, MACed. nullopt if a field cannot be
@@ -65,7 +64,6 @@ enum class Verdict {
   kBadSignature,     // unsigned, or the signature does not verify under the key it names
   kWrongNetworkKey,  // no MAC, or one under another network key (only when we have one)
 };
-const char* to_string(Verdict v);
 
 struct Heard {
   Verdict verdict = Verdict::kMalformed;

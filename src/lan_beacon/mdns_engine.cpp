@@ -26,21 +26,32 @@ bool same_announcement(const Announcement& a, const Announcement& b) {
 
 MdnsEngine::MdnsEngine(EngineConfig config) : config_(std::move(config)), serial_(config_.first_serial) {}
 
-std::optional<std::vector<uint8_t>> MdnsEngine::signed_records(Interface& i, bool goodbye) const {
+std::optional<dns::Message> MdnsEngine::signed_records(const Interface& i, bool goodbye) const {
   Announcement a = config_.self;
   a.ipv4 = config_.ipv4 ? i.ipv4 : std::vector<in_addr>{};
   a.ipv6 = config_.ipv6 ? i.ipv6 : std::vector<in6_addr>{};
   a.serial = serial_;
-  std::optional<dns::Message> m =
-      announce(config_.service, a, config_.private_key, config_.network_key, goodbye);
-  if (!m) return std::nullopt;
-  if (!goodbye) i.records = *m;
-  return dns::serialize(*m);
+  return announce(config_.service, a, config_.private_key, config_.network_key, goodbye);
 }
 
 void MdnsEngine::sign(Interface& i) {
-  std::optional<std::vector<uint8_t>> wire = signed_records(i, false);
-  i.wire = wire ? *wire : std::vector<uint8_t>{};
+  auto bytes = [](const std::optional<dns::Message>& m) {
+    std::optional<std::vector<uint8_t>> wire = m ? dns::serialize(*m) : std::nullopt;
+    return wire ? *wire : std::vector<uint8_t>{};
+  };
+  const std::optional<dns::Message> records = signed_records(i, false);
+  i.wire = bytes(records);
+  // The queries carry our own records: whoever hears one learns us from it.
+  for (bool unicast_response : {true, false}) {
+    std::optional<dns::Message> q(std::in_place);
+    q->questions.push_back(dns::Question{config_.service, static_cast<uint16_t>(dns::Type::kPtr),
+                                         dns::kClassIn, unicast_response});
+    if (records) {
+      for (const std::vector<dns::Record>* section : {&records->answers, &records->additionals})
+        q->additionals.insert(q->additionals.end(), section->begin(), section->end());
+    }
+    (unicast_response ? i.query_qu : i.query_qm) = bytes(q);
+  }
 }
 
 void MdnsEngine::multicast(int index, const std::vector<uint8_t>& bytes) {
@@ -54,17 +65,6 @@ void MdnsEngine::multicast(int index, const std::vector<uint8_t>& bytes) {
     outgoing_.push_back(std::move(o));
     ++counters_.multicast_sent;
   }
-}
-
-std::vector<uint8_t> MdnsEngine::query(const Interface& i, bool unicast_response) const {
-  dns::Message q;
-  q.questions.push_back(dns::Question{config_.service, static_cast<uint16_t>(dns::Type::kPtr), dns::kClassIn,
-                                      unicast_response});
-  // Our own records ride along: whoever hears the query learns us from it.
-  for (const std::vector<dns::Record>* section : {&i.records.answers, &i.records.additionals})
-    q.additionals.insert(q.additionals.end(), section->begin(), section->end());
-  std::optional<std::vector<uint8_t>> wire = dns::serialize(q);
-  return wire ? *wire : std::vector<uint8_t>{};
 }
 
 void MdnsEngine::interface_up(int index, const std::vector<in_addr>& ipv4, const std::vector<in6_addr>& ipv6,
@@ -107,7 +107,7 @@ void MdnsEngine::tick(Clock::time_point now) {
         ++it;
         continue;
       }
-      multicast(index, query(i, it->second));
+      multicast(index, it->second ? i.query_qu : i.query_qm);
       it = i.queries.erase(it);
     }
     for (auto it = i.announcements.begin(); it != i.announcements.end();) {
@@ -154,7 +154,8 @@ void MdnsEngine::goodbye() {
   said_goodbye_ = true;
   ++serial_;
   for (auto& [index, i] : interfaces_) {
-    if (std::optional<std::vector<uint8_t>> wire = signed_records(i, true)) multicast(index, *wire);
+    if (std::optional<dns::Message> bye = signed_records(i, true))
+      if (std::optional<std::vector<uint8_t>> wire = dns::serialize(*bye)) multicast(index, *wire);
     i.queries.clear();
     i.announcements.clear();
   }
@@ -168,9 +169,10 @@ void MdnsEngine::receive(const Datagram& d, Clock::time_point now) {
     ++counters_.off_link;
     return;
   }
+  const std::string source = d.source.str();
   {
     if (sources_.size() >= kMaxRateLimited) sources_.clear();
-    auto [it, added] = sources_.try_emplace(d.source.str());
+    auto [it, added] = sources_.try_emplace(source);
     Bucket& b = it->second;
     if (!added) {
       b.tokens =
@@ -194,19 +196,19 @@ void MdnsEngine::receive(const Datagram& d, Clock::time_point now) {
     if ((q.type == static_cast<uint16_t>(dns::Type::kPtr) ||
          q.type == static_cast<uint16_t>(dns::Type::kAny)) &&
         dns::same_name(q.name, config_.service)) {
-      answer(d.interface_index, served->second, d, d.bytes.size(), now);
+      answer(served->second, d, source, now);
       return;
     }
   }
 }
 
-void MdnsEngine::answer(int index, Interface& i, const Datagram& d, size_t query_size,
-                        Clock::time_point now) {
+void MdnsEngine::answer(Interface& i, const Datagram& d, const std::string& source, Clock::time_point now) {
   if (said_goodbye_ || i.wire.empty()) return;
-  const std::string source = d.source.str();
+  const int index = d.interface_index;
   auto last = unicast_answered_.find(source);
-  const bool unicast_allowed = i.wire.size() <= query_size && (last == unicast_answered_.end() ||
-                                                               now - last->second >= kUnicastAnswerInterval);
+  const bool unicast_allowed =
+      i.wire.size() <= d.bytes.size() &&
+      (last == unicast_answered_.end() || now - last->second >= kUnicastAnswerInterval);
   if (unicast_allowed) {
     if (unicast_answered_.size() >= kMaxRateLimited) unicast_answered_.clear();
     unicast_answered_[source] = now;

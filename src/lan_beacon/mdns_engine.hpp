@@ -114,20 +114,20 @@ class MdnsEngine {
   struct Interface {
     std::vector<in_addr> ipv4;
     std::vector<in6_addr> ipv6;
-    dns::Message records;                                     // our signed announcement
-    std::vector<uint8_t> wire;                                // ... serialized
+    std::vector<uint8_t> wire;                                // our signed announcement, serialized
+    std::vector<uint8_t> query_qu, query_qm;                  // our queries (they carry the announcement)
     std::vector<std::pair<Clock::time_point, bool>> queries;  // pending: when, and whether QU
     std::vector<Clock::time_point> announcements;             // pending
     Clock::time_point refresh{};
     Clock::time_point last_multicast_answer[2]{};  // per family
   };
-  // Our records for an interface, signed with the current serial (a goodbye: TTL 0), serialized; the
-  // announcement (not a goodbye) is kept in i.records.
-  std::optional<std::vector<uint8_t>> signed_records(Interface& i, bool goodbye) const;
+  // Our records for an interface, signed with the current serial (a goodbye: TTL 0).
+  std::optional<dns::Message> signed_records(const Interface& i, bool goodbye) const;
+  // Signs the interface's announcement and makes its queries.
   void sign(Interface& i);
   void multicast(int index, const std::vector<uint8_t>& bytes);
-  std::vector<uint8_t> query(const Interface& i, bool unicast_response) const;
-  void answer(int index, Interface& i, const Datagram& d, size_t query_size, Clock::time_point now);
+  // Answers a query `d` from `source` (its address as text) on interface `i`.
+  void answer(Interface& i, const Datagram& d, const std::string& source, Clock::time_point now);
   // Takes in the peers a message announces; true if it carries our own records (it is ours, looped back).
   bool learn(const dns::Message& m, const Datagram& d, Clock::time_point now);
   void drop_sighting(const Key& key, int index);

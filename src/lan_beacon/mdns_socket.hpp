@@ -50,7 +50,6 @@ class MdnsSocket {
 
   int fd4() const { return fd4_; }
   int fd6() const { return fd6_; }
-  uint16_t port() const { return port_; }
 
   // Joins or leaves the group on one interface, for each open family. Leaving an interface that is gone
   // is not an error.

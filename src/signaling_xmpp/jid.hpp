@@ -22,7 +22,6 @@ struct Jid {
   bool is_full() const { return !resource.empty(); }
   std::string bare() const;  // "local@domain" (or "domain")
   std::string full() const;  // bare() + "/resource" when there is one
-  Jid bare_jid() const { return Jid{local, domain, {}}; }
   bool operator==(const Jid& o) const {
     return local == o.local && domain == o.domain && resource == o.resource;
   }

@@ -5,7 +5,6 @@ namespace peerlink::xmpp {
 void PresenceDirectory::reset(const Jid& self) {
   ++generation_;
   self_ = self;
-  roster_loaded_ = false;
   accounts_.clear();
 }
 

@@ -34,9 +34,6 @@ class PresenceDirectory {
   void set_roster_item(const std::string& bare, const std::string& subscription);
   bool in_roster(const std::string& bare) const;
   bool sees_presence(const std::string& bare) const;
-  // The roster result arrived (before it, no bare JID can be judged offline).
-  void set_roster_loaded() { roster_loaded_ = true; }
-  bool roster_loaded() const { return roster_loaded_; }
 
   // Presence. Returns true when the resource's features are unknown and should be asked for (a caps ver
   // not yet verified, or no caps at all).
@@ -87,7 +84,6 @@ class PresenceDirectory {
   Resource::Features features_of(const Resource& r) const;
 
   Jid self_;
-  bool roster_loaded_ = false;
   std::map<std::string, Account> accounts_;  // by bare JID
   std::map<std::string, bool> caps_;         // verified caps ver -> has the signaling feature
   uint64_t generation_ = 0;

@@ -114,7 +114,9 @@ class XmppSignaling::Impl {
   void unreachable(const PeerId& to, const std::string& detail);
   void on_iq(xmpp_stanza_t* iq, const char* type, const char* id, const char* from);
   void on_signal(xmpp_stanza_t* iq, const char* id, const char* from);
-  void on_iq_answer(xmpp_stanza_t* iq, bool error, const std::string& id, const char* from);
+  void on_iq_answer(xmpp_stanza_t* iq, bool error, const std::string& id);
+  // A roster result or push: the contacts and their subscriptions into the directory.
+  void apply_roster(xmpp_stanza_t* iq);
   void on_presence(xmpp_stanza_t* presence, const char* from);
   void ask_features(const xmpp::Jid& full, const std::string& caps_node, const std::string& caps_ver);
   void ask_services();

@@ -227,7 +227,7 @@ void XmppSignaling::Impl::reply_error(const char* to, const char* id, const char
 void XmppSignaling::Impl::on_iq(xmpp_stanza_t* iq, const char* type, const char* id, const char* from) {
   if (!type || !id) return;  // nothing to answer, and nothing we asked
   if (is(type, "result") || is(type, "error")) {
-    on_iq_answer(iq, is(type, "error"), id, from);
+    on_iq_answer(iq, is(type, "error"), id);
     return;
   }
   if (!is(type, "get") && !is(type, "set")) return;
@@ -263,11 +263,7 @@ void XmppSignaling::Impl::on_iq(xmpp_stanza_t* iq, const char* type, const char*
     // A roster push: only from our own account (RFC 6121 §2.1.6); anyone else's is refused.
     std::optional<Jid> f = from ? Jid::parse(from) : std::nullopt;
     if (!from || (f && f->bare() == directory_.self().bare())) {
-      if (auto items = xmpp::parse_roster(iq)) {
-        for (const xmpp::RosterItem& item : *items)
-          if (std::optional<Jid> j = Jid::parse(item.jid))
-            directory_.set_roster_item(j->bare(), item.subscription);
-      }
+      apply_roster(iq);
       reply(xmpp::result_iq(from ? from : "", id));
       return;
     }
@@ -304,8 +300,15 @@ void XmppSignaling::Impl::on_signal(xmpp_stanza_t* iq, const char* id, const cha
   sink_->deliver(as, blob.data(), blob.size(), *exact);
 }
 
-void XmppSignaling::Impl::on_iq_answer(xmpp_stanza_t* iq, bool error, const std::string& id,
-                                       const char* from) {
+void XmppSignaling::Impl::apply_roster(xmpp_stanza_t* iq) {
+  if (auto items = xmpp::parse_roster(iq)) {
+    for (const xmpp::RosterItem& item : *items)
+      if (std::optional<Jid> j = Jid::parse(item.jid))
+        directory_.set_roster_item(j->bare(), item.subscription);
+  }
+}
+
+void XmppSignaling::Impl::on_iq_answer(xmpp_stanza_t* iq, bool error, const std::string& id) {
   const Clock::time_point now = Clock::now();
   if (id == ping_id_) {
     ping_id_.clear();
@@ -320,14 +323,7 @@ void XmppSignaling::Impl::on_iq_answer(xmpp_stanza_t* iq, bool error, const std:
   }
   if (id == roster_id_) {
     roster_id_.clear();
-    if (!error) {
-      if (auto items = xmpp::parse_roster(iq)) {
-        for (const xmpp::RosterItem& item : *items)
-          if (std::optional<Jid> j = Jid::parse(item.jid))
-            directory_.set_roster_item(j->bare(), item.subscription);
-      }
-    }
-    directory_.set_roster_loaded();
+    if (!error) apply_roster(iq);
     return;
   }
   if (auto it = in_flight_.find(id); it != in_flight_.end()) {
@@ -407,7 +403,6 @@ void XmppSignaling::Impl::on_iq_answer(xmpp_stanza_t* iq, bool error, const std:
       }
     }
     if (credentials_ids_.empty()) offer_services(services_);
-    (void)from;
     return;
   }
 }

@@ -68,7 +68,7 @@ TEST_F(BeaconRecords, AnnouncementReadsBackWhole) {
   EXPECT_EQ(b.ipv4[0].s_addr, a.ipv4[0].s_addr);
   ASSERT_EQ(b.ipv6.size(), 1u);
   EXPECT_EQ(std::memcmp(&b.ipv6[0], &a.ipv6[0], 16), 0);
-  EXPECT_EQ(fingerprint(b.key), id.fingerprint());
+  EXPECT_EQ(Identity::fingerprint_of(b.key), id.fingerprint());
 
   std::vector<Heard> bye = heard(announced({}, true));
   ASSERT_EQ(bye.size(), 1u);
@@ -125,7 +125,7 @@ TEST_F(BeaconRecords, AlteredMovedUnsignedOrResignedRecordsFail) {
   EXPECT_EQ(verdict(m), Verdict::kMalformed);
 }
 
-TEST_F(BeaconRecords, TheVerifiedCacheSkipsOnlyExactlyTheSameRecords) {
+TEST_F(BeaconRecords, TheVerifiedCacheNeverPassesAChangedRecord) {
   VerifiedCache cache;
   const dns::Message m = announced();
   for (int i = 0; i < 2; ++i) {  // verified, then taken from the cache

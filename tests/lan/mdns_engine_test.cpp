@@ -174,7 +174,8 @@ TEST(MdnsEngine, GoodbyeLosesAtOnce_SilenceLosesWithinTheTtl_InterfaceDownLosesI
   ASSERT_EQ(a.engine->peers().size(), 1u);
   a.engine->interface_down(kIf);
   EXPECT_TRUE(a.engine->peers().empty());
-  a.events.clear();
+  lan.settle();
+  EXPECT_EQ(Lan::count(a, PeerEvent::kLost), 3u);  // b, c, and now d
   (void)d;
 }
 

@@ -18,7 +18,6 @@ struct Directory : ::testing::Test {
     d.know_caps("PEER", true);
     d.know_caps("CHAT", false);
     d.set_roster_item("bob@x", "both");
-    d.set_roster_loaded();
   }
   std::string chosen(const char* bare) {
     auto c = d.choose(bare);

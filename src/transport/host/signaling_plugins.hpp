@@ -4,10 +4,8 @@
 // the peer's scheme, called with no Host lock held.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
