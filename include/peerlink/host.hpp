@@ -210,8 +210,9 @@ struct HostCounters {
   uint64_t signaling_invalid = 0;       // malformed, empty or oversized, for no session of ours, changed key
   uint64_t signaling_wrong_scheme = 0;  // "from" outside the delivering plugin's scheme: refused
   uint64_t signaling_dropped = 0;       // unread: plugins delivered faster than the Host could read
-  uint64_t ice_restarts = 0;  // peer-to-peer paths that went silent and were looked for again (ICE restart)
-  size_t connections = 0;     // handles currently held, plus connections still closing
+  uint64_t ice_restarts =
+      0;  // peer-to-peer paths looked for again (ICE restart): silent, or the network changed
+  size_t connections = 0;  // handles currently held, plus connections still closing
 };
 
 enum class CloseMode : uint8_t {

@@ -27,6 +27,11 @@
 //     SignalingSink::peer_unreachable(): connections to that peer then end at once with
 //     EndReason::kMiscSignalingUnreachable instead of waiting for the connect timeout.
 //   - One plugin instance serves one Host: a second Host given the same instance fails to start.
+//   - A plugin whose names stand for keys (the LAN beacon's "lan:<fingerprint>") says so with key_matches():
+//     the Host then refuses a peer under such a name whose key is another.
+//   - A plugin that watches the network (interfaces coming and going) tells the Host with
+//     SignalingSink::network_changed(): its connected peer-to-peer connections look for a new path at once
+//     instead of after a silence.
 // A test kit for plugins is installed with the headers: peerlink/testkit/in_process_signaling.hpp.
 #pragma once
 
@@ -37,6 +42,7 @@
 #include <vector>
 
 #include "peerlink/ice.hpp"
+#include "peerlink/identity.hpp"
 #include "peerlink/peer_id.hpp"
 
 namespace peerlink {
@@ -70,6 +76,13 @@ class SignalingSink {
   // in this call; servers that are invalid or do not resolve are left out and logged.
   virtual void offer_ice_servers(const std::vector<StunServer>& stun,
                                  const std::vector<TurnServer>& turn) = 0;
+  // The Host's own public key (HostConfig::identity): a plugin that announces a key of its own (the LAN
+  // beacon signs its announcements) checks in start() that it is this one.
+  virtual const PublicKey& local_key() const = 0;
+  // The machine's network changed (an interface came or went, an address changed): every connected
+  // peer-to-peer connection restarts ICE now (new candidates through the signaling), so one whose path
+  // went away, or that could use a new one, does not wait for 1.5 s of silence. `detail` is logged.
+  virtual void network_changed(const std::string& detail) = 0;
 };
 
 class SignalingPlugin {
@@ -89,6 +102,17 @@ class SignalingPlugin {
   // in, say), or an empty PeerId while unknown (the default). Host::connect() refuses it
   // (ErrorCode::kSelf) instead of waiting for a connection to itself to time out. Called from any thread.
   virtual PeerId local_peer() const { return {}; }
+  // Whether `key` may be the key of `peer`. A plugin whose names are bound to keys (the LAN's
+  // "lan:<key fingerprint>") returns false for any other key; the Host then, before any handshake, ends
+  // its connection to such a peer (EndReason::kRemoteKeyMismatch) and rejects a request from it unseen (the
+  // requester's connection ends with kRemoteRejected, saying why). The default
+  // (names not bound to keys) is true. Called on the Host's service thread with the Host's lock held: a
+  // pure function of its arguments, it must not block or call the Host.
+  virtual bool key_matches(const PeerId& peer, const PublicKey& key) const {
+    (void)peer;
+    (void)key;
+    return true;
+  }
   // Sends a blob to a peer, best effort. Called on the Host's service thread: must not block (queue the work
   // for the plugin's own thread or socket and return). The bytes are valid only during the call.
   virtual void send(const PeerId& to, const void* blob, size_t size) = 0;

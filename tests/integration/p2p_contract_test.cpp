@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -283,6 +284,104 @@ TEST(P2PContract, VirtualPorts_EachListenerGetsItsOwnRequests) {
   ConnectionHandle s7 = a.connect(SignalingHub::id("b"), sym7).value();
   EXPECT_NE(s7, c7);
   EXPECT_EQ(a.connect(SignalingHub::id("b"), sym7).value(), s7);
+}
+
+// A hub plugin whose names stand for keys, as the LAN beacon's do: `bound` gives the only key a name may
+// have (SignalingPlugin::key_matches). It also lets the test reach the sink (network_changed).
+struct KeyBoundPlugin : SignalingPlugin {
+  explicit KeyBoundPlugin(std::shared_ptr<SignalingPlugin> i) : inner(std::move(i)) {}
+  std::shared_ptr<SignalingPlugin> inner;
+  std::map<std::string, PublicKey> bound;  // written before the Host starts
+  std::atomic<SignalingSink*> sink{nullptr};
+  std::string scheme() const override { return inner->scheme(); }
+  void start(SignalingSink& s) override {
+    sink = &s;
+    inner->start(s);
+  }
+  bool key_matches(const PeerId& peer, const PublicKey& key) const override {
+    auto it = bound.find(std::string(peer.name()));
+    return it == bound.end() || it->second == key;
+  }
+  void send(const PeerId& to, const void* blob, size_t size) override { inner->send(to, blob, size); }
+  void stop() override { inner->stop(); }
+};
+
+HostConfig key_bound_config(const std::shared_ptr<SignalingHub>& hub, const std::string& name,
+                            std::shared_ptr<KeyBoundPlugin>* plugin) {
+  HostConfig c = p2p_config(hub, name);
+  *plugin = std::make_shared<KeyBoundPlugin>(c.signaling.front());
+  c.signaling = {*plugin};
+  return c;
+}
+
+// A name bound to a key: a peer answering under it with another key is refused before any handshake, on
+// the connecting side (kRemoteKeyMismatch) and on the accepting side (the request is rejected unseen);
+// with the right keys it connects.
+TEST(P2PContract, NameBoundToAKey_AnotherKeyRefusedBothWays) {
+  auto hub = std::make_shared<SignalingHub>();
+  const PublicKey stranger = Identity::generate().public_key();
+  {  // a connects to "b", whose name a's plugin binds to another key
+    std::shared_ptr<KeyBoundPlugin> pa;
+    HostConfig ca = key_bound_config(hub, "a", &pa);
+    pa->bound["b"] = stranger;
+    Host a(ca), b(p2p_config(hub, "b"));
+    EventRecorder ea(a);
+    ASSERT_TRUE(b.listen_p2p());
+    ConnectionHandle c = a.connect(SignalingHub::id("b")).value();
+    std::optional<ConnectionEvent> closed = wait_closed({&a, &b}, ea, c);
+    ASSERT_TRUE(closed);
+    EXPECT_EQ(closed->info.end_reason, uint32_t(EndReason::kRemoteKeyMismatch)) << closed->info.end_debug;
+    EXPECT_FALSE(ea.find(ConnectionEventKind::kConnected, c));
+  }
+  {  // b's plugin binds "a" to another key: a's request never reaches b's application
+    std::shared_ptr<KeyBoundPlugin> pb;
+    HostConfig cb = key_bound_config(hub, "b", &pb);
+    pb->bound["a"] = stranger;
+    Host a(p2p_config(hub, "a")), b(cb);
+    EventRecorder ea(a), eb(b);
+    ASSERT_TRUE(b.listen_p2p());
+    ConnectionHandle c = a.connect(SignalingHub::id("b")).value();
+    std::optional<ConnectionEvent> closed = wait_closed({&a, &b}, ea, c);
+    ASSERT_TRUE(closed);  // refused by the peer: a rejection, saying why
+    EXPECT_EQ(closed->info.end_reason, uint32_t(EndReason::kRemoteRejected)) << closed->info.end_debug;
+    EXPECT_NE(closed->info.end_debug.find("the key is not the one the name stands for"), std::string::npos)
+        << closed->info.end_debug;
+    EXPECT_EQ(eb.count(ConnectionEventKind::kIncomingRequest), 0u);
+    EXPECT_EQ(eb.count(ConnectionEventKind::kConnected), 0u);
+  }
+  {  // bound to the right keys: connected
+    std::shared_ptr<KeyBoundPlugin> pa, pb;
+    HostConfig ca = key_bound_config(hub, "a", &pa), cb = key_bound_config(hub, "b", &pb);
+    pa->bound["b"] = cb.identity.public_key();
+    pb->bound["a"] = ca.identity.public_key();
+    Host a(ca), b(cb);
+    EventRecorder ea(a);
+    ASSERT_TRUE(b.listen_p2p());
+    ConnectionHandle c = a.connect(SignalingHub::id("b")).value();
+    EXPECT_TRUE(
+        pump_until({&a, &b}, [&] { return ea.find(ConnectionEventKind::kConnected, c).has_value(); }));
+  }
+}
+
+// A plugin that saw the network change makes connected peer-to-peer connections restart ICE at once; the
+// connection goes on, its data exact.
+TEST(P2PContract, NetworkChanged_ConnectedConnectionsRestartIceAndGoOn) {
+  auto hub = std::make_shared<SignalingHub>();
+  std::shared_ptr<KeyBoundPlugin> pa;
+  Host a(key_bound_config(hub, "a", &pa)), b(p2p_config(hub, "b"));
+  EventRecorder ea(a), eb(b);
+  ASSERT_TRUE(b.listen_p2p());
+  ConnectionHandle c = a.connect(SignalingHub::id("b")).value();
+  ASSERT_TRUE(pump_until({&a, &b}, [&] {
+    return ea.find(ConnectionEventKind::kConnected, c) && eb.find(ConnectionEventKind::kConnected);
+  }));
+  const ConnectionHandle s = eb.find(ConnectionEventKind::kConnected)->info.handle;
+  EXPECT_EQ(a.counters().ice_restarts, 0u);
+  pa->sink.load()->network_changed("eth9 up (test)");
+  EXPECT_TRUE(pump_until({&a, &b}, [&] { return a.counters().ice_restarts == 1; }));
+  EXPECT_TRUE(transfer(a, c, b, s, 64, 16 << 10));
+  EXPECT_TRUE(transfer(b, s, a, c, 16, 1024));
+  EXPECT_EQ(a.connection_info(c)->state, ConnectionState::kConnected);
 }
 
 }  // namespace

@@ -171,6 +171,11 @@ class Host::Impl {
   void watch_p2p_paths(protocol::Instant now);
   void restart_p2p(protocol::Instant now, ConnectionHandle c, P2P& p, const std::string& why);
   void end_p2p(ConnectionHandle c, uint32_t reason, const std::string& debug);
+  // The peer's key is not one its plugin lets its name stand for (SignalingPlugin::key_matches): the
+  // connection fails (kRemoteKeyMismatch). True if so.
+  bool key_refused(protocol::Instant now, ConnectionHandle c, const P2P& p);
+  // A plugin saw the network change: connected peer-to-peer connections restart ICE now.
+  void on_network_changed(protocol::Instant now, const std::string& scheme, const std::string& detail);
   bool accept_p2p_request(protocol::Instant now, ConnectionHandle c, const PublicKey& remote_key);
   void adopt_endpoint_connection(ConnectionHandle c, P2P& p, protocol::Instant now);
   void release_p2p(ConnectionHandle c, uint32_t reason, protocol::Instant now);

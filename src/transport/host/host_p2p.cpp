@@ -64,7 +64,8 @@ void Host::Impl::start_p2p() {
   rz_ = std::make_unique<rendezvous::Rendezvous>(rc, config_.identity.public_key(), rng_,
                                                  [this] { return endpoint_.reserve_id(); });
   // Last: a plugin may deliver at once (into the inbox, read by the service thread).
-  plugins_ = std::make_unique<host::SignalingPlugins>(config_.signaling, [this] { loop_.wake(); });
+  plugins_ = std::make_unique<host::SignalingPlugins>(config_.signaling, config_.identity.public_key(),
+                                                      [this] { loop_.wake(); });
 }
 
 void Host::Impl::stop_p2p() {
@@ -220,6 +221,9 @@ void Host::Impl::read_signaling(Instant now) {
         offered_ice_servers_[in.scheme] = std::move(in.servers);
         apply_ice_servers();
         break;
+      case host::SignalingPlugins::Inbound::kNetworkChanged:
+        on_network_changed(now, in.scheme, in.detail);
+        break;
     }
   }
 }
@@ -300,6 +304,7 @@ void Host::Impl::apply(Instant now, Action& a) {
       if (it == p2p_.end() || !it->second.stream) return;
       it->second.peer_key = a.peer_key;
       it->second.peer_exact = exact_sender(a.peer);
+      if (key_refused(now, a.handle, it->second)) return;
       ice_->set_remote(it->second.stream, a.ufrag, a.pwd, host::to_ice(a.candidates), a.end_of_candidates);
       return;
     }
@@ -320,6 +325,14 @@ void Host::Impl::apply(Instant now, Action& a) {
 }
 
 void Host::Impl::on_request(Instant now, const Action& a) {
+  if (!plugins_->key_matches(a.peer, a.peer_key)) {  // refused before the application sees it
+    log_.log(LogLevel::kWarning, "request from %s refused: its key %s is not the one its name stands for",
+             a.peer.str().c_str(), Identity::fingerprint_of(a.peer_key).c_str());
+    rz_->reject(now, a.handle, uint32_t(EndReason::kRemoteKeyMismatch),
+                "the key is not the one the name stands for");
+    endpoint_.release_id(a.handle);
+    return;
+  }
   auto listener = p2p_listeners_.find(a.virtual_port);
   if (listener == p2p_listeners_.end() || handles_.size() >= config_.max_connections) {
     // The listener closed since the rendezvous took the request, or no room: refused.
@@ -359,6 +372,7 @@ void Host::Impl::start_ice(Instant now, const Action& a) {
   }
   p.offerer = a.role == rendezvous::Role::kOfferer;
   if (!p.offerer) p.peer_key = a.peer_key;
+  if (!p.offerer && key_refused(now, a.handle, p)) return;
   std::string why;
   if (!open_stream(a.handle, p, &why)) {
     rz_->ice_failed(now, a.handle, uint32_t(EndReason::kMiscNoRoute), why);
@@ -431,6 +445,23 @@ void Host::Impl::watch_p2p_paths(Instant now) {
                       " ms while sending");
     }
   }
+}
+
+bool Host::Impl::key_refused(Instant now, ConnectionHandle c, const P2P& p) {
+  if (!p.peer_key || plugins_->key_matches(p.peer, *p.peer_key)) return false;
+  rz_->ice_failed(now, c, uint32_t(EndReason::kRemoteKeyMismatch),
+                  "the peer's key " + Identity::fingerprint_of(*p.peer_key) + " is not the one " +
+                      p.peer.str() + " stands for");
+  return true;
+}
+
+void Host::Impl::on_network_changed(Instant now, const std::string& scheme, const std::string& detail) {
+  const bool interfaces = ice_->refresh_interfaces();
+  log_.log(LogLevel::kInfo, "%s signaling: the network changed (%s)%s", scheme.c_str(), detail.c_str(),
+           interfaces ? "; ICE gathers from the new addresses" : "");
+  for (auto& [c, p] : p2p_)
+    if (p.created && !p.ended && p.stream && !p.restarting)
+      restart_p2p(now, c, p, "the network changed (" + detail + ")");
 }
 
 void Host::Impl::restart_p2p(Instant now, ConnectionHandle c, P2P& p, const std::string& why) {

@@ -69,14 +69,24 @@ class SignalingPlugins::Sink final : public SignalingSink {
     owner_.resolver_->offer(scheme_, std::move(servers));
   }
 
+  const PublicKey& local_key() const override { return owner_.local_key_; }
+
+  void network_changed(const std::string& detail) override {
+    Inbound in;
+    in.kind = Inbound::kNetworkChanged;
+    in.scheme = scheme_;
+    in.detail = detail;
+    owner_.push(std::move(in));
+  }
+
  private:
   SignalingPlugins& owner_;
   const std::string scheme_;
 };
 
 SignalingPlugins::SignalingPlugins(const std::vector<std::shared_ptr<SignalingPlugin>>& plugins,
-                                   std::function<void()> wake)
-    : wake_(std::move(wake)) {
+                                   const PublicKey& local_key, std::function<void()> wake)
+    : wake_(std::move(wake)), local_key_(local_key) {
   resolver_ = std::make_unique<IceServerResolver>(
       [this](const std::string& scheme, const IceConfig& servers, const std::string& problems) {
         Inbound in;
@@ -124,6 +134,11 @@ void SignalingPlugins::stop_all() {
 
 bool SignalingPlugins::serves(const PeerId& peer) const {
   return plugins_.count(std::string(peer.scheme())) != 0;
+}
+
+bool SignalingPlugins::key_matches(const PeerId& peer, const PublicKey& key) const {
+  auto it = plugins_.find(std::string(peer.scheme()));
+  return it == plugins_.end() || it->second->key_matches(peer, key);
 }
 
 std::string SignalingPlugins::schemes() const {

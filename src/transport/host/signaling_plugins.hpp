@@ -22,12 +22,12 @@ class SignalingPlugins {
   // What a plugin handed in: a blob from a peer, the news that a peer cannot be reached, or (resolved)
   // the ICE servers its signaling service offers.
   struct Inbound {
-    enum Kind : uint8_t { kBlob, kUnreachable, kIceServers } kind = kBlob;
+    enum Kind : uint8_t { kBlob, kUnreachable, kIceServers, kNetworkChanged } kind = kBlob;
     PeerId peer;   // kBlob: as the Host matches it; kUnreachable: the peer
     PeerId exact;  // kBlob: where it came from exactly
     std::vector<uint8_t> blob;
-    std::string detail;
-    std::string scheme;  // kIceServers: whose
+    std::string detail;  // kUnreachable, kNetworkChanged: why; kIceServers: servers left out
+    std::string scheme;  // kIceServers, kNetworkChanged: whose
     IceConfig servers;   // kIceServers: numeric addresses
   };
   struct Counters {
@@ -42,7 +42,8 @@ class SignalingPlugins {
   // instance that already serves another Host fails with ErrorCode::kAlreadyExists (an Exception); a
   // plugin whose start() throws makes this throw the same. Either way the plugins started so far are
   // stopped first.
-  SignalingPlugins(const std::vector<std::shared_ptr<SignalingPlugin>>& plugins, std::function<void()> wake);
+  SignalingPlugins(const std::vector<std::shared_ptr<SignalingPlugin>>& plugins, const PublicKey& local_key,
+                   std::function<void()> wake);
   ~SignalingPlugins();  // stops every plugin (calls stop() once each, after the last send())
   SignalingPlugins(const SignalingPlugins&) = delete;
   SignalingPlugins& operator=(const SignalingPlugins&) = delete;
@@ -52,6 +53,8 @@ class SignalingPlugins {
   std::string schemes() const;  // "xmpp lan", or "none"
   // One of the plugins names this Host so (SignalingPlugin::local_peer). Calls the plugins: no Host lock.
   bool is_local(const PeerId& peer) const;
+  // Whether the plugin of the peer's scheme lets `key` be that peer's (SignalingPlugin::key_matches).
+  bool key_matches(const PeerId& peer, const PublicKey& key) const;
   // To the plugin of the peer's scheme (none: dropped). Calls the plugin: no Host lock.
   void send(const PeerId& to, const std::vector<uint8_t>& blob);
 
@@ -65,6 +68,7 @@ class SignalingPlugins {
   void stop_all();
 
   std::function<void()> wake_;
+  const PublicKey local_key_;
   std::vector<std::unique_ptr<Sink>> sinks_;  // one per plugin, alive until the plugins are stopped
   std::unordered_map<std::string, std::shared_ptr<SignalingPlugin>> plugins_;  // by scheme
 

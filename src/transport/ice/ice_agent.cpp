@@ -143,11 +143,12 @@ bool IceAgent::resolve_servers(IceConfig& config, std::string* error) {
 
 IceAgent::IceAgent(GMainContext* context, const IceConfig& config, IceCallbacks callbacks)
     : context_(context), config_(config), callbacks_(std::move(callbacks)) {
+  addresses_ = usable_addresses();
   controlling_ = make_agent(true);
   controlled_ = make_agent(false);
   if (!controlling_ || !controlled_) {
-    if (controlling_) g_object_unref(controlling_);
-    if (controlled_) g_object_unref(controlled_);
+    if (controlling_) free_agent(controlling_);
+    if (controlled_) free_agent(controlled_);
     throw std::runtime_error("libnice could not create an ICE agent");
   }
 }
@@ -156,14 +157,44 @@ IceAgent::~IceAgent() {
   for (auto& [id, s] : streams_)
     nice_agent_remove_stream(s.agent, s.nice_id);
   streams_.clear();
-  for (NiceAgent* a : {controlling_, controlled_}) {
-    g_signal_handlers_disconnect_by_data(a, this);
-    nice_agent_close_async(a, nullptr, nullptr);
-    g_object_unref(a);
-  }
+  while (!agents_.empty())
+    free_agent(agents_.back().agent);
 }
 
-// A STUN server next to TURN over UDP stalls gathering (DESIGN §7): TURN yields the reflexive candidate.
+void IceAgent::free_agent(NiceAgent* a) {
+  g_signal_handlers_disconnect_by_data(a, this);
+  nice_agent_close_async(a, nullptr, nullptr);
+  g_object_unref(a);
+  agents_.erase(
+      std::remove_if(agents_.begin(), agents_.end(), [&](const AgentSlot& s) { return s.agent == a; }),
+      agents_.end());
+}
+
+void IceAgent::release_if_idle(NiceAgent* a) {
+  if (a == controlling_ || a == controlled_) return;
+  for (const auto& [id, s] : streams_)
+    if (s.agent == a) return;
+  free_agent(a);
+}
+
+bool IceAgent::refresh_interfaces() {
+  std::vector<Address> now = usable_addresses();
+  if (now.empty() || now == addresses_) return false;
+  std::swap(addresses_, now);  // what make_agent gives the new agents
+  NiceAgent* controlling = make_agent(true);
+  NiceAgent* controlled = controlling ? make_agent(false) : nullptr;
+  if (!controlled) {
+    if (controlling) free_agent(controlling);
+    std::swap(addresses_, now);
+    return false;
+  }
+  std::swap(controlling, controlling_);
+  std::swap(controlled, controlled_);
+  release_if_idle(controlling);  // the old ones, once their streams are gone
+  release_if_idle(controlled);
+  return true;
+}
+
 bool IceAgent::uses_stun() const {
   bool turn_udp = std::any_of(config_.turn_servers.begin(), config_.turn_servers.end(),
                               [](const TurnServer& t) { return t.transport == TurnTransport::kUdp; });
@@ -195,36 +226,45 @@ NiceAgent* IceAgent::make_agent(bool controlling) {
   apply_stun_server(a);
 
   // Host candidates from the allowed interfaces only.
-  ifaddrs* ifs = nullptr;
-  if (getifaddrs(&ifs) == 0) {
-    for (ifaddrs* i = ifs; i; i = i->ifa_next) {
-      if (!i->ifa_addr || !(i->ifa_flags & IFF_UP)) continue;
-      int family = i->ifa_addr->sa_family;
-      if (family != AF_INET && family != AF_INET6) continue;
-      std::string name = i->ifa_name;
-      auto named = [&](const std::vector<std::string>& v) {
-        return std::find(v.begin(), v.end(), name) != v.end();
-      };
-      if (named(config_.interfaces_deny)) continue;
-      if (!config_.interfaces_allow.empty() ? !named(config_.interfaces_allow)
-                                            : (i->ifa_flags & IFF_LOOPBACK))
-        continue;
-      if (family == AF_INET6) {
-        auto* s6 = reinterpret_cast<sockaddr_in6*>(i->ifa_addr);
-        if (IN6_IS_ADDR_LINKLOCAL(&s6->sin6_addr)) continue;  // needs scope ids end to end; skipped
-      }
-      NiceAddress addr;
-      nice_address_init(&addr);
-      nice_address_set_from_sockaddr(&addr, i->ifa_addr);
-      if (nice_agent_add_local_address(a, &addr)) ++local_addresses_;
-    }
-    freeifaddrs(ifs);
+  local_addresses_ = 0;
+  for (const Address& address : addresses_) {
+    NiceAddress addr;
+    if (to_nice(address, addr) && nice_agent_add_local_address(a, &addr)) ++local_addresses_;
   }
+  agents_.push_back(AgentSlot{a, next_agent_number_++});
   g_signal_connect(a, "new-candidate-full", G_CALLBACK(Signals::candidate), this);
   g_signal_connect(a, "candidate-gathering-done", G_CALLBACK(Signals::gathering_done), this);
   g_signal_connect(a, "component-state-changed", G_CALLBACK(Signals::state), this);
   g_signal_connect(a, "new-selected-pair-full", G_CALLBACK(Signals::pair), this);
   return a;
+}
+
+std::vector<Address> IceAgent::usable_addresses() const {
+  std::vector<Address> out;
+  ifaddrs* ifs = nullptr;
+  if (getifaddrs(&ifs) != 0) return out;
+  for (ifaddrs* i = ifs; i; i = i->ifa_next) {
+    if (!i->ifa_addr || !(i->ifa_flags & IFF_UP)) continue;
+    int family = i->ifa_addr->sa_family;
+    if (family != AF_INET && family != AF_INET6) continue;
+    std::string name = i->ifa_name;
+    auto named = [&](const std::vector<std::string>& v) {
+      return std::find(v.begin(), v.end(), name) != v.end();
+    };
+    if (named(config_.interfaces_deny)) continue;
+    if (!config_.interfaces_allow.empty() ? !named(config_.interfaces_allow) : (i->ifa_flags & IFF_LOOPBACK))
+      continue;
+    if (family == AF_INET6) {
+      auto* s6 = reinterpret_cast<sockaddr_in6*>(i->ifa_addr);
+      if (IN6_IS_ADDR_LINKLOCAL(&s6->sin6_addr)) continue;  // needs scope ids end to end; skipped
+    }
+    sockaddr_storage ss{};
+    const socklen_t length = family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+    std::memcpy(&ss, i->ifa_addr, length);
+    out.push_back(io::from_sockaddr(ss, length));
+  }
+  freeifaddrs(ifs);
+  return out;
 }
 
 IceAgent::Stream* IceAgent::find(StreamId id) {
@@ -267,11 +307,14 @@ bool IceAgent::restart(StreamId id, std::string& ufrag, std::string& pwd, std::s
     if (error) *error = "no such stream";
     return false;
   }
-  NiceAgent* a = s->agent;
-  nice_agent_remove_stream(a, s->nice_id);
-  by_nice_id_.erase(nice_key(a, s->nice_id));
+  NiceAgent* old = s->agent;
+  const bool controlling = s->controlling;
+  nice_agent_remove_stream(old, s->nice_id);
+  by_nice_id_.erase(nice_key(old, s->nice_id));
   streams_.erase(id);
-  return open_stream(id, a, ufrag, pwd, error);
+  release_if_idle(old);
+  // On the current agent of its role: after refresh_interfaces(), the new interfaces'.
+  return open_stream(id, controlling ? controlling_ : controlled_, ufrag, pwd, error);
 }
 
 bool IceAgent::open_stream(StreamId id, NiceAgent* a, std::string& ufrag, std::string& pwd,
@@ -291,6 +334,7 @@ bool IceAgent::open_stream(StreamId id, NiceAgent* a, std::string& ufrag, std::s
   }
   Stream& s = streams_[id];
   s.agent = a;
+  s.controlling = a == controlling_;
   s.nice_id = nice_id;
   by_nice_id_[nice_key(a, nice_id)] = id;
   for (const TurnServer& t : config_.turn_servers) {
@@ -355,9 +399,11 @@ int IceAgent::send(StreamId id, const uint8_t* data, size_t size) {
 void IceAgent::remove_stream(StreamId id) {
   Stream* s = find(id);
   if (!s) return;
-  nice_agent_remove_stream(s->agent, s->nice_id);
-  by_nice_id_.erase(nice_key(s->agent, s->nice_id));
+  NiceAgent* agent = s->agent;
+  nice_agent_remove_stream(agent, s->nice_id);
+  by_nice_id_.erase(nice_key(agent, s->nice_id));
   streams_.erase(id);
+  release_if_idle(agent);
 }
 
 bool IceAgent::connected(StreamId id) const {

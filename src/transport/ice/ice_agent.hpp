@@ -54,15 +54,21 @@ class IceAgent {
   // drops datagrams at full speed). 0: leave them.
   void set_socket_buffer_bytes(int bytes) { socket_buffer_bytes_ = bytes; }
 
+  // Reads the machine's interfaces again. When their addresses changed (an interface came or went), the
+  // streams added or restarted from now on gather from the new ones (libnice fixes an agent's local
+  // addresses when it is made, so new agents are made; the old ones serve their streams until those are
+  // restarted or removed). When no usable address is left, nothing changes. True if it changed.
+  bool refresh_interfaces();
+
   // New STUN/TURN servers (numeric addresses) for the streams added or restarted from now on.
   void set_servers(const std::vector<StunServer>& stun, const std::vector<TurnServer>& turn);
 
   // A new stream; controlling = this side answers the connection. Starts gathering. 0 on failure (error).
   StreamId add_stream(bool controlling, std::string& ufrag, std::string& pwd, std::string* error);
   // ICE restart: the stream starts over in the same role under the same id, with new credentials, new
-  // sockets and a new gathering (so a changed NAT mapping or interface is found; the old TURN allocation
-  // is released). Until it connects again, send() drops. False (error) if libnice refuses; the stream is
-  // then gone.
+  // sockets and a new gathering (so a changed NAT mapping or interface is found, the latter after
+  // refresh_interfaces(); the old TURN allocation is released). Until it connects again, send() drops. False
+  // (error) if libnice refuses; the stream is then gone.
   bool restart(StreamId stream, std::string& ufrag, std::string& pwd, std::string* error);
   // The peer's credentials and candidates (cumulative: the ones already given are skipped).
   void set_remote(StreamId stream, const std::string& ufrag, const std::string& pwd,
@@ -97,6 +103,7 @@ class IceAgent {
  private:
   struct Stream {
     NiceAgent* agent = nullptr;
+    bool controlling = false;
     unsigned nice_id = 0;
     bool connected = false;
     bool failed = false;
@@ -111,6 +118,11 @@ class IceAgent {
   struct AgentState;
 
   NiceAgent* make_agent(bool controlling);
+  // The addresses host candidates come from: the allowed interfaces' (IPv6 link-local ones left out).
+  std::vector<Address> usable_addresses() const;
+  // An agent that is no longer the current one of its role and has no stream left is freed.
+  void release_if_idle(NiceAgent* agent);
+  void free_agent(NiceAgent* agent);
   bool open_stream(StreamId id, NiceAgent* agent, std::string& ufrag, std::string& pwd, std::string* error);
   bool uses_stun() const;
   void apply_stun_server(NiceAgent* agent);
@@ -118,7 +130,10 @@ class IceAgent {
   const Stream* find(StreamId id) const;
   StreamId id_of(NiceAgent* agent, unsigned nice_id) const;  // 0 if not ours
   uint64_t nice_key(NiceAgent* agent, unsigned nice_id) const {
-    return uint64_t(agent == controlling_ ? 1 : 0) << 32 | nice_id;
+    // The agent's number (two agents, a few more for a moment after an interface change: a short scan).
+    for (const AgentSlot& slot : agents_)
+      if (slot.agent == agent) return slot.number << 32 | nice_id;
+    return UINT64_MAX;  // not an agent of ours: matches nothing
   }
   bool offered(const Candidate& c) const;
 
@@ -134,13 +149,20 @@ class IceAgent {
   GMainContext* context_;
   IceConfig config_;
   IceCallbacks callbacks_;
-  NiceAgent* controlling_ = nullptr;
+  NiceAgent* controlling_ = nullptr;  // the current agent of each role: new and restarted streams go there
   NiceAgent* controlled_ = nullptr;
+  struct AgentSlot {
+    NiceAgent* agent;
+    uint64_t number;  // unique for the IceAgent's life
+  };
+  std::vector<AgentSlot> agents_;  // every live agent: the current two and those with streams left
+  uint64_t next_agent_number_ = 1;
+  std::vector<Address> addresses_;  // what the current agents were given
   std::unordered_map<StreamId, Stream> streams_;
   std::unordered_map<uint64_t, StreamId> by_nice_id_;  // nice_key -> our id (per datagram: no scan)
   StreamId next_id_ = 1;
   int socket_buffer_bytes_ = 0;
-  size_t local_addresses_ = 0;  // given to libnice, both agents together
+  size_t local_addresses_ = 0;  // given to libnice by the newest agent
 };
 
 }  // namespace peerlink::ice
