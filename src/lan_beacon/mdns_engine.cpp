@@ -54,13 +54,14 @@ void MdnsEngine::sign(Interface& i) {
   }
 }
 
-void MdnsEngine::multicast(int index, const std::vector<uint8_t>& bytes) {
+void MdnsEngine::multicast(int index, const std::vector<uint8_t>& bytes, bool query) {
   if (bytes.empty()) return;
   for (int family : {AF_INET, AF_INET6}) {
     if ((family == AF_INET && !config_.ipv4) || (family == AF_INET6 && !config_.ipv6)) continue;
     Outgoing o;
     o.family = family;
     o.interface_index = index;
+    o.query = query;
     o.bytes = bytes;
     outgoing_.push_back(std::move(o));
     ++counters_.multicast_sent;
@@ -107,7 +108,7 @@ void MdnsEngine::tick(Clock::time_point now) {
         ++it;
         continue;
       }
-      multicast(index, it->second ? i.query_qu : i.query_qm);
+      multicast(index, it->second ? i.query_qu : i.query_qm, true);
       it = i.queries.erase(it);
     }
     for (auto it = i.announcements.begin(); it != i.announcements.end();) {

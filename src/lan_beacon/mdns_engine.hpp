@@ -44,6 +44,9 @@ struct Outgoing {
   int family = 0;           // AF_INET or AF_INET6
   int interface_index = 0;  // for multicast
   bool multicast = true;
+  // One of our queries: best sent from a port of our own rather than 5353. Unicast answers then come back
+  // to us alone: a unicast datagram to a port 5353 that several responders share reaches only one of them.
+  bool query = false;
   SocketAddress to;  // for unicast
   std::vector<uint8_t> bytes;
 };
@@ -125,7 +128,7 @@ class MdnsEngine {
   std::optional<dns::Message> signed_records(const Interface& i, bool goodbye) const;
   // Signs the interface's announcement and makes its queries.
   void sign(Interface& i);
-  void multicast(int index, const std::vector<uint8_t>& bytes);
+  void multicast(int index, const std::vector<uint8_t>& bytes, bool query = false);
   // Answers a query `d` from `source` (its address as text) on interface `i`.
   void answer(Interface& i, const Datagram& d, const std::string& source, Clock::time_point now);
   // Takes in the peers a message announces; true if it carries our own records (it is ours, looped back).

@@ -32,11 +32,12 @@ int enable(int fd, int level, int option) {
   return setsockopt(fd, level, option, &one, sizeof one);
 }
 
-int open_socket(int family, uint16_t port, std::string* why) {
+// A socket on `port`, shared with other responders unless `own` (then a port of its own; 0: ephemeral).
+int open_socket(int family, uint16_t port, std::string* why, bool own = false) {
   const int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return fail(why, "socket"), -1;
   const int ttl = 255;
-  bool ok = enable(fd, SOL_SOCKET, SO_REUSEADDR) == 0 && enable(fd, SOL_SOCKET, SO_REUSEPORT) == 0;
+  bool ok = own || (enable(fd, SOL_SOCKET, SO_REUSEADDR) == 0 && enable(fd, SOL_SOCKET, SO_REUSEPORT) == 0);
   if (family == AF_INET) {
     // The interface and TTL of what arrives are asked for before bind, so no datagram comes without them.
     ok = ok && enable(fd, IPPROTO_IP, IP_PKTINFO) == 0 && enable(fd, IPPROTO_IP, IP_RECVTTL) == 0 &&
@@ -126,6 +127,48 @@ bool MdnsSocket::open(bool ipv4, bool ipv6, uint16_t port, std::string* why) {
     return false;
   }
   return true;
+}
+
+bool MdnsSocket::open_private(bool ipv4, bool ipv6, uint16_t group_port, std::string* why) {
+  if (fd4_ >= 0 || fd6_ >= 0) {
+    if (why) *why = "already open";
+    return false;
+  }
+  port_ = group_port;
+  // Both families on one port number (what the beacon announces): an ephemeral IPv4 port, then IPv6 on the
+  // same number, a few tries when that one is taken.
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    std::string why4, why6;
+    if (ipv4) fd4_ = open_socket(AF_INET, 0, &why4, true);
+    uint16_t port = 0;
+    if (fd4_ >= 0) {
+      sockaddr_in a{};
+      socklen_t n = sizeof a;
+      getsockname(fd4_, reinterpret_cast<sockaddr*>(&a), &n);
+      port = ntohs(a.sin_port);
+    }
+    if (ipv6) fd6_ = open_socket(AF_INET6, port, &why6, true);
+    if (ipv6 && fd6_ < 0 && fd4_ >= 0 && errno == EADDRINUSE) {
+      close(fd4_);
+      fd4_ = -1;
+      continue;
+    }
+    if (fd4_ < 0 && fd6_ < 0) {
+      if (why) *why = !why4.empty() && !why6.empty() ? why4 + "; " + why6 : why4 + why6;
+      if (why && why->empty()) *why = "neither IPv4 nor IPv6 asked for";
+      return false;
+    }
+    if (fd4_ < 0) {
+      sockaddr_in6 a{};
+      socklen_t n = sizeof a;
+      getsockname(fd6_, reinterpret_cast<sockaddr*>(&a), &n);
+      port = ntohs(a.sin6_port);
+    }
+    local_port_ = port;
+    return true;
+  }
+  if (why) *why = "no port free for both IPv4 and IPv6";
+  return false;
 }
 
 MdnsSocket::~MdnsSocket() {

@@ -43,6 +43,11 @@ class MdnsSocket {
   // Opens and binds the sockets of the families asked for, on `port` (5353; tests may choose another).
   // Returns false with `why` when none could be opened.
   bool open(bool ipv4, bool ipv6, uint16_t port, std::string* why);
+  // Opens sockets of a port of their own (ephemeral; the same number for both families, local_port()),
+  // not shared and joined to nothing, that send to the mDNS group on `group_port` and receive what is
+  // sent to that port by unicast: queries from them get their unicast answers back to this socket alone.
+  bool open_private(bool ipv4, bool ipv6, uint16_t group_port, std::string* why);
+  uint16_t local_port() const { return local_port_; }
   ~MdnsSocket();
   MdnsSocket() = default;
   MdnsSocket(const MdnsSocket&) = delete;
@@ -65,7 +70,8 @@ class MdnsSocket {
 
  private:
   int fd4_ = -1, fd6_ = -1;
-  uint16_t port_ = kMdnsPort;
+  uint16_t port_ = kMdnsPort;  // of the group
+  uint16_t local_port_ = 0;
 };
 
 }  // namespace peerlink::lan

@@ -87,25 +87,39 @@ std::string LanLab::add_host(const std::vector<int>& lans) {
   Host h;
   h.number = static_cast<int>(hosts_.size()) + 1;
   h.ns = prefix_ + "-h" + std::to_string(h.number);
-  h.lans = lans;
   add_netns(h.ns);
-  for (size_t k = 0; k < lans.size(); ++k) {
-    if (lans[k] < 1 || lans[k] > lans_)
-      throw std::runtime_error("lan lab: no LAN " + std::to_string(lans[k]));
-    const std::string sw = prefix_ + "-sw" + std::to_string(lans[k]);
-    const std::string port = "p" + std::to_string(h.number) + "e" + std::to_string(k);
-    const std::string eth = "eth" + std::to_string(k);
-    run_checked({"ip", "-n", sw, "link", "add", port, "type", "veth", "peer", "name", eth, "netns", h.ns});
-    run_checked({"ip", "-n", sw, "-batch", "-"}, "",
-                "link set " + port + " master br0\nlink set " + port + " up\n");
-    run_checked({"ip", "-n", h.ns, "-batch", "-"}, "",
-                "addr add 100.64." + std::to_string(lans[k]) + "." + std::to_string(10 + h.number) +
-                    "/24 dev " + eth + "\nlink set " + eth + " up\n");
-  }
+  for (int lan : lans)
+    attach(h, lan);
   for (size_t k = 0; k < lans.size(); ++k)
     wait_usable(h.ns, "eth" + std::to_string(k));
   hosts_.push_back(h);
   return h.ns;
+}
+
+int LanLab::add_link(const std::string& ns, int lan) {
+  for (Host& h : hosts_) {
+    if (h.ns != ns) continue;
+    const int eth = attach(h, lan);
+    wait_usable(h.ns, "eth" + std::to_string(eth));
+    return eth;
+  }
+  throw std::runtime_error("lan lab: no host " + ns);
+}
+
+int LanLab::attach(Host& h, int lan) {
+  if (lan < 1 || lan > lans_) throw std::runtime_error("lan lab: no LAN " + std::to_string(lan));
+  const size_t k = h.lans.size();
+  const std::string sw = prefix_ + "-sw" + std::to_string(lan);
+  const std::string port = "p" + std::to_string(h.number) + "e" + std::to_string(k);
+  const std::string eth = "eth" + std::to_string(k);
+  run_checked({"ip", "-n", sw, "link", "add", port, "type", "veth", "peer", "name", eth, "netns", h.ns});
+  run_checked({"ip", "-n", sw, "-batch", "-"}, "",
+              "link set " + port + " master br0\nlink set " + port + " up\n");
+  run_checked({"ip", "-n", h.ns, "-batch", "-"}, "",
+              "addr add 100.64." + std::to_string(lan) + "." + std::to_string(10 + h.number) + "/24 dev " +
+                  eth + "\nlink set " + eth + " up\n");
+  h.lans.push_back(lan);
+  return static_cast<int>(k);
 }
 
 std::string LanLab::ipv4(const std::string& ns, int eth) const {

@@ -21,6 +21,8 @@ class LanLab {
   int add_lan();
   // A new host on the given LANs (eth0 on the first, eth1 on the second, ...); returns its namespace.
   std::string add_host(const std::vector<int>& lans);
+  // Plugs host `ns` into one more LAN while it runs (eth<k> for the next k); returns k.
+  int add_link(const std::string& ns, int lan);
 
   // The IPv4 address of host `ns` on its interface `eth`, "100.64.1.11".
   std::string ipv4(const std::string& ns, int eth = 0) const;
@@ -34,6 +36,7 @@ class LanLab {
     int number = 0;
   };
   void add_netns(const std::string& name);
+  int attach(Host& h, int lan);  // a veth from the LAN's switch into the host: eth<k>
   std::string prefix_;
   std::vector<std::string> namespaces_;
   std::vector<Host> hosts_;
