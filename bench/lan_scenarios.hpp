@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 
 namespace peerlink::bench {
 
@@ -16,5 +17,13 @@ struct LanBenchOptions {
 // (the LAN's own fan-out, with nothing of the protocol). IPv4 only.
 // Returns false (after saying why on stderr) when it cannot run.
 bool run_lan_discover(const LanBenchOptions& o);
+
+// lan-connect: a responder (examples/lan_peer, `lan-beacon-peer`) runs on one host of a LAN; on another,
+// the same program is started with --connect, again and again: the time from starting the process until
+// it exits with the echo of its first reliable message to the peer it discovered (discovery, rendezvous
+// through the beacon, ICE on host candidates, handshake, one round trip), p50/p99 (target p50 <= 150 ms).
+// Baseline in the same run: starting the same program with --help (process start and exit alone).
+// `peer_program` is the path of lan-beacon-peer.
+bool run_lan_connect(const LanBenchOptions& o, const std::string& peer_program);
 
 }  // namespace peerlink::bench

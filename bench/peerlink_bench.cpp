@@ -6,7 +6,8 @@
 //   peerlink-bench --netns throughput rtt           between two network namespaces (root)
 //   peerlink-bench --netns --ice connect            peer-to-peer through the NAT lab, per NAT pairing (root)
 //   peerlink-bench xmpp-connect                     through a Prosody on the loopback (builds with the tests)
-//   peerlink-bench lan-discover                     LAN discovery in namespaces (root; builds with the tests)
+//   peerlink-bench lan-discover lan-connect         LAN discovery and connect in namespaces (root; with
+//   tests)
 //
 // The two-process scenarios start this program again as their server (`--role ...`, server_roles.hpp).
 #include <unistd.h>
@@ -113,6 +114,9 @@ void usage() {
       "  lan-discover  3, then 20 peers start their beacons at once: time until every peer sees every\n"
       "                other, p50/p99 of --samples cold starts (default 10; target p50 <= 50 ms); baseline\n"
       "                one datagram from every peer to the mDNS group, until every peer has them all\n"
+      "  lan-connect   start of a process (examples/lan_peer) to the echo of its first reliable message\n"
+      "                to a peer it discovered, p50/p99 of --samples starts (default 10; target p50 <=\n"
+      "                150 ms); baseline the same program started with --help\n"
       "\n"
       "With no scenario named, all run.\n");
 }
@@ -213,6 +217,12 @@ int main(int argc, char** argv) {
          LanBenchOptions l;
          if (samples_given) l.samples = samples;
          run_lan_discover(l);
+       }},
+      {"lan-connect",
+       [&] {
+         LanBenchOptions l;
+         if (samples_given) l.samples = samples;
+         run_lan_connect(l, PEERLINK_LAN_PEER_PROGRAM);
        }},
 #endif
   };

@@ -305,6 +305,7 @@ void LanBeacon::Impl::send(const PeerId& to, const void* blob, size_t size) {
 void LanBeacon::Impl::run() {
   Clock::time_point now = Clock::now();
   rescan(now, true);
+  flush_engine(now);  // the first queries and announcements leave now, not after the first wait
   for (;;) {
     {
       std::lock_guard<std::mutex> lock(mutex_);

@@ -9,6 +9,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <csignal>
+#include <cstdio>
+
 #include <memory>
 #include <string>
 
@@ -280,6 +283,33 @@ TEST(LanBeaconLab, InterfaceAddedWhileRunning_IsUsed_ConnectionsRestartIce_Goodb
   EXPECT_EQ(e.peer.id, gone);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
   EXPECT_FALSE(a.beacon->peer(gone));
+}
+
+// A peer killed without a goodbye (a process, SIGKILL) is lost when its records expire: within its TTL.
+TEST(LanBeaconLab, PeerKilled_LostWithinItsTtl) {
+  std::string why;
+  if (!can_build_lan_lab(&why)) GTEST_SKIP() << why;
+  LanLab lab;
+  const int lan = lab.add_lan();
+  const std::string h1 = lab.add_host({lan}), h2 = lab.add_host({lan});
+  LanNode a(h1, {});
+  const std::string log = ::testing::TempDir() + "lan-beacon-peer-" + std::to_string(getpid()) + ".log";
+  const pid_t peer = netlab::spawn_in_netns(
+      {LAN_BEACON_PEER, "--service", "labtest", "--name", "doomed", "--ttl", "10"}, h2, log);
+  ASSERT_TRUE(pump_until({a.host.get()}, [&] { return a.beacon->peers().size() == 1; }));
+  EXPECT_EQ(a.beacon->peers().front().display_name, "doomed");
+  LanEvent e;
+  while (a.beacon->next_event(e, 0ms)) {
+  }
+  kill(peer, SIGKILL);
+  netlab::stop_child(peer, 0ms);
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(a.beacon->next_event(e, 12s));
+  const double after = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(e.kind, LanEventKind::kLost);
+  EXPECT_LE(after, 10.5);
+  std::printf("[ figures  ] a peer killed without a goodbye was lost after %.1f s (TTL 10 s)\n", after);
+  std::remove(log.c_str());
 }
 
 }  // namespace
