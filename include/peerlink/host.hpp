@@ -48,6 +48,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -114,6 +115,17 @@ struct HostConfig {
   // Host starts.
   std::vector<std::shared_ptr<SignalingPlugin>> signaling;
   IceConfig ice;
+  // Static keys of peers, by PeerId, learned earlier: e.g. what known_keys() returned in the last run,
+  // saved by the application. Every peer-to-peer connection adds the key its handshake proved, under the
+  // PeerId the application connected to (or the request came from) and the one its signaling named.
+  std::map<PeerId, PublicKey> known_keys;
+  // When a connect(PeerId)'s own plugin reports the peer unreachable (its server down, say), go on through
+  // another plugin that knows a peer answering to that PeerId (SignalingPlugin::find_alias: a LAN beacon's
+  // peer announcing that XMPP JID), provided known_keys holds the PeerId's key: the connection then
+  // continues there and only with that key (ConnectionInfo::remote_peer_exact names where it went). A peer
+  // there holding another key is refused (EndReason::kRemoteKeyMismatch, saying so); with no key known the
+  // connection ends unreachable as without fallback. docs/SIGNALING.md has the details.
+  bool signaling_fallback = true;
 
   NetworkSimulation simulation;       // off by default (applies to direct UDP sockets, not to ICE paths)
   int socket_buffer_bytes = 4 << 20;  // SO_RCVBUF / SO_SNDBUF of every socket
@@ -323,6 +335,9 @@ class Host {
   std::optional<ConnectionStatus> status(ConnectionHandle connection) const;
   std::vector<ConnectionHandle> connections() const;
   HostCounters counters() const;
+  // HostConfig::known_keys and what peer-to-peer connections proved since (see there): for the application
+  // to save and give back to the next run.
+  std::map<PeerId, PublicKey> known_keys() const;
 
   // --- callbacks ---
   void set_connection_callback(ConnectionCallback callback);

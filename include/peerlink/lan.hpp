@@ -94,7 +94,9 @@ struct LanOptions {
   // A secret shared by the group (any length from 16 bytes): only peers holding it see each other and can
   // exchange blobs. Empty: none.
   std::string network_key;
-  // Other PeerIds this peer answers to ("xmpp:alice@example.org"), announced to the LAN (at most 4).
+  // Other PeerIds this peer answers to ("xmpp:alice@example.org"), announced to the LAN (at most 4): a
+  // Host whose connect to one of them finds it unreachable may come here instead, if this peer holds the
+  // key it learned for it (HostConfig::signaling_fallback).
   std::vector<PeerId> aliases;
   // Every record's time to live, in seconds: a peer that vanishes without a goodbye is lost this soon. The
   // records are re-announced at 80% of it (120 s: 2 packets a minute per interface and family at most).
@@ -168,6 +170,8 @@ class LanBeacon final : public SignalingPlugin {
   std::string scheme() const override { return "lan"; }
   PeerId local_peer() const override;  // "lan:<own fingerprint>"
   bool key_matches(const PeerId& peer, const PublicKey& key) const override;
+  // The peers seen now that announce `alias` among their aliases (LanOptions::aliases).
+  std::vector<PeerId> find_alias(const PeerId& alias) const override;
   // Opens the sockets (throws peerlink::Exception kSystem when it cannot, kInvalidConfig when the
   // identity is not the Host's) and starts the beacon's thread.
   void start(SignalingSink& sink) override;

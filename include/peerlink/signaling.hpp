@@ -29,6 +29,10 @@
 //   - One plugin instance serves one Host: a second Host given the same instance fails to start.
 //   - A plugin whose names stand for keys (the LAN beacon's "lan:<fingerprint>") says so with key_matches():
 //     the Host then refuses a peer under such a name whose key is another.
+//   - When a peer's own plugin reports it unreachable, the Host may go on through another plugin that knows
+//     a peer answering to that PeerId (find_alias()), but only to the key learned for the PeerId earlier
+//     (HostConfig::known_keys, signaling_fallback): a LAN peer can stand in for an XMPP JID when the XMPP
+//     server is down, never for a key it does not hold.
 //   - A plugin that watches the network (interfaces coming and going) tells the Host with
 //     SignalingSink::network_changed(): its connected peer-to-peer connections look for a new path at once
 //     instead of after a silence.
@@ -112,6 +116,15 @@ class SignalingPlugin {
     (void)peer;
     (void)key;
     return true;
+  }
+  // The PeerIds of this plugin's scheme of the peers that say they also answer to `alias`, a PeerId of
+  // another scheme (the LAN beacon's peers announce their XMPP JIDs); none by default. What a peer says of
+  // itself is not proof: the Host uses the answer only to reach a peer whose key it learned under `alias`
+  // before, and only the one holding that key (HostConfig::signaling_fallback). Called on the Host's
+  // service thread with the Host's lock held: it must not block or call the Host.
+  virtual std::vector<PeerId> find_alias(const PeerId& alias) const {
+    (void)alias;
+    return {};
   }
   // Sends a blob to a peer, best effort. Called on the Host's service thread: must not block (queue the work
   // for the plugin's own thread or socket and return). The bytes are valid only during the call.

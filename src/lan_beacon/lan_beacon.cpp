@@ -134,6 +134,7 @@ class LanBeacon::Impl {
   std::vector<LanPeer> peers() const;
   std::optional<LanPeer> peer(const PeerId& id) const;
   std::vector<std::string> interfaces() const;
+  std::vector<PeerId> find_alias(const PeerId& alias) const;
   LanCounters counters() const;
   size_t run_callbacks();
   bool next_event(LanEvent& event, std::chrono::milliseconds timeout);
@@ -697,6 +698,15 @@ std::optional<LanPeer> LanBeacon::Impl::peer(const PeerId& id) const {
   return std::nullopt;
 }
 
+std::vector<PeerId> LanBeacon::Impl::find_alias(const PeerId& alias) const {
+  std::vector<PeerId> out;
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto& [key, peer] : peers_)
+    if (std::find(peer.aliases.begin(), peer.aliases.end(), alias) != peer.aliases.end())
+      out.push_back(peer.id);
+  return out;
+}
+
 std::vector<std::string> LanBeacon::Impl::interfaces() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return interface_names_;
@@ -769,6 +779,9 @@ PeerId LanBeacon::local_peer() const {
 bool LanBeacon::key_matches(const PeerId& peer, const PublicKey& key) const {
   if (peer.scheme() != "lan") return true;
   return lower(peer.name()) == Identity::fingerprint_of(key);
+}
+std::vector<PeerId> LanBeacon::find_alias(const PeerId& alias) const {
+  return impl_->find_alias(alias);
 }
 void LanBeacon::start(SignalingSink& sink) {
   impl_->start(sink);

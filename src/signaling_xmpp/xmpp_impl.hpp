@@ -32,6 +32,11 @@ namespace peerlink {
 // Held by every plugin's thread while libstrophe logs in (xmpp_session.cpp says why).
 std::mutex& login_lock();
 
+// How long a blob waits while the plugin reconnects after losing the server before its peer is reported
+// unreachable: the server is likely down, and the Host may go on through another plugin
+// (HostConfig::signaling_fallback) well within its connect timeout.
+inline constexpr auto kHoldWhileReconnecting = std::chrono::seconds(3);
+
 class XmppSignaling::Impl {
  public:
   using Clock = std::chrono::steady_clock;
@@ -66,6 +71,7 @@ class XmppSignaling::Impl {
     PeerId to;  // as the Host gave it
     std::vector<uint8_t> blob;
     Clock::time_point deadline;
+    Clock::time_point since;  // when send() gave it
   };
   // A signaling IQ sent and not yet answered.
   struct InFlight {

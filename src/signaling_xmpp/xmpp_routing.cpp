@@ -10,8 +10,9 @@ namespace {
 
 using xmpp::Jid;
 
-// A blob waits this long for the login (while reconnecting) before its peer is reported unreachable.
+// A blob waits this long for the first login before its peer is reported unreachable ...
 constexpr auto kHoldWhileOffline = std::chrono::seconds(20);
+// ... and kHoldWhileReconnecting (xmpp_impl.hpp) while reconnecting after a failure.
 // ... and this long for presence to settle or a resource's features to be known.
 constexpr auto kHoldForPresence = std::chrono::seconds(5);
 constexpr auto kInFlightExpiry = std::chrono::seconds(60);
@@ -108,7 +109,7 @@ void XmppSignaling::Impl::route(Outgoing out, Clock::time_point now) {
     count([](XmppCounters& c) { ++c.dropped_while_offline; });
   }
   held_.push_back(Held{std::move(out.to), std::move(out.blob),
-                       now + (phase_ == Phase::kOnline ? kHoldForPresence : kHoldWhileOffline)});
+                       now + (phase_ == Phase::kOnline ? kHoldForPresence : kHoldWhileOffline), now});
 }
 
 bool XmppSignaling::Impl::route_bare(const PeerId& to, const Jid& bare, std::vector<uint8_t>& blob,
@@ -146,7 +147,8 @@ void XmppSignaling::Impl::try_held(Clock::time_point now) {
   waiting.swap(held_);
   for (Held& h : waiting) {
     if (phase_ != Phase::kOnline) {
-      if (now >= h.deadline)
+      const bool reconnecting = status().state == XmppState::kReconnecting;
+      if (now >= h.deadline || (reconnecting && now >= h.since + kHoldWhileReconnecting))
         unreachable(h.to, "XMPP is not logged in (" + status().reason + ")");
       else
         held_.push_back(std::move(h));

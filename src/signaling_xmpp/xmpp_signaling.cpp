@@ -312,7 +312,7 @@ XmppSignaling::Impl::Clock::time_point XmppSignaling::Impl::next_deadline() cons
     d = std::min(d, next_services_refresh_);
   }
   for (const Held& h : held_)
-    d = std::min(d, h.deadline);
+    d = std::min({d, h.deadline, phase_ == Phase::kOnline ? h.deadline : h.since + kHoldWhileReconnecting});
   return std::max(d, now);
 }
 

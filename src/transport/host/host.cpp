@@ -135,6 +135,9 @@ std::vector<ConnectionHandle> Host::connections() const {
 HostCounters Host::counters() const {
   return impl_->counters();
 }
+std::map<PeerId, PublicKey> Host::known_keys() const {
+  return impl_->known_keys();
+}
 void Host::set_connection_callback(ConnectionCallback callback) {
   impl_->set_connection_callback(std::move(callback));
 }
@@ -155,6 +158,7 @@ Host::Impl::Impl(HostConfig config)
       log_(config_.log_level, config_.log_sink),
       endpoint_(endpoint_config(config_), config_.identity, rng_),
       receive_batch_(16) {
+  known_keys_ = config_.known_keys;
   if (config_.simulation.active()) {
     uint64_t seed = config_.simulation.seed != 0 ? config_.simulation.seed : rng_.next_u64();
     if (config_.simulation.send.active()) send_impairment_.emplace(config_.simulation.send, seed);

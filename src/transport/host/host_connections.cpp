@@ -447,6 +447,11 @@ std::vector<ConnectionHandle> Host::Impl::connections() const {
   return out;
 }
 
+std::map<PeerId, PublicKey> Host::Impl::known_keys() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return known_keys_;
+}
+
 HostCounters Host::Impl::counters() const {
   std::lock_guard<std::mutex> lock(mutex_);
   const protocol::EndpointCounters& e = endpoint_.counters();

@@ -74,6 +74,7 @@ class Host::Impl {
   std::optional<ConnectionStatus> status(ConnectionHandle c) const;
   std::vector<ConnectionHandle> connections() const;
   HostCounters counters() const;
+  std::map<PeerId, PublicKey> known_keys() const;
   void set_connection_callback(ConnectionCallback callback);
   bool set_message_callback(MessageCallback callback);
   size_t run_callbacks();
@@ -130,6 +131,7 @@ class Host::Impl {
     uint64_t seen_rx = 0, tx_at_rx = 0;
     protocol::Instant rx_at{};
     bool restarting = false;  // an ICE restart is under way
+    bool fell_back = false;   // continued through another plugin (HostConfig::signaling_fallback)
     protocol::Instant restart_started{};
   };
   // An ICE stream, from its creation until libnice drops it (host_ice_streams.cpp).
@@ -174,6 +176,11 @@ class Host::Impl {
   // The peer's key is not one its plugin lets its name stand for (SignalingPlugin::key_matches): the
   // connection fails (kRemoteKeyMismatch). True if so.
   bool key_refused(protocol::Instant now, ConnectionHandle c, const P2P& p);
+  // The peer's plugin reports it unreachable: its connections being set up go on through another plugin
+  // that knows a peer answering to it, when the key learned for it allows (HostConfig::signaling_fallback).
+  void fall_back(protocol::Instant now, const PeerId& peer, const std::string& detail);
+  // A peer-to-peer connection's handshake proved its key: remembered under its names.
+  void learn_key(ConnectionHandle c);
   // A plugin saw the network change: connected peer-to-peer connections restart ICE now.
   void on_network_changed(protocol::Instant now, const std::string& scheme, const std::string& detail);
   bool accept_p2p_request(protocol::Instant now, ConnectionHandle c, const PublicKey& remote_key);
@@ -268,7 +275,8 @@ class Host::Impl {
   std::optional<IceConfig> new_ice_servers_;  // from set_ice_servers(), for the service thread
   IceConfig base_ice_servers_;                // HostConfig::ice's (resolved), or set_ice_servers()'s
   std::map<std::string, IceConfig> offered_ice_servers_;  // by the plugins' signaling services, per scheme
-  std::unordered_map<PeerId, PeerId> exact_senders_;      // of the blobs read in this turn, when not the same
+  std::map<PeerId, PublicKey> known_keys_;  // HostConfig::known_keys and what handshakes proved since
+  std::unordered_map<PeerId, PeerId> exact_senders_;  // of the blobs read in this turn, when not the same
   io::SendBatch ice_batch_;
   io::UdpSocket* ice_batch_socket_ = nullptr;  // where ice_batch_ goes
   protocol::Instant next_path_watch_{};

@@ -9,6 +9,8 @@
 //
 // Handles: a peer-to-peer connection's handle is an Endpoint id reserved when the connection starts, so it
 // stays the same when the Endpoint connection is created later. Until then sends are kept here.
+#include <algorithm>
+
 #include "transport/host/candidates.hpp"
 #include "transport/host/host_impl.hpp"
 #include "transport/io/path_codec.hpp"
@@ -212,6 +214,7 @@ void Host::Impl::read_signaling(Instant now) {
         rz_->receive(now, in.peer, in.blob.data(), in.blob.size());
         break;
       case host::SignalingPlugins::Inbound::kUnreachable:
+        fall_back(now, in.peer, in.detail);  // those that can go on elsewhere do; the others end
         rz_->peer_unreachable(now, in.peer, in.detail);
         break;
       case host::SignalingPlugins::Inbound::kIceServers:
@@ -448,11 +451,54 @@ void Host::Impl::watch_p2p_paths(Instant now) {
 }
 
 bool Host::Impl::key_refused(Instant now, ConnectionHandle c, const P2P& p) {
-  if (!p.peer_key || plugins_->key_matches(p.peer, *p.peer_key)) return false;
+  if (!p.peer_key) return false;
+  if (plugins_->key_matches(p.peer, *p.peer_key) &&
+      (p.peer_exact.empty() || plugins_->key_matches(p.peer_exact, *p.peer_key)))
+    return false;
   rz_->ice_failed(now, c, uint32_t(EndReason::kRemoteKeyMismatch),
                   "the peer's key " + Identity::fingerprint_of(*p.peer_key) + " is not the one " +
                       p.peer.str() + " stands for");
   return true;
+}
+
+void Host::Impl::fall_back(Instant now, const PeerId& peer, const std::string& detail) {
+  if (!config_.signaling_fallback) return;
+  for (auto& [c, p] : p2p_) {
+    if (p.peer != peer || !p.offerer || p.created || p.ended || p.fell_back) continue;
+    auto known = known_keys_.find(peer);
+    if (known == known_keys_.end()) continue;  // nothing to hold a stand-in to: unreachable
+    // Among the peers that say they are `peer`, the one holding its key; others are refused.
+    const std::vector<PeerId> claims = plugins_->find_alias(peer);
+    if (claims.empty()) continue;
+    auto holder = std::find_if(claims.begin(), claims.end(),
+                               [&](const PeerId& q) { return plugins_->key_matches(q, known->second); });
+    if (holder == claims.end()) {
+      const std::string why = peer.str() + " is unreachable (" + detail + "); " + claims.front().str() +
+                              " says it is " + peer.str() + " but does not hold the key learned for it (" +
+                              Identity::fingerprint_of(known->second) + "): refused";
+      log_.log(LogLevel::kWarning, "connection %u: %s", c, why.c_str());
+      rz_->ice_failed(now, c, uint32_t(EndReason::kRemoteKeyMismatch), why);
+      continue;
+    }
+    const PeerId alias = *holder;
+    if (!rz_->retarget(now, c, alias)) continue;
+    log_.log(LogLevel::kInfo,
+             "connection %u: %s is unreachable (%s); going on through %s, with the key learned for it", c,
+             peer.str().c_str(), detail.c_str(), alias.str().c_str());
+    p.fell_back = true;
+    p.peer_exact = alias;
+    if (!p.expected_key) p.expected_key = known->second;
+  }
+}
+
+void Host::Impl::learn_key(ConnectionHandle c) {
+  auto it = p2p_.find(c);
+  const protocol::Connection* conn = endpoint_.connection(c);
+  if (it == p2p_.end() || !conn || !conn->remote_key()) return;
+  constexpr size_t kMaxKnownKeys = 65536;  // a bound on memory; beyond it new names are not remembered
+  for (const PeerId* name : {&it->second.peer, &it->second.peer_exact})
+    if (!name->empty() && (known_keys_.size() < kMaxKnownKeys || known_keys_.count(*name)))
+      known_keys_[*name] = *conn->remote_key();
 }
 
 void Host::Impl::on_network_changed(Instant now, const std::string& scheme, const std::string& detail) {

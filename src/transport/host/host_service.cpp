@@ -248,6 +248,7 @@ void Host::Impl::collect_events(Instant now) {
     }
     if (e.state == ConnectionState::kConnected) {
       log_.log(LogLevel::kInfo, "connection %u: connected", c);
+      learn_key(c);
       queue_event(ConnectionEventKind::kConnected, c);
     } else if (e.state == ConnectionState::kClosed) {
       log_.log(LogLevel::kInfo, "connection %u: closed (%u %s: %s)", c, e.reason,

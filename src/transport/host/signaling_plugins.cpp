@@ -141,6 +141,16 @@ bool SignalingPlugins::key_matches(const PeerId& peer, const PublicKey& key) con
   return it == plugins_.end() || it->second->key_matches(peer, key);
 }
 
+std::vector<PeerId> SignalingPlugins::find_alias(const PeerId& alias) const {
+  std::vector<PeerId> out;
+  for (const auto& [scheme, plugin] : plugins_) {
+    if (scheme == alias.scheme()) continue;
+    for (PeerId& found : plugin->find_alias(alias))
+      if (found.scheme() == scheme) out.push_back(std::move(found));
+  }
+  return out;
+}
+
 std::string SignalingPlugins::schemes() const {
   std::string out;
   for (const auto& [scheme, plugin] : plugins_)

@@ -55,6 +55,8 @@ class SignalingPlugins {
   bool is_local(const PeerId& peer) const;
   // Whether the plugin of the peer's scheme lets `key` be that peer's (SignalingPlugin::key_matches).
   bool key_matches(const PeerId& peer, const PublicKey& key) const;
+  // PeerIds of the other plugins' schemes whose peers say they answer to alias (SignalingPlugin::find_alias).
+  std::vector<PeerId> find_alias(const PeerId& alias) const;
   // To the plugin of the peer's scheme (none: dropped). Calls the plugin: no Host lock.
   void send(const PeerId& to, const std::vector<uint8_t>& blob);
 

@@ -216,6 +216,20 @@ void Rendezvous::push_stream_action(const Session& s, Action::Kind kind) {
   actions_.push_back(std::move(a));
 }
 
+bool Rendezvous::retarget(Instant now, Handle h, const PeerId& to) {
+  now_ = now;
+  Session* s = find(h);
+  if (!s || s->role != Role::kOfferer || s->symmetric || s->state != State::kActive || s->have_peer_key ||
+      by_session_.count({to, s->id}))
+    return false;
+  by_session_.erase({s->peer, s->id});
+  s->peer = to;
+  by_session_[{to, s->id}] = h;
+  s->rto = config_.first_retransmit;
+  if (s->have_local) send_state(now, *s, false);  // else it goes with the first candidates
+  return true;
+}
+
 void Rendezvous::ice_failed(Instant now, Handle h, uint32_t reason, const std::string& text) {
   now_ = now;
   Session* s = find(h);

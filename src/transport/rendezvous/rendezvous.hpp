@@ -128,6 +128,10 @@ class Rendezvous {
   // makes the peer restart too. Two sides restarting at once meet in the same generation. False if h never
   // connected. No timeout: the data connection's own idle timeout decides when to give up.
   bool restart(Instant now, Handle h);
+  // The offering session h goes on with another peer (the same peer reached through another signaling
+  // plugin): what it sends goes there from now on, at once. False unless h is an offering, non-symmetric
+  // session that has heard nothing from its peer yet.
+  bool retarget(Instant now, Handle h, const PeerId& to);
   // ICE failed for h (no path): the session fails with reason (and the peer is told).
   void ice_failed(Instant now, Handle h, uint32_t reason, const std::string& text);
 
