@@ -154,8 +154,8 @@ bool run_lan_connect(const LanBenchOptions& o, const std::string& peer_program) 
   const int lan = lab.add_lan();
   const std::string responder_host = lab.add_host({lan}), initiator_host = lab.add_host({lan});
   const std::string log = "/tmp/peerlink-bench-lan-responder-" + std::to_string(getpid()) + ".log";
-  const pid_t responder = netlab::spawn_in_netns({peer_program, "--service", "bench", "--name", "responder"},
-                                                 responder_host, log);
+  const pid_t responder = netlab::spawn_in_netns(
+      {peer_program, "--service", "bench", "--name", "responder", "--responder", "own"}, responder_host, log);
   // Until it is up (its "ready" line).
   const auto give_up = Clock::now() + 10s;
   bool ready = false;
@@ -172,9 +172,10 @@ bool run_lan_connect(const LanBenchOptions& o, const std::string& peer_program) 
   std::string last_failure;
   for (size_t s = 0; ready && s < o.samples; ++s) {
     const auto t0 = Clock::now();
-    const netlab::CommandResult r = netlab::run_command(
-        {peer_program, "--service", "bench", "--name", "initiator", "--connect", "--timeout", "10"},
-        initiator_host, "", 15s);
+    const netlab::CommandResult r =
+        netlab::run_command({peer_program, "--service", "bench", "--name", "initiator", "--connect",
+                             "--timeout", "10", "--responder", "own"},
+                            initiator_host, "", 15s);
     const double wall = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     const size_t echo = r.output.find("echo ");
     if (!r.ok() || echo == std::string::npos) {

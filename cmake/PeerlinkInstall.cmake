@@ -38,6 +38,12 @@ else()
   set(PEERLINK_HAS_XMPP OFF)
 endif()
 
+if(TARGET peerlink_lan)
+  set(PEERLINK_HAS_LAN ON)
+else()
+  set(PEERLINK_HAS_LAN OFF)
+endif()
+
 configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/peerlinkConfig.cmake.in
   ${PROJECT_BINARY_DIR}/peerlinkConfig.cmake
   INSTALL_DESTINATION ${PEERLINK_CMAKE_INSTALL_DIR})

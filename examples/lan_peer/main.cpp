@@ -33,14 +33,16 @@ int usage(const char* why) {
   std::fprintf(stderr,
                "usage: lan-beacon-peer [--service NAME] [--name TEXT] [--network-key-file FILE]\n"
                "                       [--interface IF]... [--ttl SECONDS] [--connect] [--message TEXT]\n"
-               "                       [--timeout SECONDS] [--help]\n"
+               "                       [--timeout SECONDS] [--responder auto|own|avahi] [--help]\n"
                "  --service NAME          peers of other services stay invisible (default: peerlink)\n"
                "  --name TEXT             the name others see (default: the host name)\n"
                "  --network-key-file F    only peers holding the same key (the file's first line) are seen\n"
                "  --interface IF          serve only these interfaces (repeatable; default: all usable)\n"
                "  --ttl SECONDS           how soon a peer that vanished is forgotten (default 120)\n"
                "  --connect               connect to the first peer found, send --message, exit on its echo\n"
-               "  --timeout SECONDS       give up after this long (default: never; 10 with --connect)\n");
+               "  --timeout SECONDS       give up after this long (default: never; 10 with --connect)\n"
+               "  --responder WHO         multicast DNS through avahi-daemon, the beacon's own, or avahi\n"
+               "                          when it runs (auto, the default)\n");
   return 2;
 }
 
@@ -79,6 +81,16 @@ int main(int argc, char** argv) {
         lan.ttl_seconds = static_cast<uint32_t>(n);
       else
         timeout_s = n;
+    } else if (arg == "--responder") {
+      const std::string who = v;
+      if (who == "auto")
+        lan.responder = peerlink::LanResponder::kAuto;
+      else if (who == "own")
+        lan.responder = peerlink::LanResponder::kOwn;
+      else if (who == "avahi")
+        lan.responder = peerlink::LanResponder::kAvahi;
+      else
+        return usage("--responder wants auto, own or avahi");
     } else if (arg == "--network-key-file") {
       std::ifstream in(v);
       if (!in || !std::getline(in, lan.network_key)) return usage(("cannot read " + std::string(v)).c_str());
@@ -120,7 +132,7 @@ int main(int argc, char** argv) {
   }
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
-  std::printf("ready %s\n", beacon->local_peer().str().c_str());
+  std::printf("ready %s %s\n", beacon->local_peer().str().c_str(), peerlink::to_string(beacon->responder()));
   std::fflush(stdout);
 
   peerlink::ConnectionHandle mine = peerlink::kInvalidConnection;

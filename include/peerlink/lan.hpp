@@ -16,7 +16,8 @@
 //   auto conn = host.connect(beacon->peers().front().id);
 //
 // Discovery is DNS-SD over multicast DNS (RFC 6762/6763: 224.0.0.251 and ff02::fb, port 5353, service
-// "_<service>._udp.local"), spoken by the beacon's own responder and querier. Every announcement carries the
+// "_<service>._udp.local"), spoken through avahi-daemon where it runs, else by the beacon's own responder
+// and querier (LanOptions::responder). Every announcement carries the
 // peer's identity key and is signed by it; with a network key it is also authenticated under that key, and
 // peers without it are invisible. The signaling blobs of a connection travel by unicast UDP between the two
 // peers, authenticated to both identity keys (and the network key): connect(PeerId) works on a LAN with no
@@ -75,6 +76,14 @@ struct LanEvent {
   LanPeer peer;  // as it is after the event (as it was last, for kLost)
 };
 
+// Who speaks multicast DNS for the beacon.
+enum class LanResponder : uint8_t {
+  kAuto,   // avahi-daemon when it runs (reachable on the D-Bus system bus), else the beacon's own
+  kOwn,    // the beacon's own responder and querier (sharing port 5353 with any other)
+  kAvahi,  // avahi-daemon through libavahi-client; start() fails when it cannot be reached
+};
+const char* to_string(LanResponder responder);
+
 struct LanOptions {
   // The Host's identity (HostConfig::identity): required. The beacon signs its announcements and blobs with
   // it; the Host refuses to start a beacon whose identity is not its own.
@@ -101,8 +110,11 @@ struct LanOptions {
   // Every record's time to live, in seconds: a peer that vanishes without a goodbye is lost this soon. The
   // records are re-announced at 80% of it (120 s: 2 packets a minute per interface and family at most).
   uint32_t ttl_seconds = 120;
-  // The multicast DNS port: 5353 (the standard); tests may choose another.
+  // The multicast DNS port: 5353 (the standard); tests may choose another (own responder only).
   uint16_t mdns_port = 5353;
+  // Through avahi-daemon, avahi's configuration decides the interfaces it announces on; peers are taken
+  // from the interfaces chosen above only. Its records carry no signed addresses (docs/LAN.md).
+  LanResponder responder = LanResponder::kAuto;
   // Events: on_event runs on the application's thread from run_callbacks() (kApplication, the default) or
   // on the beacon's thread as they happen (kService: keep it short, do not call stop()). Without on_event,
   // next_event() returns them.
@@ -156,6 +168,8 @@ class LanBeacon final : public SignalingPlugin {
   std::optional<LanPeer> peer(const PeerId& id) const;
   // The interfaces served now ("eth0", ...).
   std::vector<std::string> interfaces() const;
+  // Who speaks multicast DNS (kOwn or kAvahi once started; kAuto before).
+  LanResponder responder() const;
   LanCounters counters() const;
 
   // kApplication: delivers the queued events to on_event on this thread; returns how many.

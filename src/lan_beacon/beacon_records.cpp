@@ -27,15 +27,30 @@ std::string instance_label(const std::string& display_name, const std::string& f
   return (display_name.empty() ? std::string("peerlink") : display_name) + " [" + fp.substr(4, 9) + "]";
 }
 
-// The bytes the signature and the network key's MAC cover.
+// The bytes the signature and the network key's MAC cover. Version 2 (records published through a system
+// responder, which owns the instance name, the host name and the addresses) leaves those three out.
 std::vector<uint8_t> covered(const dns::Name& service, const std::string& instance, const std::string& host,
-                             const Announcement& a, bool goodbye) {
+                             const Announcement& a, bool goodbye, bool portable = false) {
   std::vector<uint8_t> out;
   out.reserve(512);
-  const char domain[] = "peerlink-lan-v1";
-  out.insert(out.end(), domain, domain + sizeof domain);
+  const char domain1[] = "peerlink-lan-v1", domain2[] = "peerlink-lan-v2";
+  const char* domain = portable ? domain2 : domain1;
+  out.insert(out.end(), domain, domain + sizeof domain1);
   out.insert(out.end(), a.key.begin(), a.key.end());
   put(out, dns::to_text(service));
+  if (portable) {
+    out.push_back(static_cast<uint8_t>(a.port >> 8));
+    out.push_back(static_cast<uint8_t>(a.port));
+    for (int shift = 56; shift >= 0; shift -= 8)
+      out.push_back(static_cast<uint8_t>(a.serial >> shift));
+    put(out, a.display_name);
+    std::vector<std::string> aliases = a.aliases;  // in any order: a responder may reorder the strings
+    std::sort(aliases.begin(), aliases.end());
+    out.push_back(static_cast<uint8_t>(aliases.size()));
+    for (const std::string& alias : aliases)
+      put(out, alias);
+    return out;
+  }
   put(out, instance);
   put(out, host);
   out.push_back(static_cast<uint8_t>(a.port >> 8));
@@ -114,6 +129,33 @@ std::optional<dns::Name> service_name(const std::string& service) {
   return dns::Name{"_" + service, "_udp", "local"};
 }
 
+std::string instance_name(const Announcement& a) {
+  return instance_label(a.display_name, Identity::fingerprint_of(a.key));
+}
+
+std::optional<std::vector<std::string>> portable_txt(const dns::Name& service, const Announcement& a,
+                                                     const Key& private_key,
+                                                     const std::vector<uint8_t>& network_key) {
+  if (service.empty() || a.display_name.size() > kMaxDisplayName || a.aliases.size() > kMaxAliases)
+    return std::nullopt;
+  for (const std::string& alias : a.aliases)
+    if (alias.empty() || alias.size() > kMaxAlias) return std::nullopt;
+  const std::vector<uint8_t> bytes = covered(service, {}, {}, a, false, true);
+  const std::optional<Signature> sig = sign_with_identity(private_key, bytes.data(), bytes.size());
+  if (!sig) return std::nullopt;
+  std::vector<std::string> txt = {"v=2", "k=" + std::string(a.key.begin(), a.key.end()),
+                                  "q=" + std::to_string(a.serial), "n=" + a.display_name};
+  for (const std::string& alias : a.aliases)
+    txt.push_back("a=" + alias);
+  if (!network_key.empty()) {
+    const std::string m_value = mac(network_key, bytes);
+    if (m_value.empty()) return std::nullopt;
+    txt.push_back("m=" + m_value);
+  }
+  txt.push_back("s=" + std::string(sig->begin(), sig->end()));
+  return txt;
+}
+
 std::optional<dns::Message> announce(const dns::Name& service, const Announcement& a, const Key& private_key,
                                      const std::vector<uint8_t>& network_key, bool goodbye) {
   if (service.empty() || a.display_name.size() > kMaxDisplayName || a.aliases.size() > kMaxAliases)
@@ -167,6 +209,72 @@ std::optional<dns::Message> announce(const dns::Name& service, const Announcemen
   return m;
 }
 
+namespace {
+
+// The TXT fields of an announcement into h.announcement (key, serial, name, aliases); its version (1 or 2),
+// signature and MAC. False when they are not a well-formed announcement.
+bool parse_txt(const std::vector<std::string>& strings, Heard& h, int& version, std::optional<std::string>& s,
+               std::optional<std::string>& m) {
+  Announcement& a = h.announcement;
+  const std::optional<std::string> v = dns::txt_value(strings, "v");
+  const std::optional<std::string> k = dns::txt_value(strings, "k");
+  const std::optional<std::string> q = dns::txt_value(strings, "q");
+  const std::optional<std::string> n = dns::txt_value(strings, "n");
+  s = dns::txt_value(strings, "s");
+  m = dns::txt_value(strings, "m");
+  version = v == "1" ? 1 : v == "2" ? 2 : 0;
+  if (!version || !k || k->size() != 32 || !q || !parse_serial(*q, a.serial) || !n ||
+      n->size() > kMaxDisplayName || (m && m->size() != kMacBytes))
+    return false;
+  std::copy(k->begin(), k->end(), a.key.begin());
+  a.display_name = *n;
+  for (const std::string& str : strings) {
+    if (str.size() > 2 && (str[0] == 'a' || str[0] == 'A') && str[1] == '=') {
+      a.aliases.push_back(str.substr(2));
+      if (str.size() - 2 > kMaxAlias) return false;
+    }
+  }
+  return a.aliases.size() <= kMaxAliases;
+}
+
+// The network key's MAC, then the signature, over `bytes`: h.verdict.
+void check(const std::vector<uint8_t>& bytes, const std::optional<std::string>& s,
+           const std::optional<std::string>& m, const std::vector<uint8_t>& network_key, VerifiedCache* cache,
+           Heard& h) {
+  const Key& key = h.announcement.key;
+  // The cheap check first: a stranger's record costs one HMAC, not a signature verification.
+  if (!network_key.empty() || m) {
+    const std::string expected = network_key.empty() ? std::string() : mac(network_key, bytes);
+    if (!m || expected.empty() || CRYPTO_memcmp(expected.data(), m->data(), kMacBytes) != 0) {
+      h.verdict = Verdict::kWrongNetworkKey;
+      return;
+    }
+  }
+  Signature sig{};
+  if (!s || s->size() != sig.size()) {
+    h.verdict = Verdict::kBadSignature;
+    return;
+  }
+  std::copy(s->begin(), s->end(), sig.begin());
+  std::vector<uint8_t> signed_bytes = bytes;
+  signed_bytes.insert(signed_bytes.end(), sig.begin(), sig.end());
+  if (cache) {
+    auto known = cache->last.find(key);
+    if (known != cache->last.end() && known->second == signed_bytes) {
+      h.verdict = Verdict::kOk;  // exactly what was verified before
+      return;
+    }
+  }
+  h.verdict =
+      verify_identity_signature(key, bytes.data(), bytes.size(), sig) ? Verdict::kOk : Verdict::kBadSignature;
+  if (cache && h.verdict == Verdict::kOk) {
+    if (cache->last.size() >= kMaxCached && !cache->last.count(key)) cache->last.clear();
+    cache->last[key] = std::move(signed_bytes);
+  }
+}
+
+}  // namespace
+
 std::vector<Heard> read_announcements(const dns::Name& service, const dns::Message& response,
                                       const std::vector<uint8_t>& network_key, VerifiedCache* cache) {
   std::vector<const dns::Record*> all;
@@ -192,34 +300,16 @@ std::vector<Heard> read_announcements(const dns::Name& service, const dns::Messa
     h.instance = instance_name.front();
     const dns::Record* srv = find(instance_name, dns::Type::kSrv);
     const dns::Record* txt = find(instance_name, dns::Type::kTxt);
-    if (!srv || !txt) {
+    int version = 0;
+    std::optional<std::string> s, m;
+    if (!srv || !txt || !parse_txt(txt->strings, h, version, s, m)) {
       out.push_back(h);
       continue;
     }
     Announcement& a = h.announcement;
-    const std::optional<std::string> v = dns::txt_value(txt->strings, "v");
-    const std::optional<std::string> k = dns::txt_value(txt->strings, "k");
-    const std::optional<std::string> q = dns::txt_value(txt->strings, "q");
-    const std::optional<std::string> n = dns::txt_value(txt->strings, "n");
-    const std::optional<std::string> s = dns::txt_value(txt->strings, "s");
-    const std::optional<std::string> m = dns::txt_value(txt->strings, "m");
-    if (v != "1" || !k || k->size() != 32 || !q || !parse_serial(*q, a.serial) || !n ||
-        n->size() > kMaxDisplayName || (m && m->size() != kMacBytes)) {
-      out.push_back(h);
-      continue;
-    }
-    std::copy(k->begin(), k->end(), a.key.begin());
-    a.display_name = *n;
-    bool bad_alias = false;
-    for (const std::string& str : txt->strings) {
-      if (str.size() > 2 && (str[0] == 'a' || str[0] == 'A') && str[1] == '=') {
-        a.aliases.push_back(str.substr(2));
-        bad_alias = bad_alias || str.size() - 2 > kMaxAlias;
-      }
-    }
-    const std::string fp = Identity::fingerprint_of(a.key);
-    if (bad_alias || a.aliases.size() > kMaxAliases || srv->target.size() != 2 || srv->target[0] != fp ||
-        !dns::same_name({srv->target[1]}, {"local"})) {
+    // Version 1 names its host after its key; version 2 (a system responder's) any host of .local.
+    if ((version == 1 && (srv->target.size() != 2 || srv->target[0] != Identity::fingerprint_of(a.key))) ||
+        srv->target.size() < 2 || !dns::same_name({srv->target.back()}, {"local"})) {
       out.push_back(h);
       continue;
     }
@@ -238,42 +328,26 @@ std::vector<Heard> read_announcements(const dns::Name& service, const dns::Messa
       }
     }
     h.goodbye = ptr->ttl == 0 && srv->ttl == 0 && txt->ttl == 0;
-    const std::vector<uint8_t> bytes = covered(service, h.instance, srv->target[0], a, h.goodbye);
-    // The cheap check first: a stranger's record costs one HMAC, not a signature verification.
-    if (!network_key.empty() || m) {
-      const std::string expected = network_key.empty() ? std::string() : mac(network_key, bytes);
-      if (!m || expected.empty() || CRYPTO_memcmp(expected.data(), m->data(), kMacBytes) != 0) {
-        h.verdict = Verdict::kWrongNetworkKey;
-        out.push_back(h);
-        continue;
-      }
-    }
-    Signature sig{};
-    if (!s || s->size() != sig.size()) {
-      h.verdict = Verdict::kBadSignature;
-      out.push_back(h);
-      continue;
-    }
-    std::copy(s->begin(), s->end(), sig.begin());
-    std::vector<uint8_t> signed_bytes = bytes;
-    signed_bytes.insert(signed_bytes.end(), sig.begin(), sig.end());
-    if (cache) {
-      auto known = cache->last.find(a.key);
-      if (known != cache->last.end() && known->second == signed_bytes) {
-        h.verdict = Verdict::kOk;  // exactly what was verified before
-        out.push_back(h);
-        continue;
-      }
-    }
-    h.verdict = verify_identity_signature(a.key, bytes.data(), bytes.size(), sig) ? Verdict::kOk
-                                                                                  : Verdict::kBadSignature;
-    if (cache && h.verdict == Verdict::kOk) {
-      if (cache->last.size() >= kMaxCached && !cache->last.count(a.key)) cache->last.clear();
-      cache->last[a.key] = std::move(signed_bytes);
+    if (version == 2 && h.goodbye) {  // a responder's goodbye is not signed as such: taken as it comes
+      h.verdict = Verdict::kOk;
+    } else {
+      check(covered(service, h.instance, srv->target[0], a, h.goodbye, version == 2), s, m, network_key,
+            cache, h);
     }
     out.push_back(h);
   }
   return out;
+}
+
+Heard read_portable(const dns::Name& service, uint16_t port, const std::vector<std::string>& txt,
+                    const std::vector<uint8_t>& network_key, VerifiedCache* cache) {
+  Heard h;
+  int version = 0;
+  std::optional<std::string> s, m;
+  if (!parse_txt(txt, h, version, s, m) || version != 2) return h;
+  h.announcement.port = port;
+  check(covered(service, {}, {}, h.announcement, false, true), s, m, network_key, cache, h);
+  return h;
 }
 
 }  // namespace peerlink::lan

@@ -78,9 +78,26 @@ struct VerifiedCache {
   std::map<Key, std::vector<uint8_t>> last;
 };
 
-// Every announcement of `service` in a response, checked. Records of other services are skipped.
+// Every announcement of `service` in a response, checked. Records of other services are skipped. Version 2
+// records (a system responder's, below) are read too: their host name and addresses are not signed.
 std::vector<Heard> read_announcements(const dns::Name& service, const dns::Message& response,
                                       const std::vector<uint8_t>& network_key,
                                       VerifiedCache* cache = nullptr);
+
+}  // namespace peerlink::lan
+
+namespace peerlink::lan {
+
+// Through a system responder (avahi-daemon), which owns the instance name (it may rename it on a
+// collision), the host name and the addresses, a peer publishes only the TXT strings, version 2 ("v=2"):
+// signed over the key, service, port, serial, display name and aliases. The addresses a resolver gives are
+// not signed: they only say where to send rendezvous datagrams, which are authenticated themselves.
+std::string instance_name(const Announcement& a);  // "<display name> [<9 characters of fingerprint>]"
+std::optional<std::vector<std::string>> portable_txt(const dns::Name& service, const Announcement& a,
+                                                     const Key& private_key,
+                                                     const std::vector<uint8_t>& network_key);
+// Checks TXT strings a resolver gave for an instance of `service` on `port`.
+Heard read_portable(const dns::Name& service, uint16_t port, const std::vector<std::string>& txt,
+                    const std::vector<uint8_t>& network_key, VerifiedCache* cache = nullptr);
 
 }  // namespace peerlink::lan

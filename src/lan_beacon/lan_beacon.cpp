@@ -18,7 +18,11 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <tuple>
 
+#include <avahi-common/address.h>
+
+#include "avahi_client.hpp"
 #include "beacon_records.hpp"
 #include "lan_interfaces.hpp"
 #include "lan_rendezvous.hpp"
@@ -39,6 +43,18 @@ const char* to_string(LanEventKind kind) {
       return "updated";
     case LanEventKind::kLost:
       return "lost";
+  }
+  return "?";
+}
+
+const char* to_string(LanResponder responder) {
+  switch (responder) {
+    case LanResponder::kAuto:
+      return "auto";
+    case LanResponder::kOwn:
+      return "own";
+    case LanResponder::kAvahi:
+      return "avahi";
   }
   return "?";
 }
@@ -134,6 +150,7 @@ class LanBeacon::Impl {
   std::vector<LanPeer> peers() const;
   std::optional<LanPeer> peer(const PeerId& id) const;
   std::vector<std::string> interfaces() const;
+  LanResponder responder() const;
   std::vector<PeerId> find_alias(const PeerId& alias) const;
   LanCounters counters() const;
   size_t run_callbacks();
@@ -164,6 +181,13 @@ class LanBeacon::Impl {
   void read_private(int fd, Clock::time_point now);
   void on_rendezvous(const lan::Datagram& d);
   void flush_engine(Clock::time_point now);
+  // Avahi mode: publishes through avahi-daemon; false (why) when it cannot be reached.
+  bool start_avahi(const lan::Announcement& self, std::string* why);
+  void on_avahi(Clock::time_point now);
+  // The peers heard: the engine's, or avahi's.
+  const std::map<PublicKey, lan::DiscoveredPeer>& table() const {
+    return avahi_ ? avahi_peers_ : engine_->peers();
+  }
   void send_blob(const PeerId& to, const std::vector<uint8_t>& blob, Clock::time_point now);
   // Where a blob to `key` goes: its announced addresses (one per family per link) and where its last
   // rendezvous datagram came from.
@@ -186,6 +210,12 @@ class LanBeacon::Impl {
   lan::MdnsSocket private_;  // our port: queries out, unicast answers and rendezvous datagrams in
   std::unique_ptr<lan::NetlinkWatch> netlink_;
   std::unique_ptr<lan::RendezvousCrypto> crypto_;
+  // Avahi mode.
+  std::unique_ptr<lan::AvahiService> avahi_;
+  std::map<PublicKey, lan::DiscoveredPeer> avahi_peers_;
+  std::map<std::tuple<int, int, std::string>, PublicKey> avahi_names_;  // (interface, protocol, instance)
+  std::map<PublicKey, uint64_t> avahi_newest_;                          // newest serial per key
+  lan::VerifiedCache verified_;
   std::map<int, lan::LinkInfo> served_;  // by index
   std::map<PeerId, Waiting> waiting_;
   std::map<PublicKey, lan::SocketAddress> rendezvous_source_;  // where each sender's last datagram came from
@@ -201,6 +231,7 @@ class LanBeacon::Impl {
   std::condition_variable event_cv_;
   bool stopping_ = false;
   bool started_ = false;
+  LanResponder responder_ = LanResponder::kAuto;
   std::vector<Outbound> outbox_;
   std::map<PublicKey, LanPeer> peers_;
   std::vector<std::string> interface_names_;
@@ -246,8 +277,6 @@ void LanBeacon::Impl::start(SignalingSink& sink) {
                                                          Identity::fingerprint_of(sink.local_key()) +
                                                          "): give the beacon HostConfig::identity"});
   std::string why;
-  if (!group_.open(options_.ipv4, options_.ipv6, options_.mdns_port, &why))
-    throw Exception(Error{ErrorCode::kSystem, "LanBeacon: multicast DNS sockets: " + why});
   if (!private_.open_private(options_.ipv4, options_.ipv6, options_.mdns_port, &why))
     throw Exception(Error{ErrorCode::kSystem, "LanBeacon: rendezvous sockets: " + why});
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -267,17 +296,35 @@ void LanBeacon::Impl::start(SignalingSink& sink) {
     config.self.aliases.push_back(alias.str());
   config.private_key = identity_.private_key();
   config.network_key.assign(options_.network_key.begin(), options_.network_key.end());
-  config.ipv4 = options_.ipv4 && group_.fd4() >= 0;
-  config.ipv6 = options_.ipv6 && group_.fd6() >= 0;
   config.first_serial = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                                   std::chrono::system_clock::now().time_since_epoch())
                                                   .count());
   counter_ = config.first_serial * 1000;
-  engine_ = std::make_unique<lan::MdnsEngine>(std::move(config));
+  LanResponder responder = options_.responder;
+  if (responder != LanResponder::kOwn) {
+    lan::Announcement self = config.self;
+    self.serial = config.first_serial;
+    if (start_avahi(self, &why)) {
+      responder = LanResponder::kAvahi;
+    } else if (responder == LanResponder::kAvahi) {
+      throw Exception(Error{ErrorCode::kSystem, "LanBeacon: " + why});
+    } else {
+      log(LogLevel::kInfo, "not through avahi (" + why + "): the beacon's own responder");
+      responder = LanResponder::kOwn;
+    }
+  }
+  if (responder == LanResponder::kOwn) {
+    if (!group_.open(options_.ipv4, options_.ipv6, options_.mdns_port, &why))
+      throw Exception(Error{ErrorCode::kSystem, "LanBeacon: multicast DNS sockets: " + why});
+    config.ipv4 = options_.ipv4 && group_.fd4() >= 0;
+    config.ipv6 = options_.ipv6 && group_.fd6() >= 0;
+  }
+  engine_ = std::make_unique<lan::MdnsEngine>(std::move(config));  // idle in avahi mode: no interfaces
   sink_ = &sink;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     started_ = true;
+    responder_ = responder;
   }
   thread_ = std::thread([this] { run(); });
 }
@@ -322,9 +369,11 @@ void LanBeacon::Impl::run() {
                        ? 0
                        : static_cast<int>(std::min<int64_t>(
                              std::chrono::ceil<std::chrono::milliseconds>(next - now).count(), 60000));
-    pollfd fds[6];
+    pollfd fds[7];
     nfds_t n = 0;
-    for (int fd : {wake_fd_, group_.fd4(), group_.fd6(), private_.fd4(), private_.fd6(), netlink_->fd()})
+    const int avahi_fd = avahi_ ? avahi_->wake_fd() : -1;
+    for (int fd :
+         {wake_fd_, group_.fd4(), group_.fd6(), private_.fd4(), private_.fd6(), netlink_->fd(), avahi_fd})
       if (fd >= 0) fds[n++] = pollfd{fd, POLLIN, 0};
     if (poll(fds, n, timeout_ms) < 0 && errno != EINTR) {
       log(LogLevel::kError, std::string("poll failed: ") + std::strerror(errno));
@@ -341,6 +390,8 @@ void LanBeacon::Impl::run() {
         read_group(fd, now);
       } else if (fd == private_.fd4() || fd == private_.fd6()) {
         read_private(fd, now);
+      } else if (fd == avahi_fd) {
+        on_avahi(now);
       } else if (netlink_ && fd == netlink_->fd() && netlink_->drain()) {
         rescan_at_ = std::min(rescan_at_, now + kRescanDelay);
       }
@@ -377,6 +428,7 @@ void LanBeacon::Impl::run() {
   }
   engine_->goodbye();
   flush_engine(Clock::now());
+  avahi_.reset();  // withdraws the service: avahi-daemon says goodbye
 }
 
 void LanBeacon::Impl::rescan(Clock::time_point now, bool first) {
@@ -390,8 +442,10 @@ void LanBeacon::Impl::rescan(Clock::time_point now, bool first) {
       ++it;
       continue;
     }
-    engine_->interface_down(it->first);
-    group_.leave(it->first);
+    if (!avahi_) {
+      engine_->interface_down(it->first);
+      group_.leave(it->first);
+    }
     changes += (changes.empty() ? "" : ", ") + it->second.name + " gone";
     it = served_.erase(it);
   }
@@ -400,7 +454,7 @@ void LanBeacon::Impl::rescan(Clock::time_point now, bool first) {
     const bool is_new = old == served_.end();
     if (is_new) {
       std::string why;
-      if (!group_.join(index, &why)) {
+      if (!avahi_ && !group_.join(index, &why)) {
         log(LogLevel::kWarning, "interface " + link.name + " left out: " + why);
         continue;
       }
@@ -413,7 +467,7 @@ void LanBeacon::Impl::rescan(Clock::time_point now, bool first) {
       changes += (changes.empty() ? "" : ", ") + link.name + " addresses";
     }
     served_[index] = link;
-    engine_->interface_up(index, link.ipv4, link.ipv6, now);  // no-op when nothing changed
+    if (!avahi_) engine_->interface_up(index, link.ipv4, link.ipv6, now);  // no-op when nothing changed
   }
   std::vector<std::string> names;
   for (const auto& [index, link] : served_)
@@ -482,7 +536,7 @@ void LanBeacon::Impl::on_rendezvous(const lan::Datagram& d) {
 
 std::optional<PublicKey> LanBeacon::Impl::key_of(const PeerId& id) const {
   const std::string name = lower(id.name());
-  for (const auto& [key, peer] : engine_->peers())
+  for (const auto& [key, peer] : table())
     if (Identity::fingerprint_of(key) == name) return key;
   for (const auto& [key, source] : rendezvous_source_)
     if (Identity::fingerprint_of(key) == name) return key;
@@ -499,8 +553,8 @@ std::vector<lan::SocketAddress> LanBeacon::Impl::destinations(const PublicKey& k
   };
   auto source = rendezvous_source_.find(key);
   if (source != rendezvous_source_.end()) add(source->second);
-  auto peer = engine_->peers().find(key);
-  if (peer != engine_->peers().end()) {
+  auto peer = table().find(key);
+  if (peer != table().end()) {
     const uint16_t port = peer->second.announcement.port;
     for (const lan::PeerSighting& s : peer->second.interfaces) {
       if (private_.fd4() >= 0 && !s.ipv4.empty()) add(lan::SocketAddress::ipv4(s.ipv4.front(), port));
@@ -628,8 +682,8 @@ void LanBeacon::Impl::publish(std::vector<lan::PeerEvent> events) {
     }
     // last_seen moves without events: refreshed from the engine's table.
     for (auto& [key, peer] : peers_) {
-      auto d = engine_->peers().find(key);
-      if (d != engine_->peers().end())
+      auto d = table().find(key);
+      if (d != table().end())
         for (LanPeer::Link& link : peer.links)
           for (const lan::PeerSighting& s : d->second.interfaces)
             if (s.interface_index == link.interface_index) {
@@ -664,10 +718,10 @@ void LanBeacon::Impl::update_counters() {
   c.mdns_datagrams = e.datagrams;
   c.malformed = e.malformed;
   c.off_link = e.off_link;
-  c.bad_signature = e.bad_signature;
-  c.wrong_network_key = e.wrong_network_key;
-  c.bad_records = e.bad_records;
-  c.replayed = e.replayed;
+  c.bad_signature = e.bad_signature + own_.bad_signature;  // own_: what avahi resolved
+  c.wrong_network_key = e.wrong_network_key + own_.wrong_network_key;
+  c.bad_records = e.bad_records + own_.bad_records;
+  c.replayed = e.replayed + own_.replayed;
   c.rate_limited = e.source_rate_limited;
   c.peers_refused = e.peers_refused;
   c.queries_answered = e.queries_answered_unicast + e.queries_answered_multicast;
@@ -705,6 +759,112 @@ std::vector<PeerId> LanBeacon::Impl::find_alias(const PeerId& alias) const {
     if (std::find(peer.aliases.begin(), peer.aliases.end(), alias) != peer.aliases.end())
       out.push_back(peer.id);
   return out;
+}
+
+LanResponder LanBeacon::Impl::responder() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return responder_;
+}
+
+bool LanBeacon::Impl::start_avahi(const lan::Announcement& self, std::string* why) {
+  const std::optional<std::vector<std::string>> txt =
+      lan::portable_txt(service_, self, identity_.private_key(),
+                        std::vector<uint8_t>(options_.network_key.begin(), options_.network_key.end()));
+  if (!txt) {
+    *why = "the announcement cannot be written";
+    return false;
+  }
+  auto avahi = std::make_unique<lan::AvahiService>();
+  const std::string type = "_" + options_.service + "._udp";
+  if (!avahi->start(type, lan::instance_name(self), self.port, *txt, why)) return false;
+  avahi_ = std::move(avahi);
+  log(LogLevel::kInfo, "publishing and browsing " + type + " through avahi-daemon");
+  return true;
+}
+
+void LanBeacon::Impl::on_avahi(Clock::time_point now) {
+  std::vector<lan::PeerEvent> events;
+  const std::vector<uint8_t> network_key(options_.network_key.begin(), options_.network_key.end());
+  for (lan::AvahiNews& n : avahi_->take()) {
+    if (n.kind == lan::AvahiNews::kFailed) {
+      log(LogLevel::kWarning, n.detail);
+      continue;
+    }
+    const auto name = std::make_tuple(n.interface_index, n.protocol, n.instance);
+    if (n.kind == lan::AvahiNews::kRemoved) {
+      auto known = avahi_names_.find(name);
+      if (known == avahi_names_.end()) continue;
+      const PublicKey key = known->second;
+      avahi_names_.erase(known);
+      auto p = avahi_peers_.find(key);
+      if (p == avahi_peers_.end()) continue;
+      auto& links = p->second.interfaces;
+      for (auto s = links.begin(); s != links.end(); ++s) {
+        if (s->interface_index != n.interface_index) continue;
+        (n.protocol == AVAHI_PROTO_INET6 ? s->ipv6.clear() : s->ipv4.clear());
+        if (s->ipv4.empty() && s->ipv6.empty()) links.erase(s);
+        break;
+      }
+      if (links.empty()) {
+        events.push_back(lan::PeerEvent{lan::PeerEvent::kLost, key, p->second});
+        avahi_peers_.erase(p);
+      } else {
+        events.push_back(lan::PeerEvent{lan::PeerEvent::kUpdated, key, p->second});
+      }
+      continue;
+    }
+    if (!served_.count(n.interface_index)) continue;  // an interface the options leave out
+    lan::Heard h = lan::read_portable(service_, n.port, n.txt, network_key, &verified_);
+    switch (h.verdict) {
+      case lan::Verdict::kMalformed:
+        ++own_.bad_records;
+        continue;
+      case lan::Verdict::kBadSignature:
+        ++own_.bad_signature;
+        continue;
+      case lan::Verdict::kWrongNetworkKey:
+        ++own_.wrong_network_key;
+        continue;
+      case lan::Verdict::kOk:
+        break;
+    }
+    const lan::Announcement& a = h.announcement;
+    if (a.key == identity_.public_key()) continue;  // ourselves
+    uint64_t& newest = avahi_newest_[a.key];
+    if (a.serial < newest) {
+      ++own_.replayed;
+      continue;
+    }
+    newest = a.serial;
+    if (avahi_peers_.size() >= lan::kMaxPeers && !avahi_peers_.count(a.key)) {
+      ++own_.peers_refused;
+      continue;
+    }
+    const bool is_new = !avahi_peers_.count(a.key);
+    lan::DiscoveredPeer& peer = avahi_peers_[a.key];
+    peer.announcement = a;
+    auto s = std::find_if(peer.interfaces.begin(), peer.interfaces.end(),
+                          [&](const lan::PeerSighting& x) { return x.interface_index == n.interface_index; });
+    if (s == peer.interfaces.end()) {
+      peer.interfaces.push_back(lan::PeerSighting{});
+      s = std::prev(peer.interfaces.end());
+      s->interface_index = n.interface_index;
+    }
+    if (n.address.is_ipv4()) {
+      in_addr x{};
+      std::memcpy(&x, n.address.bytes().data(), 4);
+      s->ipv4 = {x};
+    } else {
+      in6_addr x{};
+      std::memcpy(&x, n.address.bytes().data(), 16);
+      s->ipv6 = {x};
+    }
+    s->last_seen = now;
+    s->expires = Clock::time_point::max();  // avahi says when it goes
+    avahi_names_[name] = a.key;
+    events.push_back(lan::PeerEvent{is_new ? lan::PeerEvent::kFound : lan::PeerEvent::kUpdated, a.key, peer});
+  }
+  publish(std::move(events));
 }
 
 std::vector<std::string> LanBeacon::Impl::interfaces() const {
@@ -779,6 +939,9 @@ PeerId LanBeacon::local_peer() const {
 bool LanBeacon::key_matches(const PeerId& peer, const PublicKey& key) const {
   if (peer.scheme() != "lan") return true;
   return lower(peer.name()) == Identity::fingerprint_of(key);
+}
+LanResponder LanBeacon::responder() const {
+  return impl_->responder();
 }
 std::vector<PeerId> LanBeacon::find_alias(const PeerId& alias) const {
   return impl_->find_alias(alias);

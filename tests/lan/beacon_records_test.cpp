@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "peerlink/identity.hpp"
@@ -171,6 +172,38 @@ TEST_F(BeaconRecords, OtherServicesAndBadFieldsAreNotOurs) {
   SetUp();
   a.aliases.assign(kMaxAliases + 1, "xmpp:x@y");
   EXPECT_FALSE(announce(service, a, id.private_key(), {}));
+}
+
+// Version 2, published through a system responder: the TXT strings alone verify, in any order; altered,
+// re-signed or wrongly keyed ones do not.
+TEST_F(BeaconRecords, PortableTxtVerifiesAloneAndInAnyOrder) {
+  a.aliases = {"xmpp:alice@example.org", "myapp:alice"};
+  const std::vector<uint8_t> key(32, 7);
+  std::vector<std::string> txt = *portable_txt(service, a, id.private_key(), key);
+  Heard h = read_portable(service, a.port, txt, key);
+  ASSERT_EQ(h.verdict, Verdict::kOk);
+  EXPECT_EQ(h.announcement.key, a.key);
+  EXPECT_EQ(h.announcement.display_name, a.display_name);
+  EXPECT_EQ(h.announcement.serial, a.serial);
+  EXPECT_EQ(h.announcement.port, a.port);
+  EXPECT_EQ(h.announcement.aliases.size(), 2u);
+  std::reverse(txt.begin(), txt.end());  // a responder's string list may come back reversed
+  EXPECT_EQ(read_portable(service, a.port, txt, key).verdict, Verdict::kOk);
+  EXPECT_EQ(read_portable(service, a.port + 1, txt, key).verdict,
+            Verdict::kWrongNetworkKey);  // moved: the MAC fails first
+  EXPECT_EQ(read_portable(*service_name("other"), a.port, txt, key).verdict, Verdict::kWrongNetworkKey);
+  EXPECT_EQ(read_portable(service, a.port, txt, {}).verdict, Verdict::kWrongNetworkKey);
+  EXPECT_EQ(read_portable(service, a.port, txt, std::vector<uint8_t>(32, 8)).verdict,
+            Verdict::kWrongNetworkKey);
+  for (std::string& str : txt)
+    if (str.rfind("n=", 0) == 0) str = "n=Mallory";
+  EXPECT_NE(read_portable(service, a.port, txt, key).verdict, Verdict::kOk);
+  // Re-signed by another key under alice's: fails.
+  Announcement forged = a;
+  std::vector<std::string> other_txt = *portable_txt(service, forged, other.private_key(), {});
+  EXPECT_EQ(read_portable(service, a.port, other_txt, {}).verdict, Verdict::kBadSignature);
+  // Version 1 strings are not version 2.
+  EXPECT_EQ(read_portable(service, a.port, {"v=1"}, {}).verdict, Verdict::kMalformed);
 }
 
 }  // namespace

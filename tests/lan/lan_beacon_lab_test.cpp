@@ -35,6 +35,7 @@ struct LanNode {
     HostConfig config = test_config();
     lan.identity = config.identity;
     if (lan.service == "peerlink") lan.service = "labtest";
+    lan.responder = LanResponder::kOwn;  // never a system avahi-daemon outside the namespaces
     beacon = std::make_shared<LanBeacon>(lan);
     config.signaling.push_back(beacon);
     host = std::make_unique<Host>(config);
@@ -295,7 +296,8 @@ TEST(LanBeaconLab, PeerKilled_LostWithinItsTtl) {
   LanNode a(h1, {});
   const std::string log = ::testing::TempDir() + "lan-beacon-peer-" + std::to_string(getpid()) + ".log";
   const pid_t peer = netlab::spawn_in_netns(
-      {LAN_BEACON_PEER, "--service", "labtest", "--name", "doomed", "--ttl", "10"}, h2, log);
+      {LAN_BEACON_PEER, "--service", "labtest", "--name", "doomed", "--ttl", "10", "--responder", "own"}, h2,
+      log);
   ASSERT_TRUE(pump_until({a.host.get()}, [&] { return a.beacon->peers().size() == 1; }));
   EXPECT_EQ(a.beacon->peers().front().display_name, "doomed");
   LanEvent e;

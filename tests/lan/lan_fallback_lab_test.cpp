@@ -38,6 +38,7 @@ struct DualNode {
     LanOptions lan;
     lan.identity = config.identity;
     lan.service = "fallback";
+    lan.responder = LanResponder::kOwn;  // never a system avahi-daemon outside the namespaces
     lan.display_name = user.empty() ? "claimant" : user;
     lan.aliases = std::move(claims);
     if (server && !user.empty()) {
