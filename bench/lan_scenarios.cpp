@@ -20,6 +20,7 @@
 #include "bench_output.hpp"
 #include "lan/lab_beacon.hpp"
 #include "lan/lan_lab.hpp"
+#include "mdns_engine.hpp"
 #include "mdns_socket.hpp"
 #include "measure.hpp"
 #include "netlab/netns.hpp"
@@ -108,6 +109,35 @@ double fan_out_once(const std::vector<std::string>& hosts) {
   return worst;
 }
 
+// Multicast datagrams a minute one peer sends on one interface once started (both families), over
+// `minutes` of the engine's own timers on a virtual clock (its defaults: a 120 s TTL).
+double steady_multicast_per_minute(int minutes) {
+  const Identity id = Identity::generate();
+  lan::EngineConfig c;
+  c.service = *lan::service_name("bench");
+  c.self.key = id.public_key();
+  c.self.display_name = "steady";
+  c.self.port = 9;
+  c.private_key = id.private_key();
+  lan::MdnsEngine engine(c);
+  in_addr v4{};
+  v4.s_addr = htonl(0x64400101);
+  in6_addr v6{};
+  v6.s6_addr[0] = 0xfe;
+  v6.s6_addr[1] = 0x80;
+  v6.s6_addr[15] = 1;
+  Clock::time_point now{};
+  engine.interface_up(1, {v4}, {v6}, now);
+  const Clock::time_point settled = now + 10s;  // the start's queries and announcements are over
+  size_t sent = 0;
+  for (; now < settled + std::chrono::minutes(minutes); now = std::min(engine.next_timer(), now + 1s)) {
+    engine.tick(now);
+    for (const lan::Outgoing& out : engine.take_outgoing())
+      if (out.multicast && now >= settled) ++sent;
+  }
+  return double(sent) / minutes;
+}
+
 }  // namespace
 
 bool run_lan_discover(const LanBenchOptions& o) {
@@ -141,6 +171,13 @@ bool run_lan_discover(const LanBenchOptions& o) {
     f.add("target", "p50 <= 50 ms").add("target_met", (timeouts == 0 && p50 <= 50) ? "yes" : "no");
     f.compare("multicast-fan-out-p50", percentile(base, 0.5)).print();
   }
+  const double per_minute = steady_multicast_per_minute(60);
+  Figure steady{"lan-steady-multicast", per_minute, "datagrams/min", {}};
+  steady.add("what", "multicast datagrams a peer sends per interface once started, IPv4 and IPv6 together")
+      .add("how", "the engine's own timers over 60 virtual minutes")
+      .add("target", "<= 2 per minute per peer per interface")
+      .add("target_met", per_minute <= 2 ? "yes" : "no")
+      .print();
   return true;
 }
 

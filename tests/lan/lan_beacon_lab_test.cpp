@@ -12,12 +12,16 @@
 #include <csignal>
 #include <cstdio>
 
+#include <algorithm>
 #include <memory>
 #include <string>
+#include <thread>
 
+#include "beacon_records.hpp"
 #include "integration/host_test_util.hpp"
 #include "lan/lan_lab.hpp"
 #include "lan_rendezvous.hpp"
+#include "mdns_socket.hpp"
 #include "netlab/netns.hpp"
 #include "peerlink/lan.hpp"
 
@@ -241,6 +245,67 @@ TEST(LanBeaconLab, HostileRendezvousDatagrams_DroppedAndCounted) {
   ConnectionHandle ba = 0, ab = 0;
   EXPECT_TRUE(connect(b, a, &ba, &ab));
   EXPECT_TRUE(transfer(*b.host, ba, *a.host, ab, 16, 4096));
+}
+
+// Records multicast on the LAN by a hostile host (with the on-link hop limit): forged, unsigned, re-signed,
+// replayed and garbage ones are ignored and counted by the beacon; the genuine one is believed.
+TEST(LanBeaconLab, ForgedUnsignedReplayedRecords_IgnoredAndCounted) {
+  std::string why;
+  if (!can_build_lan_lab(&why)) GTEST_SKIP() << why;
+  LanLab lab;
+  const int lan = lab.add_lan();
+  const std::string h1 = lab.add_host({lan}), h3 = lab.add_host({lan});
+  LanNode a(h1, family(true));
+  const Identity mallory = Identity::generate(), victim = Identity::generate();
+  const lan::dns::Name service = *lan::service_name("labtest");
+  lan::Announcement an;
+  an.key = mallory.public_key();
+  an.display_name = "mallory";
+  an.port = 9;
+  in_addr ip{};
+  inet_pton(AF_INET, lab.ipv4(h3).c_str(), &ip);
+  an.ipv4 = {ip};
+  auto wire = [&](const lan::dns::Message& m) { return *lan::dns::serialize(m); };
+  an.serial = 1000;
+  const std::vector<uint8_t> old_genuine = wire(*lan::announce(service, an, mallory.private_key(), {}));
+  an.serial = 2000;
+  const lan::dns::Message genuine = *lan::announce(service, an, mallory.private_key(), {});
+  lan::dns::Message altered = genuine;  // the name changed after signing
+  for (lan::dns::Record& r : altered.additionals)
+    for (std::string& str : r.strings)
+      if (str.rfind("n=", 0) == 0) str = "n=trusted";
+  lan::dns::Message unsigned_records = genuine;  // no signature
+  for (lan::dns::Record& r : unsigned_records.additionals)
+    r.strings.erase(std::remove_if(r.strings.begin(), r.strings.end(),
+                                   [](const std::string& x) { return x.rfind("s=", 0) == 0; }),
+                    r.strings.end());
+  lan::Announcement impostor = an;  // the victim's key, signed by mallory
+  impostor.key = victim.public_key();
+  impostor.display_name = "victim";
+  const lan::dns::Message resigned = *lan::announce(service, impostor, mallory.private_key(), {});
+  {
+    netlab::NetnsScope scope(h3);
+    lan::MdnsSocket socket;
+    ASSERT_TRUE(socket.open(true, false, lan::kMdnsPort, &why)) << why;
+    const int index = LanLab::interface_index(h3);
+    ASSERT_TRUE(socket.join(index, &why)) << why;
+    for (const std::vector<uint8_t>& d : {wire(genuine), wire(altered), wire(unsigned_records),
+                                          wire(resigned), old_genuine, std::vector<uint8_t>(40, 0xee)}) {
+      ASSERT_TRUE(socket.send_multicast(AF_INET, index, d, &why)) << why;
+      std::this_thread::sleep_for(20ms);  // within the source's budget, in order
+    }
+  }
+  ASSERT_TRUE(pump_until({a.host.get()},
+                         [&] {
+                           const LanCounters c = a.beacon->counters();
+                           return c.bad_signature >= 3 && c.replayed >= 1 && c.malformed >= 1;
+                         }))
+      << "bad signatures " << a.beacon->counters().bad_signature << ", replayed "
+      << a.beacon->counters().replayed;
+  const std::vector<LanPeer> peers = a.beacon->peers();
+  ASSERT_EQ(peers.size(), 1u);
+  EXPECT_EQ(peers[0].display_name, "mallory");  // the genuine record, and nothing else
+  EXPECT_EQ(peers[0].key, mallory.public_key());
 }
 
 // An interface plugged in while running is served: the peers on it are found, a connection over it
