@@ -134,6 +134,15 @@ Result<void> LanOptions::validate() const {
   return {};
 }
 
+namespace {
+
+LanOptions checked(LanOptions options) {
+  if (Result<void> ok = options.validate(); !ok) throw Exception(ok.error());
+  return options;
+}
+
+}  // namespace
+
 class LanBeacon::Impl {
  public:
   explicit Impl(LanOptions options);
@@ -240,9 +249,8 @@ class LanBeacon::Impl {
   bool in_callbacks_ = false;
 };
 
-LanBeacon::Impl::Impl(LanOptions options) : options_(std::move(options)), identity_(Identity::generate()) {
-  if (Result<void> ok = options_.validate(); !ok) throw Exception(ok.error());
-  identity_ = *options_.identity;
+LanBeacon::Impl::Impl(LanOptions options)
+    : options_(checked(std::move(options))), identity_(*options_.identity) {
   local_peer_ = *PeerId::parse("lan:" + identity_.fingerprint());
   service_ = *lan::service_name(options_.service);
   if (options_.display_name.empty()) options_.display_name = host_name();

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install test: installs a build of peerlink into a temporary prefix, then builds and runs a small consumer
 # twice, once found with CMake's find_package(peerlink) and once with pkg-config peerlink-messages (which
-# requires peerlink-transport); the same for a consumer of peerlink-xmpp.
+# requires peerlink-transport); the same for consumers of peerlink-xmpp and peerlink-lan.
 # Usage: run.sh <build-dir> [<c++ compiler>]   (set PEERLINK_INSTALL_TEST_SKIP=reason to skip: exit 77)
 set -euo pipefail
 
@@ -45,6 +45,14 @@ check_xmpp() {  # $1: what printed it, $2: its output
   echo "ok: $1 printed $2"
 }
 check_xmpp "find_package xmpp consumer" "$("$tmp/consumer-build/xmpp_consumer")"
+check_lan() {  # $1: what printed it, $2: its output
+  if [[ "$2" != "lan ok" ]]; then
+    echo "FAIL: $1 printed '$2', not 'lan ok'" >&2
+    exit 1
+  fi
+  echo "ok: $1 printed $2"
+}
+check_lan "find_package lan consumer" "$("$tmp/consumer-build/lan_consumer")"
 
 echo "== pkg-config peerlink-messages: build and run the consumer"
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib/x86_64-linux-gnu/pkgconfig:$prefix/lib64/pkgconfig"
@@ -64,5 +72,11 @@ echo "pkg-config ${static[*]} --cflags --libs peerlink-xmpp: $(pkg-config "${sta
 "$cxx" -std=c++17 -Wall -Wextra -Werror -o "$tmp/xmpp-consumer-pkgconfig" "$here/consumer/xmpp_main.cpp" \
   $(pkg-config "${static[@]}" --cflags --libs peerlink-xmpp)
 check_xmpp "pkg-config xmpp consumer" "$(LD_LIBRARY_PATH="$libdir" "$tmp/xmpp-consumer-pkgconfig")"
+
+echo "pkg-config ${static[*]} --cflags --libs peerlink-lan: $(pkg-config "${static[@]}" --cflags --libs peerlink-lan)"
+# shellcheck disable=SC2046
+"$cxx" -std=c++17 -Wall -Wextra -Werror -o "$tmp/lan-consumer-pkgconfig" "$here/consumer/lan_main.cpp" \
+  $(pkg-config "${static[@]}" --cflags --libs peerlink-lan)
+check_lan "pkg-config lan consumer" "$(LD_LIBRARY_PATH="$libdir" "$tmp/lan-consumer-pkgconfig")"
 
 echo "install test passed"

@@ -1,11 +1,13 @@
 // The rendezvous datagrams (src/lan_beacon/lan_rendezvous.hpp): a blob sealed for a peer opens there and
-// nowhere else; altered, reflected, replayed or wrongly keyed datagrams are refused with the reason. And the
-// beacon's options as LanOptions::validate() checks them.
+// nowhere else; altered, reflected, replayed or wrongly keyed datagrams are refused with the reason. The
+// beacon's options as LanOptions::validate() checks them, and its choice of interfaces.
 #include <gtest/gtest.h>
+#include <net/if.h>
 
 #include <string>
 #include <vector>
 
+#include "lan_interfaces.hpp"
 #include "lan_rendezvous.hpp"
 #include "peerlink/lan.hpp"
 
@@ -128,6 +130,32 @@ TEST(LanOptions, Validate_SaysWhatIsWrong) {
   } catch (const Exception& e) {
     EXPECT_EQ(e.error().code, ErrorCode::kInvalidConfig);
   }
+}
+
+// Which interfaces the beacon serves: by default the up, multicast-capable ones but loopback,
+// point-to-point links and containers' and tunnels' names; an allow list names exactly those; a deny list
+// always wins.
+TEST(LanInterfaces, DefaultAllowAndDenyRules) {
+  auto link = [](const std::string& name, unsigned flags = IFF_UP | IFF_MULTICAST) {
+    LinkInfo l;
+    l.name = name;
+    l.index = 1;
+    l.flags = flags;
+    return l;
+  };
+  EXPECT_TRUE(serves(link("eth0"), {}, {}));
+  EXPECT_TRUE(serves(link("wlp2s0"), {}, {}));
+  EXPECT_FALSE(serves(link("eth1", IFF_MULTICAST), {}, {}));  // down
+  EXPECT_FALSE(serves(link("eth2", IFF_UP), {}, {}));         // no multicast
+  EXPECT_FALSE(serves(link("lo", IFF_UP | IFF_MULTICAST | IFF_LOOPBACK), {}, {}));
+  EXPECT_FALSE(serves(link("ppp0", IFF_UP | IFF_MULTICAST | IFF_POINTOPOINT), {}, {}));
+  for (const char* name : {"docker0", "veth1a2b", "virbr0", "tun0", "wg0", "br-3f2a"})
+    EXPECT_FALSE(serves(link(name), {}, {})) << name;
+  EXPECT_TRUE(serves(link("docker0"), {"docker0"}, {}));   // named in the allow list: served
+  EXPECT_FALSE(serves(link("eth0"), {"eth1"}, {}));        // not named
+  EXPECT_FALSE(serves(link("eth0"), {"eth0"}, {"eth0"}));  // the deny list wins
+  EXPECT_FALSE(serves(link("eth0"), {}, {"eth0"}));
+  EXPECT_FALSE(serves(link("lo", IFF_UP | IFF_MULTICAST | IFF_LOOPBACK), {"lo"}, {}));  // never loopback
 }
 
 }  // namespace

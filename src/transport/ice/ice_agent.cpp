@@ -181,11 +181,13 @@ bool IceAgent::refresh_interfaces() {
   std::vector<Address> now = usable_addresses();
   if (now.empty() || now == addresses_) return false;
   std::swap(addresses_, now);  // what make_agent gives the new agents
+  const size_t given_before = local_addresses_;
   NiceAgent* controlling = make_agent(true);
   NiceAgent* controlled = controlling ? make_agent(false) : nullptr;
-  if (!controlled) {
+  if (!controlled) {  // libnice refused: the current agents stay
     if (controlling) free_agent(controlling);
     std::swap(addresses_, now);
+    local_addresses_ = given_before;
     return false;
   }
   std::swap(controlling, controlling_);
