@@ -24,6 +24,8 @@
 #include "mdns_socket.hpp"
 #include "measure.hpp"
 #include "netlab/netns.hpp"
+#include "peerlink/host.hpp"
+#include "peerlink/lan.hpp"
 
 namespace peerlink::bench {
 namespace {
@@ -109,6 +111,56 @@ double fan_out_once(const std::vector<std::string>& hosts) {
   return worst;
 }
 
+// One cold start of whole peers (a Host with a LanBeacon, own responder) on `hosts`, each made on a thread
+// of its own inside its namespace at one moment (as processes starting together would): ms from that
+// moment until every beacon lists all the others; < 0 on a timeout.
+double discover_plugins_once(const std::vector<std::string>& hosts) {
+  struct Peer {
+    std::shared_ptr<LanBeacon> beacon;
+    std::unique_ptr<Host> host;
+  };
+  std::vector<Peer> peers(hosts.size());
+  std::mutex m;
+  std::condition_variable cv;
+  bool go = false;
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < hosts.size(); ++i) {
+    threads.emplace_back([&, i] {
+      netlab::NetnsScope scope(hosts[i]);
+      HostConfig config;
+      LanOptions o;
+      o.identity = config.identity;
+      o.service = "bench";
+      o.responder = LanResponder::kOwn;
+      o.ipv6 = false;
+      {
+        std::unique_lock<std::mutex> lock(m);
+        cv.wait(lock, [&] { return go; });
+      }
+      peers[i].beacon = std::make_shared<LanBeacon>(o);
+      config.signaling.push_back(peers[i].beacon);
+      peers[i].host = std::make_unique<Host>(config);
+    });
+  }
+  std::this_thread::sleep_for(20ms);  // every thread waiting
+  const auto t0 = Clock::now();
+  {
+    std::lock_guard<std::mutex> lock(m);
+    go = true;
+  }
+  cv.notify_all();
+  for (std::thread& t : threads)
+    t.join();
+  for (;;) {
+    bool all = true;
+    for (const Peer& p : peers)
+      all = all && p.beacon->peers().size() == hosts.size() - 1;
+    if (all) return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    if (Clock::now() - t0 > 10s) return -1;
+    std::this_thread::sleep_for(200us);
+  }
+}
+
 // Multicast datagrams a minute one peer sends on one interface once started (both families), over
 // `minutes` of the engine's own timers on a virtual clock (its defaults: a 120 s TTL).
 double steady_multicast_per_minute(int minutes) {
@@ -170,6 +222,26 @@ bool run_lan_discover(const LanBenchOptions& o) {
         .add("what", "beacons started at once to every peer seeing every other, IPv4");
     f.add("target", "p50 <= 50 ms").add("target_met", (timeouts == 0 && p50 <= 50) ? "yes" : "no");
     f.compare("multicast-fan-out-p50", percentile(base, 0.5)).print();
+
+    // The same with whole peers: a Host and its LanBeacon started on a thread per host at one moment.
+    std::vector<double> whole;
+    size_t whole_timeouts = 0;
+    for (size_t s = 0; s < o.samples; ++s) {
+      const double d = discover_plugins_once(hosts);
+      if (d < 0)
+        ++whole_timeouts;
+      else
+        whole.push_back(d);
+    }
+    const double whole_p50 = percentile(whole, 0.5);
+    Figure w{"lan-discover-hosts", whole_p50, "ms", {}};
+    w.add_count("peers", peers).add("statistic", "p50").add("p99_ms", percentile(whole, 0.99));
+    w.add_count("samples", whole.size()).add_count("timeouts", whole_timeouts);
+    w.add("what",
+          "Hosts with a LanBeacon made at once (a thread each) to every peer listing every other, IPv4");
+    w.add("target", "p50 <= 50 ms")
+        .add("target_met", (whole_timeouts == 0 && whole_p50 <= 50) ? "yes" : "no");
+    w.compare("multicast-fan-out-p50", percentile(base, 0.5)).print();
   }
   const double per_minute = steady_multicast_per_minute(60);
   Figure steady{"lan-steady-multicast", per_minute, "datagrams/min", {}};

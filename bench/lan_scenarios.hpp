@@ -14,10 +14,10 @@ struct LanBenchOptions {
 // lan-discover: N peers (3, then 20) on one LAN start their beacons at one moment; the time until every
 // peer sees every other, p50/p99 over fresh identities (target p50 <= 50 ms). Baseline in the same run:
 // every peer sends one datagram to the mDNS group at one moment, until every peer has all the others'
-// (the LAN's own fan-out, with nothing of the protocol). IPv4 only. Then lan-steady-multicast: the multicast
-// datagrams a minute one peer sends per interface once started, from the engine's timers on a virtual
-// clock (target <= 2).
-// Returns false (after saying why on stderr) when it cannot run.
+// (the LAN's own fan-out, with nothing of the protocol). IPv4 only. lan-discover-hosts: the same with whole
+// peers, a Host with its LanBeacon made on a thread per host at one moment. Then lan-steady-multicast: the
+// multicast datagrams a minute one peer sends per interface once started, from the engine's timers on a
+// virtual clock (target <= 2). Returns false (after saying why on stderr) when it cannot run.
 bool run_lan_discover(const LanBenchOptions& o);
 
 // lan-connect: a responder (examples/lan_peer, `lan-beacon-peer`) runs on one host of a LAN; on another,
