@@ -84,9 +84,14 @@ bool NetlinkWatch::drain() {
       if (errno == EINTR || errno == ENOBUFS) continue;
       return changed;
     }
-    int left = static_cast<int>(n);
-    for (auto* h = reinterpret_cast<nlmsghdr*>(buffer); NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
-      switch (h->nlmsg_type) {
+    // The messages one after another, each aligned (NLMSG_OK/NEXT without their mixed-sign arithmetic).
+    const size_t size = static_cast<size_t>(n);
+    for (size_t offset = 0; offset + sizeof(nlmsghdr) <= size;) {
+      nlmsghdr h;
+      std::memcpy(&h, buffer + offset, sizeof h);
+      if (h.nlmsg_len < sizeof(nlmsghdr) || h.nlmsg_len > size - offset) break;
+      offset += NLMSG_ALIGN(h.nlmsg_len);
+      switch (h.nlmsg_type) {
         case RTM_NEWLINK:
         case RTM_DELLINK:
         case RTM_NEWADDR:
