@@ -195,6 +195,15 @@ std::optional<dns::Message> announce(const dns::Name& service, const Announcemen
     txt.strings.push_back("m=" + m_value);
   }
   txt.strings.push_back("s=" + std::string(sig->begin(), sig->end()));
+  if (!goodbye) {
+    // The version 2 signature (and MAC) too, for peers that read our records through a system responder's
+    // resolver, which gives the TXT strings but not all the addresses the version 1 signature covers.
+    const std::vector<uint8_t> portable = covered(service, {}, {}, a, false, true);
+    const std::optional<Signature> p = sign_with_identity(private_key, portable.data(), portable.size());
+    if (!p) return std::nullopt;
+    if (!network_key.empty()) txt.strings.push_back("pm=" + mac(network_key, portable));
+    txt.strings.push_back("p=" + std::string(p->begin(), p->end()));
+  }
   m.additionals.push_back(txt);
   for (const in_addr& x : a.ipv4) {
     dns::Record r = record(host_name, dns::Type::kA, ttl, true);
@@ -344,7 +353,12 @@ Heard read_portable(const dns::Name& service, uint16_t port, const std::vector<s
   Heard h;
   int version = 0;
   std::optional<std::string> s, m;
-  if (!parse_txt(txt, h, version, s, m) || version != 2) return h;
+  if (!parse_txt(txt, h, version, s, m)) return h;
+  if (version == 1) {  // the beacon's own records: their version 2 signature and MAC
+    s = dns::txt_value(txt, "p");
+    m = dns::txt_value(txt, "pm");
+    if (!s || (m && m->size() != kMacBytes)) return h;
+  }
   h.announcement.port = port;
   check(covered(service, {}, {}, h.announcement, false, true), s, m, network_key, cache, h);
   return h;

@@ -5,6 +5,7 @@
 //   <instance>._<service>._udp.local.     SRV  0 0 <port> <host>.local.
 //   <instance>._<service>._udp.local.     TXT  "v=1" "k=<32-byte X25519 key>" "q=<serial>" "n=<display name>"
 //                                              "a=<alias PeerId>"... ["m=<network key MAC>"] "s=<signature>"
+//                                              ["pm=<MAC>"] "p=<signature>" (version 2's, below)
 //   <host>.local.                         A / AAAA  the interface's addresses
 //
 // <instance> is "<display name> [<first 9 characters of the fingerprint>]" (what avahi-browse shows),
@@ -96,7 +97,8 @@ std::string instance_name(const Announcement& a);  // "<display name> [<9 charac
 std::optional<std::vector<std::string>> portable_txt(const dns::Name& service, const Announcement& a,
                                                      const Key& private_key,
                                                      const std::vector<uint8_t>& network_key);
-// Checks TXT strings a resolver gave for an instance of `service` on `port`.
+// Checks TXT strings a resolver gave for an instance of `service` on `port`: version 2 ones, and version 1
+// ones (the beacon's own responder's) by the version 2 signature and MAC they also carry ("p", "pm").
 Heard read_portable(const dns::Name& service, uint16_t port, const std::vector<std::string>& txt,
                     const std::vector<uint8_t>& network_key, VerifiedCache* cache = nullptr);
 

@@ -304,6 +304,7 @@ void LanBeacon::Impl::start(SignalingSink& sink) {
     config.self.aliases.push_back(alias.str());
   config.private_key = identity_.private_key();
   config.network_key.assign(options_.network_key.begin(), options_.network_key.end());
+  config.mdns_port = options_.mdns_port;
   config.first_serial = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                                   std::chrono::system_clock::now().time_since_epoch())
                                                   .count());

@@ -108,7 +108,7 @@ void MdnsEngine::tick(Clock::time_point now) {
         ++it;
         continue;
       }
-      multicast(index, it->second ? i.query_qu : i.query_qm, true);
+      multicast(index, it->second ? i.query_qu : i.query_qm, it->second);  // QU from our own port
       it = i.queries.erase(it);
     }
     for (auto it = i.announcements.begin(); it != i.announcements.end();) {
@@ -125,9 +125,23 @@ void MdnsEngine::tick(Clock::time_point now) {
     }
   }
   std::vector<std::pair<Key, int>> expired;
-  for (const auto& [key, peer] : peers_)
-    for (const PeerSighting& s : peer.interfaces)
-      if (s.expires <= now) expired.emplace_back(key, s.interface_index);
+  std::vector<int> refresh;  // interfaces to ask again on
+  for (auto& [key, peer] : peers_) {
+    for (PeerSighting& s : peer.interfaces) {
+      if (s.expires <= now) {
+        expired.emplace_back(key, s.interface_index);
+      } else if (refresh_time(s) <= now) {
+        ++s.refresh_queries;
+        refresh.push_back(s.interface_index);
+      }
+    }
+  }
+  for (int index : refresh) {
+    auto i = interfaces_.find(index);
+    if (said_goodbye_ || i == interfaces_.end() || now - i->second.last_refresh_query < 1s) continue;
+    i->second.last_refresh_query = now;
+    multicast(index, i->second.query_qm);
+  }
   for (const auto& [key, index] : expired)
     drop_sighting(key, index);
   for (auto it = unicast_answered_.begin(); it != unicast_answered_.end();)
@@ -146,8 +160,13 @@ MdnsEngine::Clock::time_point MdnsEngine::next_timer() const {
   }
   for (const auto& [key, peer] : peers_)
     for (const PeerSighting& s : peer.interfaces)
-      next = std::min(next, s.expires);
+      next = std::min({next, s.expires, refresh_time(s)});
   return next;
+}
+
+MdnsEngine::Clock::time_point MdnsEngine::refresh_time(const PeerSighting& s) {
+  if (s.refresh_queries >= 2) return Clock::time_point::max();
+  return s.last_seen + (s.expires - s.last_seen) * (s.refresh_queries == 0 ? 85 : 92) / 100;
 }
 
 void MdnsEngine::goodbye() {
@@ -208,7 +227,7 @@ void MdnsEngine::answer(Interface& i, const Datagram& d, const std::string& sour
   const int index = d.interface_index;
   auto last = unicast_answered_.find(source);
   const bool unicast_allowed =
-      i.wire.size() <= d.bytes.size() &&
+      d.source.port() != config_.mdns_port && i.wire.size() <= d.bytes.size() &&
       (last == unicast_answered_.end() || now - last->second >= kUnicastAnswerInterval);
   if (unicast_allowed) {
     if (unicast_answered_.size() >= kMaxRateLimited) unicast_answered_.clear();
@@ -298,6 +317,7 @@ bool MdnsEngine::learn(const dns::Message& m, const Datagram& d, Clock::time_poi
     s->ipv6 = a.ipv6;
     s->last_seen = now;
     s->expires = now + std::chrono::seconds(a.ttl);
+    s->refresh_queries = 0;
     if (is_new || changed)
       events_.push_back(PeerEvent{is_new ? PeerEvent::kFound : PeerEvent::kUpdated, a.key, peer});
   }

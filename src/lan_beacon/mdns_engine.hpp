@@ -3,14 +3,19 @@
 // clock). Deterministic, so its timing rules are tested without waiting.
 //
 // What it does, per interface and address family:
-//   - on interface_up: a query at once (QU: answers by unicast), repeated at 1, 2 and 4 s (QM), each
-//     carrying this peer's own signed records as additionals, so whoever hears the query learns this peer
-//     in the same packet; and two announcements, at once and 1 s later (RFC 6762 §8.3);
+//   - on interface_up: a query at once (QU, from the caller's own port: answers by unicast), repeated at 1,
+//     2 and 4 s (QM, from port 5353: answers by multicast), each carrying this peer's own signed records as
+//     additionals, so whoever hears the query learns this peer in the same packet; and two announcements,
+//     at once and 1 s later (RFC 6762 §8.3);
+//   - a peer not heard again by 85% of its records' TTL (one published through a system responder, which
+//     answers queries but does not re-announce) is asked for again (QM), and again at 92% (RFC 6762 §5.2);
 //   - re-announcements at 80% of the TTL (the records never lapse while running: 120 s TTL, so ≤ 2 packets
 //     a minute per interface and family), a goodbye (TTL 0) on goodbye();
-//   - answers a query for the service: by unicast to the querier when it is no larger than the query was
-//     (nobody gets more bytes than they sent) and the source has not had one in the last second; else by
-//     multicast, at most once a second per interface (RFC 6762 §6); queries not for the service get nothing;
+//   - answers a query for the service: by unicast to the querier when it asked from a port of its own (a
+//     unicast datagram to port 5353, which several responders may share, reaches only one of them), the
+//     answer is no larger than the query was (nobody gets more bytes than they sent) and the source has not
+//     had one in the last second; else by multicast, at most once a second per interface (RFC 6762 §6);
+//     queries not for the service get nothing;
 //   - believes only on-link datagrams (hop limit 255, RFC 6762 §11) whose records verify
 //     (beacon_records.hpp); a serial older than the newest seen from that key is a replay and is ignored;
 //   - takes at most kSourceRate datagrams a second from one source (a burst of kSourceBurst), and at most
@@ -37,7 +42,8 @@ struct EngineConfig {
   Key private_key{};                 // the X25519 private key of self.key
   std::vector<uint8_t> network_key;  // empty: none
   bool ipv4 = true, ipv6 = true;
-  uint64_t first_serial = 0;  // e.g. milliseconds since the epoch at start
+  uint64_t first_serial = 0;       // e.g. milliseconds since the epoch at start
+  uint16_t mdns_port = kMdnsPort;  // the shared port (a query from another port is from a querier's own)
 };
 
 struct Outgoing {
@@ -57,6 +63,7 @@ struct PeerSighting {
   std::vector<in_addr> ipv4;   // its addresses on this link, as it announced them
   std::vector<in6_addr> ipv6;  // (link-local ones are reached with scope id = interface_index)
   std::chrono::steady_clock::time_point last_seen{}, expires{};
+  uint8_t refresh_queries = 0;  // asked for since last heard (at 85% and 92% of the TTL)
 };
 
 struct DiscoveredPeer {
@@ -123,7 +130,10 @@ class MdnsEngine {
     std::vector<Clock::time_point> announcements;             // pending
     Clock::time_point refresh{};
     Clock::time_point last_multicast_answer[2]{};  // per family
+    Clock::time_point last_refresh_query{};
   };
+  // When a sighting is next asked for (max: never again).
+  static Clock::time_point refresh_time(const PeerSighting& s);
   // Our records for an interface, signed with the current serial (a goodbye: TTL 0).
   std::optional<dns::Message> signed_records(const Interface& i, bool goodbye) const;
   // Signs the interface's announcement and makes its queries.

@@ -94,7 +94,9 @@ TEST_F(BeaconRecords, AlteredMovedUnsignedOrResignedRecordsFail) {
   EXPECT_EQ(verdict(m), Verdict::kBadSignature);
   m = announced();
   std::vector<std::string>& txt = find(m, dns::Type::kTxt).strings;
-  txt.pop_back();  // no signature
+  txt.erase(
+      std::remove_if(txt.begin(), txt.end(), [](const std::string& x) { return x.rfind("s=", 0) == 0; }),
+      txt.end());  // no signature
   EXPECT_EQ(verdict(m), Verdict::kBadSignature);
   m = announced();
   find(m, dns::Type::kTxt).strings[3] = "n=Bob";  // another name
@@ -202,8 +204,28 @@ TEST_F(BeaconRecords, PortableTxtVerifiesAloneAndInAnyOrder) {
   Announcement forged = a;
   std::vector<std::string> other_txt = *portable_txt(service, forged, other.private_key(), {});
   EXPECT_EQ(read_portable(service, a.port, other_txt, {}).verdict, Verdict::kBadSignature);
-  // Version 1 strings are not version 2.
+  // Version 1 strings without their version 2 signature are not enough.
   EXPECT_EQ(read_portable(service, a.port, {"v=1"}, {}).verdict, Verdict::kMalformed);
+}
+
+// The own responder's (version 1) records carry the version 2 signature and MAC too: a peer reading them
+// through a system responder's resolver (TXT strings and the SRV port only) verifies them.
+TEST_F(BeaconRecords, OwnRecordsAlsoVerifyAsPortable) {
+  const std::vector<uint8_t> key(32, 7);
+  for (const std::vector<uint8_t>& network_key : {std::vector<uint8_t>{}, key}) {
+    dns::Message m = *announce(service, a, id.private_key(), network_key);
+    std::vector<std::string> txt = find(m, dns::Type::kTxt).strings;
+    const Heard h = read_portable(service, a.port, txt, network_key);
+    ASSERT_EQ(h.verdict, Verdict::kOk) << network_key.size();
+    EXPECT_EQ(h.announcement.key, a.key);
+    EXPECT_NE(read_portable(service, a.port + 1, txt, network_key).verdict, Verdict::kOk);  // moved
+    for (std::string& str : txt)
+      if (str.rfind("p=", 0) == 0) str[5] ^= 1;
+    EXPECT_NE(read_portable(service, a.port, txt, network_key).verdict, Verdict::kOk);
+  }
+  // A goodbye carries no version 2 signature (a responder's removal comes from its cache).
+  dns::Message bye = *announce(service, a, id.private_key(), {}, true);
+  EXPECT_FALSE(dns::txt_value(find(bye, dns::Type::kTxt).strings, "p"));
 }
 
 }  // namespace

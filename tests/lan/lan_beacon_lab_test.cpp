@@ -289,8 +289,15 @@ TEST(LanBeaconLab, ForgedUnsignedReplayedRecords_IgnoredAndCounted) {
     ASSERT_TRUE(socket.open(true, false, lan::kMdnsPort, &why)) << why;
     const int index = LanLab::interface_index(h3);
     ASSERT_TRUE(socket.join(index, &why)) << why;
-    for (const std::vector<uint8_t>& d : {wire(genuine), wire(altered), wire(unsigned_records),
-                                          wire(resigned), old_genuine, std::vector<uint8_t>(40, 0xee)}) {
+    // The genuine record first, once a listens, and until a has it: what follows is then measured against it.
+    ASSERT_TRUE(pump_until({a.host.get()}, [&] { return !a.beacon->interfaces().empty(); }));
+    ASSERT_TRUE(pump_until({a.host.get()}, [&] {
+      EXPECT_TRUE(socket.send_multicast(AF_INET, index, wire(genuine), &why)) << why;
+      return pump_until(
+          {a.host.get()}, [&] { return !a.beacon->peers().empty(); }, 200ms);
+    }));
+    for (const std::vector<uint8_t>& d : {wire(altered), wire(unsigned_records), wire(resigned), old_genuine,
+                                          std::vector<uint8_t>(40, 0xee)}) {
       ASSERT_TRUE(socket.send_multicast(AF_INET, index, d, &why)) << why;
       std::this_thread::sleep_for(20ms);  // within the source's budget, in order
     }

@@ -118,6 +118,9 @@ TEST(LanFallbackLab, XmppDown_ConnectGoesOnOverTheLanToTheKeyLearned_OthersRefus
   EXPECT_EQ(info.remote_peer_exact, bob.beacon->local_peer());
   EXPECT_EQ(info.remote_key, bob.host->identity().public_key());
   EXPECT_TRUE(info.remote_key_proven);
+  // bob's side of it: his second connection (the first, over XMPP, was closed).
+  ASSERT_TRUE(pump_until({alice.host.get(), bob.host.get()},
+                         [&] { return bob.events->count(ConnectionEventKind::kConnected) >= 2; }));
   ConnectionHandle at_bob = 0;
   for (const ConnectionEvent& ev : bob.events->events())
     if (ev.kind == ConnectionEventKind::kConnected) at_bob = ev.info.handle;

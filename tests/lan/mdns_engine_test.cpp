@@ -16,7 +16,8 @@ namespace {
 
 using namespace std::chrono_literals;
 using Clock = MdnsEngine::Clock;
-constexpr int kIf = 2;  // every node's interface index on the simulated LAN
+constexpr int kIf = 2;                // every node's interface index on the simulated LAN
+constexpr uint16_t kOwnPort = 40000;  // every node's own port (queries, rendezvous)
 
 struct Node {
   Identity id = Identity::generate();
@@ -24,6 +25,7 @@ struct Node {
   std::unique_ptr<MdnsEngine> engine;
   std::vector<PeerEvent> events;
   size_t multicast_sent = 0;
+  bool ticks = true;  // false: its timers never run (it answers, but never re-announces by itself)
 };
 
 // One LAN: multicast reaches every other node, unicast the node with that address; hop limit 255.
@@ -50,10 +52,11 @@ struct Lan {
     settle();
     return *nodes.back();
   }
-  Datagram from(const Node& n, std::vector<uint8_t> bytes, bool multicast) const {
+  // From port 5353, or from the node's own port (its first query, as the beacon sends it).
+  Datagram from(const Node& n, std::vector<uint8_t> bytes, bool multicast, bool own_port = false) const {
     Datagram d;
     d.bytes = std::move(bytes);
-    d.source = SocketAddress::ipv4(n.address, kMdnsPort);
+    d.source = SocketAddress::ipv4(n.address, own_port ? kOwnPort : kMdnsPort);
     d.interface_index = kIf;
     d.hop_limit = 255;
     d.multicast = multicast;
@@ -76,7 +79,7 @@ struct Lan {
             if (!o.multicast &&
                 reinterpret_cast<const sockaddr_in&>(o.to.storage).sin_addr.s_addr != m->address.s_addr)
               continue;
-            m->engine->receive(from(*n, o.bytes, o.multicast), now);
+            m->engine->receive(from(*n, o.bytes, o.multicast, o.query), now);
           }
         }
       }
@@ -91,7 +94,7 @@ struct Lan {
     while (now < end) {
       now = std::min(end, now + step);
       for (auto& n : nodes)
-        if (n->engine) n->engine->tick(now);
+        if (n->engine && n->ticks) n->engine->tick(now);
       settle();
     }
   }
@@ -239,8 +242,9 @@ TEST(MdnsEngine, AnswersByUnicastWithinTheQuerySizeOnceASecondElseMulticastRateL
   EXPECT_EQ(a.engine->counters().answers_rate_limited, before.answers_rate_limited + 1);
   for (Outgoing& o : a.engine->take_outgoing())
     EXPECT_TRUE(o.multicast);
-  // A query padded to the answer's size (as the engine's own queries are, with their records): unicast,
-  // once a second per source.
+  // A query padded to the answer's size (as the engine's own queries are, with their records), from the
+  // querier's own port: unicast, once a second per source. From port 5353 (which other responders on its
+  // host may share, so a unicast answer might reach one of them instead): multicast.
   std::vector<uint8_t> big = bare;
   dns::Message padded = q;
   dns::Record filler;
@@ -250,16 +254,21 @@ TEST(MdnsEngine, AnswersByUnicastWithinTheQuerySizeOnceASecondElseMulticastRateL
   padded.additionals.push_back(filler);
   big = *dns::serialize(padded);
   lan.advance(2s);
-  a.engine->receive(lan.from(b, big, true), lan.now);
+  a.engine->receive(lan.from(b, big, true, /*own_port=*/true), lan.now);
   std::vector<Outgoing> out = a.engine->take_outgoing();
   ASSERT_EQ(out.size(), 1u);
   EXPECT_FALSE(out[0].multicast);
   EXPECT_LE(out[0].bytes.size(), big.size());
-  EXPECT_EQ(out[0].to.str(), "100.64.1.11:5353");
-  a.engine->receive(lan.from(b, big, true), lan.now);
+  EXPECT_EQ(out[0].to.str(), "100.64.1.11:40000");
+  a.engine->receive(lan.from(b, big, true, true), lan.now);
   out = a.engine->take_outgoing();
   ASSERT_EQ(out.size(), 1u);
   EXPECT_TRUE(out[0].multicast);  // the source had its unicast answer this second
+  lan.advance(2s);
+  a.engine->receive(lan.from(b, big, true), lan.now);  // from port 5353
+  out = a.engine->take_outgoing();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(out[0].multicast);
   // Its own query, looped back by the kernel, is not answered.
   lan.advance(2s);
   a.engine->interface_up(kIf, {a.address}, {}, lan.now);  // unchanged: nothing new is sent
@@ -279,6 +288,25 @@ TEST(MdnsEngine, AnswersByUnicastWithinTheQuerySizeOnceASecondElseMulticastRateL
   lan.advance(2s);
   a.engine->receive(lan.from(b, *dns::serialize(other), true), lan.now);
   EXPECT_TRUE(a.engine->take_outgoing().empty());
+}
+
+// A peer that answers queries but never re-announces by itself (as a system responder publishing for
+// a peer does) is asked for again before its records expire, and so is never lost.
+TEST(MdnsEngine, PeerThatDoesNotReannounce_AskedForAgainBeforeItsTtl_NeverLost) {
+  Lan lan;
+  Node& a = lan.add("a");
+  Node& b = lan.add("b");
+  ASSERT_EQ(a.engine->peers().size(), 1u);
+  b.ticks = false;
+  const size_t before = a.multicast_sent;
+  lan.advance(10min, 1s);
+  EXPECT_EQ(Lan::count(a, PeerEvent::kLost), 0u);
+  EXPECT_EQ(a.engine->peers().size(), 1u);
+  // A question about every 102 s (85% of the 120 s TTL, answered at once) and a's own refreshes (every 96
+  // s): still at most 2 multicast datagrams a minute.
+  const size_t sent = a.multicast_sent - before;
+  EXPECT_GE(sent, 10u);
+  EXPECT_LE(sent, 20u);
 }
 
 TEST(MdnsEngine, NetworkKeyGroupsDoNotSeeEachOther) {
