@@ -29,6 +29,7 @@
 #include "mdns_engine.hpp"
 #include "mdns_socket.hpp"
 #include "peerlink/lan.hpp"
+#include "source_budget.hpp"
 
 namespace peerlink {
 
@@ -175,10 +176,6 @@ class LanBeacon::Impl {
     Clock::time_point deadline;
     std::vector<std::vector<uint8_t>> blobs;
   };
-  struct Bucket {
-    double tokens = kBlobBurst;
-    Clock::time_point at{};
-  };
 
   void run();
   void log(LogLevel level, const std::string& line) const;
@@ -228,7 +225,7 @@ class LanBeacon::Impl {
   std::map<int, lan::LinkInfo> served_;  // by index
   std::map<PeerId, Waiting> waiting_;
   std::map<PublicKey, lan::SocketAddress> rendezvous_source_;  // where each sender's last datagram came from
-  std::map<std::string, Bucket> sources_;
+  lan::SourceBudget sources_{kBlobRate, kBlobBurst, kMaxSources};  // rendezvous datagrams per source
   Clock::time_point rescan_at_ = Clock::time_point::max();
   uint64_t counter_ = 0;  // of our rendezvous datagrams
   LanCounters own_;       // the rendezvous counters
@@ -503,19 +500,10 @@ void LanBeacon::Impl::read_private(int fd, Clock::time_point now) {
   for (int i = 0; i < 64 && private_.receive(fd, d); ++i) {
     if (lan::looks_like_rendezvous(d.bytes.data(), d.bytes.size())) {
       // A budget per source before any key agreement: a flood costs bounded CPU.
-      const std::string source = d.source.str();
-      if (sources_.size() >= kMaxSources) sources_.clear();
-      auto [it, added] = sources_.try_emplace(source);
-      Bucket& b = it->second;
-      if (!added)
-        b.tokens =
-            std::min(kBlobBurst, b.tokens + std::chrono::duration<double>(now - b.at).count() * kBlobRate);
-      b.at = now;
-      if (b.tokens < 1) {
+      if (!sources_.take(d.source.str(), now)) {
         ++own_.blobs_rejected;
         continue;
       }
-      b.tokens -= 1;
       on_rendezvous(d);
     } else {
       engine_->receive(d, now);  // a unicast answer to one of our queries

@@ -190,20 +190,9 @@ void MdnsEngine::receive(const Datagram& d, Clock::time_point now) {
     return;
   }
   const std::string source = d.source.str();
-  {
-    if (sources_.size() >= kMaxRateLimited) sources_.clear();
-    auto [it, added] = sources_.try_emplace(source);
-    Bucket& b = it->second;
-    if (!added) {
-      b.tokens =
-          std::min(kSourceBurst, b.tokens + std::chrono::duration<double>(now - b.at).count() * kSourceRate);
-    }
-    b.at = now;
-    if (b.tokens < 1) {
-      ++counters_.source_rate_limited;
-      return;
-    }
-    b.tokens -= 1;
+  if (!sources_.take(source, now)) {
+    ++counters_.source_rate_limited;
+    return;
   }
   std::optional<dns::Message> m = dns::parse(d.bytes.data(), d.bytes.size());
   if (!m || m->opcode != 0 || m->rcode != 0) {

@@ -33,6 +33,7 @@
 
 #include "beacon_records.hpp"
 #include "mdns_socket.hpp"
+#include "source_budget.hpp"
 
 namespace peerlink::lan {
 
@@ -93,9 +94,10 @@ struct EngineCounters {
   uint64_t peers_refused = 0;        // new peers not taken: kMaxPeers are known already
 };
 
-inline constexpr size_t kMaxPeers = 1024;   // peers remembered at once
-inline constexpr double kSourceRate = 20;   // datagrams a second one source may send us (sustained) ...
-inline constexpr double kSourceBurst = 60;  // ... and at once
+inline constexpr size_t kMaxPeers = 1024;    // peers remembered at once
+inline constexpr double kSourceRate = 20;    // datagrams a second one source may send us (sustained) ...
+inline constexpr double kSourceBurst = 60;   // ... and at once
+inline constexpr size_t kMaxSources = 1024;  // source addresses whose budget is remembered
 
 class MdnsEngine {
  public:
@@ -152,12 +154,8 @@ class MdnsEngine {
   std::map<Key, DiscoveredPeer> peers_;
   VerifiedCache verified_;                 // records whose signature was checked already
   std::map<Key, uint64_t> newest_serial_;  // also of peers that left: their old records stay replays
-  std::map<std::string, Clock::time_point> unicast_answered_;  // source -> last unicast answer
-  struct Bucket {
-    double tokens = kSourceBurst;
-    Clock::time_point at{};
-  };
-  std::map<std::string, Bucket> sources_;  // per source address: its datagram budget
+  std::map<std::string, Clock::time_point> unicast_answered_;     // source -> last unicast answer
+  SourceBudget sources_{kSourceRate, kSourceBurst, kMaxSources};  // per source address: its datagram budget
   std::vector<Outgoing> outgoing_;
   std::vector<PeerEvent> events_;
   EngineCounters counters_;

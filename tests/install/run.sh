@@ -37,22 +37,15 @@ cmake -S "$here/consumer" -B "$tmp/consumer-build" -DCMAKE_PREFIX_PATH="$prefix"
   -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build "$tmp/consumer-build"
 check_fingerprint "find_package consumer" "$("$tmp/consumer-build/consumer")"
-check_xmpp() {  # $1: what printed it, $2: its output
-  if [[ "$2" != "xmpp ok" ]]; then
-    echo "FAIL: $1 printed '$2', not 'xmpp ok'" >&2
+check_prints() {  # $1: what printed it, $2: what it should print, $3: its output
+  if [[ "$3" != "$2" ]]; then
+    echo "FAIL: $1 printed '$3', not '$2'" >&2
     exit 1
   fi
-  echo "ok: $1 printed $2"
+  echo "ok: $1 printed $3"
 }
-check_xmpp "find_package xmpp consumer" "$("$tmp/consumer-build/xmpp_consumer")"
-check_lan() {  # $1: what printed it, $2: its output
-  if [[ "$2" != "lan ok" ]]; then
-    echo "FAIL: $1 printed '$2', not 'lan ok'" >&2
-    exit 1
-  fi
-  echo "ok: $1 printed $2"
-}
-check_lan "find_package lan consumer" "$("$tmp/consumer-build/lan_consumer")"
+check_prints "find_package xmpp consumer" "xmpp ok" "$("$tmp/consumer-build/xmpp_consumer")"
+check_prints "find_package lan consumer" "lan ok" "$("$tmp/consumer-build/lan_consumer")"
 
 echo "== pkg-config peerlink-messages: build and run the consumer"
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib/x86_64-linux-gnu/pkgconfig:$prefix/lib64/pkgconfig"
@@ -71,12 +64,12 @@ echo "pkg-config ${static[*]} --cflags --libs peerlink-xmpp: $(pkg-config "${sta
 # shellcheck disable=SC2046
 "$cxx" -std=c++17 -Wall -Wextra -Werror -o "$tmp/xmpp-consumer-pkgconfig" "$here/consumer/xmpp_main.cpp" \
   $(pkg-config "${static[@]}" --cflags --libs peerlink-xmpp)
-check_xmpp "pkg-config xmpp consumer" "$(LD_LIBRARY_PATH="$libdir" "$tmp/xmpp-consumer-pkgconfig")"
+check_prints "pkg-config xmpp consumer" "xmpp ok" "$(LD_LIBRARY_PATH="$libdir" "$tmp/xmpp-consumer-pkgconfig")"
 
 echo "pkg-config ${static[*]} --cflags --libs peerlink-lan: $(pkg-config "${static[@]}" --cflags --libs peerlink-lan)"
 # shellcheck disable=SC2046
 "$cxx" -std=c++17 -Wall -Wextra -Werror -o "$tmp/lan-consumer-pkgconfig" "$here/consumer/lan_main.cpp" \
   $(pkg-config "${static[@]}" --cflags --libs peerlink-lan)
-check_lan "pkg-config lan consumer" "$(LD_LIBRARY_PATH="$libdir" "$tmp/lan-consumer-pkgconfig")"
+check_prints "pkg-config lan consumer" "lan ok" "$(LD_LIBRARY_PATH="$libdir" "$tmp/lan-consumer-pkgconfig")"
 
 echo "install test passed"

@@ -98,6 +98,27 @@ class AvahiHost {
   pid_t dbus_ = -1, avahi_ = -1;
 };
 
+// What `avahi-browse` lists through `avahi` in `ns`, asked again until it shows `text` (10 s at most).
+std::string browse_until(const AvahiHost& avahi, const std::string& ns, const std::string& text) {
+  std::string listing;
+  const auto give_up = std::chrono::steady_clock::now() + 10s;
+  while (listing.find(text) == std::string::npos && std::chrono::steady_clock::now() < give_up)
+    listing = netlab::run_command(
+                  avahi.with_bus({"avahi-browse", "--parsable", "--resolve", "--terminate", "_labtest._udp"}),
+                  ns, "", 10s)
+                  .output;
+  return listing;
+}
+
+// A lan-beacon-peer through `avahi` in `ns` that connects to the first peer it finds and waits for the
+// echo of its message.
+netlab::CommandResult connect_through(const AvahiHost& avahi, const std::string& ns,
+                                      const std::string& name) {
+  return netlab::run_command(avahi.with_bus({LAN_BEACON_PEER, "--service", "labtest", "--name", name,
+                                             "--responder", "avahi", "--connect", "--timeout", "15"}),
+                             ns, "", 20s);
+}
+
 bool have_avahi_tools(std::string* why) {
   for (const char* tool : {"dbus-daemon", "avahi-daemon", "avahi-browse", "unshare"}) {
     if (netlab::find_executable(tool).empty()) {
@@ -126,23 +147,12 @@ TEST(LanAvahiLab, PeersThroughAvahiAndOwnResponderPeersFindEachOther_AvahiBrowse
 
   // h2's avahi-browse lists it (its avahi-daemon heard h1's on the LAN); --parsable escapes the instance
   // name "alpha [xxxx-xxxx]" as "alpha\032\091xxxx-xxxx\093".
-  std::string listing;
-  const auto give_up = std::chrono::steady_clock::now() + 10s;
-  while (listing.find("alpha\\032\\091") == std::string::npos && std::chrono::steady_clock::now() < give_up) {
-    listing =
-        netlab::run_command(
-            avahi2.with_bus({"avahi-browse", "--parsable", "--resolve", "--terminate", "_labtest._udp"}), h2,
-            "", 10s)
-            .output;
-  }
+  const std::string listing = browse_until(avahi2, h2, "alpha\\032\\091");
   EXPECT_NE(listing.find("alpha\\032\\091"), std::string::npos) << listing << "\n" << avahi2.log();
   EXPECT_NE(listing.find("alpha-host.local"), std::string::npos) << listing;
 
   // beta, through h2's avahi-daemon, finds alpha, connects and has its message echoed.
-  const netlab::CommandResult beta =
-      netlab::run_command(avahi2.with_bus({LAN_BEACON_PEER, "--service", "labtest", "--name", "beta",
-                                           "--responder", "avahi", "--connect", "--timeout", "15"}),
-                          h2, "", 20s);
+  const netlab::CommandResult beta = connect_through(avahi2, h2, "beta");
   EXPECT_TRUE(beta.ok()) << beta.output;
   EXPECT_NE(beta.output.find("found lan:"), std::string::npos) << beta.output;
   EXPECT_NE(beta.output.find("echo "), std::string::npos) << beta.output;
@@ -184,20 +194,8 @@ TEST(LanAvahiLab, PeersThroughAvahiAndOwnResponderPeersFindEachOther_AvahiBrowse
   const pid_t gamma = netlab::spawn_in_netns(
       {LAN_BEACON_PEER, "--service", "labtest", "--name", "gamma", "--responder", "own"}, h1, gamma_log);
   ASSERT_TRUE(wait_for_text(gamma_log, " own\n", 10s)) << read_file(gamma_log);
-  listing.clear();
-  const auto give_up_gamma = std::chrono::steady_clock::now() + 10s;
-  while (listing.find("gamma\\032\\091") == std::string::npos &&
-         std::chrono::steady_clock::now() < give_up_gamma)
-    listing =
-        netlab::run_command(
-            avahi2.with_bus({"avahi-browse", "--parsable", "--resolve", "--terminate", "_labtest._udp"}), h2,
-            "", 10s)
-            .output;
-  EXPECT_NE(listing.find("gamma\\032\\091"), std::string::npos) << listing;
-  const netlab::CommandResult delta =
-      netlab::run_command(avahi2.with_bus({LAN_BEACON_PEER, "--service", "labtest", "--name", "delta",
-                                           "--responder", "avahi", "--connect", "--timeout", "15"}),
-                          h2, "", 20s);
+  EXPECT_NE(browse_until(avahi2, h2, "gamma\\032\\091").find("gamma\\032\\091"), std::string::npos);
+  const netlab::CommandResult delta = connect_through(avahi2, h2, "delta");
   EXPECT_TRUE(delta.ok()) << delta.output;
   EXPECT_NE(delta.output.find("echo "), std::string::npos) << delta.output;
   EXPECT_NE(read_file(gamma_log).find("message lan:"), std::string::npos) << read_file(gamma_log);
