@@ -31,7 +31,8 @@ LabBeacon::LabBeacon(const std::string& ns, int interfaces, bool ipv4, bool ipv6
   if (wake_ < 0) throw std::runtime_error("eventfd failed");
   netlab::NetnsScope scope(ns);  // the sockets, the interface lookups and the thread belong to `ns`
   std::string why;
-  if (!socket_.open(ipv4, ipv6, lan::kMdnsPort, &why)) throw std::runtime_error(ns + ": " + why);
+  if (!socket_.open(ipv4, ipv6, lan::kMdnsPort, &why) || !own_.open_private(ipv4, ipv6, lan::kMdnsPort, &why))
+    throw std::runtime_error(ns + ": " + why);
   ifaddrs* list = nullptr;
   if (getifaddrs(&list) != 0) throw std::runtime_error(ns + ": getifaddrs failed");
   for (int k = 0; k < interfaces; ++k) {
@@ -92,8 +93,8 @@ lan::EngineCounters LabBeacon::counters() {
 void LabBeacon::flush() {
   for (const lan::Outgoing& o : engine_->take_outgoing()) {
     std::string why;
-    if (o.multicast)
-      socket_.send_multicast(o.family, o.interface_index, o.bytes, &why);
+    if (o.multicast)  // the first query from our own port, as the plugin sends it (unicast answers)
+      (o.query ? own_ : socket_).send_multicast(o.family, o.interface_index, o.bytes, &why);
     else
       socket_.send_to(o.to, o.bytes, &why);
   }
@@ -118,16 +119,22 @@ void LabBeacon::run() {
         timeout_ms = static_cast<int>(std::clamp<int64_t>(
             std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count() + 1, 0, 1000));
     }
-    pollfd p[3] = {{socket_.fd4(), POLLIN, 0}, {socket_.fd6(), POLLIN, 0}, {wake_, POLLIN, 0}};
-    poll(p, 3, timeout_ms);
+    pollfd p[5] = {{socket_.fd4(), POLLIN, 0},
+                   {socket_.fd6(), POLLIN, 0},
+                   {own_.fd4(), POLLIN, 0},
+                   {own_.fd6(), POLLIN, 0},
+                   {wake_, POLLIN, 0}};
+    poll(p, 5, timeout_ms);
     uint64_t drained = 0;
     (void)!read(wake_, &drained, sizeof drained);
     std::lock_guard<std::mutex> lock(m_);
-    for (int fd : {socket_.fd4(), socket_.fd6()}) {
-      if (fd < 0) continue;
-      lan::Datagram d;
-      while (socket_.receive(fd, d))
-        engine_->receive(d, MdnsEngine::Clock::now());
+    for (lan::MdnsSocket* s : {&socket_, &own_}) {
+      for (int fd : {s->fd4(), s->fd6()}) {
+        if (fd < 0) continue;
+        lan::Datagram d;
+        while (s->receive(fd, d))
+          engine_->receive(d, MdnsEngine::Clock::now());
+      }
     }
     flush();
   }

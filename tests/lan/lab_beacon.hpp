@@ -1,5 +1,6 @@
 // A LAN beacon peer for tests and benchmarks on the LAN lab (lan_lab.hpp): the querier/responder engine
-// (src/lan_beacon/mdns_engine.hpp) on real mDNS sockets, served by a thread inside a host's namespace.
+// (src/lan_beacon/mdns_engine.hpp) on real mDNS sockets (port 5353 and a port of its own, as the plugin
+// has them), served by a thread inside a host's namespace.
 // Made idle (sockets open and joined, addresses read); start() begins announcing and querying, so that
 // many peers can start at one moment.
 #pragma once
@@ -49,7 +50,8 @@ class LabBeacon {
 
   Identity id_ = Identity::generate();
   std::unique_ptr<lan::MdnsEngine> engine_;
-  lan::MdnsSocket socket_;
+  lan::MdnsSocket socket_;  // port 5353
+  lan::MdnsSocket own_;     // a port of its own: the first query, and unicast answers to it
   std::vector<Link> links_;
   std::mutex m_;
   std::thread thread_;
