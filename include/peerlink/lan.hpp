@@ -67,7 +67,7 @@ struct LanPeer {
 enum class LanEventKind : uint8_t {
   kFound,    // a new peer
   kUpdated,  // its name, addresses or links changed
-  kLost,     // gone from every link: its goodbye, or its records expired (LanOptions::ttl)
+  kLost,     // gone from every link: its goodbye, or its records expired (LanOptions::ttl_seconds)
 };
 const char* to_string(LanEventKind kind);
 
@@ -108,7 +108,7 @@ struct LanOptions {
   // key it learned for it (HostConfig::signaling_fallback).
   std::vector<PeerId> aliases;
   // Every record's time to live, in seconds: a peer that vanishes without a goodbye is lost this soon. The
-  // records are re-announced at 80% of it (120 s: 2 packets a minute per interface and family at most).
+  // records are re-announced at 80% of it (with 120 s, once every 96 s per interface and address family).
   uint32_t ttl_seconds = 120;
   // The multicast DNS port: 5353 (the standard); tests may choose another (own responder only).
   uint16_t mdns_port = 5353;
