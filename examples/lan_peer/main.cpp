@@ -82,15 +82,9 @@ int main(int argc, char** argv) {
       else
         timeout_s = n;
     } else if (arg == "--responder") {
-      const std::string who = v;
-      if (who == "auto")
-        lan.responder = peerlink::LanResponder::kAuto;
-      else if (who == "own")
-        lan.responder = peerlink::LanResponder::kOwn;
-      else if (who == "avahi")
-        lan.responder = peerlink::LanResponder::kAvahi;
-      else
-        return usage("--responder wants auto, own or avahi");
+      const std::optional<peerlink::LanResponder> who = peerlink::parse_lan_responder(v);
+      if (!who) return usage("--responder wants auto, own or avahi");
+      lan.responder = *who;
     } else if (arg == "--network-key-file") {
       std::ifstream in(v);
       if (!in || !std::getline(in, lan.network_key)) return usage(("cannot read " + std::string(v)).c_str());

@@ -35,6 +35,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "peerlink/address.hpp"
@@ -83,6 +84,8 @@ enum class LanResponder : uint8_t {
   kAvahi,  // avahi-daemon through libavahi-client; start() fails when it cannot be reached
 };
 const char* to_string(LanResponder responder);
+// "auto", "own", "avahi" (what to_string gives); nullopt otherwise.
+std::optional<LanResponder> parse_lan_responder(std::string_view text);
 
 struct LanOptions {
   // The Host's identity (HostConfig::identity): required. The beacon signs its announcements and blobs with

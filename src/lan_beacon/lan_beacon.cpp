@@ -60,6 +60,12 @@ const char* to_string(LanResponder responder) {
   return "?";
 }
 
+std::optional<LanResponder> parse_lan_responder(std::string_view text) {
+  for (LanResponder r : {LanResponder::kAuto, LanResponder::kOwn, LanResponder::kAvahi})
+    if (text == to_string(r)) return r;
+  return std::nullopt;
+}
+
 namespace {
 
 constexpr auto kDiscoveryWait = 3s;                 // a blob to a peer not seen yet waits this long for it

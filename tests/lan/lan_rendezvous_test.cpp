@@ -123,6 +123,11 @@ TEST(LanOptions, Validate_SaysWhatIsWrong) {
             std::string::npos);
   EXPECT_NE(with([](LanOptions& c) { c.ttl_seconds = 1; }).find("ttl"), std::string::npos);
   EXPECT_NE(with([](LanOptions& c) { c.mdns_port = 0; }).find("mdns_port"), std::string::npos);
+  // The responder's names, both ways.
+  for (LanResponder r : {LanResponder::kAuto, LanResponder::kOwn, LanResponder::kAvahi})
+    EXPECT_EQ(parse_lan_responder(to_string(r)), r);
+  EXPECT_FALSE(parse_lan_responder("bonjour"));
+  EXPECT_FALSE(parse_lan_responder(""));
   // The constructor throws the same.
   try {
     LanBeacon beacon(LanOptions{});

@@ -165,14 +165,9 @@ int run_discover(const std::vector<std::string>& args) {
         return kFailed;
       }
     } else if (a == "--responder") {
-      if (v == "auto")
-        lan.responder = peerlink::LanResponder::kAuto;
-      else if (v == "own")
-        lan.responder = peerlink::LanResponder::kOwn;
-      else if (v == "avahi")
-        lan.responder = peerlink::LanResponder::kAvahi;
-      else
-        return usage_error("--responder wants auto, own or avahi, not '" + v + "'", kDiscoverUsage);
+      const std::optional<peerlink::LanResponder> who = peerlink::parse_lan_responder(v);
+      if (!who) return usage_error("--responder wants auto, own or avahi, not '" + v + "'", kDiscoverUsage);
+      lan.responder = *who;
     } else {
       return usage_error("unknown option for discover: " + a, kDiscoverUsage);
     }
