@@ -7,6 +7,7 @@
 #include <avahi-common/error.h>
 #include <avahi-common/malloc.h>
 #include <avahi-common/thread-watch.h>
+#include <netinet/in.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -144,9 +145,10 @@ struct AvahiService::State {
         n.address = Address::ipv4(ip, 0);
       } else {
         std::array<uint8_t, 16> ip{};
+        in6_addr a6{};
         std::memcpy(ip.data(), address->data.ipv6.address, 16);
-        const bool link_local = ip[0] == 0xfe && (ip[1] & 0xc0) == 0x80;
-        n.address = Address::ipv6(ip, 0, link_local ? static_cast<uint32_t>(interface) : 0);
+        std::memcpy(&a6, address->data.ipv6.address, 16);
+        n.address = Address::ipv6(ip, 0, IN6_IS_ADDR_LINKLOCAL(&a6) ? static_cast<uint32_t>(interface) : 0);
       }
       for (AvahiStringList* l = txt; l; l = avahi_string_list_get_next(l))
         n.txt.emplace_back(reinterpret_cast<const char*>(avahi_string_list_get_text(l)),

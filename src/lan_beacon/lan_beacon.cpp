@@ -99,7 +99,7 @@ bool valid_utf8(const std::string& s) {
 }
 
 bool link_local(const in6_addr& a) {
-  return a.s6_addr[0] == 0xfe && (a.s6_addr[1] & 0xc0) == 0x80;
+  return IN6_IS_ADDR_LINKLOCAL(&a);
 }
 
 std::string host_name() {
@@ -205,6 +205,7 @@ class LanBeacon::Impl {
   // rendezvous datagram came from.
   std::vector<lan::SocketAddress> destinations(const PublicKey& key) const;
   std::optional<PublicKey> key_of(const PeerId& id) const;  // among the peers heard (thread only)
+  void remember_fingerprint(const PublicKey& key, const std::string& fingerprint);
   LanPeer to_peer(const PublicKey& key, const lan::DiscoveredPeer& d) const;
   void publish(std::vector<lan::PeerEvent> events);
   void deliver(LanEvent event);
@@ -231,6 +232,9 @@ class LanBeacon::Impl {
   std::map<int, lan::LinkInfo> served_;  // by index
   std::map<PeerId, Waiting> waiting_;
   std::map<PublicKey, lan::SocketAddress> rendezvous_source_;  // where each sender's last datagram came from
+  // Fingerprint -> key of every peer heard (found, or a rendezvous datagram): a PeerId's key without hashing
+  // every key heard for each blob sent.
+  std::map<std::string, PublicKey> fingerprints_;
   lan::SourceBudget sources_{kBlobRate, kBlobBurst, kMaxSources};  // rendezvous datagrams per source
   Clock::time_point rescan_at_ = Clock::time_point::max();
   uint64_t counter_ = 0;  // of our rendezvous datagrams
@@ -471,11 +475,8 @@ void LanBeacon::Impl::rescan(Clock::time_point now, bool first) {
         continue;
       }
       changes += (changes.empty() ? "" : ", ") + link.name + " up";
-    } else if (old->second.ipv4.size() != link.ipv4.size() || old->second.ipv6.size() != link.ipv6.size() ||
-               (!link.ipv4.empty() &&
-                std::memcmp(old->second.ipv4.data(), link.ipv4.data(), link.ipv4.size() * sizeof(in_addr))) ||
-               (!link.ipv6.empty() && std::memcmp(old->second.ipv6.data(), link.ipv6.data(),
-                                                  link.ipv6.size() * sizeof(in6_addr)))) {
+    } else if (!lan::same_addresses(old->second.ipv4, link.ipv4) ||
+               !lan::same_addresses(old->second.ipv6, link.ipv6)) {
       changes += (changes.empty() ? "" : ", ") + link.name + " addresses";
     }
     served_[index] = link;
@@ -533,17 +534,27 @@ void LanBeacon::Impl::on_rendezvous(const lan::Datagram& d) {
     rendezvous_source_.clear();
   rendezvous_source_[sealed->sender] = d.source;
   ++own_.blobs_received;
-  const PeerId from = *PeerId::parse("lan:" + Identity::fingerprint_of(sealed->sender));
+  const std::string fingerprint = Identity::fingerprint_of(sealed->sender);
+  remember_fingerprint(sealed->sender, fingerprint);
+  const PeerId from = *PeerId::parse("lan:" + fingerprint);
   sink_->deliver(from, sealed->blob.data(), sealed->blob.size());
 }
 
 std::optional<PublicKey> LanBeacon::Impl::key_of(const PeerId& id) const {
-  const std::string name = lower(id.name());
-  for (const auto& [key, peer] : table())
-    if (Identity::fingerprint_of(key) == name) return key;
-  for (const auto& [key, source] : rendezvous_source_)
-    if (Identity::fingerprint_of(key) == name) return key;
-  return std::nullopt;
+  auto it = fingerprints_.find(lower(id.name()));
+  if (it == fingerprints_.end()) return std::nullopt;
+  const PublicKey& key = it->second;
+  if (!table().count(key) && !rendezvous_source_.count(key)) return std::nullopt;  // heard of, but gone
+  return key;
+}
+
+void LanBeacon::Impl::remember_fingerprint(const PublicKey& key, const std::string& fingerprint) {
+  if (fingerprints_.size() >= 2 * (kMaxSources + lan::kMaxPeers)) {  // bounded: forget who is gone
+    for (auto it = fingerprints_.begin(); it != fingerprints_.end();)
+      it = table().count(it->second) || rendezvous_source_.count(it->second) ? std::next(it)
+                                                                             : fingerprints_.erase(it);
+  }
+  fingerprints_.emplace(fingerprint, key);
 }
 
 std::vector<lan::SocketAddress> LanBeacon::Impl::destinations(const PublicKey& key) const {
@@ -677,6 +688,7 @@ void LanBeacon::Impl::publish(std::vector<lan::PeerEvent> events) {
                    : e.kind == lan::PeerEvent::kUpdated ? LanEventKind::kUpdated
                                                         : LanEventKind::kLost;
       event.peer = to_peer(e.key, e.peer);
+      if (event.kind == LanEventKind::kFound) remember_fingerprint(e.key, std::string(event.peer.id.name()));
       if (event.kind == LanEventKind::kLost)
         peers_.erase(e.key);
       else

@@ -4,6 +4,7 @@
 
 #include <netinet/in.h>
 
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,12 @@ struct LinkInfo {
   std::vector<in_addr> ipv4;
   std::vector<in6_addr> ipv6;
 };
+
+// Whether two lists of addresses (in_addr or in6_addr) are the same, in the same order.
+template <typename T>
+bool same_addresses(const std::vector<T>& a, const std::vector<T>& b) {
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
+}
 
 // Every interface with its addresses, by index. Empty when the kernel cannot be asked.
 std::vector<LinkInfo> read_links();

@@ -1,5 +1,7 @@
 #include "mdns_engine.hpp"
 
+#include "lan_interfaces.hpp"
+
 #include <algorithm>
 #include <cstring>
 
@@ -12,11 +14,6 @@ constexpr auto kMulticastAnswerInterval = 1s;  // RFC 6762 §6
 constexpr auto kUnicastAnswerInterval = 1s;    // per source
 constexpr size_t kMaxRateLimited = 1024;       // sources remembered for the unicast rate limit
 constexpr size_t kMaxSerials = 4096;           // keys whose newest serial is remembered
-
-template <typename T>
-bool same_addresses(const std::vector<T>& a, const std::vector<T>& b) {
-  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
-}
 
 bool same_announcement(const Announcement& a, const Announcement& b) {
   return a.display_name == b.display_name && a.port == b.port && a.aliases == b.aliases;

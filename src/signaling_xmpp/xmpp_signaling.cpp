@@ -311,8 +311,10 @@ XmppSignaling::Impl::Clock::time_point XmppSignaling::Impl::next_deadline() cons
       d = std::min(d, ping_sent_ + options_.ping_timeout);
     d = std::min(d, next_services_refresh_);
   }
-  for (const Held& h : held_)
-    d = std::min({d, h.deadline, phase_ == Phase::kOnline ? h.deadline : h.since + kHoldWhileReconnecting});
+  for (const Held& h : held_) {
+    d = std::min(d, h.deadline);
+    if (phase_ != Phase::kOnline) d = std::min(d, h.since + kHoldWhileReconnecting);
+  }
   return std::max(d, now);
 }
 

@@ -1,7 +1,5 @@
 #include "lan/lab_beacon.hpp"
 
-#include <ifaddrs.h>
-#include <net/if.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -33,26 +31,15 @@ LabBeacon::LabBeacon(const std::string& ns, int interfaces, bool ipv4, bool ipv6
   std::string why;
   if (!socket_.open(ipv4, ipv6, lan::kMdnsPort, &why) || !own_.open_private(ipv4, ipv6, lan::kMdnsPort, &why))
     throw std::runtime_error(ns + ": " + why);
-  ifaddrs* list = nullptr;
-  if (getifaddrs(&list) != 0) throw std::runtime_error(ns + ": getifaddrs failed");
+  const std::vector<lan::LinkInfo> links = lan::read_links();
   for (int k = 0; k < interfaces; ++k) {
     const std::string dev = "eth" + std::to_string(k);
-    Link link;
-    link.index = static_cast<int>(if_nametoindex(dev.c_str()));
-    if (link.index == 0 || !socket_.join(link.index, &why)) {
-      freeifaddrs(list);
-      throw std::runtime_error(ns + ": " + dev + ": " + (link.index == 0 ? "no such interface" : why));
-    }
-    for (ifaddrs* i = list; i; i = i->ifa_next) {
-      if (!i->ifa_addr || dev != i->ifa_name) continue;
-      if (i->ifa_addr->sa_family == AF_INET)
-        link.ipv4.push_back(reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr);
-      if (i->ifa_addr->sa_family == AF_INET6)
-        link.ipv6.push_back(reinterpret_cast<sockaddr_in6*>(i->ifa_addr)->sin6_addr);
-    }
-    links_.push_back(link);
+    auto link =
+        std::find_if(links.begin(), links.end(), [&](const lan::LinkInfo& l) { return l.name == dev; });
+    if (link == links.end() || !socket_.join(link->index, &why))
+      throw std::runtime_error(ns + ": " + dev + ": " + (link == links.end() ? "no such interface" : why));
+    links_.push_back(*link);
   }
-  freeifaddrs(list);
   thread_ = std::thread([this] { run(); });
 }
 
@@ -108,7 +95,7 @@ void LabBeacon::run() {
       std::lock_guard<std::mutex> lock(m_);
       if (start_ && !started_) {
         started_ = true;
-        for (const Link& l : links_)
+        for (const lan::LinkInfo& l : links_)
           engine_->interface_up(l.index, l.ipv4, l.ipv6, MdnsEngine::Clock::now());
       }
       const auto now = MdnsEngine::Clock::now();

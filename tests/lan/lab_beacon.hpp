@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "lan_interfaces.hpp"
 #include "mdns_engine.hpp"
 #include "mdns_socket.hpp"
 #include "peerlink/identity.hpp"
@@ -40,19 +41,14 @@ class LabBeacon {
   lan::EngineCounters counters();
 
  private:
-  struct Link {
-    int index = 0;
-    std::vector<in_addr> ipv4;
-    std::vector<in6_addr> ipv6;
-  };
   void flush();
   void run();
 
   Identity id_ = Identity::generate();
   std::unique_ptr<lan::MdnsEngine> engine_;
-  lan::MdnsSocket socket_;  // port 5353
-  lan::MdnsSocket own_;     // a port of its own: the first query, and unicast answers to it
-  std::vector<Link> links_;
+  lan::MdnsSocket socket_;            // port 5353
+  lan::MdnsSocket own_;               // a port of its own: the first query, and unicast answers to it
+  std::vector<lan::LinkInfo> links_;  // eth0..eth<interfaces-1>
   std::mutex m_;
   std::thread thread_;
   std::atomic<bool> stop_{false};

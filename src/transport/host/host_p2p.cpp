@@ -463,15 +463,18 @@ bool Host::Impl::key_refused(Instant now, ConnectionHandle c, const P2P& p) {
 
 void Host::Impl::fall_back(Instant now, const PeerId& peer, const std::string& detail) {
   if (!config_.signaling_fallback) return;
-  for (auto& [c, p] : p2p_) {
-    if (p.peer != peer || !p.offerer || p.created || p.ended || p.fell_back) continue;
-    auto known = known_keys_.find(peer);
-    if (known == known_keys_.end()) continue;  // nothing to hold a stand-in to: unreachable
-    // Among the peers that say they are `peer`, the one holding its key; others are refused.
-    const std::vector<PeerId> claims = plugins_->find_alias(peer);
-    if (claims.empty()) continue;
-    auto holder = std::find_if(claims.begin(), claims.end(),
-                               [&](const PeerId& q) { return plugins_->key_matches(q, known->second); });
+  auto known = known_keys_.find(peer);
+  if (known == known_keys_.end()) return;    // nothing to hold a stand-in to: unreachable
+  std::vector<ConnectionHandle> setting_up;  // our offers to `peer` not connected yet
+  for (const auto& [c, p] : p2p_)
+    if (p.peer == peer && p.offerer && !p.created && !p.ended && !p.fell_back) setting_up.push_back(c);
+  if (setting_up.empty()) return;
+  // Among the peers that say they are `peer`, the one holding its key; others are refused.
+  const std::vector<PeerId> claims = plugins_->find_alias(peer);
+  if (claims.empty()) return;
+  auto holder = std::find_if(claims.begin(), claims.end(),
+                             [&](const PeerId& q) { return plugins_->key_matches(q, known->second); });
+  for (ConnectionHandle c : setting_up) {
     if (holder == claims.end()) {
       const std::string why = peer.str() + " is unreachable (" + detail + "); " + claims.front().str() +
                               " says it is " + peer.str() + " but does not hold the key learned for it (" +
@@ -480,13 +483,13 @@ void Host::Impl::fall_back(Instant now, const PeerId& peer, const std::string& d
       rz_->ice_failed(now, c, uint32_t(EndReason::kRemoteKeyMismatch), why);
       continue;
     }
-    const PeerId alias = *holder;
-    if (!rz_->retarget(now, c, alias)) continue;
+    if (!rz_->retarget(now, c, *holder)) continue;
     log_.log(LogLevel::kInfo,
              "connection %u: %s is unreachable (%s); going on through %s, with the key learned for it", c,
-             peer.str().c_str(), detail.c_str(), alias.str().c_str());
+             peer.str().c_str(), detail.c_str(), holder->str().c_str());
+    P2P& p = p2p_.at(c);
     p.fell_back = true;
-    p.peer_exact = alias;
+    p.peer_exact = *holder;
     if (!p.expected_key) p.expected_key = known->second;
   }
 }
