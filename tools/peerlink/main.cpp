@@ -20,10 +20,11 @@
 #include "peerlink/host.hpp"
 #include "peerlink/identity.hpp"
 #include "peerlink/lan.hpp"
+#include "cli_util.hpp"
 
 namespace {
 
-constexpr int kOk = 0, kFailed = 1, kUsage = 2;
+using namespace peerlink::cli;
 
 const char kUsageText[] =
     "usage: peerlink COMMAND [options]\n"
@@ -55,38 +56,6 @@ const char kDiscoverUsage[] =
     "  --network-key-file F    the group's network key (the file's first line)\n"
     "  --responder WHO         multicast DNS through avahi-daemon, the beacon's own, or avahi when it\n"
     "                          runs (auto, the default)\n";
-
-int usage_error(const std::string& what, const char* usage) {
-  std::fprintf(stderr, "peerlink: %s\n%s", what.c_str(), usage);
-  return kUsage;
-}
-
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
-
-std::string hex(const peerlink::PublicKey& key) {
-  static const char digits[] = "0123456789abcdef";
-  std::string out;
-  for (uint8_t b : key) {
-    out += digits[b >> 4];
-    out += digits[b & 15];
-  }
-  return out;
-}
 
 std::string default_identity_file() {
   if (const char* p = std::getenv("PEERLINK_IDENTITY"); p && *p) return p;
