@@ -327,8 +327,9 @@ class Host {
   bool destroy_poll_group(PollGroupHandle group);
   bool set_poll_group(ConnectionHandle connection, PollGroupHandle group);
 
-  // Replaces the lanes of a connection (lane i = lanes[i]; at least one). False if there is no such
-  // connection or the lanes are invalid (none, more than 255, weight 0).
+  // Replaces the lanes of a connection (lane i = lanes[i]; at least one), also while it is still connecting
+  // (a peer-to-peer one before its path is found: messages sent on its lanes meanwhile wait with them).
+  // False if there is no such connection or the lanes are invalid (none, more than 255, weight 0).
   bool configure_lanes(ConnectionHandle connection, const std::vector<LaneConfig>& lanes);
   bool set_user_data(ConnectionHandle connection, uint64_t user_data);
   std::optional<ConnectionInfo> connection_info(ConnectionHandle connection) const;

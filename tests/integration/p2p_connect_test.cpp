@@ -2,6 +2,7 @@
 // loopback interface, the encrypted handshake over the ICE stream.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <thread>
 
 #include "integration/host_test_util.hpp"
@@ -57,6 +58,34 @@ TEST(P2PConnect, ConnectThroughSignaling_BothConnectedAndMessagesFlow) {
   EXPECT_GT(a.counters().signaling_sent, 0u);
   EXPECT_LE(hub->blobs_to("b"), 4u);
   EXPECT_LE(hub->blobs_to("a"), 4u);
+}
+
+TEST(P2PConnect, LanesConfiguredBeforeThePathIsFound_MessagesOnThemWaitAndArrive) {
+  auto hub = std::make_shared<SignalingHub>();
+  Host a(p2p_config(hub, "a")), b(p2p_config(hub, "b"));
+  EventRecorder ea(a), eb(b);
+  ASSERT_NE(b.listen_p2p().value_or(kInvalidListenSocket), kInvalidListenSocket);
+  Result<ConnectionHandle> connecting = a.connect(SignalingHub::id("b"));
+  ASSERT_TRUE(connecting) << connecting.error().message;
+  const ConnectionHandle c = *connecting;
+  // Before any path: lane 1 does not exist yet, then it does; invalid lanes are refused as always.
+  EXPECT_EQ(a.send(c, "x", 1, send_flags::kReliable, 1), SendResult::kInvalidLane);
+  EXPECT_FALSE(a.configure_lanes(c, {}));
+  EXPECT_FALSE(a.configure_lanes(c, {LaneConfig{0, 1}, LaneConfig{1, 0}}));
+  ASSERT_TRUE(a.configure_lanes(c, {LaneConfig{0, 1}, LaneConfig{1, 1}}));
+  ASSERT_EQ(a.send(c, "bulk", 4, send_flags::kReliable, 1), SendResult::kOk);
+  ASSERT_EQ(a.send(c, "chat", 4, send_flags::kReliable, 0), SendResult::kOk);
+  EXPECT_EQ(a.send(c, "x", 1, send_flags::kReliable, 2), SendResult::kInvalidLane);
+  ASSERT_TRUE(pump_until({&a, &b}, [&] { return eb.find(ConnectionEventKind::kConnected).has_value(); }));
+  const ConnectionHandle s = eb.find(ConnectionEventKind::kConnected)->info.handle;
+  auto got = receive_n(b, s, 2);
+  ASSERT_EQ(got.size(), 2u);
+  std::map<uint32_t, std::string> by_lane;
+  for (const Message& m : got)
+    by_lane[m.lane()] = std::string(reinterpret_cast<const char*>(m.data()), m.size());
+  EXPECT_EQ(by_lane[0], "chat");
+  EXPECT_EQ(by_lane[1], "bulk");
+  EXPECT_EQ(a.status(c)->lane_queued_bytes.size(), 2u);
 }
 
 TEST(P2PConnect, UnknownScheme_ClearError) {

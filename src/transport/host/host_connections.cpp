@@ -330,6 +330,15 @@ bool Host::Impl::set_poll_group(ConnectionHandle c, PollGroupHandle group) {
 bool Host::Impl::configure_lanes(ConnectionHandle c, const std::vector<LaneConfig>& lanes) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (!handles_.count(c)) return false;
+  auto p = p2p_.find(c);
+  if (p != p2p_.end() && !p->second.created) {
+    // Still being set up: kept for the Endpoint connection, validated as it will be.
+    if (p->second.ended || lanes.empty() || lanes.size() > 255) return false;
+    for (const LaneConfig& lane : lanes)
+      if (lane.weight == 0) return false;
+    p->second.lanes = lanes;
+    return true;
+  }
   return endpoint_.configure_lanes(c, lanes);
 }
 

@@ -120,6 +120,7 @@ class Host::Impl {
       uint32_t flags, lane;
     };
     std::vector<PendingSend> sends;  // sent before the Endpoint connection existed
+    std::vector<LaneConfig> lanes;   // configured before it existed (empty: lane 0 alone)
     size_t send_bytes = 0;
     bool ended = false;
     uint32_t end_reason = 0;

@@ -164,7 +164,7 @@ SendResult Host::Impl::keep_p2p_send(P2P& p, const uint8_t* data, size_t size, u
   if (size > (reliable ? config_.max_message_size : size_t(64u << 10))) return SendResult::kMessageTooLarge;
   if (!reliable && size == 0) return SendResult::kDropped;
   if (!reliable && (flags & send_flags::kDropIfBlocked)) return SendResult::kDropped;  // cannot leave now
-  if (lane != 0) return SendResult::kInvalidLane;  // lanes are configured once connected
+  if (lane >= std::max<size_t>(1, p.lanes.size())) return SendResult::kInvalidLane;
   if (p.send_bytes + size > config_.send_buffer_bytes) return SendResult::kLimitExceeded;
   p.sends.push_back({std::vector<uint8_t>(data, data + size), flags, lane});
   p.send_bytes += size;
@@ -520,12 +520,13 @@ void Host::Impl::restart_p2p(Instant now, ConnectionHandle c, P2P& p, const std:
   p.restarting = true;  // before the kRestartIce action is applied: this restart is ours, not the peer's
 }
 
-// The Endpoint connection now exists: it takes the poll group and the sends kept so far.
+// The Endpoint connection now exists: it takes the poll group, the lanes and the sends kept so far.
 void Host::Impl::adopt_endpoint_connection(ConnectionHandle c, P2P& p, Instant now) {
   p.created = true;
   auto h = handles_.find(c);
   if (h != handles_.end() && h->second.group != kDefaultPollGroup)
     endpoint_.set_poll_group(c, h->second.group);
+  if (!p.lanes.empty()) endpoint_.configure_lanes(c, p.lanes);
   for (auto& m : p.sends)
     endpoint_.send(c, m.data.data(), m.data.size(), m.flags, m.lane, now);
   p.sends.clear();
