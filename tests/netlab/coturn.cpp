@@ -42,6 +42,7 @@ TurnServer::TurnServer(TurnServerConfig config) : config_(std::move(config)) {
   std::ofstream out(config_path_);
   out << "# written by the peerlink netlab fixture\n"
       << "listening-ip=" << config_.listen_ip << "\n"
+      << (config_.alt_listen_ip.empty() ? "" : "listening-ip=" + config_.alt_listen_ip + "\n")
       << "relay-ip=" << config_.listen_ip << "\n"
       << "listening-port=" << config_.port << "\n"
       << "min-port=" << config_.min_port << "\n"
@@ -54,8 +55,8 @@ TurnServer::TurnServer(TurnServerConfig config) : config_(std::move(config)) {
     out << "use-auth-secret\n"
         << "static-auth-secret=" << config_.auth_secret << "\n";
   }
-  out << "no-tls\nno-dtls\nno-cli\nno-multicast-peers\nno-rfc5780\n"
-      << "userdb=" << base << ".db\n"
+  out << "no-tls\nno-dtls\nno-cli\nno-multicast-peers\n"
+      << (config_.alt_listen_ip.empty() ? "no-rfc5780\n" : "") << "userdb=" << base << ".db\n"
       << "pidfile=" << base << ".pid\n"
       << "log-file=" << log_path_ << "\n"
       << "simple-log\n";

@@ -17,6 +17,9 @@ struct TurnServerConfig {
   std::string netns;      // namespace to run in
   std::string listen_ip;  // listening-ip and relay-ip
   uint16_t port = 3478;   // UDP and TCP
+  // A second listening-ip: coturn then does RFC 5780 NAT behaviour discovery (OTHER-ADDRESS, CHANGE-REQUEST;
+  // the alternate port is port + 1 on both addresses). Empty: no-rfc5780, as before.
+  std::string alt_listen_ip;
   std::string realm = "peerlink.test";
   // Authentication: a static long-term user (lt-cred-mech + user=) when auth_secret is empty, otherwise the
   // TURN REST API scheme (use-auth-secret + static-auth-secret). coturn 4.6 does not accept static users

@@ -2,6 +2,7 @@
 //
 //   peerlink id [--file PATH] [--json]          create or show this machine's identity and its fingerprint
 //   peerlink discover [options]                  list the peers of a service on the LAN
+//   peerlink netcheck [options]                  what the network does to peer-to-peer traffic
 //   peerlink help | --help, peerlink COMMAND --help
 //
 // Exit status: 0 done; 1 it could not be done (the message says why); 2 the command line is wrong.
@@ -17,10 +18,11 @@
 #include <string>
 #include <vector>
 
+#include "cli_util.hpp"
+#include "commands.hpp"
 #include "peerlink/host.hpp"
 #include "peerlink/identity.hpp"
 #include "peerlink/lan.hpp"
-#include "cli_util.hpp"
 
 namespace {
 
@@ -32,6 +34,7 @@ const char kUsageText[] =
     "commands:\n"
     "  id        create or show this machine's identity (its key pair) and its fingerprint\n"
     "  discover  list the peers of a service on the local network (the LAN beacon)\n"
+    "  netcheck  what the network does to peer-to-peer traffic: NAT type, UDP, STUN, TURN, XMPP services\n"
     "  help      this text\n"
     "\n"
     "'peerlink COMMAND --help' tells more. Exit status: 0 done, 1 failed (the message says why), 2 bad "
@@ -196,5 +199,6 @@ int main(int argc, char** argv) {
   if (command == "help" || command == "--help" || command == "-h") return std::fputs(kUsageText, stdout), kOk;
   if (command == "id") return run_id(args);
   if (command == "discover") return run_discover(args);
+  if (command == "netcheck") return run_netcheck(args);
   return usage_error("unknown command '" + command + "'", kUsageText);
 }
