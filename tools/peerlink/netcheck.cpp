@@ -1044,6 +1044,11 @@ XmppReport check_xmpp(peerlink::XmppOptions options, Clock::time_point deadline)
   }
   plugin->start(*sink);
   x.offered = sink->wait(deadline, [&] { return plugin->status().state == peerlink::XmppState::kFailed; });
+  // The services can arrive before the plugin reports itself online (it does once its session is set up):
+  // wait for that too, within the same deadline.
+  if (x.offered)
+    plugin->wait_online(std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::max(deadline - Clock::now(), Clock::duration::zero())));
   const peerlink::XmppStatus status = plugin->status();
   plugin->stop();
   x.online = status.state == peerlink::XmppState::kOnline;
