@@ -5,6 +5,7 @@
 #include <string>
 
 #include "peerlink/identity.hpp"
+#include "text.hpp"
 
 namespace peerlink::cli {
 
@@ -17,32 +18,10 @@ inline int usage_error(const std::string& what, const char* usage) {
   return kUsage;
 }
 
-// A JSON string literal (quotes included) of s, escaping quotes, backslashes and control characters.
-inline std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
+using app::json_string;
 
 inline std::string hex(const PublicKey& key) {
-  static const char digits[] = "0123456789abcdef";
-  std::string out;
-  for (uint8_t b : key) {
-    out += digits[b >> 4];
-    out += digits[b & 15];
-  }
-  return out;
+  return app::hex(key.data(), key.size());
 }
 
 }  // namespace peerlink::cli

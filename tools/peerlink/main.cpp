@@ -3,6 +3,8 @@
 //   peerlink id [--file PATH] [--json]          create or show this machine's identity and its fingerprint
 //   peerlink discover [options]                  list the peers of a service on the LAN
 //   peerlink netcheck [options]                  what the network does to peer-to-peer traffic
+//   peerlink send FILE... --to PEER [options]    send files over a peer-to-peer connection
+//   peerlink receive [--dir DIR] [options]       receive them
 //   peerlink help | --help, peerlink COMMAND --help
 //
 // Exit status: 0 done; 1 it could not be done (the message says why); 2 the command line is wrong.
@@ -20,6 +22,7 @@
 
 #include "cli_util.hpp"
 #include "commands.hpp"
+#include "endpoint.hpp"
 #include "peerlink/host.hpp"
 #include "peerlink/identity.hpp"
 #include "peerlink/lan.hpp"
@@ -35,6 +38,8 @@ const char kUsageText[] =
     "  id        create or show this machine's identity (its key pair) and its fingerprint\n"
     "  discover  list the peers of a service on the local network (the LAN beacon)\n"
     "  netcheck  what the network does to peer-to-peer traffic: NAT type, UDP, STUN, TURN, XMPP services\n"
+    "  send      send files to a peer (found through XMPP or on the LAN), SHA-256 verified, resumable\n"
+    "  receive   wait for a peer's files and keep them\n"
     "  help      this text\n"
     "\n"
     "'peerlink COMMAND --help' tells more. Exit status: 0 done, 1 failed (the message says why), 2 bad "
@@ -60,22 +65,8 @@ const char kDiscoverUsage[] =
     "  --responder WHO         multicast DNS through avahi-daemon, the beacon's own, or avahi when it\n"
     "                          runs (auto, the default)\n";
 
-std::string default_identity_file() {
-  if (const char* p = std::getenv("PEERLINK_IDENTITY"); p && *p) return p;
-  if (const char* x = std::getenv("XDG_CONFIG_HOME"); x && *x)
-    return std::string(x) + "/peerlink/identity.key";
-  if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.config/peerlink/identity.key";
-  return "identity.key";
-}
-
-// Creates the directories above `path` (mode 0700) where missing.
-void make_parents(const std::string& path) {
-  for (size_t slash = path.find('/', 1); slash != std::string::npos; slash = path.find('/', slash + 1))
-    mkdir(path.substr(0, slash).c_str(), 0700);  // an existing one is fine; a failure shows when writing
-}
-
 int run_id(const std::vector<std::string>& args) {
-  std::string file = default_identity_file();
+  std::string file = peerlink::app::default_identity_file();
   bool json = false;
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--help" || args[i] == "-h") return std::fputs(kIdUsage, stdout), kOk;
@@ -90,7 +81,7 @@ int run_id(const std::vector<std::string>& args) {
   }
   struct stat st {};
   const bool existed = stat(file.c_str(), &st) == 0;
-  if (!existed) make_parents(file);
+  if (!existed) peerlink::app::make_parent_directories(file);
   peerlink::Result<peerlink::Identity> id = peerlink::Identity::load_or_create(file);
   if (!id) {
     std::fprintf(stderr, "peerlink: %s\n", id.error().message.c_str());
@@ -200,5 +191,7 @@ int main(int argc, char** argv) {
   if (command == "id") return run_id(args);
   if (command == "discover") return run_discover(args);
   if (command == "netcheck") return run_netcheck(args);
+  if (command == "send") return run_send(args);
+  if (command == "receive") return run_receive(args);
   return usage_error("unknown command '" + command + "'", kUsageText);
 }
