@@ -15,6 +15,7 @@ namespace {
 
 constexpr uint32_t kTextLane = 0, kFileLane = 1;
 constexpr size_t kDigestSize = 32;
+constexpr size_t kMaxIncoming = 16;  // transfers received at once per connection
 
 void put_u32(std::vector<uint8_t>& out, uint32_t v) {
   for (int i = 3; i >= 0; --i)
@@ -227,6 +228,7 @@ void Conversation::on_offer(const uint8_t* p, size_t n, std::vector<Conversation
     events.push_back(std::move(e));
   };
   if (!options_.accept_files) return refuse_with("this peer takes no files");
+  if (incoming_.size() >= kMaxIncoming) return refuse_with("too many files at once; send it again later");
   if (name.empty()) return refuse_with("no usable file name");
   if (size > options_.max_file_size) return refuse_with("larger than this peer takes");
 

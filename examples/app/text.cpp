@@ -4,10 +4,40 @@
 
 namespace peerlink::app {
 
+namespace {
+
+// The length of the valid UTF-8 sequence at s[i] (1-4), or 0 when it is not one (RFC 3629: no overlong
+// forms, no surrogates, nothing above U+10FFFF).
+size_t utf8_sequence(const std::string& s, size_t i) {
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  const unsigned char c = b(0);
+  if (c < 0x80) return 1;
+  size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+  if (n == 0 || i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; ++k)
+    if ((b(k) & 0xc0) != 0x80) return 0;
+  if (c == 0xe0 && b(1) < 0xa0) return 0;  // overlong
+  if (c == 0xed && b(1) > 0x9f) return 0;  // surrogates
+  if (c == 0xf0 && b(1) < 0x90) return 0;  // overlong
+  if (c == 0xf4 && b(1) > 0x8f) return 0;  // above U+10FFFF
+  return n;
+}
+
+}  // namespace
+
 std::string json_string(const std::string& s) {
   std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      const size_t n = utf8_sequence(s, i);
+      if (n == 0) {
+        out += "\\ufffd";  // not UTF-8: the replacement character, so that the output stays valid JSON
+      } else {
+        out.append(s, i, n);
+        i += n - 1;
+      }
+    } else if (c == '"' || c == '\\') {
       out += '\\';
       out += static_cast<char>(c);
     } else if (c < 0x20 || c == 0x7f) {

@@ -7,8 +7,8 @@
 
 namespace peerlink::app {
 
-// A JSON string literal (quotes included): quotes, backslashes and control characters escaped. Bytes above
-// 0x7f pass through (the text is UTF-8 or the caller's problem).
+// A JSON string literal (quotes included): quotes, backslashes and control characters escaped; UTF-8 kept,
+// and each byte that is not part of valid UTF-8 replaced by U+FFFD, so the result is always valid JSON.
 std::string json_string(const std::string& s);
 std::string hex(const uint8_t* data, size_t size);
 // "1.5 MB", "312 kB", "12 B" (powers of 1000).

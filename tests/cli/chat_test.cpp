@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <future>
@@ -228,6 +229,28 @@ TEST(ChatXmpp, TwoPeersThroughProsody_TextBothWaysAnd100MBFile_ThenAChangedKeyIs
   EXPECT_TRUE(warned) << again.output;
   EXPECT_TRUE(failed) << again.output;
   EXPECT_TRUE(named(events_of(impostor.output), "message").empty()) << impostor.output;
+}
+
+TEST(ChatXmpp, HostileText_HarmlessOnATerminalAndValidJson) {
+  CHAT_REQUIRE_PROSODY();
+  XmppPair x;
+  // Bob prints for people (no --json): escape sequences from alice must not reach his terminal. Alice reads
+  // JSON: bytes that are not UTF-8 from bob must not break it.
+  std::vector<std::string> bob = x.chat("bob", {"--wait-peer", "--accept"});
+  bob.erase(std::find(bob.begin(), bob.end(), "--json"));
+  auto [alice, bob_run] = chat_pair(x.chat("alice", {"--connect", x.server.jid("bob")}),
+                                    "\x1b]0;pwned\x07 title \x1b[2J cleared, caf\xc3\xa9\n", bob,
+                                    "bad \xff\xfe utf-8 \xed\xa0\x80 and caf\xc3\xa9\n");
+  ASSERT_EQ(alice.status, 0) << alice.output;
+  ASSERT_EQ(bob_run.status, 0) << bob_run.output;
+  EXPECT_EQ(bob_run.output.find('\x1b'), std::string::npos) << bob_run.output;
+  EXPECT_EQ(bob_run.output.find('\x07'), std::string::npos) << bob_run.output;
+  EXPECT_NE(bob_run.output.find("?]0;pwned? title ?[2J cleared, caf\xc3\xa9"), std::string::npos)
+      << bob_run.output;
+  const std::vector<nlohmann::json> got = named(events_of(alice.output), "message");
+  ASSERT_EQ(got.size(), 1u) << alice.output;  // parsed: valid JSON
+  EXPECT_EQ(got[0].value("text", ""),
+            "bad \xef\xbf\xbd\xef\xbf\xbd utf-8 \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd and caf\xc3\xa9");
 }
 
 TEST(ChatXmpp, SendInterruptedMidFileThenSentAgain_ResumesAndTheHashIsExact) {
