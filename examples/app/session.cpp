@@ -31,6 +31,22 @@ std::string route_word(const ConnectionInfo& info) {
   return info.relayed ? "relay" : "direct";
 }
 
+// The JSON fields of a finished transfer, after the event's own ("name", "path", ... "seconds").
+std::string file_fields(const ConversationEvent& e) {
+  return ",\"name\":" + json_string(e.name) + ",\"path\":" + json_string(e.path) +
+         ",\"size\":" + std::to_string(e.size) + ",\"sha256\":\"" + e.sha256 +
+         "\",\"resumed_from\":" + std::to_string(e.resumed_from) +
+         ",\"seconds\":" + std::to_string(e.seconds);
+}
+
+// "4.0 MB in 0.021 s, 183.5 MB/s" (the rate of what this attempt moved).
+std::string transfer_summary(const ConversationEvent& e) {
+  const double rate = e.seconds > 0 ? double(e.size - e.resumed_from) / e.seconds : 0;
+  char seconds[32];
+  std::snprintf(seconds, sizeof seconds, "%.3f", e.seconds);
+  return human_bytes(double(e.size)) + " in " + seconds + " s, " + human_bytes(rate) + "/s";
+}
+
 std::string end_text(const ConnectionInfo& info) {
   std::string text = to_string(EndReason(info.end_reason));
   if (!info.end_debug.empty()) text += ": " + info.end_debug;
@@ -440,28 +456,16 @@ void Session::report(Peer& peer, std::vector<ConversationEvent>& events) {
                  human_bytes(double(e.size)) + ")" +
                  (e.resumed_from ? ", resuming at " + human_bytes(double(e.resumed_from)) : std::string()));
         break;
-      case ConversationEvent::Kind::kFileReceived: {
-        const double rate = e.seconds > 0 ? double(e.size - e.resumed_from) / e.seconds : 0;
-        emit("\"event\":\"file\",\"from\":" + from + ",\"name\":" + json_string(e.name) +
-                 ",\"path\":" + json_string(e.path) + ",\"size\":" + std::to_string(e.size) +
-                 ",\"sha256\":\"" + e.sha256 + "\",\"resumed_from\":" + std::to_string(e.resumed_from) +
-                 ",\"seconds\":" + std::to_string(e.seconds),
-             "* received " + printable(e.name) + " -> " + printable(e.path) + " (" +
-                 human_bytes(double(e.size)) + " in " + std::to_string(e.seconds).substr(0, 5) + " s, " +
-                 human_bytes(rate) + "/s, SHA-256 " + e.sha256 + " verified)");
+      case ConversationEvent::Kind::kFileReceived:
+        emit("\"event\":\"file\",\"from\":" + from + file_fields(e),
+             "* received " + printable(e.name) + " -> " + printable(e.path) + " (" + transfer_summary(e) +
+                 ", SHA-256 " + e.sha256 + " verified)");
         break;
-      }
-      case ConversationEvent::Kind::kFileSent: {
-        const double rate = e.seconds > 0 ? double(e.size - e.resumed_from) / e.seconds : 0;
-        emit("\"event\":\"file_sent\",\"to\":" + from + ",\"name\":" + json_string(e.name) +
-                 ",\"path\":" + json_string(e.path) + ",\"size\":" + std::to_string(e.size) +
-                 ",\"sha256\":\"" + e.sha256 + "\",\"resumed_from\":" + std::to_string(e.resumed_from) +
-                 ",\"seconds\":" + std::to_string(e.seconds),
-             "* sent " + printable(e.name) + " (" + human_bytes(double(e.size)) + " in " +
-                 std::to_string(e.seconds).substr(0, 5) + " s, " + human_bytes(rate) +
-                 "/s); the peer verified SHA-256 " + e.sha256);
+      case ConversationEvent::Kind::kFileSent:
+        emit("\"event\":\"file_sent\",\"to\":" + from + file_fields(e),
+             "* sent " + printable(e.name) + " (" + transfer_summary(e) + "); the peer verified SHA-256 " +
+                 e.sha256);
         break;
-      }
       case ConversationEvent::Kind::kFileFailed:
         failed_ = true;
         emit("\"event\":\"file_failed\",\"peer\":" + from + ",\"name\":" + json_string(e.name) +

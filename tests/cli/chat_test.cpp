@@ -23,21 +23,13 @@
 
 #include "lan/lan_lab.hpp"
 #include "netlab/netns.hpp"
+#include "temp_dir.hpp"
 #include "xmpp/prosody.hpp"
 
 namespace peerlink::test {
 namespace {
 
 using namespace std::chrono_literals;
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/peerlink-chat-test-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { netlab::run_command({"rm", "-rf", path}); }
-};
 
 // A file of `size` pseudo-random bytes.
 void write_random_file(const std::string& path, uint64_t size, uint32_t seed) {

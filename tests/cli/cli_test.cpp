@@ -12,6 +12,7 @@
 
 #include "lan/lan_lab.hpp"
 #include "netlab/netns.hpp"
+#include "temp_dir.hpp"
 
 namespace peerlink::test {
 namespace {
@@ -22,15 +23,6 @@ netlab::CommandResult peerlink(std::vector<std::string> args, const std::string&
   args.insert(args.begin(), PEERLINK_CLI);
   return netlab::run_command(args, ns, "", 20s);
 }
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/peerlink-cli-test-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { netlab::run_command({"rm", "-rf", path}); }
-};
 
 TEST(PeerlinkCli, HelpEverywhere_BadUsageIsExit2WithTheReason) {
   for (const std::vector<std::string>& help :

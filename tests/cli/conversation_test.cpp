@@ -11,18 +11,10 @@
 
 #include "conversation.hpp"
 #include "integration/host_test_util.hpp"
+#include "temp_dir.hpp"
 
 namespace peerlink::test {
 namespace {
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/peerlink-conversation-test-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
-};
 
 // Feeds `conversation` what `host` received on `connection` until pred() or 5 s.
 bool feed_until(Host& host, ConnectionHandle connection, app::Conversation& conversation,
