@@ -170,7 +170,7 @@ class Session {
   std::deque<std::string> held_;  // lines waiting for a connection
   ConnectionHandle current_ = kInvalidConnection;
   int next_number_ = 1;
-  bool ever_peer_ = false, failed_ = false, quit_ = false, online_ = false;
+  bool ever_peer_ = false, failed_ = false, quit_ = false;
   XmppState xmpp_state_ = XmppState::kIdle;
   bool progress_on_ = false, progress_shown_ = false;
   Clock::time_point next_progress_{};
