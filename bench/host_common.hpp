@@ -2,6 +2,7 @@
 // numbered payloads, and connecting with a bound wait.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -14,6 +15,9 @@ namespace peerlink::bench {
 // The Host configuration of both sides: the library's defaults, bound to one address so the traffic stays
 // on the path under test.
 HostConfig bench_host_config(const std::string& bind_ip);
+
+// The wait_spin of rtt's spinning variant (the client's; the echo server does not spin).
+constexpr std::chrono::microseconds kClientSpin{200};
 
 // Sets a callback that drops every event, so events never pile up (and wait() never wakes for them) in a
 // client that only looks at states. run_callbacks() still has to be called.

@@ -30,8 +30,8 @@ uint16_t raw_port(const ServerProcess& server) {
 // Like measure_udp_ping_pong, through a Host connection to a host-echo server: the reply is awaited with
 // Host::wait() and read with Host::receive(), as an application would.
 PingPongResult measure_host_ping_pong(const NetworkPath& path, const ServerProcess& server, size_t size,
-                                      size_t max_trips, double seconds) {
-  Host host(bench_host_config(path.client_ip));
+                                      size_t max_trips, double seconds, const HostConfig& config) {
+  Host host(config);
   ignore_events(host);
   ConnectionHandle c = connect_and_wait(host, server_address(path, server.ready()),
                                         key_from_hex(server.ready().field("key")), 10);
@@ -140,11 +140,28 @@ void print_rtt(const HostBenchOptions& o, PingPongResult& raw, PingPongResult& h
 }  // namespace
 
 void run_rtt(const HostBenchOptions& o) {
-  ServerProcess server(o.path, "host-echo", {}, 2 * o.seconds + 120);
-  PingPongResult raw = measure_udp_ping_pong(o.path, raw_port(server), kPingSize, kMaxTrips, o.seconds);
-  PingPongResult host = measure_host_ping_pong(o.path, server, kPingSize, kMaxTrips, o.seconds);
-  if (raw.rtt_us.empty() || host.rtt_us.empty()) throw std::runtime_error("no round trip completed");
-  print_rtt(o, raw, host, "application thread: wait() + receive()");
+  // The reply awaited on the application thread, as most games do: with the defaults, with
+  // HostConfig::receive_on_wait on both sides, and with the client's HostConfig::wait_spin.
+  struct Variant {
+    const char* role;
+    const char* mode;
+    HostConfig client;
+  };
+  HostConfig on_wait = bench_host_config(o.path.client_ip), spin = bench_host_config(o.path.client_ip);
+  on_wait.receive_on_wait = true;
+  spin.wait_spin = kClientSpin;
+  const Variant variants[] = {
+      {"host-echo", "application thread: wait() + receive()", bench_host_config(o.path.client_ip)},
+      {"host-echo-on-wait", "application thread: wait() + receive(), receive_on_wait on both sides", on_wait},
+      {"host-echo", "application thread: wait() + receive(), client wait_spin 200 us", spin},
+  };
+  for (const Variant& v : variants) {
+    ServerProcess server(o.path, v.role, {}, 2 * o.seconds + 120);
+    PingPongResult raw = measure_udp_ping_pong(o.path, raw_port(server), kPingSize, kMaxTrips, o.seconds);
+    PingPongResult host = measure_host_ping_pong(o.path, server, kPingSize, kMaxTrips, o.seconds, v.client);
+    if (raw.rtt_us.empty() || host.rtt_us.empty()) throw std::runtime_error("no round trip completed");
+    print_rtt(o, raw, host, v.mode);
+  }
 
   ServerProcess callback_server(o.path, "host-echo-callback", {}, 2 * o.seconds + 120);
   PingPongResult raw2 =

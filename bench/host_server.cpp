@@ -19,7 +19,9 @@ namespace {
 // A listening Host and the application thread that serves it: wait(), run_callbacks(), then on_wake().
 class ServedHost {
  public:
-  ServedHost(const RoleArgs& args, bool with_poll_group) : host_(bench_host_config(args.bind_ip)) {
+  ServedHost(const RoleArgs& args, bool with_poll_group)
+      : ServedHost(args, with_poll_group, bench_host_config(args.bind_ip)) {}
+  ServedHost(const RoleArgs& args, bool with_poll_group, const HostConfig& config) : host_(config) {
     if (with_poll_group) group_ = host_.create_poll_group();
     ready_ = listen_for_bench(host_, args.bind_ip, group_);
     host_.set_connection_callback([this](const ConnectionEvent& e) {
@@ -100,9 +102,10 @@ int run_host_sink(const RoleArgs& args, ControlChannel& channel) {
   return 0;
 }
 
-int run_host_echo(const RoleArgs& args, ControlChannel& channel) {
+namespace {
+int serve_echo(const RoleArgs& args, ControlChannel& channel, const HostConfig& config) {
   std::vector<Message> in;
-  ServedHost served(args, false);  // after what its thread uses, so that it stops first
+  ServedHost served(args, false, config);  // after what its thread uses, so that it stops first
   UdpEcho raw(args.bind_ip);
   served.start([&] {
     while (served.host().receive_on_poll_group(kDefaultPollGroup, in) > 0) {
@@ -114,6 +117,17 @@ int run_host_echo(const RoleArgs& args, ControlChannel& channel) {
   channel.say(served.ready() + " raw_port=" + std::to_string(raw.port()));
   ignore_commands(channel);
   return 0;
+}
+}  // namespace
+
+int run_host_echo(const RoleArgs& args, ControlChannel& channel) {
+  return serve_echo(args, channel, bench_host_config(args.bind_ip));
+}
+
+int run_host_echo_on_wait(const RoleArgs& args, ControlChannel& channel) {
+  HostConfig config = bench_host_config(args.bind_ip);
+  config.receive_on_wait = true;
+  return serve_echo(args, channel, config);
 }
 
 // The same echo from the service thread: Host::set_message_callback with CallbackThread::kService.

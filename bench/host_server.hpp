@@ -19,6 +19,8 @@ namespace peerlink::bench {
 
 int run_host_sink(const RoleArgs& args, ControlChannel& channel);
 int run_host_echo(const RoleArgs& args, ControlChannel& channel);
+// The same with HostConfig::receive_on_wait: its wait() reads the socket itself.
+int run_host_echo_on_wait(const RoleArgs& args, ControlChannel& channel);
 int run_host_echo_callback(const RoleArgs& args, ControlChannel& channel);
 int run_host_connect(const RoleArgs& args, ControlChannel& channel);
 int run_host_memory(const RoleArgs& args, ControlChannel& channel);

@@ -21,12 +21,14 @@
 #include <initializer_list>
 #include <memory>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "core_scenarios.hpp"
 #include "host_scenarios.hpp"
 #include "netns.hpp"
+#include "p2p_scale.hpp"
 #ifdef PEERLINK_BENCH_P2P
 #include "netlab/lab.hpp"
 #include "p2p_scenarios.hpp"
@@ -70,7 +72,9 @@ void usage() {
       "              (target >= 0.75 x the raw UDP blast)\n"
       "  msgrate     reliable 64-byte messages per second (send_batch of 256); baseline a raw UDP blast of\n"
       "              64-byte datagrams (target >= 1,000,000/s)\n"
-      "  rtt         32-byte reliable no-Nagle ping-pong, p50 and p99; baseline a raw UDP ping-pong\n"
+      "  rtt         32-byte reliable no-Nagle ping-pong, p50 and p99, the reply awaited with wait() +\n"
+      "              receive() (also with the client's HostConfig::wait_spin 200 us), and with message\n"
+      "              callbacks on the service threads; baseline a raw UDP ping-pong\n"
       "              (target p50 <= raw p50 + 25 us, p99 <= 2 x raw p99)\n"
       "  connect     connect() to the first reliable message delivered at the server, p50 and p99 of 50\n"
       "              fresh client Hosts (target <= 2 x raw UDP RTT + 1 ms)\n"
@@ -80,7 +84,7 @@ void usage() {
       "Options:\n"
       "  --seconds S       measured window of each throughput-like run, and bound of latency runs (default "
       "3)\n"
-      "  --connections N   connections of core-memory and memory\n"
+      "  --connections N   connections of core-memory, memory and p2p-scale\n"
       "  --samples N       connect with --ice: fresh Host pairs per NAT pairing (default 15);\n"
       "                    xmpp-connect: connections and logins measured (default 40)\n"
       "  --message-size B  message size of core-throughput (default 65536)\n"
@@ -102,6 +106,11 @@ void usage() {
       "                      throughput  reliable 64 KiB goodput through the ICE path (none x none and\n"
       "                                  full-cone x port-restricted); baseline a raw UDP blast between the\n"
       "                                  same namespaces through the same NATs (target >= 0.70)\n"
+      "\n"
+      "Peer-to-peer at scale (both Hosts in this process, in-process signaling, ICE on the loopback):\n"
+      "  p2p-scale     N connections at once (100, then 1000; or --connections): time until all are\n"
+      "                connected (target 1000 within 10 s), resident memory and descriptors per connection\n"
+      "                and side (target <= 64 KiB); baseline the same connections over direct UDP\n"
       "\n"
       "XMPP signaling (builds with the tests, Prosody installed; a Prosody of its own on the loopback):\n"
       "  xmpp-connect  connect() to the first message delivered between two Hosts logged in to Prosody,\n"
@@ -228,6 +237,14 @@ int main(int argc, char** argv) {
        }},
 #endif
   };
+  const std::vector<Scenario> scale_scenarios = {
+      {"p2p-scale",
+       [&] {
+         P2PScaleOptions p;
+         if (connections_given) p.connections = {core.connections};
+         if (!run_p2p_scale(p)) throw std::runtime_error("not every connection was made");
+       }},
+  };
   const std::vector<Scenario> host_scenarios = {
       {"throughput", [&] { run_throughput(host); }},
       {"msgrate", [&] { run_msgrate(host); }},
@@ -238,7 +255,7 @@ int main(int argc, char** argv) {
   bool any_host = wanted.empty();
   for (const auto& s : wanted) {
     bool known = false;
-    for (const auto* list : {&core_scenarios, &host_scenarios, &xmpp_scenarios})
+    for (const auto* list : {&core_scenarios, &host_scenarios, &xmpp_scenarios, &scale_scenarios})
       for (const auto& k : *list)
         known |= s == k.name;
     if (!known) {
@@ -294,6 +311,7 @@ int main(int argc, char** argv) {
   teardown::install_signal_handlers();
   int status = run_all(core_scenarios, wanted);
   if (!netns) status = std::max(status, run_all(xmpp_scenarios, wanted));
+  if (!netns) status = std::max(status, run_all(scale_scenarios, wanted));
   if (!any_host) return status;
   if (!netns) return std::max(status, run_all(host_scenarios, wanted));
 

@@ -50,6 +50,7 @@ int run_server_role(int argc, char** argv) {
       {"tcp-sink", run_tcp_sink},
       {"host-sink", run_host_sink},
       {"host-echo", run_host_echo},
+      {"host-echo-on-wait", run_host_echo_on_wait},
       {"host-echo-callback", run_host_echo_callback},
       {"host-connect", run_host_connect},
       {"host-memory", run_host_memory},

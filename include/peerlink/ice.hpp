@@ -65,6 +65,11 @@ struct IceConfig {
   // that is up, except loopback (unless it is named here). deny wins over allow.
   std::vector<std::string> interfaces_allow;
   std::vector<std::string> interfaces_deny;
+  // Ta of RFC 8445: the Host sends one connectivity check (or candidate-gathering request) per this
+  // interval for all its connections being set up together, so it bounds how many can start at once: 1,000
+  // connections at once each need a check or two. 5 ms (the RFC's floor, and the default) is about 200 checks
+  // a second, some 25 KB/s of STUN; libnice's own default is 20 ms. Within 5 and 1000 ms.
+  std::chrono::milliseconds check_pacing{5};
 
   // Fails (ErrorCode::kInvalidConfig) saying what is wrong: an empty host, port 0, unknown bits, TURN
   // without username, ...

@@ -159,6 +159,7 @@ Host::Impl::Impl(HostConfig config)
       endpoint_(endpoint_config(config_), config_.identity, rng_),
       receive_batch_(16) {
   known_keys_ = config_.known_keys;
+  if (config_.receive_on_wait) poller_wake_ = std::make_unique<io::EventFd>();
   if (config_.simulation.active()) {
     uint64_t seed = config_.simulation.seed != 0 ? config_.simulation.seed : rng_.next_u64();
     if (config_.simulation.send.active()) send_impairment_.emplace(config_.simulation.send, seed);

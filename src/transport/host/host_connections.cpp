@@ -507,10 +507,17 @@ void Host::Impl::after_command(Instant now, bool urgent) {
     for (const auto& s : sockets_)
       socket_waits |= s->blocked || !s->outgoing.empty();
   }
-  if (sleeping_ &&
-      (socket_waits || endpoint_.wants_transmit() || endpoint_.next_timeout() < sleep_deadline_)) {
+  if (!sleeping_) return;
+  if (socket_waits || endpoint_.wants_transmit()) {
     sleeping_ = false;  // one wake-up is enough until the service thread plans its next sleep
     loop_.wake();
+  } else if (endpoint_.next_timeout() < sleep_deadline_) {
+    // A timer armed by this command (a sent packet's loss timer, say) comes before the service thread's
+    // planned wake-up: it sleeps on and wakes for it then, unless a datagram comes first (the reply that
+    // cancels it, usually). A ping-pong's every send would otherwise cost a service-thread wake-up.
+    sleep_deadline_ = endpoint_.next_timeout();
+    deadline_pulled_ = true;
+    loop_.wake_at(sleep_deadline_);
   }
 }
 

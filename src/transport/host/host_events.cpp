@@ -2,9 +2,19 @@
 // connection's own callback, else to the Host's, else it waits for service(). Callbacks run with no Host
 // lock held: on the application's thread inside run_callbacks() or service() (CallbackThread::
 // kApplication), or on the service thread (kService, host_service.cpp).
+#include <poll.h>
+
 #include "transport/host/host_impl.hpp"
 
 namespace peerlink {
+
+namespace {
+void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+}  // namespace
 
 using protocol::Instant;
 
@@ -21,6 +31,7 @@ void Host::Impl::queue_event(ConnectionEventKind kind, ConnectionHandle c) {
   e.info = info_locked(c, it->second);
   events_.push_back(std::move(e));
   ++events_queued_;
+  publish_news();
   if (it->second.callback || callback_) callback_events_queued_ = true;
   if (events_.size() > kMaxQueuedEvents && !callback_) drop_oldest_connected_event();
 }
@@ -143,6 +154,7 @@ bool Host::Impl::service(HostEvent& event, std::chrono::milliseconds timeout) {
     return false;
   log_.flush();
   const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool spun = false;
   for (;;) {
     // In run_callbacks()'s order (callbacks_running_, then mutex_): an event handed to its callback here
     // cannot be overtaken by a later one that another thread's run_callbacks() delivers.
@@ -159,6 +171,13 @@ bool Host::Impl::service(HostEvent& event, std::chrono::milliseconds timeout) {
     }
     order.unlock();
     if (std::chrono::steady_clock::now() >= deadline) return false;
+    if (!spun && config_.wait_spin.count() > 0) {
+      spun = true;  // once per call: a spin that saw nothing is followed by sleep
+      const uint64_t seen = news_.load(std::memory_order_acquire);
+      lock.unlock();
+      spin_for_news(seen, deadline);
+      continue;
+    }
     const uint64_t events_before = events_queued_, messages_before = endpoint_.messages_delivered();
     ++waiters_;
     activity_.wait_until(lock, deadline, [&] {
@@ -173,7 +192,7 @@ void Host::Impl::set_connection_callback(ConnectionCallback callback) {
   callback_ = std::move(callback);
   if (callback_) callback_events_queued_ = true;  // events kept for service() now have one
   if (config_.callback_thread == CallbackThread::kService && !events_.empty()) loop_.wake();
-  activity_.notify_all();
+  notify_waiters();
 }
 
 bool Host::Impl::set_message_callback(MessageCallback callback) {
@@ -200,10 +219,90 @@ bool Host::Impl::wait(std::chrono::milliseconds timeout) {
     return false;
   };
   if (ready()) return true;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  if (config_.receive_on_wait && !poller_active_ && !config_.simulation.active())
+    return wait_receiving(lock, deadline, ready);
+  if (config_.wait_spin.count() > 0) {
+    const uint64_t seen = news_.load(std::memory_order_acquire);
+    lock.unlock();
+    const bool news = spin_for_news(seen, deadline);
+    lock.lock();
+    if (news && ready()) return true;  // else it was news for service(): sleep
+  }
   ++waiters_;
-  bool woken = activity_.wait_for(lock, timeout, ready);
+  bool woken = activity_.wait_until(lock, deadline, ready);
   --waiters_;
   return woken;
+}
+
+template <typename Ready>
+bool Host::Impl::wait_receiving(std::unique_lock<std::mutex>& lock,
+                                std::chrono::steady_clock::time_point deadline, Ready ready) {
+  poller_active_ = true;
+  const size_t n = sockets_.size();  // sockets are only ever added
+  poller_sockets_ = n;
+  std::vector<pollfd> fds(n + 1);
+  for (size_t i = 0; i < n; ++i)
+    fds[i] = pollfd{sockets_[i]->socket->fd(), POLLIN, 0};
+  fds[n] = pollfd{poller_wake_->fd(), POLLIN, 0};
+  bool woken = false;
+  for (;;) {
+    const auto left = deadline - std::chrono::steady_clock::now();
+    if (left <= std::chrono::steady_clock::duration::zero()) break;
+    const int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+    timespec timeout{time_t(ns / 1000000000), long(ns % 1000000000)};
+    lock.unlock();
+    const int r = ppoll(fds.data(), nfds_t(fds.size()), &timeout, nullptr);
+    lock.lock();
+    if (r > 0) {
+      if (fds[n].revents & POLLIN) poller_wake_->drain();
+      // What the service thread's turn does with a readable socket, here and now.
+      const Instant now = io::monotonic_now();
+      bool received = false;
+      for (size_t i = 0; i < n; ++i) {
+        if (!(fds[i].revents & (POLLIN | POLLERR))) continue;
+        receive_from(uint8_t(i), now);
+        received = true;
+      }
+      if (received) {
+        if (endpoint_.next_timeout() <= now) endpoint_.handle_timeout(now);
+        transmit(now);
+        collect_events(now);
+        publish_news();
+        after_command(now, false);  // the service thread wakes for what this armed or left to send
+      }
+    }
+    if (ready()) {
+      woken = true;
+      break;
+    }
+  }
+  poller_active_ = false;
+  // Nobody reads the sockets left to this thread now: the service thread takes them back soon.
+  if (sleeping_ && sockets_left_to_poller_) {
+    const Instant back = io::monotonic_now() + kSocketsBackAfter;
+    if (back < sleep_deadline_) {
+      sleep_deadline_ = back;
+      deadline_pulled_ = true;
+      loop_.wake_at(back);
+    }
+  }
+  return woken;
+}
+
+void Host::Impl::notify_waiters() {
+  activity_.notify_all();
+  if (poller_wake_) poller_wake_->signal();
+}
+
+bool Host::Impl::spin_for_news(uint64_t seen, std::chrono::steady_clock::time_point deadline) const {
+  const auto until = std::min(deadline, std::chrono::steady_clock::now() + config_.wait_spin);
+  for (unsigned i = 0;; ++i) {
+    if (news_.load(std::memory_order_acquire) != seen) return true;
+    // The clock is read every 64 turns: a turn is a few nanoseconds, a clock read tens.
+    if (i % 64 == 63 && std::chrono::steady_clock::now() >= until) return false;
+    cpu_relax();
+  }
 }
 
 }  // namespace peerlink

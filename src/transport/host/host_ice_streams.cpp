@@ -13,9 +13,10 @@
 
 namespace peerlink {
 
-ice::StreamId Host::Impl::open_stream(ConnectionHandle c, P2P& p, std::string* error) {
+ice::StreamId Host::Impl::open_stream(ConnectionHandle c, P2P& p, std::string* error,
+                                      bool* out_of_descriptors) {
   // The answering side controls ICE: see ice_agent.hpp.
-  ice::StreamId s = ice_->add_stream(!p.offerer, p.ufrag, p.pwd, error);
+  ice::StreamId s = ice_->add_stream(!p.offerer, p.ufrag, p.pwd, error, out_of_descriptors);
   if (!s) return 0;
   p.stream = s;
   streams_[s].owner = c;

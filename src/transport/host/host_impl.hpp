@@ -28,6 +28,7 @@
 #include "transport/host/logger.hpp"
 #include "transport/host/signaling_plugins.hpp"
 #include "transport/ice/ice_agent.hpp"
+#include "transport/io/descriptors.hpp"
 #include "transport/io/packet_impairment.hpp"
 #include "transport/io/service_loop.hpp"
 #include "transport/io/udp_socket.hpp"
@@ -191,7 +192,8 @@ class Host::Impl {
   void flush_signaling(std::unique_lock<std::mutex>& lock);  // sends outbox_ with mutex_ released
 
   // --- ICE streams (host_ice_streams.cpp; service thread, mutex_ held) ---
-  ice::StreamId open_stream(ConnectionHandle c, P2P& p, std::string* error);
+  // 0 on failure (error; *out_of_descriptors when the process has no file descriptor left).
+  ice::StreamId open_stream(ConnectionHandle c, P2P& p, std::string* error, bool* out_of_descriptors);
   void drop_stream(ice::StreamId stream);  // removes it now
   // Released: removed by the service thread, once its Endpoint connection (if it has one) is gone.
   void retire_stream(ice::StreamId stream, bool has_connection);
@@ -224,6 +226,20 @@ class Host::Impl {
   // close handles). Call with mutex_ released.
   void deliver_events(const std::vector<std::pair<ConnectionEvent, ConnectionCallback>>& batch);
   bool next_service_event(HostEvent& out, std::pair<ConnectionEvent, ConnectionCallback>& to_call);
+  // Publishes news_ (mutex_ held): messages delivered or events queued since the last call.
+  void publish_news() {
+    news_.store(endpoint_.messages_delivered() + events_queued_, std::memory_order_release);
+  }
+  // Spins (mutex_ released) until news_ differs from seen, HostConfig::wait_spin passes or deadline comes;
+  // true if news came.
+  bool spin_for_news(uint64_t seen, std::chrono::steady_clock::time_point deadline) const;
+  // wait()'s part with HostConfig::receive_on_wait (lock held on entry and exit): polls the sockets and
+  // processes what they bring until ready() or deadline. True if ready.
+  template <typename Ready>
+  bool wait_receiving(std::unique_lock<std::mutex>& lock, std::chrono::steady_clock::time_point deadline,
+                      Ready ready);
+  // Wakes wait() and service() callers: the condition variable, and the polling waiter's eventfd.
+  void notify_waiters();
   void drop_oldest_connected_event();
 
   // --- shared helpers (mutex_ held) ---
@@ -299,9 +315,22 @@ class Host::Impl {
   bool callback_events_queued_ = false;  // events_ may hold events with a callback (else nothing to scan)
   uint64_t messages_seen_ = 0;           // Endpoint::messages_delivered() at the last receive call
   int waiters_ = 0;
+  // Messages delivered plus events queued, ever, as of the end of the last change under mutex_: what a
+  // spinning wait() or service() (HostConfig::wait_spin) watches without the lock.
+  std::atomic<uint64_t> news_{0};
+
+  // HostConfig::receive_on_wait: an application thread inside wait() reads sockets_[0, poller_sockets_)
+  // itself; the service thread leaves them out of its poll meanwhile (sockets_left_to_poller_), and takes
+  // them back within kSocketsBackAfter once nobody polls them.
+  static constexpr protocol::Duration kSocketsBackAfter = std::chrono::milliseconds(1);
+  bool poller_active_ = false;
+  size_t poller_sockets_ = 0;
+  bool sockets_left_to_poller_ = false;
+  std::unique_ptr<io::EventFd> poller_wake_;  // news for the polling waiter (with activity_'s notify)
 
   bool sleeping_ = false;  // the service thread is (about to be) in ServiceLoop::wait
   protocol::Instant sleep_deadline_ = protocol::kNever;
+  bool deadline_pulled_ = false;  // an application thread brought it forward (ServiceLoop::wake_at)
   bool stopping_ = false;
   protocol::Instant stop_deadline_ = protocol::kNever;
   std::thread thread_;

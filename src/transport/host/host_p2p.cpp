@@ -377,8 +377,10 @@ void Host::Impl::start_ice(Instant now, const Action& a) {
   if (!p.offerer) p.peer_key = a.peer_key;
   if (!p.offerer && key_refused(now, a.handle, p)) return;
   std::string why;
-  if (!open_stream(a.handle, p, &why)) {
-    rz_->ice_failed(now, a.handle, uint32_t(EndReason::kMiscNoRoute), why);
+  bool no_descriptors = false;
+  if (!open_stream(a.handle, p, &why, &no_descriptors)) {
+    const EndReason reason = no_descriptors ? EndReason::kLocalLimitExceeded : EndReason::kMiscNoRoute;
+    rz_->ice_failed(now, a.handle, uint32_t(reason), why);
     return;
   }
   rz_->local_candidates(now, a.handle, p.ufrag, p.pwd, {}, false);
@@ -395,10 +397,12 @@ void Host::Impl::restart_ice(Instant now, const Action& a) {
   auto s = streams_.find(p.stream);
   if (s != streams_.end()) forget_direct(s->second);
   std::string why;
-  if (!ice_->restart(p.stream, p.ufrag, p.pwd, &why)) {  // libnice dropped the stream
+  bool no_descriptors = false;
+  if (!ice_->restart(p.stream, p.ufrag, p.pwd, &why, &no_descriptors)) {  // libnice dropped the stream
     streams_.erase(p.stream);
     p.stream = 0;
-    rz_->ice_failed(now, a.handle, uint32_t(EndReason::kMiscNoRoute), "ICE restart failed: " + why);
+    const EndReason reason = no_descriptors ? EndReason::kLocalLimitExceeded : EndReason::kMiscNoRoute;
+    rz_->ice_failed(now, a.handle, uint32_t(reason), "ICE restart failed: " + why);
     return;
   }
   rz_->local_candidates(now, a.handle, p.ufrag, p.pwd, {}, false);

@@ -34,10 +34,11 @@ void Host::Impl::service_main() {
     Instant now = io::monotonic_now();
     bool more = false;
     run_turn(now, readable, more);
+    publish_news();
     readable.assign(readable.size(), 0);
 
     // Waiters are notified after the lock is released, so that a woken thread does not block on it at once.
-    bool notify = waiters_ > 0 &&
+    bool notify = (waiters_ > 0 || poller_active_) &&
                   (endpoint_.messages_delivered() != delivered_notified || events_queued_ != events_notified);
     delivered_notified = endpoint_.messages_delivered();
     events_notified = events_queued_;
@@ -45,23 +46,31 @@ void Host::Impl::service_main() {
     // A peer-to-peer connection closed by the destructor tells its peer through the signaling: out first.
     flush_signaling(lock);
     if (stopping_ && shutdown_done(now)) {
-      if (notify) activity_.notify_all();
+      if (notify) notify_waiters();
       break;
     }
 
     Instant deadline = next_wake(now, more);
     fds.resize(sockets_.size());
+    sockets_left_to_poller_ = false;
     for (size_t i = 0; i < sockets_.size(); ++i) {
       const SocketSlot& s = *sockets_[i];
-      fds[i] = pollfd{s.socket->fd(), short(POLLIN | (s.blocked ? POLLOUT : 0)), 0};
+      // A waiter reads it (receive_on_wait): left out (poll skips a negative descriptor).
+      const bool left = poller_active_ && i < poller_sockets_ && !s.blocked;
+      sockets_left_to_poller_ |= left;
+      fds[i] = pollfd{left ? -1 : s.socket->fd(), short(POLLIN | (s.blocked ? POLLOUT : 0)), 0};
     }
     sleeping_ = true;
     sleep_deadline_ = deadline;
     lock.unlock();
-    if (notify) activity_.notify_all();
+    if (notify) notify_waiters();
     log_.flush();
     loop_.wait(fds, deadline);
     lock.lock();
+    if (deadline_pulled_) {  // this turn looks at every timer anyway
+      loop_.cancel_wake_at();
+      deadline_pulled_ = false;
+    }
 
     readable.assign(fds.size(), 0);
     for (size_t i = 0; i < fds.size(); ++i) {
@@ -102,7 +111,7 @@ bool Host::Impl::deliver_on_service_thread(std::unique_lock<std::mutex>& lock, b
   take_callback_events(batch);
   if (!batch.empty()) {
     lock.unlock();
-    if (notify) activity_.notify_all();
+    if (notify) notify_waiters();
     deliver_events(batch);
     lock.lock();
     return true;
@@ -114,7 +123,7 @@ bool Host::Impl::deliver_on_service_thread(std::unique_lock<std::mutex>& lock, b
     take_group_messages(g, callback_messages_, SIZE_MAX);
   MessageCallback callback = message_callback_;
   lock.unlock();
-  if (notify) activity_.notify_all();
+  if (notify) notify_waiters();
   log_.flush();
   for (Message& m : callback_messages_)
     callback(std::move(m));

@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "transport/io/descriptors.hpp"
 #include "transport/io/socket_address.hpp"
 
 namespace peerlink::ice {
@@ -224,7 +225,8 @@ NiceAgent* IceAgent::make_agent(bool controlling) {
   if (!a) return nullptr;
   bool relay_only = config_.candidates == candidate_kinds::kRelay;
   g_object_set(a, "upnp", FALSE, "controlling-mode", controlling ? TRUE : FALSE, "ice-tcp", FALSE,
-               "force-relay", relay_only ? TRUE : FALSE, nullptr);
+               "force-relay", relay_only ? TRUE : FALSE, "stun-pacing-timer",
+               guint(config_.check_pacing.count()), nullptr);
   apply_stun_server(a);
 
   // Host candidates from the allowed interfaces only.
@@ -296,14 +298,17 @@ bool IceAgent::offered(const Candidate& c) const {
   }
 }
 
-StreamId IceAgent::add_stream(bool controlling, std::string& ufrag, std::string& pwd, std::string* error) {
+StreamId IceAgent::add_stream(bool controlling, std::string& ufrag, std::string& pwd, std::string* error,
+                              bool* out_of_descriptors) {
   StreamId id = next_id_++;
   if (next_id_ == 0) next_id_ = 1;
-  if (!open_stream(id, controlling ? controlling_ : controlled_, ufrag, pwd, error)) return 0;
+  if (!open_stream(id, controlling ? controlling_ : controlled_, ufrag, pwd, error, out_of_descriptors))
+    return 0;
   return id;
 }
 
-bool IceAgent::restart(StreamId id, std::string& ufrag, std::string& pwd, std::string* error) {
+bool IceAgent::restart(StreamId id, std::string& ufrag, std::string& pwd, std::string* error,
+                       bool* out_of_descriptors) {
   Stream* s = find(id);
   if (!s) {
     if (error) *error = "no such stream";
@@ -316,17 +321,28 @@ bool IceAgent::restart(StreamId id, std::string& ufrag, std::string& pwd, std::s
   streams_.erase(id);
   release_if_idle(old);
   // On the current agent of its role: after refresh_interfaces(), the new interfaces'.
-  return open_stream(id, controlling ? controlling_ : controlled_, ufrag, pwd, error);
+  return open_stream(id, controlling ? controlling_ : controlled_, ufrag, pwd, error, out_of_descriptors);
 }
 
 bool IceAgent::open_stream(StreamId id, NiceAgent* a, std::string& ufrag, std::string& pwd,
-                           std::string* error) {
+                           std::string* error, bool* out_of_descriptors) {
   // libnice would fall back to every interface if it was given none: refuse instead.
   if (local_addresses_ == 0) {
     if (error)
       *error =
           "no usable network interface: none that is up has an address and passes ice.interfaces_allow "
           "and ice.interfaces_deny";
+    return false;
+  }
+  // A socket per local address and TURN server, and GLib's wake-up descriptor for the stream's component:
+  // GLib would abort the process if it could not have the latter.
+  const int needed = int(local_addresses_ + config_.turn_servers.size()) + 1 + io::kDescriptorReserve;
+  if (!io::descriptors_available(needed)) {
+    if (out_of_descriptors) *out_of_descriptors = true;
+    if (error)
+      *error = io::descriptors_exhausted_message() +
+               ": no sockets for the ICE stream (each peer-to-peer connection needs one per local address); "
+               "close connections or raise the limit";
     return false;
   }
   guint nice_id = nice_agent_add_stream(a, 1);

@@ -63,13 +63,16 @@ class IceAgent {
   // New STUN/TURN servers (numeric addresses) for the streams added or restarted from now on.
   void set_servers(const std::vector<StunServer>& stun, const std::vector<TurnServer>& turn);
 
-  // A new stream; controlling = this side answers the connection. Starts gathering. 0 on failure (error).
-  StreamId add_stream(bool controlling, std::string& ufrag, std::string& pwd, std::string* error);
+  // A new stream; controlling = this side answers the connection. Starts gathering. 0 on failure (error;
+  // when the process ran out of file descriptors, *out_of_descriptors is set and error says so).
+  StreamId add_stream(bool controlling, std::string& ufrag, std::string& pwd, std::string* error,
+                      bool* out_of_descriptors = nullptr);
   // ICE restart: the stream starts over in the same role under the same id, with new credentials, new
   // sockets and a new gathering (so a changed NAT mapping or interface is found, the latter after
   // refresh_interfaces(); the old TURN allocation is released). Until it connects again, send() drops. False
   // (error) if libnice refuses; the stream is then gone.
-  bool restart(StreamId stream, std::string& ufrag, std::string& pwd, std::string* error);
+  bool restart(StreamId stream, std::string& ufrag, std::string& pwd, std::string* error,
+               bool* out_of_descriptors = nullptr);
   // The peer's credentials and candidates (cumulative: the ones already given are skipped).
   void set_remote(StreamId stream, const std::string& ufrag, const std::string& pwd,
                   const std::vector<Candidate>& candidates, bool end_of_candidates);
@@ -123,7 +126,8 @@ class IceAgent {
   // An agent that is no longer the current one of its role and has no stream left is freed.
   void release_if_idle(NiceAgent* agent);
   void free_agent(NiceAgent* agent);
-  bool open_stream(StreamId id, NiceAgent* agent, std::string& ufrag, std::string& pwd, std::string* error);
+  bool open_stream(StreamId id, NiceAgent* agent, std::string& ufrag, std::string& pwd, std::string* error,
+                   bool* out_of_descriptors);
   bool uses_stun() const;
   void apply_stun_server(NiceAgent* agent);
   Stream* find(StreamId id);

@@ -46,6 +46,8 @@ std::string problem_of(const IceConfig& c) {
   if (c.candidates & ~candidate_kinds::kAll) return "ice.candidates: unknown bits set";
   if (c.candidates == candidate_kinds::kRelay && c.turn_servers.empty())
     return "ice.candidates: relay-only needs at least one TURN server";
+  if (c.check_pacing < std::chrono::milliseconds(5) || c.check_pacing > std::chrono::milliseconds(1000))
+    return "ice.check_pacing must be within 5 and 1000 ms (RFC 8445's Ta)";
   return "";
 }
 

@@ -1,14 +1,17 @@
-// ServiceLoop: ppoll over our descriptors, an eventfd and a hand-driven GMainContext.
+// ServiceLoop: ppoll over our descriptors, an eventfd, a timerfd and a hand-driven GMainContext.
 #include "transport/io/service_loop.hpp"
 
 #include <glib.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <system_error>
+
+#include "transport/io/descriptors.hpp"
 
 namespace peerlink::io {
 
@@ -21,6 +24,18 @@ protocol::Instant monotonic_now() {
 ServiceLoop::ServiceLoop() {
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "peerlink: eventfd");
+  timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (timer_fd_ < 0) {
+    const int e = errno;
+    close(wake_fd_);
+    throw std::system_error(e, std::generic_category(), "peerlink: timerfd_create");
+  }
+  // GLib aborts the process if it cannot make the context's wake-up descriptor: refuse first.
+  if (!descriptors_available(kDescriptorReserve)) {
+    close(wake_fd_);
+    close(timer_fd_);
+    throw std::system_error(EMFILE, std::generic_category(), "peerlink: " + descriptors_exhausted_message());
+  }
   context_ = g_main_context_new();
 }
 
@@ -28,6 +43,7 @@ ServiceLoop::~ServiceLoop() {
   if (attached_) detach_from_this_thread();
   g_main_context_unref(context_);
   close(wake_fd_);
+  close(timer_fd_);
 }
 
 void ServiceLoop::wake() {
@@ -36,6 +52,22 @@ void ServiceLoop::wake() {
   // EAGAIN means the counter is already non-zero: a wake-up is pending either way.
   ssize_t r = write(wake_fd_, &one, sizeof one);
   (void)r;
+}
+
+void ServiceLoop::wake_at(protocol::Instant deadline) {
+  const int64_t ns = std::max<int64_t>(deadline.time_since_epoch().count(), 1);  // 0 would disarm it
+  itimerspec when{};
+  when.it_value.tv_sec = time_t(ns / 1000000000);
+  when.it_value.tv_nsec = long(ns % 1000000000);
+  if (timerfd_settime(timer_fd_, TFD_TIMER_ABSTIME, &when, nullptr) != 0) wake();  // never miss it
+}
+
+void ServiceLoop::cancel_wake_at() {
+  itimerspec off{};
+  timerfd_settime(timer_fd_, 0, &off, nullptr);
+  uint64_t expirations;
+  ssize_t n = read(timer_fd_, &expirations, sizeof expirations);  // one that fired meanwhile
+  (void)n;
 }
 
 void ServiceLoop::attach_to_this_thread() {
@@ -54,8 +86,8 @@ void ServiceLoop::wait(std::vector<pollfd>& fds, protocol::Instant deadline) {
   gint max_priority = 0;
   g_main_context_prepare(context_, &max_priority);
 
-  // GLib's descriptors go after ours and the eventfd; query tells how many it needs.
-  const size_t ours = fds.size() + 1;
+  // GLib's descriptors go after ours, the eventfd and the timerfd; query tells how many it needs.
+  const size_t ours = fds.size() + 2;
   gint glib_timeout_ms = -1;
   gint glib_count = 0;
   for (;;) {
@@ -72,6 +104,7 @@ void ServiceLoop::wait(std::vector<pollfd>& fds, protocol::Instant deadline) {
   static_assert(sizeof(GPollFD) == sizeof(pollfd), "GPollFD and pollfd must share a layout");
   std::copy(fds.begin(), fds.end(), poll_fds_.begin());
   poll_fds_[fds.size()] = pollfd{wake_fd_, POLLIN, 0};
+  poll_fds_[fds.size() + 1] = pollfd{timer_fd_, POLLIN, 0};
 
   protocol::Instant now = monotonic_now();
   if (glib_timeout_ms >= 0) deadline = std::min(deadline, now + std::chrono::milliseconds(glib_timeout_ms));

@@ -1,0 +1,153 @@
+// How an application thread waits: HostConfig::receive_on_wait (wait() reads the sockets itself) and
+// HostConfig::wait_spin (wait() spins before it sleeps). Whatever the mode, nothing is lost, reordered or
+// left unprocessed, also when the application stops waiting.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "integration/host_test_util.hpp"
+
+namespace peerlink::test {
+namespace {
+
+HostConfig mode_config(bool receive_on_wait, std::chrono::microseconds spin) {
+  HostConfig c = test_config();
+  c.receive_on_wait = receive_on_wait;
+  c.wait_spin = spin;
+  return c;
+}
+
+// A server whose application thread echoes every message (wait() + receive() + send()) until stopped.
+class EchoServer {
+ public:
+  explicit EchoServer(const HostConfig& config) : host_(config) {
+    host_.set_connection_callback([](const ConnectionEvent&) {});
+    listen_ = host_.listen(0).value_or(kInvalidListenSocket);
+    thread_ = std::thread([this] {
+      std::vector<Message> in;
+      while (!stop_) {
+        host_.wait(20ms);
+        host_.run_callbacks();
+        while (host_.receive_on_poll_group(kDefaultPollGroup, in) > 0) {
+          for (const Message& m : in)
+            host_.send(m.connection(), m.data(), m.size(), send_flags::kReliable | send_flags::kNoNagle);
+          in.clear();
+        }
+      }
+    });
+  }
+  ~EchoServer() {
+    stop_ = true;
+    thread_.join();
+  }
+  Address address() const { return loopback(host_, listen_); }
+
+ private:
+  Host host_;
+  ListenSocketHandle listen_ = kInvalidListenSocket;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// Ping-pong through wait() + receive() on both sides, then 8 MB each way, checked exact and in order.
+void ping_pong_and_bulk(bool receive_on_wait, std::chrono::microseconds spin) {
+  EchoServer server(mode_config(receive_on_wait, spin));
+  Host client(mode_config(receive_on_wait, spin));
+  EventRecorder events(client);
+  const ConnectionHandle c = *client.connect(server.address());
+  ASSERT_TRUE(
+      pump_until({&client}, [&] { return events.find(ConnectionEventKind::kConnected, c).has_value(); }));
+
+  std::vector<Message> in;
+  for (uint64_t i = 0; i < 500; ++i) {
+    const auto m = make_message(i, 32);
+    ASSERT_EQ(client.send(c, m.data(), m.size(), send_flags::kReliable | send_flags::kNoNagle),
+              SendResult::kOk);
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (in.empty() && std::chrono::steady_clock::now() < deadline) {
+      client.wait(100ms);
+      client.receive(c, in);
+    }
+    ASSERT_EQ(in.size(), 1u) << "round trip " << i;
+    EXPECT_TRUE(check_message(i, in[0].data(), in[0].size()));
+    in.clear();
+  }
+
+  // Bulk: the echo sends it all back; messages 64 KiB, numbered on.
+  constexpr uint64_t kFirst = 1000, kCount = 128;
+  for (uint64_t i = kFirst; i < kFirst + kCount; ++i) {
+    const auto m = make_message(i, 64 << 10);
+    ASSERT_EQ(client.send(c, m.data(), m.size()), SendResult::kOk);
+  }
+  uint64_t next = kFirst;
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (next < kFirst + kCount && std::chrono::steady_clock::now() < deadline) {
+    client.wait(100ms);
+    client.receive(c, in);
+    for (const Message& m : in) {
+      ASSERT_TRUE(check_message(next, m.data(), m.size())) << "message " << next;
+      ++next;
+    }
+    in.clear();
+  }
+  EXPECT_EQ(next, kFirst + kCount);
+}
+
+TEST(WaitModes, ReceiveOnWait_PingPongAndBulkExact) {
+  ping_pong_and_bulk(true, {});
+}
+
+TEST(WaitModes, WaitSpin_PingPongAndBulkExact) {
+  ping_pong_and_bulk(false, std::chrono::microseconds(50));
+}
+
+TEST(WaitModes, ReceiveOnWait_ApplicationStopsWaiting_ServiceThreadReceivesAgain) {
+  EchoServer server(test_config());
+  Host client(mode_config(true, {}));
+  EventRecorder events(client);
+  const ConnectionHandle c = *client.connect(server.address());
+  ASSERT_TRUE(
+      pump_until({&client}, [&] { return events.find(ConnectionEventKind::kConnected, c).has_value(); }));
+  client.wait(1ms);  // this thread polled the socket once, then left
+
+  // From now on nobody calls wait(): the echoes must still be read, acknowledged and queued.
+  constexpr uint64_t kCount = 200;
+  for (uint64_t i = 0; i < kCount; ++i) {
+    const auto m = make_message(i, 1000);
+    ASSERT_EQ(client.send(c, m.data(), m.size()), SendResult::kOk);
+  }
+  std::vector<Message> in;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (in.size() < kCount && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+    client.receive(c, in);
+  }
+  ASSERT_EQ(in.size(), kCount);
+  for (uint64_t i = 0; i < kCount; ++i)
+    EXPECT_TRUE(check_message(i, in[i].data(), in[i].size()));
+  // Everything sent is acknowledged: the acknowledgements were read too, by the service thread.
+  const auto acked_by = std::chrono::steady_clock::now() + 5s;
+  while (client.status(c)->queued_bytes != 0 && std::chrono::steady_clock::now() < acked_by)
+    std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(client.status(c)->queued_bytes, 0u);
+}
+
+TEST(WaitModes, ReceiveOnWait_EventsWakeTheWaiter) {
+  Host server(test_config());
+  Host client(mode_config(true, {}));
+  EventRecorder events(client);
+  const ListenSocketHandle l = server.listen(0).value_or(kInvalidListenSocket);
+  const ConnectionHandle c = *client.connect(loopback(server, l));
+  // wait() returns for kConnected (an event run_callbacks() delivers), well before its timeout.
+  const auto t0 = std::chrono::steady_clock::now();
+  while (!events.find(ConnectionEventKind::kConnected, c) && std::chrono::steady_clock::now() - t0 < 10s) {
+    client.wait(5s);
+    client.run_callbacks();
+  }
+  EXPECT_TRUE(events.find(ConnectionEventKind::kConnected, c));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 4s);
+}
+
+}  // namespace
+}  // namespace peerlink::test
