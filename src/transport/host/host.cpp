@@ -160,6 +160,7 @@ Host::Impl::Impl(HostConfig config)
       receive_batch_(16) {
   known_keys_ = config_.known_keys;
   if (config_.receive_on_wait) poller_wake_ = std::make_unique<io::EventFd>();
+  io::keep_udp_gro_enabled();  // here, not in the first connect (udp_socket.hpp)
   if (config_.simulation.active()) {
     uint64_t seed = config_.simulation.seed != 0 ? config_.simulation.seed : rng_.next_u64();
     if (config_.simulation.send.active()) send_impairment_.emplace(config_.simulation.send, seed);

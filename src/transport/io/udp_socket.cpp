@@ -10,6 +10,7 @@
 #include <cassert>
 #include <cstring>
 #include <limits>
+#include <mutex>
 
 #include "transport/io/socket_address.hpp"
 
@@ -58,7 +59,21 @@ bool would_block(int err) {
   return err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS;
 }
 
+void keep_gro_enabled(int family) {
+  static std::once_flag v4, v6;
+  std::call_once(family == AF_INET6 ? v6 : v4, [family] {
+    const int fd = ::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP);
+    if (fd >= 0 && !set_option(fd, SOL_UDP, UDP_GRO, 1)) ::close(fd);
+    // Otherwise deliberately never closed: see keep_udp_gro_enabled().
+  });
+}
+
 }  // namespace
+
+void keep_udp_gro_enabled() {
+  keep_gro_enabled(AF_INET);
+  keep_gro_enabled(AF_INET6);
+}
 
 // ---------------------------------------------------------------------------------------------------------
 // ReceiveBatch
@@ -75,7 +90,7 @@ ReceiveBatch::ReceiveBatch(size_t slots)
 void ReceiveBatch::ensure_slot_bytes(size_t bytes) {
   if (slot_bytes_ == bytes) return;
   datagrams_.clear();
-  buffers_.assign(slots_ * bytes, 0);
+  buffers_.reset(new uint8_t[slots_ * bytes]);
   slot_bytes_ = bytes;
 }
 
@@ -84,7 +99,7 @@ void ReceiveBatch::ensure_slot_bytes(size_t bytes) {
 
 SendBatch::SendBatch(size_t max_datagrams)
     : max_datagrams_(std::max<size_t>(max_datagrams, 1)),
-      storage_(max_datagrams_ * kMaxDatagram),
+      storage_(new uint8_t[max_datagrams_ * kMaxDatagram]),
       headers_(max_datagrams_),
       iovecs_(max_datagrams_),
       names_(max_datagrams_),
@@ -215,7 +230,10 @@ std::unique_ptr<UdpSocket> UdpSocket::open(const Address& bind, const UdpSocketO
     socklen_t segment_len = sizeof segment;
     socket->gso_enabled_ = getsockopt(fd, SOL_UDP, UDP_SEGMENT, &segment, &segment_len) == 0;
   }
-  if (options.enable_gro) socket->gro_enabled_ = set_option(fd, SOL_UDP, UDP_GRO, 1);
+  if (options.enable_gro) {
+    keep_gro_enabled(family);
+    socket->gro_enabled_ = set_option(fd, SOL_UDP, UDP_GRO, 1);
+  }
   return socket;
 }
 
@@ -232,7 +250,7 @@ size_t UdpSocket::receive(ReceiveBatch& batch) {
 
   for (int attempt = 0; attempt < kMaxReceiveAttempts && batch.datagrams_.empty(); ++attempt) {
     for (size_t s = 0; s < slots; ++s) {
-      batch.iovecs_[s] = iovec{batch.buffers_.data() + s * batch.slot_bytes_, batch.slot_bytes_};
+      batch.iovecs_[s] = iovec{batch.buffers_.get() + s * batch.slot_bytes_, batch.slot_bytes_};
       msghdr& h = batch.headers_[s].msg_hdr;
       h = msghdr{};
       h.msg_name = &batch.names_[s];
@@ -270,7 +288,7 @@ size_t UdpSocket::receive(ReceiveBatch& batch) {
         }
       }
       Address from = from_sockaddr(batch.names_[s], h.msg_namelen);
-      uint8_t* data = batch.buffers_.data() + s * batch.slot_bytes_;
+      uint8_t* data = batch.buffers_.get() + s * batch.slot_bytes_;
       if (segment == 0 || length <= segment) {
         batch.datagrams_.push_back(ReceivedDatagram{data, length, from});
         ++counters_.datagrams_received;
