@@ -214,22 +214,43 @@ double raw_blast(const Site& sa, const Site& sb, double seconds) {
   return double(bytes) / seconds;
 }
 
-// Reliable 64 KiB messages from a to b through ICE for the window; bytes per second delivered in order.
-double ice_goodput(const Lab& lab, const Site& sa, const Site& sb, double seconds, RouteType* route) {
+// Reliable 64 KiB messages from a to b for the window; bytes per second delivered in order. Through ICE
+// (relay_only: over the lab's coturn, TURN over UDP, whatever else would work), or, with direct, over a
+// plain UDP connection to b's public address (connect(Address) to a listen socket: no ICE).
+double host_goodput(const Lab& lab, const Site& sa, const Site& sb, double seconds, RouteType* route,
+                    bool relay_only = false, bool direct = false) {
   auto hub = std::make_shared<SignalingHub>();
   std::atomic<uint64_t> bytes{0}, next{1};
   std::atomic<bool> counting{false}, disorder{false};
-  auto b = host_in(sb.peer_ns(0), hub, "b", lab_ice(lab), [&](Message&& m) {
+  IceConfig ice = lab_ice(lab);
+  if (relay_only) {
+    ice.candidates = candidate_kinds::kRelay;
+    ice.turn_servers.resize(1);  // the UDP one
+  }
+  auto b = host_in(sb.peer_ns(0), hub, "b", ice, [&](Message&& m) {
     if (m.number() != next.fetch_add(1)) disorder = true;
     if (counting.load(std::memory_order_relaxed)) bytes += m.size();
   });
-  auto a = host_in(sa.peer_ns(0), hub, "a", lab_ice(lab));
-  Result<ConnectionHandle> connecting = a->connect(SignalingHub::id("b"));
+  auto a = host_in(sa.peer_ns(0), hub, "a", ice);
+  Result<ConnectionHandle> connecting = [&]() -> Result<ConnectionHandle> {
+    if (!direct) return a->connect(SignalingHub::id("b"));
+    // Sockets are made in the namespace of the thread that asks for them.
+    Result<ListenSocketHandle> l = [&] {
+      NetnsScope scope(sb.peer_ns(0));
+      return b->listen(0);
+    }();
+    if (!l) return l.error();
+    ConnectOptions options;
+    options.expected_key = b->identity().public_key();
+    const uint16_t port = b->listen_address(*l)->port();
+    NetnsScope scope(sa.peer_ns(0));
+    return a->connect(*Address::parse(sb.public_ip(0) + ":" + std::to_string(port)), options);
+  }();
   if (!connecting) throw std::runtime_error("connect: " + connecting.error().message);
   const ConnectionHandle c = *connecting;
   const auto t0 = Clock::now();
   while (a->connection_info(c)->state != ConnectionState::kConnected) {
-    if (Clock::now() - t0 > std::chrono::seconds(10)) throw std::runtime_error("ICE connect took over 10 s");
+    if (Clock::now() - t0 > std::chrono::seconds(10)) throw std::runtime_error("connect took over 10 s");
     if (a->connection_info(c)->state == ConnectionState::kClosed)
       throw std::runtime_error("connection ended: " + a->connection_info(c)->end_debug);
     a->wait(std::chrono::milliseconds(5));
@@ -301,10 +322,23 @@ void run_p2p_throughput(const P2PBenchOptions& o) {
     Site sa = lab.add_site(ta), sb = lab.add_site(tb);
     const double raw = raw_blast(sa, sb, o.seconds);
     RouteType route = RouteType::kNone;
-    const double ice = ice_goodput(lab, sa, sb, o.seconds, &route);
+    const double ice = host_goodput(lab, sa, sb, o.seconds, &route);
     Figure f{"throughput-ice/" + name, ice / 1e6, "MB/s", {}};
     f.add("route", to_string(route)).add("target_ratio", 0.70);
     f.compare("raw-udp-blast-1200", raw / 1e6).print();
+    if (ta != NatType::kNone || tb != NatType::kNone) continue;
+
+    // Between two public peers the Host can also connect without ICE: the path ICE must come close to;
+    // and the same peers through the TURN relay (relay candidates only, TURN over UDP).
+    RouteType direct_route = RouteType::kNone, relay_route = RouteType::kNone;
+    const double direct = host_goodput(lab, sa, sb, o.seconds, &direct_route, false, true);
+    const double relay = host_goodput(lab, sa, sb, o.seconds, &relay_route, true);
+    Figure host_path{"throughput-ice-vs-direct/" + name, ice / 1e6, "MB/s", {}};
+    host_path.add("route", to_string(route)).add("target_ratio", 0.90);
+    host_path.compare("host-direct-udp-same-path", direct / 1e6).print();
+    Figure relayed{"throughput-ice-relay-vs-direct/" + name, relay / 1e6, "MB/s", {}};
+    relayed.add("route", to_string(relay_route)).add("turn", "udp").add("target_ratio", 0.50);
+    relayed.compare("host-direct-udp-same-path", direct / 1e6).print();
   }
 }
 

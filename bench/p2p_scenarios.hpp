@@ -20,7 +20,10 @@ void run_p2p_connect(const P2PBenchOptions& o);
 
 // Reliable 64 KiB goodput through the ICE path, for none x none (host candidates across the lab's internet
 // bridge) and full-cone x port-restricted (server-reflexive, through two NATs). Baseline: a raw UDP blast
-// of 1200-byte datagrams between the same two namespaces through the same NATs (target >= 0.70).
+// of 1200-byte datagrams between the same two namespaces through the same NATs (target >= 0.70). For none x
+// none also: the Host's direct UDP path between the same two peers (connect(Address), no ICE) as the
+// baseline of the ICE host path (target >= 0.90) and of a TURN/UDP relay through the lab's coturn, relay
+// candidates only (target >= 0.50).
 void run_p2p_throughput(const P2PBenchOptions& o);
 
 }  // namespace peerlink::bench
