@@ -24,6 +24,7 @@
 #include "mdns_socket.hpp"
 #include "measure.hpp"
 #include "netlab/netns.hpp"
+#include "p2p_scale.hpp"
 #include "peerlink/host.hpp"
 #include "peerlink/lan.hpp"
 
@@ -318,6 +319,88 @@ bool run_lan_connect(const LanBenchOptions& o, const std::string& peer_program) 
       .add("target_met", (failures == 0 && !ms.empty() && p50 <= 150) ? "yes" : "no");
   f.compare("process-start-exit-p50", percentile(base, 0.5)).print();
   return true;
+}
+
+}  // namespace peerlink::bench
+
+namespace peerlink::bench {
+
+bool run_p2p_scale_lan(const P2PScaleOptions& o) {
+  std::string why;
+  if (!test::can_build_lan_lab(&why)) {
+    std::fprintf(stderr, "peerlink-bench: p2p-scale-lan skipped: %s\n", why.c_str());
+    return false;
+  }
+  raise_descriptor_limit();
+  bool ok = true;
+  for (size_t n : o.connections) {
+    LanLab lab;
+    const int lan = lab.add_lan();
+    const std::string ns_a = lab.add_host({lan}), ns_b = lab.add_host({lan});
+    // A Host made inside a namespace: its threads, and the sockets they make, live there.
+    auto host_in = [](const std::string& ns, HostConfig config) {
+      netlab::NetnsScope scope(ns);
+      config.log_level = LogLevel::kError;
+      config.callback_thread = CallbackThread::kService;
+      config.ice.interfaces_allow = {"eth0"};
+      return std::make_unique<Host>(std::move(config));
+    };
+
+    ScaleOutcome direct;
+    {
+      auto b = host_in(ns_b, HostConfig());
+      b->set_connection_callback([](const ConnectionEvent&) {});
+      Result<ListenSocketHandle> l = [&] {
+        netlab::NetnsScope scope(ns_b);
+        return b->listen(0);
+      }();
+      if (!l) throw std::runtime_error("listen: " + l.error().message);
+      const Address to =
+          *Address::parse(lab.ipv4(ns_b) + ":" + std::to_string(b->listen_address(*l)->port()));
+      auto a = host_in(ns_a, HostConfig());
+      ScaleTally tally;
+      tally.count(*a);
+      std::this_thread::sleep_for(100ms);
+      netlab::NetnsScope scope(ns_a);  // connect() makes the client socket here
+      direct = measure_connect_many(n, tally, [&] { return a->connect(to); });
+    }
+
+    ScaleOutcome p2p;
+    {
+      auto peer = [&](const std::string& ns) {
+        HostConfig config;
+        LanOptions options;
+        options.identity = config.identity;
+        options.service = "bench";
+        options.responder = LanResponder::kOwn;
+        options.ipv6 = false;
+        std::shared_ptr<LanBeacon> beacon;
+        {
+          netlab::NetnsScope scope(ns);
+          beacon = std::make_shared<LanBeacon>(options);
+        }
+        config.signaling.push_back(beacon);
+        return std::make_pair(beacon, host_in(ns, std::move(config)));
+      };
+      auto [beacon_b, b] = peer(ns_b);
+      auto [beacon_a, a] = peer(ns_a);
+      b->set_connection_callback([](const ConnectionEvent&) {});
+      if (!b->listen_p2p()) throw std::runtime_error("listen_p2p failed");
+      const PeerId b_id = beacon_b->local_peer();
+      const auto t0 = Clock::now();
+      while (!beacon_a->peer(b_id) && Clock::now() - t0 < 10s)
+        std::this_thread::sleep_for(1ms);
+      if (!beacon_a->peer(b_id))
+        throw std::runtime_error("the peers did not discover each other within 10 s");
+      ScaleTally tally;
+      tally.count(*a);
+      std::this_thread::sleep_for(100ms);
+      p2p = measure_connect_many(n, tally, [&] { return a->connect(b_id); });
+    }
+    print_scale("p2p-scale-lan", n, p2p, direct, "lan beacon", "the same connections over direct UDP");
+    ok = ok && p2p.connected == n;
+  }
+  return ok;
 }
 
 }  // namespace peerlink::bench

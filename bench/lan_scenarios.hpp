@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <string>
 
+#include "p2p_scale.hpp"
+
 namespace peerlink::bench {
 
 struct LanBenchOptions {
@@ -27,5 +29,9 @@ bool run_lan_discover(const LanBenchOptions& o);
 // Baseline in the same run: starting the same program with --help (process start and exit alone).
 // `peer_program` is the path of lan-beacon-peer.
 bool run_lan_connect(const LanBenchOptions& o, const std::string& peer_program);
+
+// p2p-scale-lan: p2p-scale (p2p_scale.hpp) with the LAN beacon as the signaling, between two hosts of a LAN
+// in namespaces; baseline the same connections over direct UDP between the same two hosts.
+bool run_p2p_scale_lan(const P2PScaleOptions& o);
 
 }  // namespace peerlink::bench

@@ -33,28 +33,10 @@ size_t open_descriptors() {
   return n;
 }
 
-struct Outcome {
-  double seconds = 0;  // until every connect() had its outcome
-  size_t connected = 0, failed = 0;
-  double rss_per_side = 0, fds_per_side = 0;  // per connection, averaged over the two Hosts
-  std::string first_failure;
-};
-
 // n connections from Host a to Host b at one moment: peer to peer, or direct UDP to a listen socket.
-Outcome connect_many(size_t n, bool p2p) {
+ScaleOutcome connect_many(size_t n, bool p2p) {
   auto hub = std::make_shared<SignalingHub>();
-  std::atomic<size_t> connected{0}, failed{0};
-  std::mutex m;
-  std::string first_failure;
-  auto fail = [&](const std::string& why) {
-    std::lock_guard<std::mutex> lock(m);
-    if (first_failure.empty()) {
-      first_failure = why;
-      for (char& ch : first_failure)  // printed as a JSON string
-        if (ch == '"' || ch == '\\' || static_cast<unsigned char>(ch) < 0x20) ch = ' ';
-    }
-    ++failed;
-  };
+  ScaleTally tally;
   auto make = [&](const char* name, bool counts) {
     HostConfig c;
     c.log_level = LogLevel::kError;
@@ -62,11 +44,7 @@ Outcome connect_many(size_t n, bool p2p) {
     c.signaling.push_back(hub->plugin(name));
     c.ice.interfaces_allow = {"lo"};
     auto h = std::make_unique<Host>(std::move(c));
-    h->set_connection_callback([&, counts](const ConnectionEvent& e) {
-      if (!counts) return;
-      if (e.kind == ConnectionEventKind::kConnected) ++connected;
-      if (e.kind == ConnectionEventKind::kClosed) fail(e.info.end_debug);
-    });
+    if (counts) tally.count(*h);
     return h;
   };
   std::unique_ptr<Host> b = make("b", false), a = make("a", true);
@@ -79,39 +57,88 @@ Outcome connect_many(size_t n, bool p2p) {
     target = *b->listen_address(*l);
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(100));  // both idle
-  const size_t rss0 = vm_rss_bytes(), fds0 = open_descriptors();
-
-  const auto t0 = Clock::now();
-  for (size_t i = 0; i < n; ++i) {
-    Result<ConnectionHandle> r = p2p ? a->connect(SignalingHub::id("b")) : a->connect(target);
-    if (!r) fail(r.error().message);
-  }
-  while (connected + failed < n && Clock::now() - t0 < std::chrono::seconds(120))
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  Outcome o;
-  o.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  o.connected = connected;
-  o.failed = n - o.connected;
-  o.first_failure = first_failure;
-  if (o.connected + failed < n && o.first_failure.empty()) o.first_failure = "not all done within 120 s";
-  const double sides = 2.0 * double(n);
-  o.rss_per_side = double(vm_rss_bytes()) - double(rss0);
-  o.rss_per_side /= sides;
-  o.fds_per_side = (double(open_descriptors()) - double(fds0)) / sides;
-  return o;
+  return measure_connect_many(n, tally,
+                              [&] { return p2p ? a->connect(SignalingHub::id("b")) : a->connect(target); });
 }
 
 }  // namespace
 
-bool run_p2p_scale(const P2PScaleOptions& opts) {
+void ScaleTally::fail(const std::string& why) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (first_failure_.empty()) {
+    first_failure_ = why;
+    for (char& ch : first_failure_)  // printed as a JSON string
+      if (ch == '"' || ch == '\\' || static_cast<unsigned char>(ch) < 0x20) ch = ' ';
+  }
+  ++failed_;
+}
+
+void ScaleTally::count(Host& host) {
+  host.set_connection_callback([this](const ConnectionEvent& e) {
+    if (e.kind == ConnectionEventKind::kConnected) ++connected_;
+    if (e.kind == ConnectionEventKind::kClosed) fail(e.info.end_debug);
+  });
+}
+
+std::string ScaleTally::first_failure() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return first_failure_;
+}
+
+ScaleOutcome measure_connect_many(size_t n, ScaleTally& tally,
+                                  const std::function<Result<ConnectionHandle>()>& connect) {
+  const size_t rss0 = vm_rss_bytes(), fds0 = open_descriptors();
+  const auto t0 = Clock::now();
+  for (size_t i = 0; i < n; ++i) {
+    Result<ConnectionHandle> r = connect();
+    if (!r) tally.fail(r.error().message);
+  }
+  while (tally.connected() + tally.failed() < n && Clock::now() - t0 < std::chrono::seconds(120))
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ScaleOutcome o;
+  o.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  o.connected = tally.connected();
+  o.failed = n - o.connected;
+  o.first_failure = tally.first_failure();
+  if (o.connected + tally.failed() < n && o.first_failure.empty())
+    o.first_failure = "not all done within 120 s";
+  const double sides = 2.0 * double(n);
+  o.rss_per_side = (double(vm_rss_bytes()) - double(rss0)) / sides;
+  o.fds_per_side = (double(open_descriptors()) - double(fds0)) / sides;
+  return o;
+}
+
+void raise_descriptor_limit() {
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
     limit.rlim_cur = limit.rlim_max;
     setrlimit(RLIMIT_NOFILE, &limit);
   }
+}
+
+void print_scale(const std::string& scenario, size_t n, const ScaleOutcome& p2p, const ScaleOutcome& baseline,
+                 const std::string& signaling, const std::string& baseline_name) {
+  Figure f{scenario + "/" + std::to_string(n), p2p.seconds, "s", {}};
+  f.add("metric", "time until all connected")
+      .add_count("connections", n)
+      .add_count("connected", p2p.connected)
+      .add_count("failed", p2p.failed)
+      .add("ms_per_connection", p2p.seconds * 1000 / double(n))
+      .add("rss_kib_per_connection_per_side", p2p.rss_per_side / 1024)
+      .add("fds_per_connection_per_side", p2p.fds_per_side)
+      .add("baseline_rss_kib_per_connection_per_side", baseline.rss_per_side / 1024)
+      .add("baseline_fds_per_connection_per_side", baseline.fds_per_side)
+      .add("signaling", signaling)
+      .add("target", "1000 within 10 s, <= 64 KiB per connection");
+  if (!p2p.first_failure.empty()) f.add("first_failure", p2p.first_failure);
+  f.compare(baseline_name, baseline.seconds).print();
+}
+
+bool run_p2p_scale(const P2PScaleOptions& opts) {
+  raise_descriptor_limit();
   bool ok = true;
   for (size_t n : opts.connections) {
-    Outcome direct, p2p;
+    ScaleOutcome direct, p2p;
     try {
       direct = connect_many(n, false);
       p2p = connect_many(n, true);
@@ -119,20 +146,7 @@ bool run_p2p_scale(const P2PScaleOptions& opts) {
       std::fprintf(stderr, "peerlink-bench: p2p-scale: %s\n", e.what());
       return false;
     }
-    Figure f{"p2p-scale/" + std::to_string(n), p2p.seconds, "s", {}};
-    f.add("metric", "time until all connected")
-        .add_count("connections", n)
-        .add_count("connected", p2p.connected)
-        .add_count("failed", p2p.failed)
-        .add("ms_per_connection", p2p.seconds * 1000 / double(n))
-        .add("rss_kib_per_connection_per_side", p2p.rss_per_side / 1024)
-        .add("fds_per_connection_per_side", p2p.fds_per_side)
-        .add("direct_rss_kib_per_connection_per_side", direct.rss_per_side / 1024)
-        .add("direct_fds_per_connection_per_side", direct.fds_per_side)
-        .add("signaling", "in-process")
-        .add("target", "1000 within 10 s, <= 64 KiB per connection");
-    if (!p2p.first_failure.empty()) f.add("first_failure", p2p.first_failure);
-    f.compare("the same connections over direct UDP", direct.seconds).print();
+    print_scale("p2p-scale", n, p2p, direct, "in-process", "the same connections over direct UDP");
     ok = ok && p2p.connected == n;
   }
   return ok;

@@ -129,6 +129,8 @@ void usage() {
       "                one datagram from every peer to the mDNS group, until every peer has them all;\n"
       "                then the same with whole peers (Host + LanBeacon, lan-discover-hosts), and the\n"
       "                steady state's multicast datagrams a minute (lan-steady-multicast, target <= 2)\n"
+      "  p2p-scale-lan p2p-scale with the LAN beacon as the signaling, between two hosts of a LAN;\n"
+      "                baseline the same connections over direct UDP between them\n"
       "  lan-connect   start of a process (examples/lan_peer) to the echo of its first reliable message\n"
       "                to a peer it discovered, p50/p99 of --samples starts (default 10; target p50 <=\n"
       "                150 ms); baseline the same program started with --help\n"
@@ -238,6 +240,12 @@ int main(int argc, char** argv) {
          LanBenchOptions l;
          if (samples_given) l.samples = samples;
          run_lan_connect(l, PEERLINK_LAN_PEER_PROGRAM);
+       }},
+      {"p2p-scale-lan",
+       [&] {
+         P2PScaleOptions p;
+         if (connections_given) p.connections = {core.connections};
+         if (!run_p2p_scale_lan(p)) throw std::runtime_error("not every connection was made");
        }},
 #endif
   };

@@ -17,6 +17,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <tuple>
 
@@ -76,6 +77,9 @@ constexpr size_t kMaxEvents = 4096;                 // events waiting for the ap
 constexpr size_t kMaxCopies = 4;                    // addresses a blob is sent to at once
 constexpr auto kRescanDelay = 50ms;                 // after a netlink notice (they come in bursts)
 constexpr double kBlobRate = 50, kBlobBurst = 100;  // rendezvous datagrams a second from one source
+// From a source that already sent an authentic one: a peer setting up many connections at once (1,000
+// need some 3,000 blobs). Still bounded: each forged datagram costs at most one key agreement.
+constexpr double kProvenBlobRate = 2000, kProvenBlobBurst = 4000;
 constexpr size_t kMaxSources = 1024;
 
 std::string lower(std::string_view s) {
@@ -236,6 +240,9 @@ class LanBeacon::Impl {
   // every key heard for each blob sent.
   std::map<std::string, PublicKey> fingerprints_;
   lan::SourceBudget sources_{kBlobRate, kBlobBurst, kMaxSources};  // rendezvous datagrams per source
+  // Addresses authentic rendezvous datagrams came from, and their larger budget.
+  std::set<std::string> proven_sources_;
+  lan::SourceBudget proven_budget_{kProvenBlobRate, kProvenBlobBurst, kMaxSources};
   Clock::time_point rescan_at_ = Clock::time_point::max();
   uint64_t counter_ = 0;  // of our rendezvous datagrams
   LanCounters own_;       // the rendezvous counters
@@ -507,7 +514,9 @@ void LanBeacon::Impl::read_private(int fd, Clock::time_point now) {
   for (int i = 0; i < 64 && private_.receive(fd, d); ++i) {
     if (lan::looks_like_rendezvous(d.bytes.data(), d.bytes.size())) {
       // A budget per source before any key agreement: a flood costs bounded CPU.
-      if (!sources_.take(d.source.str(), now)) {
+      const std::string source = d.source.str();
+      if (!sources_.take(source, now) &&
+          !(proven_sources_.count(source) && proven_budget_.take(source, now))) {
         ++own_.blobs_rejected;
         continue;
       }
@@ -533,6 +542,8 @@ void LanBeacon::Impl::on_rendezvous(const lan::Datagram& d) {
   if (rendezvous_source_.size() >= kMaxSources && !rendezvous_source_.count(sealed->sender))
     rendezvous_source_.clear();
   rendezvous_source_[sealed->sender] = d.source;
+  if (proven_sources_.size() >= kMaxSources) proven_sources_.clear();
+  proven_sources_.insert(d.source.str());
   ++own_.blobs_received;
   const std::string fingerprint = Identity::fingerprint_of(sealed->sender);
   remember_fingerprint(sealed->sender, fingerprint);

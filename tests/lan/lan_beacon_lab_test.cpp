@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -246,6 +247,46 @@ TEST(LanBeaconLab, HostileRendezvousDatagrams_DroppedAndCounted) {
   ConnectionHandle ba = 0, ab = 0;
   EXPECT_TRUE(connect(b, a, &ba, &ab));
   EXPECT_TRUE(transfer(*b.host, ba, *a.host, ab, 16, 4096));
+}
+
+// A peer that sets up many connections at once sends thousands of blobs to one peer: past the budget of a
+// stranger's address (50 a second), within the larger one of an address that already sent authentic ones.
+TEST(LanBeaconLab, ManyConnectionsAtOnce_AllConnect) {
+  std::string why;
+  if (!can_build_lan_lab(&why)) GTEST_SKIP() << why;
+  LanLab lab;
+  const int lan = lab.add_lan();
+  const std::string h1 = lab.add_host({lan}), h2 = lab.add_host({lan});
+  LanNode a(h1, family(true)), b(h2, family(true));
+  ASSERT_TRUE(pump_until({a.host.get(), b.host.get()}, [&] { return a.sees(b) && b.sees(a); }));
+  constexpr size_t kConnections = 1000;  // two descriptors each per side: more than the default soft limit
+  rlimit limit{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &limit), 0);
+  if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < 8192)
+    GTEST_SKIP() << "RLIMIT_NOFILE's hard limit is low";
+  const rlimit saved = limit;
+  limit.rlim_cur = limit.rlim_max;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &limit), 0);
+  std::vector<ConnectionHandle> handles;
+  for (size_t i = 0; i < kConnections; ++i) {
+    Result<ConnectionHandle> c = a.host->connect(b.id());
+    ASSERT_TRUE(c) << c.error().message;
+    handles.push_back(*c);
+  }
+  EXPECT_TRUE(pump_until(
+      {a.host.get(), b.host.get()},
+      [&] {
+        const size_t done =
+            a.events->count(ConnectionEventKind::kConnected) + a.events->count(ConnectionEventKind::kClosed);
+        return done == kConnections && b.events->count(ConnectionEventKind::kConnected) == kConnections;
+      },
+      60s));
+  EXPECT_EQ(a.events->count(ConnectionEventKind::kConnected), kConnections);
+  if (auto closed = a.events->find(ConnectionEventKind::kClosed)) ADD_FAILURE() << closed->info.end_debug;
+  EXPECT_EQ(b.events->count(ConnectionEventKind::kConnected), kConnections);
+  for (ConnectionHandle c : handles)
+    a.host->close(c);
+  setrlimit(RLIMIT_NOFILE, &saved);
 }
 
 // Records multicast on the LAN by a hostile host (with the on-link hop limit): forged, unsigned, re-signed,
