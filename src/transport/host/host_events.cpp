@@ -299,7 +299,7 @@ bool Host::Impl::spin_for_news(uint64_t seen, std::chrono::steady_clock::time_po
   const auto until = std::min(deadline, std::chrono::steady_clock::now() + config_.wait_spin);
   for (unsigned i = 0;; ++i) {
     if (news_.load(std::memory_order_acquire) != seen) return true;
-    // The clock is read every 64 turns: a turn is a few nanoseconds, a clock read tens.
+    // The clock is read every 64 turns: a turn is one pause instruction, a clock read costs more.
     if (i % 64 == 63 && std::chrono::steady_clock::now() >= until) return false;
     cpu_relax();
   }
