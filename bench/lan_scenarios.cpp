@@ -112,6 +112,16 @@ double fan_out_once(const std::vector<std::string>& hosts) {
   return worst;
 }
 
+// The beacon of a whole peer in these scenarios: service "bench", its own responder, IPv4.
+LanOptions bench_lan_options(const Identity& identity) {
+  LanOptions o;
+  o.identity = identity;
+  o.service = "bench";
+  o.responder = LanResponder::kOwn;
+  o.ipv6 = false;
+  return o;
+}
+
 // One cold start of whole peers (a Host with a LanBeacon, own responder) on `hosts`, each made on a thread
 // of its own inside its namespace at one moment (as processes starting together would): ms from that
 // moment until every beacon lists all the others; < 0 on a timeout.
@@ -129,11 +139,7 @@ double discover_plugins_once(const std::vector<std::string>& hosts) {
     threads.emplace_back([&, i] {
       netlab::NetnsScope scope(hosts[i]);
       HostConfig config;
-      LanOptions o;
-      o.identity = config.identity;
-      o.service = "bench";
-      o.responder = LanResponder::kOwn;
-      o.ipv6 = false;
+      const LanOptions o = bench_lan_options(config.identity);
       {
         std::unique_lock<std::mutex> lock(m);
         cv.wait(lock, [&] { return go; });
@@ -321,10 +327,6 @@ bool run_lan_connect(const LanBenchOptions& o, const std::string& peer_program) 
   return true;
 }
 
-}  // namespace peerlink::bench
-
-namespace peerlink::bench {
-
 bool run_p2p_scale_lan(const P2PScaleOptions& o) {
   std::string why;
   if (!test::can_build_lan_lab(&why)) {
@@ -369,23 +371,23 @@ bool run_p2p_scale_lan(const P2PScaleOptions& o) {
     {
       auto peer = [&](const std::string& ns) {
         HostConfig config;
-        LanOptions options;
-        options.identity = config.identity;
-        options.service = "bench";
-        options.responder = LanResponder::kOwn;
-        options.ipv6 = false;
         std::shared_ptr<LanBeacon> beacon;
         {
           netlab::NetnsScope scope(ns);
-          beacon = std::make_shared<LanBeacon>(options);
+          beacon = std::make_shared<LanBeacon>(bench_lan_options(config.identity));
         }
         config.signaling.push_back(beacon);
         return std::make_pair(beacon, host_in(ns, std::move(config)));
       };
-      auto [beacon_b, b] = peer(ns_b);
-      auto [beacon_a, a] = peer(ns_a);
-      b->set_connection_callback([](const ConnectionEvent&) {});
-      if (!b->listen_p2p()) throw std::runtime_error("listen_p2p failed");
+      // Not structured bindings: C++17 lambdas cannot capture those.
+      auto peer_b = peer(ns_b);
+      auto peer_a = peer(ns_a);
+      const std::shared_ptr<LanBeacon>& beacon_b = peer_b.first;
+      const std::shared_ptr<LanBeacon>& beacon_a = peer_a.first;
+      Host& b = *peer_b.second;
+      Host& a = *peer_a.second;
+      b.set_connection_callback([](const ConnectionEvent&) {});
+      if (!b.listen_p2p()) throw std::runtime_error("listen_p2p failed");
       const PeerId b_id = beacon_b->local_peer();
       const auto t0 = Clock::now();
       while (!beacon_a->peer(b_id) && Clock::now() - t0 < 10s)
@@ -393,9 +395,9 @@ bool run_p2p_scale_lan(const P2PScaleOptions& o) {
       if (!beacon_a->peer(b_id))
         throw std::runtime_error("the peers did not discover each other within 10 s");
       ScaleTally tally;
-      tally.count(*a);
+      tally.count(a);
       std::this_thread::sleep_for(100ms);
-      p2p = measure_connect_many(n, tally, [&] { return a->connect(b_id); });
+      p2p = measure_connect_many(n, tally, [&] { return a.connect(b_id); });
     }
     print_scale("p2p-scale-lan", n, p2p, direct, "lan beacon", "the same connections over direct UDP");
     ok = ok && p2p.connected == n;
