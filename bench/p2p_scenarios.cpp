@@ -215,8 +215,8 @@ double raw_blast(const Site& sa, const Site& sb, double seconds) {
 }
 
 // Reliable 64 KiB messages from a to b for the window; bytes per second delivered in order. Through ICE
-// (relay_only: over the lab's coturn, TURN over UDP, whatever else would work), or, with direct, over a
-// plain UDP connection to b's public address (connect(Address) to a listen socket: no ICE).
+// (with relay_only, relay candidates only: through the lab's coturn, TURN over UDP), or, with direct, over
+// a plain UDP connection to b's public address (connect(Address) to a listen socket: no ICE).
 double host_goodput(const Lab& lab, const Site& sa, const Site& sb, double seconds, RouteType* route,
                     bool relay_only = false, bool direct = false) {
   auto hub = std::make_shared<SignalingHub>();
