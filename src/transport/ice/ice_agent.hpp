@@ -10,6 +10,7 @@
 // not call back into the IceAgent except through the queue they feed.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -108,7 +109,9 @@ class IceAgent {
     NiceAgent* agent = nullptr;
     bool controlling = false;
     unsigned nice_id = 0;
-    bool connected = false;
+    // Written by libnice's callbacks on the service thread (inside the GLib dispatch, with the Host's lock
+    // released), read by send(), which application threads reach through a kNoNagle send: atomic.
+    std::atomic<bool> connected{false};
     bool failed = false;
     bool gathering_done = false;
     bool got_reflexive = false;  // gathered (offered or not)
