@@ -31,6 +31,10 @@ void Host::Impl::service_main() {
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
     sleeping_ = false;
+    // Whether this turn runs after the destructor's releases: flush_signaling() below lets go of the lock,
+    // and a stop that comes in then must first get a turn of its own (its releases become signaling blobs
+    // in run_turn), or the peers of connections being set up would never be told.
+    const bool stop_seen = stopping_;
     Instant now = io::monotonic_now();
     bool more = false;
     run_turn(now, readable, more);
@@ -45,7 +49,7 @@ void Host::Impl::service_main() {
     if (deliver_on_service_thread(lock, notify)) continue;  // a callback may have queued work
     // A peer-to-peer connection closed by the destructor tells its peer through the signaling: out first.
     flush_signaling(lock);
-    if (stopping_ && shutdown_done(now)) {
+    if (stop_seen && shutdown_done(now)) {
       if (notify) notify_waiters();
       break;
     }
