@@ -2,7 +2,6 @@
 #include "transport/io/service_loop.hpp"
 
 #include <glib.h>
-#include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -10,8 +9,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <system_error>
-
-#include "transport/io/descriptors.hpp"
 
 namespace peerlink::io {
 
@@ -22,17 +19,13 @@ protocol::Instant monotonic_now() {
 }
 
 ServiceLoop::ServiceLoop() {
-  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "peerlink: eventfd");
   timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   if (timer_fd_ < 0) {
     const int e = errno;
-    close(wake_fd_);
     throw std::system_error(e, std::generic_category(), "peerlink: timerfd_create");
   }
   // GLib aborts the process if it cannot make the context's wake-up descriptor: refuse first.
   if (!descriptors_available(kDescriptorReserve)) {
-    close(wake_fd_);
     close(timer_fd_);
     throw std::system_error(EMFILE, std::generic_category(), "peerlink: " + descriptors_exhausted_message());
   }
@@ -42,16 +35,12 @@ ServiceLoop::ServiceLoop() {
 ServiceLoop::~ServiceLoop() {
   if (attached_) detach_from_this_thread();
   g_main_context_unref(context_);
-  close(wake_fd_);
   close(timer_fd_);
 }
 
 void ServiceLoop::wake() {
   if (wake_pending_.exchange(true, std::memory_order_acq_rel)) return;
-  uint64_t one = 1;
-  // EAGAIN means the counter is already non-zero: a wake-up is pending either way.
-  ssize_t r = write(wake_fd_, &one, sizeof one);
-  (void)r;
+  wake_.signal();
 }
 
 void ServiceLoop::wake_at(protocol::Instant deadline) {
@@ -103,7 +92,7 @@ void ServiceLoop::wait(std::vector<pollfd>& fds, protocol::Instant deadline) {
   }
   static_assert(sizeof(GPollFD) == sizeof(pollfd), "GPollFD and pollfd must share a layout");
   std::copy(fds.begin(), fds.end(), poll_fds_.begin());
-  poll_fds_[fds.size()] = pollfd{wake_fd_, POLLIN, 0};
+  poll_fds_[fds.size()] = pollfd{wake_.fd(), POLLIN, 0};
   poll_fds_[fds.size() + 1] = pollfd{timer_fd_, POLLIN, 0};
 
   protocol::Instant now = monotonic_now();
@@ -126,11 +115,7 @@ void ServiceLoop::wait(std::vector<pollfd>& fds, protocol::Instant deadline) {
       p.revents = 0;
   }
 
-  if (poll_fds_[fds.size()].revents & POLLIN) {
-    uint64_t value;
-    ssize_t n = read(wake_fd_, &value, sizeof value);
-    (void)n;
-  }
+  if (poll_fds_[fds.size()].revents & POLLIN) wake_.drain();
   // Clear after draining: a wake() from now on writes again, so none is lost.
   wake_pending_.store(false, std::memory_order_release);
 

@@ -19,6 +19,7 @@
 #include <atomic>
 #include <vector>
 
+#include "transport/io/descriptors.hpp"
 #include "transport/protocol/time.hpp"
 
 typedef struct _GMainContext GMainContext;
@@ -59,7 +60,7 @@ class ServiceLoop {
 
  private:
   GMainContext* context_ = nullptr;
-  int wake_fd_ = -1;
+  EventFd wake_;  // throws std::system_error if none can be made
   int timer_fd_ = -1;
   std::atomic<bool> wake_pending_{false};
   bool attached_ = false;
