@@ -241,7 +241,8 @@ bool Host::Impl::wait_receiving(std::unique_lock<std::mutex>& lock,
   poller_active_ = true;
   const size_t n = sockets_.size();  // sockets are only ever added
   poller_sockets_ = n;
-  std::vector<pollfd> fds(n + 1);
+  std::vector<pollfd>& fds = poller_fds_;  // kept: wait() is on a game's reply path, no allocation per call
+  fds.resize(n + 1);
   for (size_t i = 0; i < n; ++i)
     fds[i] = pollfd{sockets_[i]->socket->fd(), POLLIN, 0};
   fds[n] = pollfd{poller_wake_->fd(), POLLIN, 0};

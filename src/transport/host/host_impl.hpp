@@ -327,6 +327,7 @@ class Host::Impl {
   size_t poller_sockets_ = 0;
   bool sockets_left_to_poller_ = false;
   std::unique_ptr<io::EventFd> poller_wake_;  // news for the polling waiter (with activity_'s notify)
+  std::vector<pollfd> poller_fds_;            // the polling waiter's (only one polls at a time)
 
   bool sleeping_ = false;  // the service thread is (about to be) in ServiceLoop::wait
   protocol::Instant sleep_deadline_ = protocol::kNever;
