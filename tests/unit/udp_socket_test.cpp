@@ -277,6 +277,51 @@ TEST(UdpSocketExchange, IPv4Loopback_BatchesArriveIntactBothWays) {
   EXPECT_EQ(b->counters().datagrams_received, 12u);
 }
 
+// open_connected: a socket beside another one's address (libnice's socket of an ICE pair), connected to one
+// peer, takes that peer's datagrams; the other socket keeps the rest; nobody else can join them later.
+void expect_split(const char* loopback) {
+  const std::string any = std::string(loopback) + ":0";
+  auto shared = open_or_fail(any.c_str());
+  auto peer = open_or_fail(any.c_str());
+  auto stranger = open_or_fail(any.c_str());
+  ASSERT_TRUE(shared && peer && stranger);
+  Error error;
+  auto own = UdpSocket::open_connected(shared->fd(), peer->local_address(), {}, &error);
+  ASSERT_TRUE(own) << error.message;
+  EXPECT_EQ(own->local_address(), shared->local_address());
+  exchange_and_verify(*peer, *own, 0);           // the peer's datagrams come to the connected socket
+  exchange_and_verify(*own, *peer, 100);         // and it sends to the peer
+  exchange_and_verify(*stranger, *shared, 200);  // anyone else's still go to the shared socket
+  expect_nothing_queued(*own);
+  // No third socket can bind there any more, with or without address reuse.
+  EXPECT_FALSE(UdpSocket::open(shared->local_address(), {}, &error));
+  EXPECT_EQ(error.code, ErrorCode::kAddressInUse);
+  EXPECT_FALSE(UdpSocket::open_connected(shared->fd(), stranger->local_address(), {}, &error));
+  EXPECT_EQ(error.code, ErrorCode::kAddressInUse) << error.message;
+  // Closed: the peer's datagrams go back to the shared socket.
+  own.reset();
+  exchange_and_verify(*peer, *shared, 300);
+}
+
+TEST(UdpSocketConnected, IPv4_TakesThePeersDatagramsAndLeavesTheRest) {
+  expect_split("127.0.0.1");
+}
+TEST(UdpSocketConnected, IPv6_TakesThePeersDatagramsAndLeavesTheRest) {
+  expect_split("[::1]");
+}
+
+TEST(UdpSocketConnected, WildcardOrNotASocket_RefusedWithAReason) {
+  auto wildcard = open_or_fail("[::]:0");
+  auto peer = open_or_fail("127.0.0.1:0");
+  ASSERT_TRUE(wildcard && peer);
+  Error error;
+  EXPECT_FALSE(UdpSocket::open_connected(wildcard->fd(), peer->local_address(), {}, &error));
+  EXPECT_EQ(error.code, ErrorCode::kInvalidArgument);
+  EXPECT_FALSE(error.message.empty());
+  EXPECT_FALSE(UdpSocket::open_connected(-1, peer->local_address(), {}, &error));
+  EXPECT_FALSE(UdpSocket::open_connected(0, peer->local_address(), {}, &error));  // stdin
+}
+
 TEST(UdpSocketExchange, IPv6Loopback_BatchesArriveIntactBothWays) {
   std::string why;
   auto a = open_ipv6_loopback(&why);

@@ -6,12 +6,21 @@
 //
 // Sending: where the selected pair is a plain UDP socket, datagrams go out on it directly, batched with
 // sendmmsg and GSO (libnice sends one datagram per call); otherwise (relayed, TCP) through libnice.
+// Receiving: once ICE is done with such a pair, the Host reads it through a socket of its own, bound
+// beside libnice's and connected to the peer (recvmmsg and GRO; libnice reads one datagram per call and
+// the Host copied each), and answers the peer's checks there; libnice keeps everything else (its TURN
+// traffic, other candidates, other peers' checks).
+#include <sys/socket.h>
+
 #include <cstring>
 
 #include "transport/host/host_impl.hpp"
+#include "transport/io/descriptors.hpp"
 #include "transport/io/path_codec.hpp"
 
 namespace peerlink {
+
+using protocol::Instant;
 
 ice::StreamId Host::Impl::open_stream(ConnectionHandle c, P2P& p, std::string* error,
                                       bool* out_of_descriptors) {
@@ -58,6 +67,23 @@ void Host::Impl::refresh_direct(ice::StreamId stream) {
   forget_direct(s);
   auto d = ice_->direct_path(stream);
   if (!d) return;
+  // The extra descriptor only where the reserve stays whole (GLib aborts the process when it cannot have
+  // one): otherwise libnice goes on reading the path.
+  if (d->ready && io::descriptors_available(1 + io::kDescriptorReserve)) {
+    io::UdpSocketOptions options;
+    options.receive_buffer_bytes = options.send_buffer_bytes = config_.socket_buffer_bytes;
+    Error error;
+    auto own = io::UdpSocket::open_connected(d->fd, d->remote, options, &error);
+    if (own) {
+      s.direct = std::move(own);
+      s.direct_remote = d->remote;
+      s.direct_owned = true;
+      loop_.wake();  // a new descriptor for the service thread's poll
+      return;
+    }
+    log_.log(LogLevel::kDebug, "ICE stream %u: no socket of our own on the path (%s); libnice reads it",
+             stream, error.message.c_str());
+  }
   auto socket = io::UdpSocket::adopt_for_sending(d->fd, io::UdpSocketOptions().enable_gso);
   if (!socket || !socket->reachable(d->remote)) return;
   s.direct = std::move(socket);
@@ -68,6 +94,29 @@ void Host::Impl::forget_direct(IceStream& s) {
   if (!s.direct) return;
   if (ice_batch_socket_ == s.direct.get()) flush_ice_batch();
   s.direct.reset();
+  s.direct_owned = false;  // libnice reads the path again
+}
+
+void Host::Impl::receive_from_stream(ice::StreamId stream, Instant now) {
+  auto it = streams_.find(stream);
+  if (it == streams_.end() || !it->second.direct_owned) return;
+  io::UdpSocket& socket = *it->second.direct;
+  const protocol::PathAddress path = io::encode_ice_path(stream);
+  for (int round = 0; round < kReceiveBatchesPerTurn; ++round) {
+    const size_t n = socket.receive(receive_batch_);
+    for (size_t i = 0; i < n; ++i) {
+      io::ReceivedDatagram& d = receive_batch_[i];
+      if (!ice::IceAgent::is_stun(d.data, d.size)) {
+        endpoint_.handle_datagram(now, path, d.data, d.size, false);
+        continue;
+      }
+      uint8_t reply[512];
+      size_t reply_size = 0;
+      ice_->answer_check(stream, d.data, d.size, d.from, reply, reply_size);
+      if (reply_size > 0) ::send(socket.fd(), reply, reply_size, MSG_DONTWAIT);  // lost: the peer asks again
+    }
+    if (n < receive_batch_.slots()) break;
+  }
 }
 
 // Best effort, like libnice's own sends: what the kernel does not take now is dropped (the connection

@@ -43,6 +43,9 @@ class Host::Impl {
   static constexpr size_t kMaxSockets = 255;
   // ICE restart (watch_p2p_paths): how often paths are looked at, the silence while sending that counts as
   // a lost path, and how long a restart may look before it starts over.
+  // Batches read from one socket per turn before the loop looks at everything else again: enough to
+  // amortise a wake-up, small enough that acks, timers and application calls are never starved for long.
+  static constexpr int kReceiveBatchesPerTurn = 8;
   static constexpr protocol::Duration kPathWatchInterval = std::chrono::milliseconds(250);
   static constexpr protocol::Duration kPathSilence = std::chrono::milliseconds(1500);
   static constexpr protocol::Duration kRestartRetry = std::chrono::seconds(5);
@@ -140,9 +143,13 @@ class Host::Impl {
   struct IceStream {
     ConnectionHandle owner = kInvalidConnection;
     // The selected pair as a plain UDP socket, when it is one: sent on directly, batched with GSO
-    // (libnice sends one datagram per call). Dropped before libnice may close the socket.
+    // (libnice sends one datagram per call). Once ICE is done with the pair (ready), a socket of our own
+    // beside libnice's, connected to the peer, which the service thread also reads (recvmmsg and GRO, where
+    // libnice reads and copies one datagram at a time); until then libnice's socket, for sending only.
+    // Dropped before libnice may close its socket.
     std::unique_ptr<io::UdpSocket> direct;
     Address direct_remote;
+    bool direct_owned = false;
     // Released by the application: removed once the owner's Endpoint connection, if it had one, is gone (a
     // closing connection still needs its path to linger and to send its CLOSE).
     bool retired = false;
@@ -200,6 +207,9 @@ class Host::Impl {
   void reap_retired_streams();
   void refresh_direct(ice::StreamId stream);
   void forget_direct(IceStream& s);
+  // Reads an owned direct socket (service thread): the peer's checks are answered, the rest goes to the
+  // Endpoint as the stream's datagrams.
+  void receive_from_stream(ice::StreamId stream, protocol::Instant now);
   void send_to_stream(const protocol::PathAddress& path, const uint8_t* data, size_t size);
   void flush_ice_batch();
 
@@ -303,6 +313,9 @@ class Host::Impl {
 
   std::optional<io::PacketImpairment> send_impairment_, receive_impairment_;
   io::ReceiveBatch receive_batch_;
+  // The streams whose owned direct sockets follow sockets_ in the service thread's poll, in that order.
+  std::vector<ice::StreamId> polled_streams_;
+  size_t polled_sockets_ = 0;  // sockets_ at the time of that poll (an application may add one meanwhile)
 
   std::deque<ConnectionEvent> events_;  // for callbacks and service(), in order
   ConnectionCallback callback_;

@@ -276,7 +276,7 @@ void Host::Impl::read_ice_news(Instant now) {
                    endpoint_.connection(c)->state() != ConnectionState::kConnected) {
           rz_->ice_failed(now, c, uint32_t(EndReason::kMiscNoRoute), "ICE found no working path to the peer");
         } else if (!p.restarting) {
-          restart_p2p(now, c, p, "ICE lost the path (consent expired)");
+          restart_p2p(now, c, p, "ICE lost the path");
         }  // else a restart that found nothing yet: watch_p2p_paths tries again
         break;
       case IceNews::kDatagram:

@@ -13,9 +13,6 @@ using protocol::Instant;
 using protocol::PathAddress;
 
 namespace {
-// Work done per turn before the loop looks at everything else again: enough to amortise a wake-up, small
-// enough that acks, timers and application calls are never starved for long.
-constexpr int kReceiveBatchesPerTurn = 8;
 constexpr size_t kDatagramsSentPerTurn = 512;
 }  // namespace
 
@@ -64,6 +61,14 @@ void Host::Impl::service_main() {
       sockets_left_to_poller_ |= left;
       fds[i] = pollfd{left ? -1 : s.socket->fd(), short(POLLIN | (s.blocked ? POLLOUT : 0)), 0};
     }
+    // Then the ICE paths read here rather than by libnice.
+    polled_sockets_ = sockets_.size();
+    polled_streams_.clear();
+    for (const auto& [id, stream] : streams_) {
+      if (!stream.direct_owned) continue;
+      polled_streams_.push_back(id);
+      fds.push_back(pollfd{stream.direct->fd(), POLLIN, 0});
+    }
     sleeping_ = true;
     sleep_deadline_ = deadline;
     lock.unlock();
@@ -79,7 +84,7 @@ void Host::Impl::service_main() {
     readable.assign(fds.size(), 0);
     for (size_t i = 0; i < fds.size(); ++i) {
       if (fds[i].revents & (POLLIN | POLLERR)) readable[i] = 1;
-      if ((fds[i].revents & POLLOUT) && i < sockets_.size()) sockets_[i]->blocked = false;
+      if ((fds[i].revents & POLLOUT) && i < polled_sockets_) sockets_[i]->blocked = false;
     }
   }
   // Whatever is still queued for the sockets goes out now, best effort.
@@ -92,8 +97,11 @@ void Host::Impl::service_main() {
 
 // Steps 1–4 of a turn, under the lock. more: the send budget ran out (come back at once).
 void Host::Impl::run_turn(Instant now, const std::vector<uint8_t>& readable, bool& more) {
-  for (size_t i = 0; i < readable.size(); ++i)
+  const size_t sockets = std::min(readable.size(), polled_sockets_);
+  for (size_t i = 0; i < sockets; ++i)
     if (readable[i]) receive_from(uint8_t(i), now);
+  for (size_t i = sockets; i < readable.size() && i - sockets < polled_streams_.size(); ++i)
+    if (readable[i]) receive_from_stream(polled_streams_[i - sockets], now);
   // What is left in a socket is reported again by the next (level-triggered) ppoll.
   if (receive_impairment_) {
     io::ImpairedDatagram d;

@@ -6,6 +6,8 @@
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <stun/stunagent.h>
+#include <stun/usages/ice.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -17,6 +19,20 @@
 #include "transport/io/socket_address.hpp"
 
 namespace peerlink::ice {
+
+// libstun's agent for answering the peer's checks on a path the Host reads itself (answer_check).
+struct StunState {
+  StunAgent agent;
+  static constexpr uint16_t kKnown[] = {STUN_ATTRIBUTE_USERNAME,        STUN_ATTRIBUTE_MESSAGE_INTEGRITY,
+                                        STUN_ATTRIBUTE_FINGERPRINT,     STUN_ATTRIBUTE_PRIORITY,
+                                        STUN_ATTRIBUTE_USE_CANDIDATE,   STUN_ATTRIBUTE_ICE_CONTROLLED,
+                                        STUN_ATTRIBUTE_ICE_CONTROLLING, 0};
+  StunState() {
+    stun_agent_init(
+        &agent, kKnown, STUN_COMPATIBILITY_RFC5389,
+        StunAgentUsageFlags(STUN_AGENT_USAGE_SHORT_TERM_CREDENTIALS | STUN_AGENT_USAGE_USE_FINGERPRINT));
+  }
+};
 
 struct Signals {
   static void candidate(NiceAgent* agent, NiceCandidate* c, gpointer self) {
@@ -143,7 +159,7 @@ bool IceAgent::resolve_servers(IceConfig& config, std::string* error) {
 }
 
 IceAgent::IceAgent(GMainContext* context, const IceConfig& config, IceCallbacks callbacks)
-    : context_(context), config_(config), callbacks_(std::move(callbacks)) {
+    : context_(context), config_(config), callbacks_(std::move(callbacks)), stun_(new StunState) {
   addresses_ = usable_addresses();
   controlling_ = make_agent(true);
   controlled_ = make_agent(false);
@@ -220,7 +236,10 @@ void IceAgent::set_servers(const std::vector<StunServer>& stun, const std::vecto
 }
 
 NiceAgent* IceAgent::make_agent(bool controlling) {
-  guint options = NICE_AGENT_OPTION_ICE_TRICKLE | NICE_AGENT_OPTION_CONSENT_FRESHNESS;
+  // No consent freshness (RFC 7675): the Host takes a direct pair's datagrams off libnice's socket, so
+  // libnice would never see the answers to its consent checks. The connection proves consent itself: its
+  // packets are authenticated, and a path that stays silent while the Host sends is restarted after 1.5 s.
+  guint options = NICE_AGENT_OPTION_ICE_TRICKLE;
   NiceAgent* a = nice_agent_new_full(context_, NICE_COMPATIBILITY_RFC5245, NiceAgentOption(options));
   if (!a) return nullptr;
   bool relay_only = config_.candidates == candidate_kinds::kRelay;
@@ -365,6 +384,8 @@ bool IceAgent::open_stream(StreamId id, NiceAgent* a, std::string& ufrag, std::s
   nice_agent_get_local_credentials(a, nice_id, &u, &p);
   ufrag = u ? u : "";
   pwd = p ? p : "";
+  s.local_ufrag = ufrag;
+  s.local_pwd = pwd;
   g_free(u);
   g_free(p);
   if (!nice_agent_gather_candidates(a, nice_id)) {
@@ -502,10 +523,15 @@ void IceAgent::on_state(NiceAgent* agent, unsigned nice_id, unsigned state) {
   StreamId id = id_of(agent, nice_id);
   Stream* s = find(id);
   if (!s) return;
-  if ((state == NICE_COMPONENT_STATE_CONNECTED || state == NICE_COMPONENT_STATE_READY) && !s->connected) {
+  const bool ready = state == NICE_COMPONENT_STATE_READY;
+  if ((state == NICE_COMPONENT_STATE_CONNECTED || ready) && !s->connected) {
     s->connected = true;
+    s->ready = ready;
     tune_selected_socket(agent, nice_id);
     if (callbacks_.state) callbacks_.state(id, StreamState::kConnected);
+  } else if (s->connected && ready != s->ready && (state == NICE_COMPONENT_STATE_CONNECTED || ready)) {
+    s->ready = ready;  // the direct path may change hands (see DirectPath)
+    if (callbacks_.selected_pair) callbacks_.selected_pair(id);
   } else if (state == NICE_COMPONENT_STATE_FAILED && !s->failed) {
     s->failed = true;
     s->connected = false;
@@ -550,7 +576,7 @@ std::optional<IceAgent::DirectPath> IceAgent::direct_path(StreamId id) const {
     return std::nullopt;
   GSocket* gs = nice_agent_get_selected_socket(s->agent, s->nice_id, 1);
   if (!gs) return std::nullopt;
-  DirectPath d{g_socket_get_fd(gs), to_address(peer->addr)};
+  DirectPath d{g_socket_get_fd(gs), to_address(peer->addr), s->ready};
   g_object_unref(gs);
   return d;
 }
@@ -558,6 +584,61 @@ std::optional<IceAgent::DirectPath> IceAgent::direct_path(StreamId id) const {
 void IceAgent::on_receive(NiceAgent* agent, unsigned nice_id, char* data, unsigned size) {
   StreamId id = id_of(agent, nice_id);
   if (id && callbacks_.receive) callbacks_.receive(id, reinterpret_cast<uint8_t*>(data), size);
+}
+
+bool IceAgent::is_stun(const uint8_t* data, size_t size) {
+  // The header (two zero bits, the magic cookie, a length that fits), and FINGERPRINT last, as every check
+  // of RFC 8445 carries: a connection's ciphertext matches that by chance with odds far below 2^-64.
+  if (size < 28 || (data[0] & 0xC0) != 0 || data[4] != 0x21 || data[5] != 0x12 || data[6] != 0xA4 ||
+      data[7] != 0x42)
+    return false;
+  const size_t length = size_t(data[2]) << 8 | data[3];
+  return length + 20 == size && data[size - 8] == 0x80 && data[size - 7] == 0x28 && data[size - 6] == 0 &&
+         data[size - 5] == 4;
+}
+
+namespace {
+struct Credentials {
+  const std::string* ufrag;
+  const std::string* pwd;
+};
+// USERNAME of a check sent to us: "<our ufrag>:<theirs>"; the key is our password.
+bool check_username(StunAgent*, StunMessage*, uint8_t* username, uint16_t length, uint8_t** password,
+                    size_t* password_length, void* user_data) {
+  const auto* c = static_cast<const Credentials*>(user_data);
+  const std::string& ufrag = *c->ufrag;
+  if (length <= ufrag.size() || username[ufrag.size()] != ':' ||
+      std::memcmp(username, ufrag.data(), ufrag.size()) != 0)
+    return false;
+  *password = reinterpret_cast<uint8_t*>(const_cast<char*>(c->pwd->data()));
+  *password_length = c->pwd->size();
+  return true;
+}
+}  // namespace
+
+void IceAgent::answer_check(StreamId id, const uint8_t* data, size_t size, const Address& from,
+                            uint8_t* reply, size_t& reply_size) {
+  reply_size = 0;
+  const Stream* s = find(id);
+  if (!s || s->local_ufrag.empty()) return;
+  Credentials credentials{&s->local_ufrag, &s->local_pwd};
+  StunMessage request;
+  if (stun_agent_validate(&stun_->agent, &request, data, size, check_username, &credentials) !=
+          STUN_VALIDATION_SUCCESS ||
+      stun_message_get_class(&request) != STUN_REQUEST || stun_message_get_method(&request) != STUN_BINDING)
+    return;
+  sockaddr_storage source{};
+  const socklen_t source_length = io::to_sockaddr(from, from.is_ipv4() ? AF_INET : AF_INET6, &source);
+  if (source_length == 0) return;
+  StunMessage response;
+  size_t length = 512;
+  bool controlling = s->controlling;
+  // The roles were settled when the pair was nominated; a tie-breaker that always wins keeps them.
+  const uint64_t tie = controlling ? UINT64_MAX : 0;
+  const StunUsageIceReturn rc = stun_usage_ice_conncheck_create_reply(
+      &stun_->agent, &request, &response, reply, &length, &source, source_length, &controlling, tie,
+      STUN_USAGE_ICE_COMPATIBILITY_RFC5245);
+  if (rc == STUN_USAGE_ICE_RETURN_SUCCESS) reply_size = length;
 }
 
 }  // namespace peerlink::ice

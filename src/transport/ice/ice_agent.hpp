@@ -29,6 +29,7 @@ typedef struct _NiceAgent NiceAgent;
 namespace peerlink::ice {
 
 using StreamId = uint32_t;  // 0 is never valid
+struct StunState;
 
 enum class StreamState : uint8_t { kConnected, kFailed };
 
@@ -84,9 +85,14 @@ class IceAgent {
   // The selected pair as a plain UDP socket and destination, when it is one (not relayed, not TCP): the
   // Host may then send on it itself, batched (libnice sends one datagram per call). The fd belongs to
   // libnice and is valid until the stream is removed or restarted, or its selected pair changes.
+  // ready: ICE is done with the pair (nominated, checks over), so the Host may take the datagrams from
+  // remote off libnice's socket with a connected socket of its own (UdpSocket::open_connected), answering
+  // the peer's checks on it with answer_check(). Before that, libnice still needs the responses to its
+  // checks on this pair.
   struct DirectPath {
     int fd = -1;
     Address remote;
+    bool ready = false;
   };
   std::optional<DirectPath> direct_path(StreamId stream) const;
   // The selected pair: its route type, and its local and remote candidates' addresses (a relayed local
@@ -96,6 +102,14 @@ class IceAgent {
     Address local, remote;
   };
   SelectedRoute route(StreamId stream) const;
+  // Whether a datagram read off a stream's path is a STUN message (RFC 5389 header and FINGERPRINT), which
+  // the Host hands to answer_check() rather than to the connection.
+  static bool is_stun(const uint8_t* data, size_t size);
+  // A STUN message that came from `from` on the stream's direct path: a connectivity check of the peer with
+  // this stream's credentials gets its success response in reply (reply_size set; room for 512 bytes),
+  // anything else (responses, indications, checks that fail authentication) is dropped (reply_size 0).
+  void answer_check(StreamId stream, const uint8_t* data, size_t size, const Address& from, uint8_t* reply,
+                    size_t& reply_size);
   size_t stream_count() const { return streams_.size(); }
   // Why a stream may have found no path, for the end text of a failed connection: the STUN/TURN servers
   // that gave no candidate, and how many candidates each side had. "" for an unknown stream.
@@ -113,7 +127,9 @@ class IceAgent {
     // released), read by send(), which application threads reach through a kNoNagle send: atomic.
     std::atomic<bool> connected{false};
     bool failed = false;
+    bool ready = false;  // libnice reported READY (see DirectPath)
     bool gathering_done = false;
+    std::string local_ufrag, local_pwd;
     bool got_reflexive = false;  // gathered (offered or not)
     bool got_relay = false;
     std::vector<Candidate> local;
@@ -169,7 +185,8 @@ class IceAgent {
   std::unordered_map<uint64_t, StreamId> by_nice_id_;  // nice_key -> our id (per datagram: no scan)
   StreamId next_id_ = 1;
   int socket_buffer_bytes_ = 0;
-  size_t local_addresses_ = 0;  // given to libnice by the newest agent
+  std::unique_ptr<StunState> stun_;  // for answer_check()
+  size_t local_addresses_ = 0;       // given to libnice by the newest agent
 };
 
 }  // namespace peerlink::ice

@@ -163,6 +163,31 @@ std::unique_ptr<UdpSocket> UdpSocket::adopt_for_sending(int fd, bool enable_gso)
 
 std::unique_ptr<UdpSocket> UdpSocket::open(const Address& bind, const UdpSocketOptions& options,
                                            Error* error) {
+  return open_socket(bind, options, error, -1, nullptr);
+}
+
+std::unique_ptr<UdpSocket> UdpSocket::open_connected(int shared, const Address& remote,
+                                                     const UdpSocketOptions& options, Error* error) {
+  sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  int type = 0;
+  socklen_t type_len = sizeof type;
+  if (shared < 0 || ::getsockname(shared, reinterpret_cast<sockaddr*>(&ss), &len) != 0 ||
+      getsockopt(shared, SOL_SOCKET, SO_TYPE, &type, &type_len) != 0 || type != SOCK_DGRAM ||
+      (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
+    if (error) *error = Error{ErrorCode::kInvalidArgument, "not a bound UDP socket"};
+    return nullptr;
+  }
+  const Address local = from_sockaddr(ss, len);
+  if (local.is_any() || local.port() == 0) {  // a wildcard socket would be joined, not split
+    if (error) *error = Error{ErrorCode::kInvalidArgument, "the shared socket is not bound to one address"};
+    return nullptr;
+  }
+  return open_socket(local, options, error, shared, &remote);
+}
+
+std::unique_ptr<UdpSocket> UdpSocket::open_socket(const Address& bind, const UdpSocketOptions& options,
+                                                  Error* error, int shared, const Address* remote) {
   // The code follows errno (when the message came from a system call).
   auto fail = [&](const std::string& message, int fd, int err = 0) -> std::unique_ptr<UdpSocket> {
     if (fd >= 0) ::close(fd);
@@ -213,9 +238,24 @@ std::unique_ptr<UdpSocket> UdpSocket::open(const Address& bind, const UdpSocketO
   sockaddr_storage ss;
   socklen_t len = to_sockaddr(address, family, &ss);
   if (len == 0) return fail("cannot bind to " + address.to_string() + ": not an IP address", fd);
-  if (::bind(fd, reinterpret_cast<const sockaddr*>(&ss), len) != 0) {
-    const int err = errno;
-    return fail(errno_text(("bind " + address.to_string()).c_str(), err), fd, err);
+  if (shared >= 0 &&
+      (!set_option(fd, SOL_SOCKET, SO_REUSEADDR, 1) || !set_option(shared, SOL_SOCKET, SO_REUSEADDR, 1)))
+    return fail(errno_text("setsockopt(SO_REUSEADDR)", errno), fd, EINVAL);
+  const int bound = ::bind(fd, reinterpret_cast<const sockaddr*>(&ss), len);
+  const int bind_errno = errno;
+  if (shared >= 0) {
+    set_option(shared, SOL_SOCKET, SO_REUSEADDR, 0);
+    set_option(fd, SOL_SOCKET, SO_REUSEADDR, 0);
+  }
+  if (bound != 0)
+    return fail(errno_text(("bind " + address.to_string()).c_str(), bind_errno), fd, bind_errno);
+  if (remote) {
+    sockaddr_storage to;
+    const socklen_t to_len = to_sockaddr(*remote, family, &to);
+    if (to_len == 0 || ::connect(fd, reinterpret_cast<const sockaddr*>(&to), to_len) != 0) {
+      const int err = to_len == 0 ? EAFNOSUPPORT : errno;
+      return fail(errno_text(("connect " + remote->to_string()).c_str(), err), fd, err);
+    }
   }
 
   std::unique_ptr<UdpSocket> socket(new UdpSocket(fd, family, v6only));

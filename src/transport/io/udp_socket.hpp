@@ -143,6 +143,13 @@ class UdpSocket {
   // with GSO like our own, never closed here. Receiving stays with the owner. nullptr if fd is not a
   // usable UDP socket.
   static std::unique_ptr<UdpSocket> adopt_for_sending(int fd, bool enable_gso);
+  // A socket of our own on the address and port of someone else's bound UDP socket `shared` (libnice's
+  // socket of a selected ICE pair), connected to remote: the kernel hands the connected socket every
+  // datagram that comes from remote, and the other socket keeps what comes from anywhere else. Address reuse
+  // is allowed on both sockets only for the moment of the bind, so no third socket can join them later.
+  // nullptr (error) on failure, the shared socket then as it was.
+  static std::unique_ptr<UdpSocket> open_connected(int shared, const Address& remote,
+                                                   const UdpSocketOptions& options, Error* error);
   ~UdpSocket();
   UdpSocket(const UdpSocket&) = delete;
   UdpSocket& operator=(const UdpSocket&) = delete;
@@ -178,6 +185,10 @@ class UdpSocket {
 
  private:
   UdpSocket(int fd, int family, bool v6only);
+  // open() and open_connected(): shared >= 0 binds beside that socket, and the result is connected to
+  // *remote.
+  static std::unique_ptr<UdpSocket> open_socket(const Address& bind, const UdpSocketOptions& options,
+                                                Error* error, int shared, const Address* remote);
   // Fills the batch's sendmmsg scratch with messages for the datagrams from first on, up to the next one
   // that cannot be sent from this socket; datagrams before single_until get no GSO. Returns the count.
   size_t build_messages(SendBatch& batch, size_t first, size_t single_until);
