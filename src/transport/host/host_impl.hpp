@@ -41,11 +41,11 @@ class Host::Impl {
  public:
   // Socket indices are one byte of a PathAddress.
   static constexpr size_t kMaxSockets = 255;
-  // ICE restart (watch_p2p_paths): how often paths are looked at, the silence while sending that counts as
-  // a lost path, and how long a restart may look before it starts over.
   // Batches read from one socket per turn before the loop looks at everything else again: enough to
   // amortise a wake-up, small enough that acks, timers and application calls are never starved for long.
   static constexpr int kReceiveBatchesPerTurn = 8;
+  // ICE restart (watch_p2p_paths): how often paths are looked at, the silence while sending that counts as
+  // a lost path, and how long a restart may look before it starts over.
   static constexpr protocol::Duration kPathWatchInterval = std::chrono::milliseconds(250);
   static constexpr protocol::Duration kPathSilence = std::chrono::milliseconds(1500);
   static constexpr protocol::Duration kRestartRetry = std::chrono::seconds(5);
