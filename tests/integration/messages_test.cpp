@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -356,7 +357,11 @@ TEST(Messages, SharesTheHostWithTheApplication) {
       if (ev.kind == HostEventKind::kConnected) app_connected = true;
       if (ev.kind == HostEventKind::kMessage) app_got.emplace_back(ev.message.text());
     }
-    return app_connected && b.got(7).size() == 1;
+    // b's listener callback runs when b's turn in this loop comes: wait for its kConnected too.
+    const bool b_connected = std::any_of(b_events.begin(), b_events.end(), [](const ConnectionEvent& e) {
+      return e.kind == ConnectionEventKind::kConnected;
+    });
+    return app_connected && b_connected && b.got(7).size() == 1;
   }));
   EXPECT_EQ(b.got(7)[0].text(), "to messages");
   ASSERT_EQ(a.messages->sessions().size(), 1u);

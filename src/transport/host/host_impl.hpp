@@ -158,7 +158,7 @@ class Host::Impl {
   // What the IceAgent reported while the service thread waited (its callbacks run inside loop_.wait, with
   // mutex_ released; service thread only, so no lock).
   struct IceNews {
-    enum Kind : uint8_t { kCandidates, kState, kDatagram, kSelectedPair };
+    enum Kind : uint8_t { kCandidates, kState, kDatagram, kSelectedPair, kReadyChanged };
     Kind kind = kCandidates;
     ice::StreamId stream = 0;
     std::vector<rendezvous::Candidate> candidates;

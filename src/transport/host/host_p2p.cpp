@@ -51,6 +51,12 @@ void Host::Impl::start_p2p() {
     n.stream = s;
     ice_news_.push_back(std::move(n));
   };
+  cb.ready_changed = [this](ice::StreamId s) {
+    IceNews n;
+    n.kind = IceNews::kReadyChanged;
+    n.stream = s;
+    ice_news_.push_back(std::move(n));
+  };
   cb.receive = [this](ice::StreamId s, uint8_t* data, size_t size) {
     IceNews n;
     n.kind = IceNews::kDatagram;
@@ -262,6 +268,10 @@ void Host::Impl::read_ice_news(Instant now) {
       endpoint_.handle_datagram(now, io::encode_ice_path(n.stream), n.data.data(), n.data.size(), false);
       continue;
     }
+    if (n.kind == IceNews::kReadyChanged) {  // likewise: who reads the path
+      refresh_direct(n.stream);
+      continue;
+    }
     auto it = p2p_.find(c);
     if (it == p2p_.end()) continue;
     P2P& p = it->second;
@@ -280,6 +290,7 @@ void Host::Impl::read_ice_news(Instant now) {
         }  // else a restart that found nothing yet: watch_p2p_paths tries again
         break;
       case IceNews::kDatagram:
+      case IceNews::kReadyChanged:
         break;  // above
       case IceNews::kSelectedPair:
         refresh_direct(n.stream);

@@ -531,7 +531,7 @@ void IceAgent::on_state(NiceAgent* agent, unsigned nice_id, unsigned state) {
     if (callbacks_.state) callbacks_.state(id, StreamState::kConnected);
   } else if (s->connected && ready != s->ready && (state == NICE_COMPONENT_STATE_CONNECTED || ready)) {
     s->ready = ready;  // the direct path may change hands (see DirectPath)
-    if (callbacks_.selected_pair) callbacks_.selected_pair(id);
+    if (callbacks_.ready_changed) callbacks_.ready_changed(id);
   } else if (state == NICE_COMPONENT_STATE_FAILED && !s->failed) {
     s->failed = true;
     s->connected = false;

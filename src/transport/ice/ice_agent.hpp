@@ -39,6 +39,8 @@ struct IceCallbacks {
   std::function<void(StreamId, StreamState)> state;
   // A connected stream's selected pair changed (a better pair was nominated).
   std::function<void(StreamId)> selected_pair;
+  // A connected stream's pair became ready, or stopped being ready (see DirectPath): direct_path() changed.
+  std::function<void(StreamId)> ready_changed;
   // A datagram arrived on the stream. data may be modified.
   std::function<void(StreamId, uint8_t* data, size_t size)> receive;
 };
