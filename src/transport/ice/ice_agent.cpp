@@ -633,7 +633,8 @@ void IceAgent::answer_check(StreamId id, const uint8_t* data, size_t size, const
   StunMessage response;
   size_t length = 512;
   bool controlling = s->controlling;
-  // The roles were settled when the pair was nominated; a tie-breaker that always wins keeps them.
+  // The roles were settled by the nomination. A late check that claims our role is answered as libstun
+  // decides from these tie-breakers, and the role change it may report is ignored: the roles stay.
   const uint64_t tie = controlling ? UINT64_MAX : 0;
   const StunUsageIceReturn rc = stun_usage_ice_conncheck_create_reply(
       &stun_->agent, &request, &response, reply, &length, &source, source_length, &controlling, tie,
