@@ -59,6 +59,16 @@ bool would_block(int err) {
   return err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS;
 }
 
+// The address a UDP socket someone else made is bound to; false if fd is not a bound IPv4/IPv6 UDP socket.
+bool bound_udp_socket(int fd, sockaddr_storage& ss, socklen_t& len) {
+  len = sizeof ss;
+  int type = 0;
+  socklen_t type_len = sizeof type;
+  return fd >= 0 && ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0 &&
+         getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_len) == 0 && type == SOCK_DGRAM &&
+         (ss.ss_family == AF_INET || ss.ss_family == AF_INET6);
+}
+
 void keep_gro_enabled(int family) {
   static std::once_flag v4, v6;
   std::call_once(family == AF_INET6 ? v6 : v4, [family] {
@@ -140,13 +150,8 @@ UdpSocket::~UdpSocket() {
 
 std::unique_ptr<UdpSocket> UdpSocket::adopt_for_sending(int fd, bool enable_gso) {
   sockaddr_storage ss;
-  socklen_t len = sizeof ss;
-  int type = 0;
-  socklen_t type_len = sizeof type;
-  if (fd < 0 || ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0 ||
-      getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_len) != 0 || type != SOCK_DGRAM ||
-      (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
-    return nullptr;
+  socklen_t len;
+  if (!bound_udp_socket(fd, ss, len)) return nullptr;
   int v6only = 0;
   socklen_t v6_len = sizeof v6only;
   if (ss.ss_family == AF_INET6) getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &v6_len);
@@ -169,12 +174,8 @@ std::unique_ptr<UdpSocket> UdpSocket::open(const Address& bind, const UdpSocketO
 std::unique_ptr<UdpSocket> UdpSocket::open_connected(int shared, const Address& remote,
                                                      const UdpSocketOptions& options, Error* error) {
   sockaddr_storage ss;
-  socklen_t len = sizeof ss;
-  int type = 0;
-  socklen_t type_len = sizeof type;
-  if (shared < 0 || ::getsockname(shared, reinterpret_cast<sockaddr*>(&ss), &len) != 0 ||
-      getsockopt(shared, SOL_SOCKET, SO_TYPE, &type, &type_len) != 0 || type != SOCK_DGRAM ||
-      (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
+  socklen_t len;
+  if (!bound_udp_socket(shared, ss, len)) {
     if (error) *error = Error{ErrorCode::kInvalidArgument, "not a bound UDP socket"};
     return nullptr;
   }
