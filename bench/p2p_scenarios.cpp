@@ -147,6 +147,64 @@ std::vector<std::pair<NatType, NatType>> all_pairings() {
   return out;
 }
 
+// Blasts `datagram` from tx to `to` with sendmmsg until the window ends (paced to `rate` bytes per second of
+// datagrams when non-zero, in batches of 32), and counts what rx receives in the measured window (after the
+// warm-up), less `overhead` bytes of framing per datagram: bytes per second.
+double blast(int tx, const sockaddr_in& to, const std::vector<uint8_t>& datagram, int rx, size_t overhead,
+             double seconds, double rate = 0) {
+  for (int fd : {rx, tx})  // blocking from here on, like the other baselines
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  set_socket_buffers(rx, 4 << 20);
+  set_socket_buffers(tx, 4 << 20);
+  set_timeout(rx, SO_RCVTIMEO, 50);
+
+  std::atomic<bool> stop{false};
+  std::thread sender([&] {
+    mmsghdr msgs[32];
+    iovec iov[32];
+    for (int i = 0; i < 32; ++i) {
+      iov[i] = {const_cast<uint8_t*>(datagram.data()), datagram.size()};
+      std::memset(&msgs[i], 0, sizeof msgs[i]);
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+      msgs[i].msg_hdr.msg_name = const_cast<sockaddr_in*>(&to);
+      msgs[i].msg_hdr.msg_namelen = sizeof to;
+    }
+    const auto batch_time =
+        std::chrono::duration<double>(rate > 0 ? 32.0 * double(datagram.size()) / rate : 0);
+    auto next = Clock::now();
+    while (!stop.load(std::memory_order_relaxed)) {
+      if (rate > 0) {
+        next += std::chrono::duration_cast<Clock::duration>(batch_time);
+        std::this_thread::sleep_until(next);
+      }
+      sendmmsg(tx, msgs, 32, 0);
+    }
+  });
+  std::vector<uint8_t> buf(32 * 2048);
+  mmsghdr msgs[32];
+  iovec iov[32];
+  for (int i = 0; i < 32; ++i) {
+    iov[i] = {buf.data() + i * 2048, 2048};
+    std::memset(&msgs[i], 0, sizeof msgs[i]);
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+  }
+  const auto start = Clock::now();
+  const auto window_start = start + std::chrono::duration<double>(warmup_seconds(seconds));
+  const auto window_end = window_start + std::chrono::duration<double>(seconds);
+  uint64_t bytes = 0;
+  for (auto now = Clock::now(); now < window_end; now = Clock::now()) {
+    int n = recvmmsg(rx, msgs, 32, 0, nullptr);
+    if (n <= 0 || now < window_start) continue;
+    for (int i = 0; i < n; ++i)
+      if (msgs[i].msg_len > overhead) bytes += msgs[i].msg_len - overhead;
+  }
+  stop = true;
+  sender.join();
+  return double(bytes) / seconds;
+}
+
 // A raw UDP blast of 1200-byte datagrams from a's namespace to b's, through the lab's NATs: b first sends
 // to a's public address (opening its own NAT; a is public or full cone), a blasts to where that came from.
 // Bytes per second received in the measured window.
@@ -167,51 +225,58 @@ double raw_blast(const Site& sa, const Site& sb, double seconds) {
     if (auto d = tx->receive(std::chrono::milliseconds(100))) b_seen = d->from;
   }
   if (!b_seen) throw std::runtime_error("raw blast: no path from b to a's public address");
-  for (int fd : {rx->fd(), tx->fd()})  // blocking from here on, like the other baselines
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-  set_socket_buffers(rx->fd(), 4 << 20);
-  set_socket_buffers(tx->fd(), 4 << 20);
-  set_timeout(rx->fd(), SO_RCVTIMEO, 50);
+  return blast(tx->fd(), ipv4_address(b_seen->ip, b_seen->port), std::vector<uint8_t>(1200, 0x5a), rx->fd(),
+               0, seconds);
+}
 
-  std::atomic<bool> stop{false};
-  std::thread sender([&] {
-    const sockaddr_in to = ipv4_address(b_seen->ip, b_seen->port);
-    std::vector<uint8_t> payload(1200, 0x5a);
-    mmsghdr msgs[32];
-    iovec iov[32];
-    for (int i = 0; i < 32; ++i) {
-      iov[i] = {payload.data(), payload.size()};
-      std::memset(&msgs[i], 0, sizeof msgs[i]);
-      msgs[i].msg_hdr.msg_iov = &iov[i];
-      msgs[i].msg_hdr.msg_iovlen = 1;
-      msgs[i].msg_hdr.msg_name = const_cast<sockaddr_in*>(&to);
-      msgs[i].msg_hdr.msg_namelen = sizeof to;
+// coturn's own forwarding limit on the path a relayed pair takes: a and b each allocate on the lab's coturn
+// (TURN over UDP, static user) and bind a channel to the other's relayed address; a sends ChannelData with
+// 1200 bytes of payload, which coturn takes in on a's allocation, sends from a's relayed address to b's, and
+// hands to b as ChannelData. An unpaced blast measures less than coturn can do (on a small machine the
+// sender's busy core is taken from coturn), so the sender is paced at rising rates, 1 s each, until what
+// arrives falls below 90 % of what was sent: the most payload per second b received at any rate.
+struct RelayLimit {
+  double best = 0;       // payload bytes per second
+  double saturated = 0;  // the offered payload rate at which less than 90 % came through (0: never)
+};
+
+RelayLimit turn_relay_limit(const Lab& lab, const Site& sa, const Site& sb) {
+  std::optional<netlab::UdpSocket> tx, rx;
+  {
+    NetnsScope scope(sa.peer_ns(0));
+    tx.emplace("0.0.0.0", 0);
+  }
+  {
+    NetnsScope scope(sb.peer_ns(0));
+    rx.emplace("0.0.0.0", 0);
+  }
+  const auto answer = std::chrono::seconds(3);
+  const netlab::stun::Credentials creds = lab.turn_credentials();
+  const netlab::stun::AllocateResult ra = netlab::stun::allocate(*tx, lab.turn_server(), creds, answer);
+  const netlab::stun::AllocateResult rb = netlab::stun::allocate(*rx, lab.turn_server(), creds, answer);
+  if (!ra.ok() || !rb.ok())
+    throw std::runtime_error("turn blast: allocate failed (" + std::to_string(ra.error_code) + ", " +
+                             std::to_string(rb.error_code) + ")");
+  constexpr uint16_t kChannel = 0x4000;
+  if (netlab::stun::channel_bind(*tx, lab.turn_server(), creds, ra.realm, ra.nonce, kChannel, *rb.relayed,
+                                 answer) != 0 ||
+      netlab::stun::channel_bind(*rx, lab.turn_server(), creds, rb.realm, rb.nonce, kChannel, *ra.relayed,
+                                 answer) != 0)
+    throw std::runtime_error("turn blast: ChannelBind failed");
+  const netlab::Endpoint server = lab.turn_server();
+  const netlab::Bytes datagram = netlab::stun::channel_data(kChannel, netlab::Bytes(1200, 0x5a));
+  RelayLimit limit;
+  for (double offered = 40e6; offered <= 1e9; offered *= 1.25) {
+    const double got =
+        blast(tx->fd(), ipv4_address(server.ip, server.port), datagram, rx->fd(), 4, 1.0, offered);
+    limit.best = std::max(limit.best, got);
+    const double payload_offered = offered * 1200 / double(datagram.size());
+    if (got < 0.9 * payload_offered) {
+      limit.saturated = payload_offered;
+      break;
     }
-    while (!stop.load(std::memory_order_relaxed))
-      sendmmsg(tx->fd(), msgs, 32, 0);
-  });
-  std::vector<uint8_t> buf(32 * 2048);
-  mmsghdr msgs[32];
-  iovec iov[32];
-  for (int i = 0; i < 32; ++i) {
-    iov[i] = {buf.data() + i * 2048, 2048};
-    std::memset(&msgs[i], 0, sizeof msgs[i]);
-    msgs[i].msg_hdr.msg_iov = &iov[i];
-    msgs[i].msg_hdr.msg_iovlen = 1;
   }
-  const auto start = Clock::now();
-  const auto window_start = start + std::chrono::duration<double>(warmup_seconds(seconds));
-  const auto window_end = window_start + std::chrono::duration<double>(seconds);
-  uint64_t bytes = 0;
-  for (auto now = Clock::now(); now < window_end; now = Clock::now()) {
-    int n = recvmmsg(rx->fd(), msgs, 32, 0, nullptr);
-    if (n <= 0 || now < window_start) continue;
-    for (int i = 0; i < n; ++i)
-      bytes += msgs[i].msg_len;
-  }
-  stop = true;
-  sender.join();
-  return double(bytes) / seconds;
+  return limit;
 }
 
 // Reliable 64 KiB messages from a to b for the window; bytes per second delivered in order. Through ICE
@@ -333,12 +398,23 @@ void run_p2p_throughput(const P2PBenchOptions& o) {
     RouteType direct_route = RouteType::kNone, relay_route = RouteType::kNone;
     const double direct = host_goodput(lab, sa, sb, o.seconds, &direct_route, false, true);
     const double relay = host_goodput(lab, sa, sb, o.seconds, &relay_route, true);
+    const RelayLimit relay_limit = turn_relay_limit(lab, sa, sb);
+    const double coturn_limit = relay_limit.best;
     Figure host_path{"throughput-ice-vs-direct/" + name, ice / 1e6, "MB/s", {}};
     host_path.add("route", to_string(route)).add("target_ratio", 0.90);
     host_path.compare("host-direct-udp-same-path", direct / 1e6).print();
     Figure relayed{"throughput-ice-relay-vs-direct/" + name, relay / 1e6, "MB/s", {}};
     relayed.add("route", to_string(relay_route)).add("turn", "udp").add("target_ratio", 0.50);
+    relayed.add("coturn_limit_MBps", coturn_limit / 1e6)
+        .add("ratio_to_coturn_limit", coturn_limit > 0 ? relay / coturn_limit : 0.0);
     relayed.compare("host-direct-udp-same-path", direct / 1e6).print();
+    Figure limit{"turn-relay-limit/" + name, coturn_limit / 1e6, "MB/s", {}};
+    limit.add("what",
+              "paced ChannelData, 1200-byte payloads, allocation to allocation through coturn: the most "
+              "delivered at any offered rate");
+    limit.add("saturated_at_offered_MBps", relay_limit.saturated / 1e6)
+        .compare("host-direct-udp-same-path", direct / 1e6)
+        .print();
   }
 }
 

@@ -23,7 +23,8 @@ void run_p2p_connect(const P2PBenchOptions& o);
 // of 1200-byte datagrams between the same two namespaces through the same NATs (target >= 0.70). For none x
 // none also: the Host's direct UDP path between the same two peers (connect(Address), no ICE) as the
 // baseline of the ICE host path (target >= 0.90) and of a TURN/UDP relay through the lab's coturn, relay
-// candidates only (target >= 0.50).
+// candidates only (target >= 0.50), printed with coturn's own forwarding limit on that path: ChannelData
+// between two allocations at rising paced rates, the most that came through, measured in the same run.
 void run_p2p_throughput(const P2PBenchOptions& o);
 
 }  // namespace peerlink::bench

@@ -509,6 +509,31 @@ TEST_F(TurnServers, RestApiCredentialsAllocate) {
   EXPECT_EQ(s.error_code, 401) << "the REST server knows no static users";
 }
 
+// The path a relayed ICE pair takes: from one allocation's client through coturn to the other allocation's
+// relayed address, and out to that allocation's client, framed as ChannelData both ways.
+TEST_F(TurnServers, ChannelDataCrossesTwoAllocations) {
+  UdpSocket a = udp_in(site_.peer_ns(0)), b = udp_in(site_.peer_ns(0));
+  const stun::Credentials creds = lab_->turn_credentials();
+  stun::AllocateResult ra = stun::allocate(a, lab_->turn_server(), creds, kAnswer);
+  stun::AllocateResult rb = stun::allocate(b, lab_->turn_server(), creds, kAnswer);
+  ASSERT_TRUE(ra.ok() && rb.ok()) << ra.error_code << " " << rb.error_code << "\n" << lab_->turn().log_tail();
+  EXPECT_EQ(
+      stun::channel_bind(a, lab_->turn_server(), creds, ra.realm, ra.nonce, 0x3fff, *rb.relayed, kAnswer),
+      400)
+      << "channel numbers start at 0x4000";
+  ASSERT_EQ(
+      stun::channel_bind(a, lab_->turn_server(), creds, ra.realm, ra.nonce, 0x4000, *rb.relayed, kAnswer), 0);
+  ASSERT_EQ(
+      stun::channel_bind(b, lab_->turn_server(), creds, rb.realm, rb.nonce, 0x4123, *ra.relayed, kAnswer), 0);
+
+  const Bytes payload = {'r', 'e', 'l', 'a', 'y', 'e', 'd'};
+  ASSERT_TRUE(a.send_to(lab_->turn_server(), stun::channel_data(0x4000, payload)));
+  auto d = b.receive(kAnswer);
+  ASSERT_TRUE(d) << "nothing came out of b's allocation";
+  EXPECT_EQ(d->from, lab_->turn_server());
+  EXPECT_EQ(d->data, stun::channel_data(0x4123, payload)) << "b's own channel number for a's relayed address";
+}
+
 TEST_F(TurnServers, StopAndStartTakeTheServersDownAndUp) {
   const pid_t pid = lab_->turn().pid();
   const pid_t rest_pid = lab_->turn_rest().pid();

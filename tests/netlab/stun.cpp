@@ -278,4 +278,40 @@ AllocateResult allocate(UdpSocket& socket, const Endpoint& server, const std::op
   }
 }
 
+int channel_bind(UdpSocket& socket, const Endpoint& server, const Credentials& creds,
+                 const std::string& realm, const std::string& nonce, uint16_t channel, const Endpoint& peer,
+                 std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  const Bytes key = long_term_key(creds.username, realm, creds.password);
+  std::string current_nonce = nonce;
+  for (int round = 0; round < 2; ++round) {
+    Message req;
+    req.type = kChannelBindRequest;
+    req.txid = random_transaction_id();
+    Bytes number;
+    put16(number, channel);
+    put16(number, 0);  // RFFU
+    req.add(kChannelNumber, number);
+    req.add(kXorPeerAddress, encode_xor_address(peer));
+    req.add(kUsername, creds.username);
+    req.add(kRealm, realm);
+    req.add(kNonce, current_nonce);
+    auto r = transact(socket, server, encode(req, &key), req.txid, deadline);
+    if (!r) return -1;
+    if (r->first.type == kChannelBindSuccess) return 0;
+    const int code = error_code(r->first);
+    if (code != 438) return code != 0 ? code : -1;
+    current_nonce = text_of(r->first, kNonce);
+  }
+  return 438;
+}
+
+Bytes channel_data(uint16_t channel, const Bytes& data) {
+  Bytes b;
+  put16(b, channel);
+  put16(b, static_cast<uint16_t>(data.size()));
+  b.insert(b.end(), data.begin(), data.end());
+  return b;
+}
+
 }  // namespace peerlink::netlab::stun

@@ -23,6 +23,9 @@ enum MessageType : uint16_t {
   kAllocateRequest = 0x0003,
   kAllocateSuccess = 0x0103,
   kAllocateError = 0x0113,
+  kChannelBindRequest = 0x0009,
+  kChannelBindSuccess = 0x0109,
+  kChannelBindError = 0x0119,
 };
 
 enum AttributeType : uint16_t {
@@ -30,6 +33,7 @@ enum AttributeType : uint16_t {
   kUsername = 0x0006,
   kMessageIntegrity = 0x0008,
   kErrorCode = 0x0009,
+  kChannelNumber = 0x000C,
   kLifetime = 0x000D,
   kXorPeerAddress = 0x0012,
   kRealm = 0x0014,
@@ -113,5 +117,17 @@ struct AllocateResult {
 // 438 stale-nonce retry) with the long-term mechanism.
 AllocateResult allocate(UdpSocket& socket, const Endpoint& server, const std::optional<Credentials>& creds,
                         std::chrono::milliseconds timeout);
+
+// TURN ChannelBind (RFC 5766 section 11) for an allocation that allocate() made from the same socket: binds
+// `channel` (0x4000-0x7FFF are valid) to `peer`, which also installs a permission for the peer's address.
+// Authenticated with the realm and nonce of the allocation's challenge (result.realm, result.nonce), with one
+// retry on a 438 stale nonce. 0 on success, the STUN error code of the answer (400 for a bad channel
+// number, ...), or -1 when nothing came back within `timeout`.
+int channel_bind(UdpSocket& socket, const Endpoint& server, const Credentials& creds,
+                 const std::string& realm, const std::string& nonce, uint16_t channel, const Endpoint& peer,
+                 std::chrono::milliseconds timeout);
+
+// A ChannelData message (RFC 5766 section 11.4): channel number, length, data. Over UDP no padding follows.
+Bytes channel_data(uint16_t channel, const Bytes& data);
 
 }  // namespace peerlink::netlab::stun
