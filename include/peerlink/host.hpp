@@ -82,6 +82,16 @@ enum class CallbackThread : uint8_t {
   kService,      // called on the Host's service thread as they happen; keep them short
 };
 
+// How connections decide how fast to send (docs/PROTOCOL.md, 9.2).
+enum class CongestionControl : uint8_t {
+  // Model-based: paces at the path's measured bottleneck bandwidth and keeps about two round trips' worth in
+  // flight. Random loss (Wi-Fi, mobile) does not slow it down; a queue that keeps overflowing (more than 2 %
+  // loss in a round trip) caps what it keeps in flight. The default.
+  kBbr,
+  kCubic,    // loss-based (RFC 9438), what Linux TCP uses: halves its rate at 1 % random loss and below
+  kNewReno,  // loss-based (RFC 9002, section 7)
+};
+
 struct HostConfig {
   // Who this Host is. Default: a new random identity (peers cannot pin it across runs; use
   // Identity::load_or_create for a stable one).
@@ -142,6 +152,7 @@ struct HostConfig {
   // connection ends unreachable as without fallback. docs/SIGNALING.md has the details.
   bool signaling_fallback = true;
 
+  CongestionControl congestion_control = CongestionControl::kBbr;  // every connection of this Host
   NetworkSimulation simulation;       // off by default (applies to direct UDP sockets, not to ICE paths)
   int socket_buffer_bytes = 4 << 20;  // SO_RCVBUF / SO_SNDBUF of every socket
 

@@ -326,6 +326,9 @@ TEST(HostConnect, GarbageConfig_RefusedWithClearMessage) {
   c.connect_timeout = std::chrono::milliseconds(-5);
   expect_invalid(c, "connect_timeout");
   c = test_config();
+  c.congestion_control = static_cast<CongestionControl>(7);
+  expect_invalid(c, "congestion_control");
+  c = test_config();
   c.simulation.send.loss_percent = std::nan("");
   expect_invalid(c, "loss_percent");
   c = test_config();

@@ -80,7 +80,8 @@ TEST(LanePriority, UrgentAndMediumLanesQueuedBehindABulkBacklog_ArriveFirstAndQu
   };
   // Let the backlog fill the window and the bottleneck queue.
   p.net.run_for(milliseconds(300), {}, read);
-  ASSERT_LT(order.reliable_count[0], 3u) << "3 of 40 bulk messages already through in 300 ms?";
+  ASSERT_LE(order.reliable_count[0], 3u)
+      << "more bulk messages through in 300 ms than the link carries (375 kB)?";
   // Medium: 1 MB; urgent: a burst of 10 small messages. Bulk data already in flight cannot be overtaken.
   const uint64_t bulk_at_burst = order.bytes[0];
   const uint64_t in_flight_at_burst = c.stats(p.cc, p.net.now())->bytes_in_flight;

@@ -76,7 +76,7 @@ TEST(HostileInput, GarbageTruncatedReplayedAndForgedDatagramsAtBothEnds_Transfer
   auto attack = [&] {
     if (capturing && data[0].size() >= 200 && data[1].size() >= 200) capturing = false;
     if (capturing || p.net.now() < next_batch || batches >= 300) return;
-    next_batch = p.net.now() + milliseconds(10);
+    next_batch = p.net.now() + milliseconds(1);  // 300 batches in 0.3 s: the transfer takes longer
     ++batches;
     for (int t = 0; t < 2; ++t) {
       const auto& pool = data[t];

@@ -22,6 +22,17 @@ protocol::EndpointConfig endpoint_config(const HostConfig& c) {
   cc.connection_receive_window = std::min<uint64_t>(cc.connection_receive_window, c.receive_buffer_bytes);
   cc.lane_receive_window = std::min<uint64_t>(cc.lane_receive_window, c.receive_buffer_bytes);
   cc.max_message_size = c.max_message_size;
+  switch (c.congestion_control) {
+    case CongestionControl::kBbr:
+      cc.congestion = protocol::CongestionAlgorithm::kBbr;
+      break;
+    case CongestionControl::kCubic:
+      cc.congestion = protocol::CongestionAlgorithm::kCubic;
+      break;
+    case CongestionControl::kNewReno:
+      cc.congestion = protocol::CongestionAlgorithm::kNewReno;
+      break;
+  }
   e.max_connections = c.max_connections;
   e.retry = c.address_validation ? protocol::RetryPolicy::kAlways : protocol::RetryPolicy::kNever;
   e.accept_incoming = true;  // the Host decides per listen socket

@@ -52,6 +52,9 @@ std::string problem_of(const HostConfig& c) {
     return "log_level is not a LogLevel";
   if (c.callback_thread != CallbackThread::kApplication && c.callback_thread != CallbackThread::kService)
     return "callback_thread is not a CallbackThread";
+  if (c.congestion_control != CongestionControl::kBbr && c.congestion_control != CongestionControl::kCubic &&
+      c.congestion_control != CongestionControl::kNewReno)
+    return "congestion_control is not a CongestionControl";
   if (c.wait_spin.count() < 0 || c.wait_spin > std::chrono::milliseconds(10))
     return "wait_spin must be within 0 and 10 ms";
   if (c.receive_on_wait && c.callback_thread != CallbackThread::kApplication)

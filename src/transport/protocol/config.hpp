@@ -8,7 +8,7 @@
 
 namespace peerlink::protocol {
 
-enum class CongestionAlgorithm : uint8_t { kNewReno, kCubic };
+enum class CongestionAlgorithm : uint8_t { kNewReno, kCubic, kBbr };
 enum class RetryPolicy : uint8_t {
   kAlways,  // every Initiation must carry a cookie: no per-peer state before the address is proven
   kNever,   // tests only: skips the round trip; the 3x anti-amplification limit still applies
@@ -39,7 +39,7 @@ struct ConnectionConfig {
   uint64_t key_update_packets = uint64_t{1} << 24;  // sent packets before a key update
   Duration key_update_interval = std::chrono::minutes(10);
 
-  CongestionAlgorithm congestion = CongestionAlgorithm::kCubic;
+  CongestionAlgorithm congestion = CongestionAlgorithm::kBbr;  // docs/PROTOCOL.md 9.2 says why
   uint32_t initial_window_packets = 10;
   bool pacing = true;
 };

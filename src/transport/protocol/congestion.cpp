@@ -16,10 +16,24 @@ double seconds_of(Duration d) {
 }  // namespace
 
 CongestionController::CongestionController(CongestionAlgorithm alg, size_t max_datagram_size,
-                                           uint32_t initial_window_packets)
-    : alg_(alg), mss_(max_datagram_size), cwnd_(uint64_t{initial_window_packets} * max_datagram_size) {}
+                                           uint32_t initial_window_packets, uint64_t seed)
+    : alg_(alg),
+      bbr_(max_datagram_size, uint64_t{initial_window_packets} * max_datagram_size, seed),
+      mss_(max_datagram_size),
+      cwnd_(uint64_t{initial_window_packets} * max_datagram_size) {}
+
+double CongestionController::pacing_rate(Duration srtt) const {
+  if (alg_ == CongestionAlgorithm::kBbr) return bbr_.pacing_rate(srtt);
+  const double rtt = std::max(seconds_of(srtt), 1e-6);
+  return double(cwnd_) / rtt * (in_slow_start() ? 2.0 : 1.25);
+}
+
+void CongestionController::on_ack_event(const AckEvent& e) {
+  if (alg_ == CongestionAlgorithm::kBbr) bbr_.on_ack(e);
+}
 
 void CongestionController::set_max_datagram_size(size_t size) {
+  bbr_.set_max_datagram_size(size);
   // Keep the window's packet count when the packet size grows after path MTU discovery.
   if (size > mss_) cwnd_ = cwnd_ / mss_ * size;
   mss_ = size;
@@ -28,7 +42,7 @@ void CongestionController::set_max_datagram_size(size_t size) {
 
 void CongestionController::on_ack(uint64_t bytes, Instant sent_time, Instant now, Duration min_rtt,
                                   uint64_t bytes_in_flight_before) {
-  if (in_recovery(sent_time)) return;
+  if (alg_ == CongestionAlgorithm::kBbr || in_recovery(sent_time)) return;
   // Application-limited: the window was not the constraint, so an ack says nothing about capacity.
   if (bytes_in_flight_before * 2 < cwnd_) return;
   if (in_slow_start()) {
@@ -75,6 +89,13 @@ void CongestionController::cubic_on_ack(uint64_t bytes, Instant now, Duration mi
 
 void CongestionController::on_congestion_event(Instant sent_time, Instant now) {
   if (in_recovery(sent_time)) return;
+  if (alg_ == CongestionAlgorithm::kBbr) {
+    // BBR takes losses from its acknowledgement events; here only the episode is marked (loss bookkeeping
+    // of the connection keys on it).
+    recovery_start_ = now;
+    can_undo_ = false;
+    return;
+  }
   before_reduction_ = Saved{cwnd_, ssthresh_, w_max_, k_, w_est_, epoch_start_, recovery_start_};
   can_undo_ = true;
   recovery_start_ = now;
@@ -98,7 +119,7 @@ void CongestionController::on_congestion_event(Instant sent_time, Instant now) {
 }
 
 void CongestionController::undo_last_reduction() {
-  if (!can_undo_) return;
+  if (!can_undo_ || alg_ == CongestionAlgorithm::kBbr) return;
   can_undo_ = false;
   const Saved& b = before_reduction_;
   cwnd_ = std::max(cwnd_, b.cwnd);
@@ -112,37 +133,37 @@ void CongestionController::undo_last_reduction() {
 
 void CongestionController::on_persistent_congestion() {
   can_undo_ = false;
+  if (alg_ == CongestionAlgorithm::kBbr) {
+    bbr_.on_persistent_congestion();
+    return;
+  }
   cwnd_ = min_window();
   epoch_start_ = Instant::min();
   w_max_ = 0;
 }
 
-void Pacer::refill(Instant now, uint64_t cwnd, Duration srtt, bool slow_start) {
+void Pacer::refill(Instant now, double rate) {
   double capacity = double(burst_packets_ * max_datagram_);
-  if (tokens_ < 0 || last_ == Instant::min()) {
+  if (last_ == Instant::min()) {
     tokens_ = capacity;
     last_ = now;
     return;
   }
   if (now <= last_) return;
-  double rtt = std::max(seconds_of(srtt), 1e-6);
-  double rate = double(cwnd) / rtt * (slow_start ? 2.0 : 1.25);  // bytes per second
   tokens_ = std::min(capacity, tokens_ + rate * seconds_of(now - last_));
   last_ = now;
 }
 
-Instant Pacer::next_send_time(Instant now, uint64_t cwnd, Duration srtt, size_t size, bool slow_start) {
+Instant Pacer::next_send_time(Instant now, double rate, size_t size) {
   max_datagram_ = std::max(max_datagram_, size);
-  refill(now, cwnd, srtt, slow_start);
+  refill(now, rate);
   if (tokens_ >= double(size)) return now;
-  double rtt = std::max(seconds_of(srtt), 1e-6);
-  double rate = double(cwnd) / rtt * (slow_start ? 2.0 : 1.25);
-  double wait = (double(size) - tokens_) / rate;
+  double wait = (double(size) - tokens_) / std::max(rate, 1.0);
   return now + std::chrono::duration_cast<Duration>(std::chrono::duration<double>(wait)) + Duration(1);
 }
 
-void Pacer::on_sent(Instant now, size_t size, uint64_t cwnd, Duration srtt, bool slow_start) {
-  refill(now, cwnd, srtt, slow_start);
+void Pacer::on_sent(Instant now, size_t size, double rate) {
+  refill(now, rate);
   tokens_ -= double(size);
   if (tokens_ < -double(size)) tokens_ = -double(size);
 }

@@ -1,10 +1,12 @@
-// Congestion control: NewReno (RFC 9002 §7) and CUBIC (RFC 9438), byte-counted, plus a token-bucket pacer.
-// The controller only decides how many bytes may be in flight; the Pacer spreads them over the RTT.
+// Congestion control: NewReno (RFC 9002 §7) and CUBIC (RFC 9438), byte-counted, and BBR (bbr.hpp), plus a
+// token-bucket pacer. The controller decides how many bytes may be in flight and how fast they may leave;
+// the Pacer spreads them out at that rate.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
+#include "transport/protocol/bbr.hpp"
 #include "transport/protocol/config.hpp"
 #include "transport/protocol/time.hpp"
 
@@ -12,11 +14,22 @@ namespace peerlink::protocol {
 
 class CongestionController {
  public:
-  CongestionController(CongestionAlgorithm alg, size_t max_datagram_size, uint32_t initial_window_packets);
+  // seed: BBR's spread of its probing phases (flows started together should not probe in step).
+  CongestionController(CongestionAlgorithm alg, size_t max_datagram_size, uint32_t initial_window_packets,
+                       uint64_t seed = 0);
 
-  uint64_t window() const { return cwnd_; }
-  bool in_slow_start() const { return cwnd_ < ssthresh_; }
+  CongestionAlgorithm algorithm() const { return alg_; }
+  uint64_t window() const { return alg_ == CongestionAlgorithm::kBbr ? bbr_.window() : cwnd_; }
+  bool in_slow_start() const {
+    return alg_ == CongestionAlgorithm::kBbr ? bbr_.in_startup() : cwnd_ < ssthresh_;
+  }
   bool in_recovery(Instant sent_time) const { return sent_time <= recovery_start_; }
+  // Bytes per second the Pacer lets out: BBR's pacing rate; for the window-based controllers the window per
+  // smoothed RTT, doubled in slow start and 1.25x after (so the window, not the pacer, is the limit).
+  double pacing_rate(Duration srtt) const;
+  // Once per acknowledgement, after on_ack() for each packet it covered: what BBR's model is built from.
+  void on_ack_event(const AckEvent& e);
+  const Bbr& bbr() const { return bbr_; }
 
   void set_max_datagram_size(size_t size);
   // bytes_in_flight_before: in flight when the ack arrived, to skip growth while application-limited.
@@ -33,6 +46,7 @@ class CongestionController {
   void cubic_on_ack(uint64_t bytes, Instant now, Duration min_rtt);
 
   CongestionAlgorithm alg_;
+  Bbr bbr_;
   uint64_t mss_;
   uint64_t cwnd_;
   uint64_t ssthresh_ = UINT64_MAX;
@@ -55,13 +69,13 @@ class CongestionController {
 
 class Pacer {
  public:
-  // When a packet of `size` bytes may leave, given the window and smoothed RTT; now or later.
-  Instant next_send_time(Instant now, uint64_t cwnd, Duration srtt, size_t size, bool slow_start);
-  void on_sent(Instant now, size_t size, uint64_t cwnd, Duration srtt, bool slow_start);
+  // When a packet of `size` bytes may leave at `rate` bytes per second; now or later.
+  Instant next_send_time(Instant now, double rate, size_t size);
+  void on_sent(Instant now, size_t size, double rate);
 
  private:
-  void refill(Instant now, uint64_t cwnd, Duration srtt, bool slow_start);
-  double tokens_ = -1;  // bytes; negative = not yet initialised
+  void refill(Instant now, double rate);
+  double tokens_ = 0;  // bytes; may dip below 0 by one packet (a packet sent without waiting)
   Instant last_ = Instant::min();
   size_t burst_packets_ = 10;
   size_t max_datagram_ = 1200;

@@ -266,6 +266,16 @@ std::string Connection::debug_string() const {
                   std::to_string(received_total_) + " unsent_since_set " +
                   std::to_string(unsent_since_ != kNever) + " flush " + std::to_string(flush_requested_) +
                   " probes " + std::to_string(probes_to_send_) + " pto_count " + std::to_string(pto_count_);
+  if (cc_.algorithm() == CongestionAlgorithm::kBbr) {
+    const Bbr& b = cc_.bbr();
+    const auto min_rtt = b.min_rtt();
+    s += " | bbr mode " + std::to_string(int(b.mode())) + " bw " +
+         std::to_string(uint64_t(b.bottleneck_bandwidth())) + " min_rtt_us " +
+         std::to_string(min_rtt ? std::chrono::duration_cast<std::chrono::microseconds>(*min_rtt).count()
+                                : -1) +
+         " cwnd " + std::to_string(b.window()) + " inflight_cap " +
+         (b.inflight_cap() == UINT64_MAX ? std::string("none") : std::to_string(b.inflight_cap()));
+  }
   for (size_t i = 0; i < lanes_.size(); ++i) {
     const Lane* l = lanes_[i].get();
     if (!l) continue;

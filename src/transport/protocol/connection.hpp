@@ -160,6 +160,7 @@ class Connection {
   void on_ack_frame(Instant now, const AckFrame& f);
   void detect_lost(Instant now);
   void on_packet_lost(Instant now, SentPacket& sp);
+  void sample_delivery(Instant now, const SentPacket& sp);
   void on_packet_acked(Instant now, SentPacket& sp);
   Instant loss_or_pto_deadline() const;
   Duration pto_duration() const;
@@ -242,7 +243,8 @@ class Connection {
   // Loss thresholds (RFC 9002: 3 packets, 9/8 RTT), raised when a packet declared lost turns up after all.
   static constexpr uint64_t kMaxReorderThreshold = 64;
   uint64_t reorder_threshold_ = 3;
-  uint32_t reorder_time_eighths_ = 9;
+  static constexpr uint32_t kInitialReorderTimeEighths = 9;
+  uint32_t reorder_time_eighths_ = kInitialReorderTimeEighths;
   uint32_t episode_lost_ = 0;      // packets declared lost in the current loss episode
   uint32_t episode_spurious_ = 0;  // of those, acknowledged after all
   uint32_t pto_count_ = 0;
@@ -254,6 +256,17 @@ class Connection {
   uint64_t bytes_in_flight_ = 0;
   CongestionController cc_;
   Pacer pacer_;
+  // Delivery-rate sampling (draft-cheng-iccrg-delivery-rate-estimation), for BBR: bytes acknowledged so
+  // far, when the last of them was, when the newest acknowledged packet was sent, and the delivered count
+  // up to which samples are application-limited (0: none).
+  uint64_t delivered_ = 0;
+  Instant delivered_time_{};
+  Instant first_sent_time_{};
+  uint64_t app_limited_until_ = 0;
+  uint64_t lost_bytes_ = 0;           // declared lost, all time
+  uint64_t lost_bytes_reported_ = 0;  // of those, already in an AckEvent
+  uint64_t spurious_bytes_ = 0;       // declared lost, then acknowledged, since the last AckEvent
+  RateSample rate_sample_;            // being built while an ACK frame is processed
 
   // --- timers ---
   Instant last_received_;

@@ -19,7 +19,7 @@ Connection::Connection(Role role, ConnectionId local_id, const PathAddress& peer
       events_(events),
       created_(now),
       rtt_(cfg.initial_rtt),
-      cc_(cfg.congestion, 1200, cfg.initial_window_packets),
+      cc_(cfg.congestion, 1200, cfg.initial_window_packets, local_id),
       last_received_(now),
       local_max_data_(cfg.connection_receive_window) {
   lane_configs_.resize(1);

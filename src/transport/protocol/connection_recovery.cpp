@@ -26,6 +26,8 @@ void Connection::on_ack_frame(Instant now, const AckFrame& f) {
     return;
   }
   ack_in_flight_before_ = bytes_in_flight_;
+  const uint64_t delivered_before = delivered_;
+  rate_sample_ = RateSample{};
   SentPacket* largest_sp = sent_.find(largest);
   bool rtt_candidate =
       largest_sp && largest_sp->status == SentPacket::Status::kInFlight && largest_sp->ack_eliciting;
@@ -43,6 +45,10 @@ void Connection::on_ack_frame(Instant now, const AckFrame& f) {
         // RACK and QUIC stacks do) instead of retransmitting and backing off for it again and again.
         sp->status = SentPacket::Status::kAcked;
         ++stats_.packets_lost_spurious;
+        if (sp->in_flight && !sp->mtu_probe) {  // it did arrive
+          delivered_ += sp->size;
+          spurious_bytes_ += sp->size;
+        }
         for (uint8_t r = 0; r < sp->record_count; ++r) {  // its data need not go again (if not sent yet)
           const SentRecord& rec = sp->records[r];
           if (rec.kind == SentRecord::kReliable && rec.lane < lanes_.size() && lanes_[rec.lane]) {
@@ -69,6 +75,27 @@ void Connection::on_ack_frame(Instant now, const AckFrame& f) {
   if (newly_acked) {
     pto_count_ = 0;
     detect_lost(now);
+    if (cc_.algorithm() == CongestionAlgorithm::kBbr) {
+      AckEvent e;
+      e.now = now;
+      e.sample = rate_sample_;
+      if (e.sample.valid) {
+        e.sample.delivered = delivered_ - e.sample.prior_delivered;
+        // An interval shorter than the path's round trip comes from compressed acknowledgements: it would
+        // overstate the rate.
+        if (rtt_.has_sample() && e.sample.interval < rtt_.min()) e.sample.valid = false;
+      }
+      e.delivered_total = delivered_;
+      e.newly_acked = delivered_ - delivered_before;
+      e.newly_lost = lost_bytes_ - lost_bytes_reported_;
+      e.newly_spurious = spurious_bytes_;
+      spurious_bytes_ = 0;
+      e.rtt_variation = rtt_.variance();
+      lost_bytes_reported_ = lost_bytes_;
+      e.bytes_in_flight_before = ack_in_flight_before_;
+      if (rtt_candidate) e.rtt = now - largest_sent;
+      cc_.on_ack_event(e);
+    }
     sent_.trim(now - std::max(rtt_.smoothed(), rtt_.latest()) * 2);
   }
   if (phase_ == Phase::kLinger) maybe_finish_linger(now);
@@ -79,7 +106,10 @@ void Connection::on_packet_acked(Instant now, SentPacket& sp) {
   if (sp.in_flight) {
     bytes_in_flight_ -= sp.size;
     if (sp.ack_eliciting) --ack_eliciting_in_flight_;
-    if (!sp.mtu_probe) cc_.on_ack(sp.size, sp.time_sent, now, rtt_.min(), ack_in_flight_before_);
+    if (!sp.mtu_probe) {
+      cc_.on_ack(sp.size, sp.time_sent, now, rtt_.min(), ack_in_flight_before_);
+      sample_delivery(now, sp);
+    }
   }
   loss_ewma_ *= 0.99;
   if (keys_ && sp.pn >= keys_->send_phase_first_pn) keys_->send_phase_acked = true;
@@ -100,6 +130,20 @@ void Connection::on_packet_acked(Instant now, SentPacket& sp) {
   }
 }
 
+// One acknowledged packet's part of the ACK frame's rate sample: the newest packet (by the delivered count
+// it saw when sent) sets the sample's interval.
+void Connection::sample_delivery(Instant now, const SentPacket& sp) {
+  delivered_ += sp.size;
+  delivered_time_ = now;
+  if (app_limited_until_ != 0 && delivered_ > app_limited_until_) app_limited_until_ = 0;
+  if (rate_sample_.valid && sp.delivered < rate_sample_.prior_delivered) return;
+  rate_sample_.valid = true;
+  rate_sample_.prior_delivered = sp.delivered;
+  rate_sample_.app_limited = sp.app_limited;
+  rate_sample_.interval = std::max(sp.time_sent - sp.first_sent_time, now - sp.delivered_time);
+  first_sent_time_ = sp.time_sent;
+}
+
 void Connection::on_packet_lost(Instant now, SentPacket& sp) {
   sp.status = SentPacket::Status::kLost;
   sp.lost_at = now;
@@ -117,6 +161,7 @@ void Connection::on_packet_lost(Instant now, SentPacket& sp) {
     return;
   }
   ++stats_.packets_lost;
+  if (sp.in_flight) lost_bytes_ += sp.size;
   loss_ewma_ = loss_ewma_ * 0.99 + 0.01;
   if (sp.has_max_data) max_data_dirty_ = true;
   if (sp.has_ack_frequency) ack_frequency_dirty_ = true;
@@ -139,6 +184,11 @@ void Connection::detect_lost(Instant now) {
   if (!any_acked_) return;
   Duration loss_delay = std::max<Duration>(
       std::max(rtt_.latest(), rtt_.smoothed()) * reorder_time_eighths_ / 8, RttEstimator::kGranularity);
+  if (reorder_time_eighths_ > kInitialReorderTimeEighths) {
+    // The path reorders: on a jittery path the RTT varies by more than the RTT itself, and a packet is
+    // only late, not lost, until it is later than the RTT's usual spread allows.
+    loss_delay = std::max(loss_delay, rtt_.smoothed() + rtt_.variance() * 4);
+  }
   Instant lost_before = now - loss_delay;
   Instant first_lost = kNever, last_lost = Instant::min();
   bool any_lost = false;

@@ -284,7 +284,7 @@ bool Connection::plan_packet(Instant now, size_t cap, PacketPlan& plan) {
   const bool cc_ok = plan.probe || bytes_in_flight_ + plan.limit <= cc_.window();
   bool pace_ok = true;
   if (!plan.probe && cfg_.pacing && cc_ok) {
-    Instant t = pacer_.next_send_time(now, cc_.window(), rtt_.smoothed(), plan.limit, cc_.in_slow_start());
+    Instant t = pacer_.next_send_time(now, cc_.pacing_rate(rtt_.smoothed()), plan.limit);
     if (t > now) {
       pace_ok = false;
       send_wakeup_ = t;
@@ -296,6 +296,11 @@ bool Connection::plan_packet(Instant now, size_t cap, PacketPlan& plan) {
   const bool control = max_data_dirty_ || lane_max_dirty() || close_pending_;
   plan.data = phase_ != Phase::kDraining && has_sendable_data(now);
   plan.may_send_more = (cc_ok && pace_ok) || plan.probe;
+  if (!plan.data && cc_ok && pace_ok) {
+    // Neither the window nor the pacer holds data back: there is none. Rate samples taken until what is in
+    // flight now has been delivered show the application's rate, not the path's.
+    app_limited_until_ = std::max<uint64_t>(delivered_ + bytes_in_flight_, 1);
+  }
   if (!(ack_due || plan.keepalive_due || plan.probing_mtu ||
         ((plan.data || control || plan.probe) && plan.may_send_more))) {
     if (plan.data && !cc_ok) send_wakeup_ = kNever;  // an ack will open the window
@@ -391,9 +396,14 @@ void Connection::on_packet_sent(Instant now, SentPacket& sp, size_t size, bool a
       idle_deadline_ = now + std::max<Duration>(cfg_.idle_timeout, pto_duration() * 3);
     }
     last_ack_eliciting_sent_ = now;
+    if (bytes_in_flight_ == 0) first_sent_time_ = delivered_time_ = now;  // a sample starts afresh
+    sp.delivered = delivered_;
+    sp.delivered_time = delivered_time_;
+    sp.first_sent_time = first_sent_time_;
+    sp.app_limited = app_limited_until_ != 0;
     bytes_in_flight_ += size;
     ++ack_eliciting_in_flight_;
-    if (cfg_.pacing && !probe) pacer_.on_sent(now, size, cc_.window(), rtt_.smoothed(), cc_.in_slow_start());
+    if (cfg_.pacing && !probe) pacer_.on_sent(now, size, cc_.pacing_rate(rtt_.smoothed()));
   } else {
     sp.status = SentPacket::Status::kAcked;  // nothing to track, but packet numbers stay contiguous
   }

@@ -34,7 +34,11 @@ struct SentPacket {
   bool has_ack_frequency = false;
   bool mtu_probe = false;
   bool counted_in_episode = false;  // declared lost in the current loss episode (for congestion undo)
+  bool app_limited = false;         // delivery-rate state when it was sent (see Connection::sample_delivery)
   Instant lost_at{};
+  Instant delivered_time{};
+  Instant first_sent_time{};
+  uint64_t delivered = 0;
   uint8_t record_count = 0;
   std::array<SentRecord, kMaxRecords> records{};
 
