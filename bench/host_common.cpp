@@ -23,6 +23,18 @@ HostConfig bench_host_config(const std::string& bind_ip) {
   return config;
 }
 
+const char* congestion_name(CongestionControl cc) {
+  switch (cc) {
+    case CongestionControl::kBbr:
+      return "bbr";
+    case CongestionControl::kCubic:
+      return "cubic";
+    case CongestionControl::kNewReno:
+      return "newreno";
+  }
+  return "?";
+}
+
 void ignore_events(Host& host) {
   host.set_connection_callback([](const ConnectionEvent&) {});
 }

@@ -19,6 +19,9 @@ HostConfig bench_host_config(const std::string& bind_ip);
 // The wait_spin of rtt's spinning variant (the client's; the echo server does not spin).
 constexpr std::chrono::microseconds kClientSpin{200};
 
+// "bbr", "cubic", "newreno": how figures name the controller.
+const char* congestion_name(CongestionControl cc);
+
 // Sets a callback that drops every event, so events never pile up (and wait() never wakes for them) in a
 // client that only looks at states. run_callbacks() still has to be called.
 void ignore_events(Host& host);

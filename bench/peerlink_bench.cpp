@@ -27,8 +27,10 @@
 
 #include "core_scenarios.hpp"
 #include "host_scenarios.hpp"
+#include "lossy.hpp"
 #include "netns.hpp"
 #include "p2p_scale.hpp"
+#include "tcp_share.hpp"
 #ifdef PEERLINK_BENCH_P2P
 #include "netlab/lab.hpp"
 #include "p2p_scenarios.hpp"
@@ -62,6 +64,15 @@ void usage() {
       "                          message delivered), both endpoints on one thread\n"
       "  core-memory             heap bytes per idle connection with --connections (default 10000)\n"
       "                          connections in one endpoint (target <= 16 KiB)\n"
+      "\n"
+      "Congestion control through HostConfig::simulation (two Hosts in this process, loopback):\n"
+      "  lossy   10 MB of reliable 64 KiB messages over a simulated 10 MB/s bottleneck with 40 ms of round\n"
+      "          trip at 0%%, 1%% (target >= 0.70 of the bottleneck) and 5%% random loss; then the same\n"
+      "          bottleneck with no lag, without and with 3 ms of jitter + 5%% reordering + 5%%\n"
+      "          duplication (target >= 0.50 of the jitter-free rate); 20 s at most per case\n"
+      "  tcp-share  (root; only when named) peerlink and a kernel TCP stream through one 80 Mbit/s\n"
+      "          token-bucket bottleneck between two namespaces, with BBR and with CUBIC: each flow's\n"
+      "          goodput and TCP's share (target >= 25%%: peerlink does not starve it)\n"
       "\n"
       "Two-process scenarios (this process is the client, a child process the server; over loopback, or\n"
       "between two network namespaces joined by a veth pair with --netns). Each compares with the kernel\n"
@@ -259,6 +270,13 @@ int main(int argc, char** argv) {
          if (!run_p2p_scale(p)) throw std::runtime_error("not every connection was made");
        }},
   };
+  const std::vector<Scenario> lossy_scenarios = {
+      {"lossy", [&] { run_lossy(LossyBenchOptions{}); }},
+  };
+  // Only when named: it needs root, and makes its own namespaces.
+  const std::vector<Scenario> share_scenarios = {
+      {"tcp-share", [&] { run_tcp_share(host.seconds); }},
+  };
   const std::vector<Scenario> host_scenarios = {
       {"throughput", [&] { run_throughput(host); }},
       {"msgrate", [&] { run_msgrate(host); }},
@@ -269,7 +287,8 @@ int main(int argc, char** argv) {
   bool any_host = wanted.empty();
   for (const auto& s : wanted) {
     bool known = false;
-    for (const auto* list : {&core_scenarios, &host_scenarios, &xmpp_scenarios, &scale_scenarios})
+    for (const auto* list : {&core_scenarios, &host_scenarios, &xmpp_scenarios, &scale_scenarios,
+                             &lossy_scenarios, &share_scenarios})
       for (const auto& k : *list)
         known |= s == k.name;
     if (!known) {
@@ -326,6 +345,15 @@ int main(int argc, char** argv) {
   int status = run_all(core_scenarios, wanted);
   if (!netns) status = std::max(status, run_all(xmpp_scenarios, wanted));
   if (!netns) status = std::max(status, run_all(scale_scenarios, wanted));
+  if (!netns) status = std::max(status, run_all(lossy_scenarios, wanted));
+  if (!netns && wanted.count("tcp-share")) {
+    if (geteuid() != 0) {
+      std::fprintf(stderr, "peerlink-bench: tcp-share needs root to create network namespaces; skipped\n");
+      status = std::max(status, kExitSkip);
+    } else {
+      status = std::max(status, run_all(share_scenarios, wanted));
+    }
+  }
   if (!any_host) return status;
   if (!netns) return std::max(status, run_all(host_scenarios, wanted));
 
