@@ -68,7 +68,11 @@ TransferResult transfer(CongestionControl cc, const NetworkImpairment& data, con
       throw std::runtime_error("lossy: the connection ended during the transfer");
     if (queued < total && st->queued_bytes < (4u << 20)) {
       const size_t n = size_t(std::min<uint64_t>(kMessageSize, total - queued));
-      if (a.send(c, payload.data(), n) == SendResult::kOk) queued += n;
+      if (a.send(c, payload.data(), n) == SendResult::kOk) {
+        queued += n;
+      } else {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
     } else {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }

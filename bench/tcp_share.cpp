@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -166,7 +167,8 @@ ShareResult measure(const NamespacePair& pair, CongestionControl cc, bool with_p
     auto st = a->status(c);
     if (!st || st->state == ConnectionState::kClosed) throw std::runtime_error("the connection ended");
     if (st->queued_bytes < (4u << 20)) {
-      a->send(c, payload.data(), payload.size());
+      if (a->send(c, payload.data(), payload.size()) != SendResult::kOk)
+        std::this_thread::sleep_for(std::chrono::microseconds(500));
     } else {
       std::this_thread::sleep_for(std::chrono::microseconds(500));
     }
@@ -201,7 +203,17 @@ void run_tcp_share(double seconds) {
   for (int i = 0; i < 2; ++i)
     alone[i] = measure(*pair, ours[i], true, "", seconds).peerlink;
   // Kernel TCP with CUBIC (the loss-based default of most systems) and with its BBR.
+  std::string available;
+  {
+    std::ifstream in("/proc/sys/net/ipv4/tcp_available_congestion_control");
+    std::getline(in, available);
+  }
   for (const std::string tcp_cc : {"cubic", "bbr"}) {
+    if ((" " + available + " ").find(" " + tcp_cc + " ") == std::string::npos) {
+      std::fprintf(stderr, "peerlink-bench: tcp-share: this kernel has no TCP %s (it offers: %s); skipped\n",
+                   tcp_cc.c_str(), available.c_str());
+      continue;
+    }
     const ShareResult tcp_alone = measure(*pair, CongestionControl::kBbr, false, tcp_cc, seconds);
     Figure f0{"tcp-share/tcp-" + tcp_cc + "-alone", tcp_alone.tcp / 1e6, "MB/s", {}};
     f0.add("bottleneck", "tbf 80 Mbit/s, 256 KB queue")

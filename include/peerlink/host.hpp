@@ -88,7 +88,7 @@ enum class CongestionControl : uint8_t {
   // flight. Random loss (Wi-Fi, mobile) does not slow it down; a queue that keeps overflowing (more than 2 %
   // loss in a round trip) caps what it keeps in flight. The default.
   kBbr,
-  kCubic,    // loss-based (RFC 9438), what Linux TCP uses: halves its rate at 1 % random loss and below
+  kCubic,    // loss-based (RFC 9438), like most TCP stacks: 1 % random loss cuts it to a few % of the link
   kNewReno,  // loss-based (RFC 9002, section 7)
 };
 

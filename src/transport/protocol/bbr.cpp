@@ -23,7 +23,7 @@ constexpr double kPacingMargin = 0.99;  // pace slightly below the estimate, so 
 constexpr double kLossThreshold = 0.02;
 constexpr double kLossBeta = 0.85;
 constexpr double kJitterDeviations = 4;
-constexpr double kMaxAggregation = 0.1;  // seconds of the estimated bandwidth, at most, for ack aggregation
+constexpr double kMaxAllowance = 0.1;  // seconds of the estimated bandwidth, at most, for each allowance
 
 double seconds_of(Duration d) {
   return std::chrono::duration<double>(d).count();
@@ -181,8 +181,10 @@ void Bbr::advance_cycle(const AckEvent& e) {
   const bool full_length = min_rtt_ != Duration::max() && e.now - cycle_stamp_ > min_rtt_;
   bool next;
   if (pacing_gain_ > 1.0) {
-    // Probe until the extra bytes are really in flight, or until the path says no.
-    next = full_length && (e.newly_lost > 0 || e.bytes_in_flight_before >= target_inflight(pacing_gain_));
+    // Probe until the extra bytes are really in flight, or until the path says no; where the loss bound
+    // keeps them from ever being in flight, one round trip is the probe.
+    next = full_length && (e.newly_lost > 0 || e.bytes_in_flight_before >= target_inflight(pacing_gain_) ||
+                           inflight_hi_ < target_inflight(pacing_gain_));
   } else if (pacing_gain_ < 1.0) {
     next = full_length || e.bytes_in_flight_before <= target_inflight(1.0);
   } else {
@@ -244,30 +246,39 @@ void Bbr::update_ack_aggregation(const AckEvent& e) {
   }
   ack_epoch_acked_ += e.newly_acked;
   const double extra = std::min(double(ack_epoch_acked_) - expected, double(cwnd_));
-  extra_acked_.update(round_count_, std::min(extra, bw * kMaxAggregation));
+  extra_acked_.update(round_count_, std::min(extra, bw * kMaxAllowance));
 }
 
 void Bbr::set_pacing_rate() {
   const double bw = bandwidth_.best();
   if (bw <= 0) return;
+  if (pacing_rate_ == 0 && min_rtt_ != Duration::max()) {
+    // The first sample covers a packet or two; start from the initial window's rate instead.
+    pacing_rate_ = kStartupGain * double(initial_window_) / std::max(seconds_of(min_rtt_), 1e-3);
+  }
   const double rate = pacing_gain_ * bw * kPacingMargin;
   // In start-up the estimate only grows; never slow down because of a low early sample.
   if (filled_pipe_ || rate > pacing_rate_) pacing_rate_ = rate;
 }
 
 void Bbr::set_window(const AckEvent& e) {
-  uint64_t target = target_inflight(cwnd_gain_);
-  if (filled_pipe_) target += uint64_t(extra_acked_.best());
-  // A jittery path takes longer than its minimum RTT to deliver most packets: keep the bandwidth of the
-  // RTT's usual spread (4 mean deviations, as the probe timeout allows) in flight on top, or the window,
-  // not the path, limits the rate (and the rate samples, and so the estimate, shrink with it).
-  target += uint64_t(bandwidth_.best() * kJitterDeviations * seconds_of(e.rtt_variation));
+  const double bw = bandwidth_.best();
+  // Room on top of the bandwidth-delay product: for acknowledgements that come in bursts (after start-up,
+  // whose own growth would look like aggregation), and because a jittery path takes longer than its
+  // minimum RTT to deliver most packets: the bandwidth of the RTT's usual spread (4 mean deviations, as the
+  // probe timeout allows), or the window, not the path, limits the rate (and the rate samples, and so the
+  // estimate, shrink with it). Each at most 100 ms of the bandwidth.
+  const uint64_t aggregation = filled_pipe_ ? uint64_t(extra_acked_.best()) : 0;
+  const uint64_t jitter =
+      uint64_t(bw * std::min(kJitterDeviations * seconds_of(e.rtt_variation), kMaxAllowance));
+  const uint64_t target = target_inflight(cwnd_gain_) + aggregation + jitter;
   if (filled_pipe_) {
     cwnd_ = std::min(cwnd_ + e.newly_acked, target);
   } else if (cwnd_ < target || e.delivered_total < initial_window_) {
     cwnd_ += e.newly_acked;
   }
-  if (inflight_hi_ != UINT64_MAX) cwnd_ = std::min(cwnd_, std::max(inflight_hi_, target_inflight(1.0)));
+  if (inflight_hi_ != UINT64_MAX)
+    cwnd_ = std::min(cwnd_, std::max(inflight_hi_, target_inflight(1.0) + aggregation + jitter));
   cwnd_ = std::max(cwnd_, min_window());
   if (mode_ == Mode::kProbeRtt) cwnd_ = std::min(cwnd_, min_window());
 }

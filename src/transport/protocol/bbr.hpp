@@ -23,6 +23,7 @@ struct RateSample {
   Duration interval{};           // max(send elapsed, ack elapsed)
   uint64_t prior_delivered = 0;  // the connection's delivered count when that packet was sent
   bool app_limited = false;      // the sender ran out of data while the packet was in flight
+  Instant send_time{};           // when that packet was sent (ties on prior_delivered go to the later one)
   double rate() const;           // bytes per second; 0 when not valid
 };
 
@@ -84,8 +85,8 @@ class Bbr {
 
  private:
   uint64_t min_window() const { return 4 * mss_; }
-  // Bytes in flight that fill the pipe at `gain` times the estimated bandwidth-delay product, plus room
-  // for ack aggregation; the initial window while there is no estimate.
+  // Bytes in flight that fill the pipe at `gain` times the estimated bandwidth-delay product, plus 3
+  // packets; the initial window while there is no estimate. (set_window adds the allowances.)
   uint64_t target_inflight(double gain) const;
   void update_round(const AckEvent& e);
   void update_bandwidth(const AckEvent& e);

@@ -171,6 +171,7 @@ class Connection {
   uint64_t new_data_limit(const Lane& l) const;
   bool lane_has_data(const Lane& l, bool allow_new) const;
   bool has_sendable_data(Instant now) const;
+  bool flow_control_blocked() const;  // a lane has data the peer's credit does not let out yet
   bool nagle_allows(Instant now) const;
   bool lane_max_dirty() const;
   uint32_t desired_ack_threshold() const;

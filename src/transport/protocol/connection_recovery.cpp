@@ -136,8 +136,12 @@ void Connection::sample_delivery(Instant now, const SentPacket& sp) {
   delivered_ += sp.size;
   delivered_time_ = now;
   if (app_limited_until_ != 0 && delivered_ > app_limited_until_) app_limited_until_ = 0;
-  if (rate_sample_.valid && sp.delivered < rate_sample_.prior_delivered) return;
+  if (rate_sample_.valid &&
+      (sp.delivered < rate_sample_.prior_delivered ||
+       (sp.delivered == rate_sample_.prior_delivered && sp.time_sent < rate_sample_.send_time)))
+    return;  // ranges come newest first: an older packet must not replace the newest
   rate_sample_.valid = true;
+  rate_sample_.send_time = sp.time_sent;
   rate_sample_.prior_delivered = sp.delivered;
   rate_sample_.app_limited = sp.app_limited;
   rate_sample_.interval = std::max(sp.time_sent - sp.first_sent_time, now - sp.delivered_time);

@@ -83,6 +83,13 @@ bool Connection::lane_has_data(const Lane& l, bool allow_new) const {
   return allow_new && l.send.unsent_bytes() > 0 && l.send.next_offset() < new_data_limit(l);
 }
 
+bool Connection::flow_control_blocked() const {
+  for (const auto& l : lanes_) {
+    if (l && l->send.unsent_bytes() > 0 && l->send.next_offset() >= new_data_limit(*l)) return true;
+  }
+  return false;
+}
+
 bool Connection::nagle_allows(Instant now) const {
   if (flush_requested_ || unsent_since_ == kNever || now >= unsent_since_ + cfg_.nagle_delay) return true;
   uint64_t unsent = 0;
@@ -296,9 +303,10 @@ bool Connection::plan_packet(Instant now, size_t cap, PacketPlan& plan) {
   const bool control = max_data_dirty_ || lane_max_dirty() || close_pending_;
   plan.data = phase_ != Phase::kDraining && has_sendable_data(now);
   plan.may_send_more = (cc_ok && pace_ok) || plan.probe;
-  if (!plan.data && cc_ok && pace_ok) {
-    // Neither the window nor the pacer holds data back: there is none. Rate samples taken until what is in
-    // flight now has been delivered show the application's rate, not the path's.
+  if (!plan.data && cc_ok && pace_ok && !flow_control_blocked()) {
+    // Neither the window, the pacer nor the peer's credit holds data back: there is none (or too little,
+    // waiting for Nagle). Rate samples taken until what is in flight now has been delivered show the
+    // application's rate, not the path's.
     app_limited_until_ = std::max<uint64_t>(delivered_ + bytes_in_flight_, 1);
   }
   if (!(ack_due || plan.keepalive_due || plan.probing_mtu ||
