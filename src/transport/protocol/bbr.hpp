@@ -81,7 +81,6 @@ class Bbr {
   std::optional<Duration> min_rtt() const;
   uint64_t inflight_cap() const { return inflight_hi_; }  // UINT64_MAX while no loss round capped it
   uint64_t ack_aggregation() const { return uint64_t(extra_acked_.best()); }  // bytes of room for it
-  uint64_t round_count() const { return round_count_; }
 
  private:
   uint64_t min_window() const { return 4 * mss_; }
