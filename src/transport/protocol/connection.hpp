@@ -246,7 +246,9 @@ class Connection {
   uint64_t reorder_threshold_ = 3;
   static constexpr uint32_t kInitialReorderTimeEighths = 9;
   uint32_t reorder_time_eighths_ = kInitialReorderTimeEighths;
-  uint32_t episode_lost_ = 0;      // packets declared lost in the current loss episode
+  Instant last_reordered_ =
+      kNever;                  // a packet was acknowledged after a later one, or declared lost and was not
+  uint32_t episode_lost_ = 0;  // packets declared lost in the current loss episode
   uint32_t episode_spurious_ = 0;  // of those, acknowledged after all
   uint32_t pto_count_ = 0;
   uint32_t probes_to_send_ = 0;

@@ -58,10 +58,13 @@ void Connection::on_ack_frame(Instant now, const AckFrame& f) {
         reorder_threshold_ =
             std::max(reorder_threshold_, std::min<uint64_t>(largest - pn + 1, kMaxReorderThreshold));
         reorder_time_eighths_ = std::min<uint32_t>(reorder_time_eighths_ + 2, 16);
+        last_reordered_ = now;
         if (sp->counted_in_episode && ++episode_spurious_ == episode_lost_) cc_.undo_last_reduction();
         continue;
       }
       if (sp->status != SentPacket::Status::kInFlight) continue;
+      // Acknowledged only after a later packet was: it arrived out of order.
+      if (any_acked_ && pn < largest_acked_ && sp->ack_eliciting) last_reordered_ = now;
       on_packet_acked(now, *sp);
       newly_acked = true;
     }
@@ -188,9 +191,10 @@ void Connection::detect_lost(Instant now) {
   if (!any_acked_) return;
   Duration loss_delay = std::max<Duration>(
       std::max(rtt_.latest(), rtt_.smoothed()) * reorder_time_eighths_ / 8, RttEstimator::kGranularity);
-  if (reorder_time_eighths_ > kInitialReorderTimeEighths) {
-    // The path reorders: on a jittery path the RTT varies by more than the RTT itself, and a packet is
-    // only late, not lost, until it is later than the RTT's usual spread allows.
+  if (reorder_time_eighths_ > kInitialReorderTimeEighths && last_reordered_ != kNever &&
+      now - last_reordered_ < std::max<Duration>(seconds(1), rtt_.smoothed() * 16)) {
+    // The path reorders, and did lately: on a jittery path the RTT varies by more than the RTT itself,
+    // and a packet is only late, not lost, until it is later than the RTT's usual spread allows.
     loss_delay = std::max(loss_delay, rtt_.smoothed() + rtt_.variance() * 4);
   }
   Instant lost_before = now - loss_delay;
