@@ -17,12 +17,7 @@ extern char** environ;
 
 namespace peerlink::bench {
 
-namespace {
-
-// Runs `ip args...`; its own diagnostics go to our stderr. "" on success, else what failed.
-std::string run_ip(const std::vector<std::string>& args) {
-  std::vector<std::string> all = {"ip"};
-  all.insert(all.end(), args.begin(), args.end());
+std::string run_program(std::vector<std::string> all) {
   std::vector<char*> argv;
   for (auto& a : all)
     argv.push_back(a.data());
@@ -31,13 +26,21 @@ std::string run_ip(const std::vector<std::string>& args) {
   for (const auto& a : all)
     command += (command.empty() ? "" : " ") + a;
   pid_t pid;
-  int err = posix_spawnp(&pid, "ip", nullptr, nullptr, argv.data(), environ);
+  int err = posix_spawnp(&pid, all.at(0).c_str(), nullptr, nullptr, argv.data(), environ);
   if (err != 0) return "cannot run '" + command + "': " + std::strerror(err);
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return "'" + command + "' failed";
   return "";
+}
+
+namespace {
+
+std::string run_ip(const std::vector<std::string>& args) {
+  std::vector<std::string> all = {"ip"};
+  all.insert(all.end(), args.begin(), args.end());
+  return run_program(all);
 }
 
 }  // namespace

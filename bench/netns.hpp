@@ -10,8 +10,13 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace peerlink::bench {
+
+// Runs argv[0] (found on PATH) with argv, waits for it; its own diagnostics go to our stderr. "" on success,
+// else what failed.
+std::string run_program(std::vector<std::string> argv);
 
 class NamespacePair {
  public:

@@ -1,12 +1,8 @@
 #include "tcp_share.hpp"
 
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
@@ -27,8 +23,6 @@
 #include "peerlink/host.hpp"
 #include "raw_socket.hpp"
 
-extern char** environ;
-
 namespace peerlink::bench {
 namespace {
 
@@ -37,22 +31,8 @@ constexpr double kLinkBytesPerSecond = 10e6;  // tbf rate 80mbit
 void run_tc(const std::vector<std::string>& args) {
   std::vector<std::string> all = {"tc"};
   all.insert(all.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : all)
-    argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid;
-  if (int err = posix_spawnp(&pid, "tc", nullptr, nullptr, argv.data(), environ); err != 0)
-    throw std::runtime_error(std::string("cannot run tc: ") + std::strerror(err));
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    std::string command;
-    for (const auto& a : all)
-      command += (command.empty() ? "" : " ") + a;
-    throw std::runtime_error("'" + command + "' failed");
-  }
+  const std::string why = run_program(all);
+  if (!why.empty()) throw std::runtime_error(why);
 }
 
 // Counts what arrives in the measured window.

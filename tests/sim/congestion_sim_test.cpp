@@ -2,7 +2,7 @@
 // reordering and duplication, and flows sharing a bottleneck. BBR against the window-based CUBIC on the
 // same paths and seeds; the figures are printed as "[ cc ]" lines.
 #include <algorithm>
-#include <map>
+#include <array>
 
 #include "sim/sim_harness.hpp"
 
@@ -114,65 +114,16 @@ TEST(CongestionControlBbr, JitterReorderingDuplication_HalfTheJitterFreeRate) {
 std::pair<double, double> share(CongestionAlgorithm first, CongestionAlgorithm second, uint64_t seed,
                                 Duration one_way, size_t queue) {
   const uint64_t bw = 50'000'000;
-  NetworkSim net(seed);
-  Identity server_id = Identity::generate();
-  EndpointConfig server_cfg, cfg1, cfg2;
+  EndpointConfig cfg1, cfg2;
   cfg1.connection.congestion = first;
   cfg2.connection.congestion = second;
-  size_t server = net.add_node(server_cfg, server_id);
-  size_t c1 = net.add_node(cfg1, Identity::generate());
-  size_t c2 = net.add_node(cfg2, Identity::generate());
   LinkConfig up;
   up.delay = one_way;
   up.bandwidth_bps = bw;
   up.queue_bytes = queue;
   LinkConfig down;
   down.delay = one_way;
-  net.set_link(c1, server, up, /*shared_queue=*/1);
-  net.set_link(c2, server, up, /*shared_queue=*/1);
-  net.set_link(server, c1, down);
-  net.set_link(server, c2, down);
-  ConnectionId k1 = net.endpoint(c1).connect(net.now(), net.address(server), server_id.public_key());
-  ConnectionId k2 = net.endpoint(c2).connect(net.now(), net.address(server), server_id.public_key());
-  std::vector<uint8_t> msg(64 * 1024, 0xab);
-  std::map<ConnectionId, uint64_t> received;
-  std::map<ConnectionId, size_t> origin;
-  const Instant measure_from = net.now() + seconds(5);
-  uint64_t at_start[2] = {0, 0};
-  bool started = false;
-  auto step = [&] {
-    Event e;
-    while (net.endpoint(server).poll_event(e)) {
-      if (e.kind == EventKind::kIncomingRequest) {
-        net.endpoint(server).accept(e.connection, net.now());
-        origin[e.connection] = e.remote_key == net.endpoint(c1).public_key() ? 0 : 1;
-      }
-    }
-    for (auto [node, conn] : {std::pair{c1, k1}, std::pair{c2, k2}}) {
-      while (net.endpoint(node).poll_event(e)) {
-      }
-      for (;;) {
-        auto st = net.endpoint(node).stats(conn, net.now());
-        if (!st || st->queued_bytes > (2u << 20)) break;
-        if (net.endpoint(node).send(conn, msg.data(), msg.size(), protocol::send_flags::kReliable, 0,
-                                    net.now()) != protocol::SendResult::kOk) {
-          break;
-        }
-      }
-    }
-    protocol::ReceivedMessage m;
-    while (net.endpoint(server).receive_any(m))
-      received[m.connection] += m.data.size();
-    if (!started && net.now() >= measure_from) {
-      started = true;
-      for (auto& [id, bytes] : received)
-        at_start[origin[id]] = bytes;
-    }
-  };
-  net.run_for(seconds(25), {}, step);
-  uint64_t got[2] = {0, 0};
-  for (auto& [id, bytes] : received)
-    got[origin[id]] = bytes - at_start[origin[id]];
+  const std::array<uint64_t, 2> got = two_flows(seed, cfg1, cfg2, up, down, seconds(5), seconds(25));
   const double link = double(bw) / 8;
   const std::pair<double, double> shares{double(got[0]) / 20 / link, double(got[1]) / 20 / link};
   std::printf(

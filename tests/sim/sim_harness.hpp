@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -209,6 +210,66 @@ inline TransferResult bulk_transfer(SimPair& p, uint64_t total, size_t message_s
   r.sent_hash = sent_hash.hex();
   r.received_hash = recv_hash.hex();
   return r;
+}
+
+// Two clients, with configurations c1 and c2, each keep up to 2 MiB of reliable 64 KiB messages queued
+// toward one server for `total`. Both uploads share one bottleneck (`up`, one shared queue); acknowledgements
+// come back over `down`. Returns the bytes the server received from each client after `warmup`.
+inline std::array<uint64_t, 2> two_flows(uint64_t seed, const EndpointConfig& c1_cfg,
+                                         const EndpointConfig& c2_cfg, const LinkConfig& up,
+                                         const LinkConfig& down, protocol::Duration warmup,
+                                         protocol::Duration total) {
+  NetworkSim net(seed);
+  Identity server_id = Identity::generate();
+  size_t server = net.add_node(EndpointConfig{}, server_id);
+  size_t c1 = net.add_node(c1_cfg, Identity::generate());
+  size_t c2 = net.add_node(c2_cfg, Identity::generate());
+  net.set_link(c1, server, up, /*shared_queue=*/1);
+  net.set_link(c2, server, up, /*shared_queue=*/1);
+  net.set_link(server, c1, down);
+  net.set_link(server, c2, down);
+  ConnectionId k1 = net.endpoint(c1).connect(net.now(), net.address(server), server_id.public_key());
+  ConnectionId k2 = net.endpoint(c2).connect(net.now(), net.address(server), server_id.public_key());
+  std::vector<uint8_t> msg(64 * 1024, 0xab);
+  std::map<ConnectionId, uint64_t> received;  // by server-side connection id
+  std::map<ConnectionId, size_t> origin;
+  const Instant measure_from = net.now() + warmup;
+  uint64_t at_start[2] = {0, 0};
+  bool started = false;
+  auto step = [&] {
+    Event e;
+    while (net.endpoint(server).poll_event(e)) {
+      if (e.kind == EventKind::kIncomingRequest) {
+        net.endpoint(server).accept(e.connection, net.now());
+        origin[e.connection] = e.remote_key == net.endpoint(c1).public_key() ? 0 : 1;
+      }
+    }
+    for (auto [node, conn] : {std::pair{c1, k1}, std::pair{c2, k2}}) {
+      while (net.endpoint(node).poll_event(e)) {
+      }
+      for (;;) {
+        auto st = net.endpoint(node).stats(conn, net.now());
+        if (!st || st->queued_bytes > (2u << 20)) break;
+        if (net.endpoint(node).send(conn, msg.data(), msg.size(), protocol::send_flags::kReliable, 0,
+                                    net.now()) != protocol::SendResult::kOk) {
+          break;
+        }
+      }
+    }
+    protocol::ReceivedMessage m;
+    while (net.endpoint(server).receive_any(m))
+      received[m.connection] += m.data.size();
+    if (!started && net.now() >= measure_from) {
+      started = true;
+      for (auto& [id, bytes] : received)
+        at_start[origin[id]] = bytes;
+    }
+  };
+  net.run_for(total, {}, step);
+  std::array<uint64_t, 2> got{0, 0};
+  for (auto& [id, bytes] : received)
+    got[origin[id]] = bytes - at_start[origin[id]];
+  return got;
 }
 
 }  // namespace peerlink::sim

@@ -149,70 +149,22 @@ TEST(CongestionControl, Bottleneck100Mbit50msRtt_AtLeast90PercentUtilisedWithout
 
 TEST(CongestionControl, TwoFlowsShareABottleneck_EachWithinTwiceItsFairShare) {
   const uint64_t bw = 50'000'000;
-  NetworkSim net(test_seed(24));
-  Identity server_id = Identity::generate();
-  EndpointConfig cfg;
-  size_t server = net.add_node(cfg, server_id);
-  size_t c1 = net.add_node(cfg, Identity::generate());
-  size_t c2 = net.add_node(cfg, Identity::generate());
+  const uint64_t seed = test_seed(24);
   LinkConfig up;
   up.delay = milliseconds(20);
   up.bandwidth_bps = bw;
   up.queue_bytes = size_t(bw / 8 * 0.04);
   LinkConfig down;
   down.delay = milliseconds(20);
-  net.set_link(c1, server, up, /*shared_queue=*/1);
-  net.set_link(c2, server, up, /*shared_queue=*/1);
-  net.set_link(server, c1, down);
-  net.set_link(server, c2, down);
-  ConnectionId k1 = net.endpoint(c1).connect(net.now(), net.address(server), server_id.public_key());
-  ConnectionId k2 = net.endpoint(c2).connect(net.now(), net.address(server), server_id.public_key());
-  std::vector<uint8_t> msg(64 * 1024, 0xab);
-  std::map<ConnectionId, uint64_t> received;  // by server-side connection id
-  std::map<ConnectionId, size_t> origin;
-  Instant measure_from = net.now() + seconds(5);
-  uint64_t at_start[2] = {0, 0};
-  bool started = false;
-  auto step = [&] {
-    Event e;
-    while (net.endpoint(server).poll_event(e)) {
-      if (e.kind == EventKind::kIncomingRequest) {
-        net.endpoint(server).accept(e.connection, net.now());
-        origin[e.connection] = e.remote_key == net.endpoint(c1).public_key() ? 0 : 1;
-      }
-    }
-    for (auto [node, conn] : {std::pair{c1, k1}, std::pair{c2, k2}}) {
-      while (net.endpoint(node).poll_event(e)) {
-      }
-      for (;;) {
-        auto st = net.endpoint(node).stats(conn, net.now());
-        if (!st || st->queued_bytes > (2u << 20)) break;
-        if (net.endpoint(node).send(conn, msg.data(), msg.size(), protocol::send_flags::kReliable, 0,
-                                    net.now()) != protocol::SendResult::kOk) {
-          break;
-        }
-      }
-    }
-    protocol::ReceivedMessage m;
-    while (net.endpoint(server).receive_any(m))
-      received[m.connection] += m.data.size();
-    if (!started && net.now() >= measure_from) {
-      started = true;
-      for (auto& [id, bytes] : received)
-        at_start[origin[id]] = bytes;
-    }
-  };
-  net.run_for(seconds(35), {}, step);
-  uint64_t got[2] = {0, 0};
-  for (auto& [id, bytes] : received)
-    got[origin[id]] = bytes - at_start[origin[id]];
+  const std::array<uint64_t, 2> got =
+      two_flows(seed, EndpointConfig{}, EndpointConfig{}, up, down, seconds(5), seconds(35));
   double fair = double(got[0] + got[1]) / 2;
   std::printf("[ sim ] flow 1 %.1f Mbit/s, flow 2 %.1f Mbit/s (seed %llu)\n", double(got[0]) * 8 / 30 / 1e6,
-              double(got[1]) * 8 / 30 / 1e6, (unsigned long long)net.seed());
-  EXPECT_GT(double(got[0] + got[1]) * 8 / 30, 0.8 * double(bw)) << "seed " << net.seed();
+              double(got[1]) * 8 / 30 / 1e6, (unsigned long long)seed);
+  EXPECT_GT(double(got[0] + got[1]) * 8 / 30, 0.8 * double(bw)) << "seed " << seed;
   for (uint64_t g : got) {
-    EXPECT_GE(double(g), fair / 2) << "seed " << net.seed();
-    EXPECT_LE(double(g), fair * 2) << "seed " << net.seed();
+    EXPECT_GE(double(g), fair / 2) << "seed " << seed;
+    EXPECT_LE(double(g), fair * 2) << "seed " << seed;
   }
 }
 

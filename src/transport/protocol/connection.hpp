@@ -266,10 +266,10 @@ class Connection {
   Instant delivered_time_{};
   Instant first_sent_time_{};
   uint64_t app_limited_until_ = 0;
-  uint64_t lost_bytes_ = 0;           // declared lost, all time
-  uint64_t lost_bytes_reported_ = 0;  // of those, already in an AckEvent
-  uint64_t spurious_bytes_ = 0;       // declared lost, then acknowledged, since the last AckEvent
-  RateSample rate_sample_;            // being built while an ACK frame is processed
+  // Since the last AckEvent: bytes declared lost, and bytes declared lost earlier that were acknowledged.
+  uint64_t lost_bytes_ = 0;
+  uint64_t spurious_bytes_ = 0;
+  RateSample rate_sample_;  // being built while an ACK frame is processed
 
   // --- timers ---
   Instant last_received_;

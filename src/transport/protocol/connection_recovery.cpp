@@ -90,11 +90,11 @@ void Connection::on_ack_frame(Instant now, const AckFrame& f) {
       }
       e.delivered_total = delivered_;
       e.newly_acked = delivered_ - delivered_before;
-      e.newly_lost = lost_bytes_ - lost_bytes_reported_;
+      e.newly_lost = lost_bytes_;
+      lost_bytes_ = 0;
       e.newly_spurious = spurious_bytes_;
       spurious_bytes_ = 0;
       e.rtt_variation = rtt_.variance();
-      lost_bytes_reported_ = lost_bytes_;
       e.bytes_in_flight_before = ack_in_flight_before_;
       if (rtt_candidate) e.rtt = now - largest_sent;
       cc_.on_ack_event(e);
