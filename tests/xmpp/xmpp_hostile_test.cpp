@@ -99,7 +99,14 @@ TEST(XmppHostile, BadBase64OversizedUnknownIqsFloodsRoster_RefusedCountedStillWo
   EXPECT_NE(answer("ping").find("type=\"result\""), std::string::npos) << answer("ping");
   EXPECT_NE(answer("disco").find(kSignal), std::string::npos) << answer("disco");
   EXPECT_NE(answer("f0").find("type=\"result\""), std::string::npos);
-  EXPECT_NE(answer("f100").find("resource-constraint"), std::string::npos) << answer("f100");
+  // Which of the flood are refused depends on how fast the plugin works through it (its bucket refills at
+  // 20 a second, and a sanitizer build is slow), so count the refusals rather than name one. The error
+  // replies have a budget of their own (200 at once), so not every refusal is answered.
+  size_t constrained = 0;
+  for (const std::string& s : mallory.received())
+    constrained +=
+        s.find("id=\"f") != std::string::npos && s.find("resource-constraint") != std::string::npos;
+  EXPECT_GE(constrained, 150u);
 
   const XmppCounters k = alice.plugin->counters();
   EXPECT_EQ(k.invalid_stanzas, 3u);
