@@ -13,6 +13,9 @@ struct CoreOptions {
 
 // Encrypted reliable goodput between two endpoints handing datagrams to each other (1200-byte packets).
 void run_core_throughput(const CoreOptions& o, bool aes_gcm);
+// The same, each message written by the sender into a new vector that send() takes over, against writing
+// it into one buffer that send() copies (alternating runs, medians).
+void run_core_throughput_owned(const CoreOptions& o);
 struct CoreMemoryResult {
   size_t connections = 0;           // at the accepting endpoint
   size_t connected_initiators = 0;  // at the connecting endpoint

@@ -107,6 +107,9 @@ bool Host::close(ConnectionHandle c, CloseMode mode, uint32_t reason, const std:
 SendResult Host::send(ConnectionHandle c, const void* data, size_t size, uint32_t flags, uint32_t lane) {
   return impl_->send(c, data, size, flags, lane);
 }
+SendResult Host::send(ConnectionHandle c, std::vector<uint8_t>&& message, uint32_t flags, uint32_t lane) {
+  return impl_->send(c, std::move(message), flags, lane);
+}
 void Host::send_batch(const OutgoingMessage* messages, size_t count, SendResult* results) {
   impl_->send_batch(messages, count, results);
 }

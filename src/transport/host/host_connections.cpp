@@ -204,7 +204,17 @@ SendResult Host::Impl::send(ConnectionHandle c, const void* data, size_t size, u
   std::lock_guard<std::mutex> lock(mutex_);
   if (!handles_.count(c)) return SendResult::kNoConnection;
   Instant now = io::monotonic_now();
-  SendResult r = send_locked(c, static_cast<const uint8_t*>(data), size, flags, lane, now);
+  SendResult r = send_locked(c, static_cast<const uint8_t*>(data), size, nullptr, flags, lane, now);
+  if (r == SendResult::kOk) after_command(now, protocol::sends_at_once(flags));
+  return r;
+}
+
+SendResult Host::Impl::send(ConnectionHandle c, std::vector<uint8_t>&& message, uint32_t flags,
+                            uint32_t lane) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!handles_.count(c)) return SendResult::kNoConnection;
+  Instant now = io::monotonic_now();
+  SendResult r = send_locked(c, message.data(), message.size(), &message, flags, lane, now);
   if (r == SendResult::kOk) after_command(now, protocol::sends_at_once(flags));
   return r;
 }
@@ -217,7 +227,8 @@ void Host::Impl::send_batch(const OutgoingMessage* messages, size_t count, SendR
     const OutgoingMessage& m = messages[i];
     SendResult r = SendResult::kNoConnection;
     if (handles_.count(m.connection))
-      r = send_locked(m.connection, static_cast<const uint8_t*>(m.data), m.size, m.flags, m.lane, now);
+      r = send_locked(m.connection, static_cast<const uint8_t*>(m.data), m.size, nullptr, m.flags, m.lane,
+                      now);
     if (r == SendResult::kOk) {
       sent = true;
       urgent |= protocol::sends_at_once(m.flags);
@@ -227,11 +238,12 @@ void Host::Impl::send_batch(const OutgoingMessage* messages, size_t count, SendR
   if (sent) after_command(now, urgent);
 }
 
-SendResult Host::Impl::send_locked(ConnectionHandle c, const uint8_t* data, size_t size, uint32_t flags,
-                                   uint32_t lane, Instant now) {
+SendResult Host::Impl::send_locked(ConnectionHandle c, const uint8_t* data, size_t size,
+                                   std::vector<uint8_t>* owned, uint32_t flags, uint32_t lane, Instant now) {
   auto p = p2p_.find(c);
-  if (p == p2p_.end() || p->second.created) return endpoint_.send(c, data, size, flags, lane, now);
-  return keep_p2p_send(p->second, data, size, flags, lane);
+  if (p != p2p_.end() && !p->second.created) return keep_p2p_send(p->second, data, size, owned, flags, lane);
+  return owned ? endpoint_.send(c, std::move(*owned), flags, lane, now)
+               : endpoint_.send(c, data, size, flags, lane, now);
 }
 
 // --- receiving ---

@@ -65,6 +65,7 @@ class Host::Impl {
   bool reject(ConnectionHandle c, const std::string& debug);
   bool close(ConnectionHandle c, CloseMode mode, uint32_t reason, const std::string& debug);
   SendResult send(ConnectionHandle c, const void* data, size_t size, uint32_t flags, uint32_t lane);
+  SendResult send(ConnectionHandle c, std::vector<uint8_t>&& message, uint32_t flags, uint32_t lane);
   void send_batch(const OutgoingMessage* messages, size_t count, SendResult* results);
   bool service(HostEvent& event, std::chrono::milliseconds timeout);
   size_t receive(ConnectionHandle c, std::vector<Message>& out, size_t max);
@@ -195,7 +196,9 @@ class Host::Impl {
   bool accept_p2p_request(protocol::Instant now, ConnectionHandle c, const PublicKey& remote_key);
   void adopt_endpoint_connection(ConnectionHandle c, P2P& p, protocol::Instant now);
   void release_p2p(ConnectionHandle c, uint32_t reason, protocol::Instant now);
-  SendResult keep_p2p_send(P2P& p, const uint8_t* data, size_t size, uint32_t flags, uint32_t lane);
+  // owned, if given, holds data/size and is moved from on kOk (so are those of send_locked).
+  SendResult keep_p2p_send(P2P& p, const uint8_t* data, size_t size, std::vector<uint8_t>* owned,
+                           uint32_t flags, uint32_t lane);
   void flush_signaling(std::unique_lock<std::mutex>& lock);  // sends outbox_ with mutex_ released
 
   // --- ICE streams (host_ice_streams.cpp; service thread, mutex_ held) ---
@@ -273,8 +276,8 @@ class Host::Impl {
   size_t take_group_messages(PollGroupHandle group, std::vector<Message>& out, size_t max);
   Message make_message(protocol::ReceivedMessage&& m, uint64_t user_data) const;
   Message make_message(protocol::ReceivedMessage&& m) const;  // looks up the connection's user data
-  SendResult send_locked(ConnectionHandle c, const uint8_t* data, size_t size, uint32_t flags, uint32_t lane,
-                         protocol::Instant now);
+  SendResult send_locked(ConnectionHandle c, const uint8_t* data, size_t size, std::vector<uint8_t>* owned,
+                         uint32_t flags, uint32_t lane, protocol::Instant now);
 
   HostConfig config_;
   mutable host::Logger log_;

@@ -162,8 +162,8 @@ Result<void> Host::Impl::set_ice_servers(const std::vector<StunServer>& stun,
 
 // A message sent while the connection is being set up: kept until the Endpoint connection exists, with the
 // checks the Endpoint would make.
-SendResult Host::Impl::keep_p2p_send(P2P& p, const uint8_t* data, size_t size, uint32_t flags,
-                                     uint32_t lane) {
+SendResult Host::Impl::keep_p2p_send(P2P& p, const uint8_t* data, size_t size, std::vector<uint8_t>* owned,
+                                     uint32_t flags, uint32_t lane) {
   if (p.ended) return SendResult::kInvalidState;
   if (!protocol::valid_send_flags(flags)) return SendResult::kInvalidFlags;
   const bool reliable = !(flags & send_flags::kUnreliable);
@@ -172,7 +172,7 @@ SendResult Host::Impl::keep_p2p_send(P2P& p, const uint8_t* data, size_t size, u
   if (!reliable && (flags & send_flags::kDropIfBlocked)) return SendResult::kDropped;  // cannot leave now
   if (lane >= std::max<size_t>(1, p.lanes.size())) return SendResult::kInvalidLane;
   if (p.send_bytes + size > config_.send_buffer_bytes) return SendResult::kLimitExceeded;
-  p.sends.push_back({std::vector<uint8_t>(data, data + size), flags, lane});
+  p.sends.push_back({owned ? std::move(*owned) : std::vector<uint8_t>(data, data + size), flags, lane});
   p.send_bytes += size;
   return SendResult::kOk;
 }
@@ -543,7 +543,7 @@ void Host::Impl::adopt_endpoint_connection(ConnectionHandle c, P2P& p, Instant n
     endpoint_.set_poll_group(c, h->second.group);
   if (!p.lanes.empty()) endpoint_.configure_lanes(c, p.lanes);
   for (auto& m : p.sends)
-    endpoint_.send(c, m.data.data(), m.data.size(), m.flags, m.lane, now);
+    endpoint_.send(c, std::move(m.data), m.flags, m.lane, now);
   p.sends.clear();
   p.send_bytes = 0;
 }

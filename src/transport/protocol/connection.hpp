@@ -68,6 +68,8 @@ class Connection {
 
   // --- application commands ---
   SendResult send(const uint8_t* data, size_t len, uint32_t flags, uint32_t lane, Instant now);
+  // The same, taking the buffer instead of copying it; message is moved from only on kOk.
+  SendResult send(std::vector<uint8_t>&& message, uint32_t flags, uint32_t lane, Instant now);
   bool configure_lanes(const std::vector<LaneConfig>& lanes);
   bool pop_message(ReceivedMessage& out);
   size_t pending_messages() const { return received_.size(); }
@@ -123,6 +125,9 @@ class Connection {
 
   struct Keys;
   struct PacketBuilder;
+
+  SendResult queue_message(const uint8_t* data, size_t len, std::vector<uint8_t>* owned, uint32_t flags,
+                           uint32_t lane, Instant now);
 
   // handshake
   size_t build_handshake_packet(Instant now, uint8_t* out, size_t cap);

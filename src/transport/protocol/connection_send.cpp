@@ -24,8 +24,18 @@ uint64_t Connection::queued_send_bytes() const {
   return q + queued_message_overhead_;
 }
 
-SendResult Connection::send(const uint8_t* data, size_t len, uint32_t flags, uint32_t lane_index,
-                            Instant now) {
+SendResult Connection::send(const uint8_t* data, size_t len, uint32_t flags, uint32_t lane, Instant now) {
+  return queue_message(data, len, nullptr, flags, lane, now);
+}
+
+SendResult Connection::send(std::vector<uint8_t>&& message, uint32_t flags, uint32_t lane, Instant now) {
+  return queue_message(message.data(), message.size(), &message, flags, lane, now);
+}
+
+// data/len is the message; owned, if given, holds it and may be moved from, but only once nothing can
+// refuse the message any more.
+SendResult Connection::queue_message(const uint8_t* data, size_t len, std::vector<uint8_t>* owned,
+                                     uint32_t flags, uint32_t lane_index, Instant now) {
   if (released_ || phase_ == Phase::kLinger || phase_ == Phase::kDraining || phase_ == Phase::kClosed ||
       finished_) {
     return SendResult::kInvalidState;
@@ -46,7 +56,11 @@ SendResult Connection::send(const uint8_t* data, size_t len, uint32_t flags, uin
     return SendResult::kLimitExceeded;
   Lane& l = lane(lane_index);
   if (reliable) {
-    l.send.push_message(data, len);
+    if (owned) {
+      l.send.push_message(std::move(*owned));
+    } else {
+      l.send.push_message(data, len);
+    }
     if (l.reliable_unsent_since == kNever) l.reliable_unsent_since = now;
   } else {
     if (flags & send_flags::kDropIfBlocked) {
@@ -59,7 +73,11 @@ SendResult Connection::send(const uint8_t* data, size_t len, uint32_t flags, uin
       }
     }
     UnreliableOutgoing m;
-    m.data.assign(data, data + len);
+    if (owned) {
+      m.data = std::move(*owned);
+    } else {
+      m.data.assign(data, data + len);
+    }
     m.id = next_unreliable_id_++;
     m.queued = now;
     l.unreliable.push_back(std::move(m));

@@ -403,6 +403,15 @@ SendResult Endpoint::send(ConnectionId id, const uint8_t* data, size_t len, uint
   return r;
 }
 
+SendResult Endpoint::send(ConnectionId id, std::vector<uint8_t>&& message, uint32_t flags, uint32_t lane,
+                          Instant now) {
+  Slot* s = find(id);
+  if (!s) return SendResult::kNoConnection;
+  SendResult r = s->conn->send(std::move(message), flags, lane, now);
+  if (r == SendResult::kOk) touch(id, *s);
+  return r;
+}
+
 bool Endpoint::configure_lanes(ConnectionId id, const std::vector<LaneConfig>& lanes) {
   Slot* s = find(id);
   return s && s->conn->configure_lanes(lanes);

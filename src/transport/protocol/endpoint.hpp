@@ -89,6 +89,9 @@ class Endpoint {
   void path_restored(ConnectionId id, Instant now);
   SendResult send(ConnectionId id, const uint8_t* data, size_t len, uint32_t flags, uint32_t lane,
                   Instant now);
+  // The same, taking the buffer instead of copying it: moved from only on kOk.
+  SendResult send(ConnectionId id, std::vector<uint8_t>&& message, uint32_t flags, uint32_t lane,
+                  Instant now);
   bool configure_lanes(ConnectionId id, const std::vector<LaneConfig>& lanes);
   bool receive(ConnectionId id, ReceivedMessage& out);
   // Poll groups: every connection is in one group (0 unless moved). receive_group returns the next message

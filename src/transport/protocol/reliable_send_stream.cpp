@@ -10,35 +10,53 @@ namespace peerlink::protocol {
 namespace {
 // Messages up to this size are packed together into shared chunks.
 constexpr size_t kSmallChunk = 16 * 1024;
+
+// The record's length prefix: a varint of at most 8 bytes for any message that fits in memory.
+size_t record_header(size_t len, uint8_t (&header)[8]) {
+  Writer w(header, sizeof header);
+  w.put_varint(len);
+  // (The min() only tells gcc 12's -Warray-bounds at -O3 what the Writer already guarantees.)
+  return std::min(w.size(), sizeof header);
+}
+
 }  // namespace
 
 void ReliableSendStream::push_message(const uint8_t* data, size_t len) {
   uint8_t header[8];
-  Writer w(header, sizeof header);
-  w.put_varint(len);
-  if (len + w.size() <= kSmallChunk) {
-    append(header, w.size());
+  const size_t header_len = record_header(len, header);
+  if (len + header_len <= kSmallChunk) {
+    append(header, header_len);
     append(data, len);
     return;
   }
-  // A large message gets a chunk of its own, sized once.
-  // (The min() only tells gcc 12's -Warray-bounds at -O3 what the Writer already guarantees.)
-  const size_t header_len = std::min(w.size(), sizeof header);
-  Chunk c;
-  c.start = end_;
-  c.bytes.reserve(header_len + len);
-  c.bytes.insert(c.bytes.end(), header, header + header_len);
-  c.bytes.insert(c.bytes.end(), data, data + len);
-  end_ += c.bytes.size();
+  push_large(std::vector<uint8_t>(data, data + len), header, header_len);
+}
+
+void ReliableSendStream::push_message(std::vector<uint8_t>&& message) {
+  const size_t len = message.size();
+  uint8_t header[8];
+  const size_t header_len = record_header(len, header);
+  if (len + header_len <= kSmallChunk) {
+    push_message(message.data(), len);
+    message.clear();
+    return;
+  }
+  push_large(std::move(message), header, header_len);
+}
+
+// A large record gets a chunk of its own: no copy beyond the one the caller made, if any.
+void ReliableSendStream::push_large(std::vector<uint8_t>&& message, const uint8_t* header,
+                                    size_t header_len) {
+  Chunk c{end_, std::move(message), uint8_t(header_len), {}};
+  std::memcpy(c.prefix, header, header_len);
+  end_ += c.size();
   chunks_.push_back(std::move(c));
 }
 
 void ReliableSendStream::append(const uint8_t* data, size_t len) {
   if (len == 0) return;
-  if (chunks_.empty() || chunks_.back().bytes.size() + len > kSmallChunk ||
-      chunks_.back().bytes.capacity() > kSmallChunk) {
-    Chunk c;
-    c.start = end_;
+  if (chunks_.empty() || chunks_.back().prefix_len != 0 || chunks_.back().bytes.size() + len > kSmallChunk) {
+    Chunk c{end_, {}, 0, {}};
     c.bytes.reserve(kSmallChunk);
     chunks_.push_back(std::move(c));
   }
@@ -95,12 +113,18 @@ void ReliableSendStream::copy_out(uint64_t offset, size_t len, uint8_t* out) con
   while (len > 0 && i < chunks_.size()) {
     const Chunk& c = chunks_[i];
     size_t in_chunk = size_t(offset - c.start);
-    size_t n = std::min(len, c.bytes.size() - in_chunk);
-    std::memcpy(out, c.bytes.data() + in_chunk, n);
+    size_t n;
+    if (in_chunk < c.prefix_len) {
+      n = std::min(len, c.prefix_len - in_chunk);
+      std::memcpy(out, c.prefix + in_chunk, n);
+    } else {
+      n = std::min(len, c.size() - in_chunk);
+      std::memcpy(out, c.bytes.data() + (in_chunk - c.prefix_len), n);
+    }
     out += n;
     offset += n;
     len -= n;
-    ++i;
+    if (offset == c.start + c.size()) ++i;  // else the prefix is done and the message follows
   }
 }
 
@@ -138,7 +162,7 @@ void ReliableSendStream::on_lost(uint64_t offset, size_t len) {
 void ReliableSendStream::release_acked() {
   while (!chunks_.empty()) {
     const Chunk& c = chunks_.front();
-    uint64_t chunk_end = c.start + c.bytes.size();
+    uint64_t chunk_end = c.start + c.size();
     if (chunk_end > acked_prefix_) break;
     chunks_.pop_front();
   }

@@ -16,6 +16,9 @@ class ReliableSendStream {
  public:
   // Appends one message record. Small messages share buffers, so many of them cost few allocations.
   void push_message(const uint8_t* data, size_t len);
+  // The same, taking the message's buffer: a large message is sent from that memory, not copied (its
+  // length prefix goes into the shared buffers). A small one is copied as above. message is left empty.
+  void push_message(std::vector<uint8_t>&& message);
 
   uint64_t end_offset() const { return end_; }
   uint64_t next_offset() const { return next_; }  // first byte never sent
@@ -37,10 +40,16 @@ class ReliableSendStream {
   void on_lost(uint64_t offset, size_t len);
 
  private:
+  // A run of stream bytes: either small records packed together (in bytes), or one large record, its
+  // length prefix kept here and its message in bytes (taken over or copied whole, never appended to).
   struct Chunk {
     uint64_t start;
     std::vector<uint8_t> bytes;
+    uint8_t prefix_len = 0;  // 0 for packed small records
+    uint8_t prefix[8];
+    size_t size() const { return prefix_len + bytes.size(); }
   };
+  void push_large(std::vector<uint8_t>&& message, const uint8_t* header, size_t header_len);
   void append(const uint8_t* data, size_t len);
   void release_acked();
   size_t chunk_index(uint64_t offset) const;
