@@ -3,6 +3,7 @@
 // to count what each thread allocates, so it holds only these tests.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <new>
 
@@ -27,6 +28,35 @@ void* operator new(size_t n) {
 void* operator new[](size_t n) {
   return operator new(n);
 }
+void* operator new(size_t n, const std::nothrow_t&) noexcept {
+  g_allocated += n;
+  return std::malloc(n ? n : 1);
+}
+void* operator new[](size_t n, const std::nothrow_t&) noexcept {
+  return operator new(n, std::nothrow);
+}
+void* operator new(size_t n, std::align_val_t a) {
+  g_allocated += n;
+  void* p = nullptr;
+  const size_t align = std::max(size_t(a), sizeof(void*));
+  if (posix_memalign(&p, align, n ? n : 1) == 0) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](size_t n, std::align_val_t a) {
+  return operator new(n, a);
+}
+void* operator new(size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  try {
+    return operator new(n, a);
+  } catch (const std::bad_alloc&) {
+    return nullptr;
+  }
+}
+void* operator new[](size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return operator new(n, a, std::nothrow);
+}
+// Every form of delete frees what the forms above took from malloc: a form left to the runtime (or to a
+// sanitizer, which replaces them all) would free with a different allocator.
 void operator delete(void* p) noexcept {
   std::free(p);
 }
@@ -37,6 +67,30 @@ void operator delete(void* p, size_t) noexcept {
   std::free(p);
 }
 void operator delete[](void* p, size_t) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, const std::nothrow_t&) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, const std::nothrow_t&) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::align_val_t) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::align_val_t) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, size_t, std::align_val_t) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, size_t, std::align_val_t) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
   std::free(p);
 }
 
