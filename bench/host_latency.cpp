@@ -173,7 +173,6 @@ void run_rtt(const HostBenchOptions& o) {
 }
 
 void run_connect(const HostBenchOptions& o) {
-  constexpr int kTrials = 50;
   ServerProcess server(o.path, "host-connect", {}, 180);
   PingPongResult raw =
       measure_udp_ping_pong(o.path, raw_port(server), kPingSize, 2000, std::min(1.0, o.seconds));
@@ -183,8 +182,9 @@ void run_connect(const HostBenchOptions& o) {
   Address to = server_address(o.path, server.ready());
   PublicKey key = key_from_hex(server.ready().field("key"));
   std::vector<double> samples;
-  int64_t give_up = monotonic_ns() + int64_t(std::max(30.0, o.seconds * 10) * 1e9);
-  for (int trial = 0; trial < kTrials && monotonic_ns() < give_up; ++trial) {
+  int64_t give_up =
+      monotonic_ns() + int64_t(std::max(30.0, o.seconds * 10 + 0.05 * double(o.connect_samples)) * 1e9);
+  for (size_t trial = 0; trial < o.connect_samples && monotonic_ns() < give_up; ++trial) {
     Host host(bench_host_config(o.path.client_ip));  // a fresh client: new identity, new socket
     ignore_events(host);
     uint8_t message[kPingSize] = {};

@@ -11,8 +11,9 @@
 namespace peerlink::bench {
 
 struct HostBenchOptions {
-  double seconds = 3.0;       // each measured window (after a short warm-up)
-  size_t connections = 1000;  // memory
+  double seconds = 3.0;         // each measured window (after a short warm-up)
+  size_t connections = 1000;    // memory
+  size_t connect_samples = 50;  // connect: fresh client Hosts
   NetworkPath path;
 };
 

@@ -89,8 +89,8 @@ void usage() {
       "              receive() (also with the client's HostConfig::wait_spin 200 us), and with message\n"
       "              callbacks on the service threads; baseline a raw UDP ping-pong\n"
       "              (target p50 <= raw p50 + 25 us, p99 <= 2 x raw p99)\n"
-      "  connect     connect() to the first reliable message delivered at the server, p50 and p99 of 50\n"
-      "              fresh client Hosts (target <= 2 x raw UDP RTT + 1 ms)\n"
+      "  connect     connect() to the first reliable message delivered at the server, p50 and p99 of\n"
+      "              --samples (default 50) fresh client Hosts (target <= 2 x raw UDP RTT + 1 ms)\n"
       "  memory      VmRSS per idle connection on each side with --connections (default 1000) connections;\n"
       "              baseline the core's heap bytes per idle connection\n"
       "\n"
@@ -98,7 +98,8 @@ void usage() {
       "  --seconds S       measured window of each throughput-like run, and bound of latency runs (default "
       "3)\n"
       "  --connections N   connections of core-memory, memory and p2p-scale\n"
-      "  --samples N       connect with --ice: fresh Host pairs per NAT pairing (default 15);\n"
+      "  --samples N       connect: fresh client Hosts (default 50); connect with --ice: fresh Host pairs\n"
+      "                    per NAT pairing (default 15);\n"
       "                    xmpp-connect: connections and logins measured (default 40)\n"
       "  --message-size B  message size of core-throughput (default 65536)\n"
       "  --netns           run the two-process scenarios between two network namespaces (plb-<pid>-a with\n"
@@ -181,7 +182,7 @@ int main(int argc, char** argv) {
   CoreOptions core;
   HostBenchOptions host;
   bool netns = false, ice = false, connections_given = false;
-  size_t samples = 15;
+  size_t samples = 15;  // the --ice default; each other scenario has its own
   bool samples_given = false;
   std::set<std::string> wanted;
   for (int i = 1; i < argc; ++i) {
@@ -227,6 +228,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (!connections_given) host.connections = 1000;
+  if (samples_given && samples == 0) {
+    std::fprintf(stderr, "peerlink-bench: --samples must be positive\n");
+    return 2;
+  }
+  if (samples_given) host.connect_samples = samples;
 
   const std::vector<Scenario> core_scenarios = {
       {"core-throughput", [&] { run_core_throughput(core, true); }},
@@ -321,10 +327,6 @@ int main(int argc, char** argv) {
       }
     }
 #ifdef PEERLINK_BENCH_P2P
-    if (samples == 0) {
-      std::fprintf(stderr, "peerlink-bench: --samples must be positive\n");
-      return 2;
-    }
     std::string why;
     if (!peerlink::netlab::have_root_and_tools(&why)) {
       std::fprintf(stderr, "peerlink-bench: %s; skipped (exit status 77)\n", why.c_str());
