@@ -318,7 +318,13 @@ bool HandshakeState::decrypt_and_hash(const uint8_t* ct, size_t len, std::vector
   return true;
 }
 
-bool HandshakeState::dh(const X25519KeyPair& local, const Key32& remote) {
+bool HandshakeState::dh(const X25519KeyPair& local, const Key32& remote, bool static_static) {
+  // The static-static result may come precomputed, but only when the remote static key was a pre-message:
+  // then it is the one the result was computed with (see HandshakeConfig::static_static).
+  if (static_static && cfg_.static_static && cfg_.remote_static) {
+    mix_key(cfg_.static_static->data(), cfg_.static_static->size());
+    return true;
+  }
   Key32 shared{};
   const bool ok = x25519(local.private_key, remote, shared);
   if (ok) mix_key(shared.data(), shared.size());
@@ -356,7 +362,13 @@ HandshakeError HandshakeState::write_message(const uint8_t* payload, size_t payl
   HandshakeError err = HandshakeError::kNone;
   for (uint8_t t : tokens) {
     if (t == kE) {
-      e_ = cfg_.local_ephemeral ? *cfg_.local_ephemeral : x25519_generate(rng_);
+      if (cfg_.local_ephemeral) {
+        e_ = *cfg_.local_ephemeral;
+        OPENSSL_cleanse(cfg_.local_ephemeral->private_key.data(), cfg_.local_ephemeral->private_key.size());
+        cfg_.local_ephemeral.reset();  // used once, whatever the pattern
+      } else {
+        e_ = x25519_generate(rng_);
+      }
       out.insert(out.end(), e_->public_key.begin(), e_->public_key.end());
       mix_hash(e_->public_key.data(), e_->public_key.size());
       if (psk_mode) mix_key(e_->public_key.data(), e_->public_key.size());
@@ -373,7 +385,7 @@ HandshakeError HandshakeState::write_message(const uint8_t* payload, size_t payl
       const std::optional<Key32>& remote = remote_static ? rs_ : re_;
       if (!local || !remote) {
         err = HandshakeError::kMissingKey;
-      } else if (!dh(*local, *remote)) {
+      } else if (!dh(*local, *remote, local_static && remote_static)) {
         err = HandshakeError::kDhFailed;
       }
     } else {
@@ -431,7 +443,7 @@ HandshakeError HandshakeState::read_message(const uint8_t* msg, size_t msg_len,
       const std::optional<X25519KeyPair>& local = local_static ? s_ : e_;
       const std::optional<Key32>& remote = remote_static ? rs_ : re_;
       if (!local || !remote) return fail(HandshakeError::kMissingKey);
-      if (!dh(*local, *remote)) return fail(HandshakeError::kDhFailed);
+      if (!dh(*local, *remote, local_static && remote_static)) return fail(HandshakeError::kDhFailed);
     } else {
       const Key32& psk = cfg_.psks[t - kPskBase];
       mix_key_and_hash(psk.data(), psk.size());

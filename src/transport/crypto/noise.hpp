@@ -36,9 +36,15 @@ struct HandshakeConfig {
   bool initiator = true;
   std::vector<uint8_t> prologue;
   std::optional<X25519KeyPair> local_static;
-  std::optional<X25519KeyPair> local_ephemeral;  // tests only: fixed ephemeral from the vectors
-  std::optional<Key32> remote_static;            // pre-message (e.g. the responder's key in IK)
-  std::optional<Key32> remote_ephemeral;         // pre-message, for patterns that have one
+  // A key pair made ahead of time (Endpoint::give_ephemeral), or the test vectors' fixed one. It is
+  // used for the first e token only; a pattern's further e tokens would get fresh ones.
+  std::optional<X25519KeyPair> local_ephemeral;
+  std::optional<Key32> remote_static;     // pre-message (e.g. the responder's key in IK)
+  std::optional<Key32> remote_ephemeral;  // pre-message, for patterns that have one
+  // DH(local_static, remote_static) computed earlier, for the ss token. Used only with remote_static as a
+  // pre-message (the initiator's side of IK), so a peer can never choose the key it belongs to; it must be
+  // the DH of exactly these two keys.
+  std::optional<Key32> static_static;
 };
 
 // "Noise_IKpsk2_25519_ChaChaPoly_SHA256" and the like.
@@ -70,6 +76,8 @@ class HandshakeState {
 
   HandshakeError write_message(const uint8_t* payload, size_t payload_len, std::vector<uint8_t>& out);
   HandshakeError read_message(const uint8_t* msg, size_t msg_len, std::vector<uint8_t>& payload_out);
+  // Sets the key pair the next e token uses, as HandshakeConfig::local_ephemeral would have.
+  void use_ephemeral(const X25519KeyPair& key_pair) { cfg_.local_ephemeral = key_pair; }
 
   bool complete() const;
   bool is_my_turn() const;  // true when the next operation is write_message
@@ -89,7 +97,7 @@ class HandshakeState {
   void mix_key_and_hash(const uint8_t* ikm, size_t len);
   void encrypt_and_hash(const uint8_t* pt, size_t len, std::vector<uint8_t>& out);
   bool decrypt_and_hash(const uint8_t* ct, size_t len, std::vector<uint8_t>& out);
-  bool dh(const X25519KeyPair& local, const Key32& remote);
+  bool dh(const X25519KeyPair& local, const Key32& remote, bool static_static);
 
   HandshakeConfig cfg_;
   RandomSource& rng_;

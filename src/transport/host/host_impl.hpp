@@ -49,6 +49,9 @@ class Host::Impl {
   static constexpr protocol::Duration kPathWatchInterval = std::chrono::milliseconds(250);
   static constexpr protocol::Duration kPathSilence = std::chrono::milliseconds(1500);
   static constexpr protocol::Duration kRestartRetry = std::chrono::seconds(5);
+  // How long the service thread must have had nothing to do before it makes a spare ephemeral key pair
+  // (protocol::Endpoint::wants_ephemeral).
+  static constexpr protocol::Duration kQuietBeforeKey = std::chrono::milliseconds(1);
 
   explicit Impl(HostConfig config);
   ~Impl();

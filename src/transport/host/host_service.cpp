@@ -2,8 +2,12 @@
 // Endpoint's timers, send what it has ready in batches, turn its events into the application's; then
 // deliver what goes to callbacks on this thread, and sleep until the next deadline, a datagram, or a
 // wake-up from an application thread.
+#include <openssl/crypto.h>
 #include <sys/prctl.h>
 
+#include <algorithm>
+
+#include "transport/crypto/x25519.hpp"
 #include "transport/host/host_impl.hpp"
 #include "transport/io/path_codec.hpp"
 
@@ -71,11 +75,29 @@ void Host::Impl::service_main() {
     }
     sleeping_ = true;
     sleep_deadline_ = deadline;
+    // The next handshake's ephemeral key pair is made ahead, off its critical path, once this Host has
+    // been quiet for kQuietBeforeKey: made at once, it would hold up the answer to a handshake under way.
+    Instant wait_until = deadline;
+    bool key_if_quiet = false;
+    if (endpoint_.wants_ephemeral() && now + kQuietBeforeKey < deadline) {
+      wait_until = now + kQuietBeforeKey;
+      key_if_quiet = true;
+    }
     lock.unlock();
     if (notify) notify_waiters();
     log_.flush();
-    loop_.wait(fds, deadline);
-    lock.lock();
+    loop_.wait(fds, wait_until);
+    if (key_if_quiet && io::monotonic_now() >= wait_until &&
+        std::none_of(fds.begin(), fds.end(), [](const pollfd& p) { return p.revents != 0; })) {
+      // Unlocked: a command meanwhile is seen by the next turn, which runs right after this one whatever
+      // woke the wait (SystemRandom is safe to use from any thread).
+      crypto::X25519KeyPair kp = crypto::x25519_generate(rng_);
+      lock.lock();
+      endpoint_.give_ephemeral(kp);
+      OPENSSL_cleanse(kp.private_key.data(), kp.private_key.size());
+    } else {
+      lock.lock();
+    }
     if (deadline_pulled_) {  // this turn looks at every timer anyway
       loop_.cancel_wake_at();
       deadline_pulled_ = false;

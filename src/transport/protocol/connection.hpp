@@ -32,6 +32,12 @@
 
 namespace peerlink::protocol {
 
+// Keys an initiator's handshake may start with instead of computing them (see Endpoint::wants_ephemeral).
+struct PreparedKeys {
+  std::optional<crypto::X25519KeyPair> ephemeral;
+  std::optional<crypto::Key32> static_static;  // DH(identity, the expected peer key)
+};
+
 class Lane;
 class UnreliableReassembly;
 struct HandshakeContext;
@@ -43,7 +49,8 @@ class Connection {
   // Initiator: pattern IK when the peer's key is known, XX otherwise.
   Connection(ConnectionId local_id, const PathAddress& peer, const ConnectionConfig& cfg,
              const crypto::X25519KeyPair& identity, const std::optional<PublicKey>& expected_peer_key,
-             crypto::AeadAlgorithm suite, crypto::RandomSource& rng, std::deque<Event>* events, Instant now);
+             crypto::AeadAlgorithm suite, crypto::RandomSource& rng, std::deque<Event>* events, Instant now,
+             PreparedKeys prepared = {});
   // Responder, after the Endpoint has validated the Initiation and read its first Noise message into hs.
   Connection(ConnectionId local_id, const PathAddress& peer, const ConnectionConfig& cfg,
              std::unique_ptr<HandshakeContext> hs, crypto::RandomSource& rng, std::deque<Event>* events,

@@ -31,7 +31,8 @@ Connection::Connection(Role role, ConnectionId local_id, const PathAddress& peer
 Connection::Connection(ConnectionId local_id, const PathAddress& peer, const ConnectionConfig& cfg,
                        const crypto::X25519KeyPair& identity,
                        const std::optional<PublicKey>& expected_peer_key, crypto::AeadAlgorithm suite,
-                       crypto::RandomSource& rng, std::deque<Event>* events, Instant now)
+                       crypto::RandomSource& rng, std::deque<Event>* events, Instant now,
+                       PreparedKeys prepared)
     : Connection(Role::kInitiator, local_id, peer, cfg, rng, events, now) {
   address_validated_ = true;  // we chose the address
   crypto::HandshakeConfig hc;
@@ -42,6 +43,8 @@ Connection::Connection(ConnectionId local_id, const PathAddress& peer, const Con
   hc.prologue = handshake_prologue(to_suite(suite), pattern);
   hc.local_static = identity;
   if (expected_peer_key) hc.remote_static = *expected_peer_key;
+  hc.local_ephemeral = std::move(prepared.ephemeral);
+  if (expected_peer_key) hc.static_static = std::move(prepared.static_static);
   hs_ = std::make_unique<HandshakeContext>(hc, rng);
   hs_->pattern = pattern;
   hs_->suite = to_suite(suite);

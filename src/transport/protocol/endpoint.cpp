@@ -1,9 +1,12 @@
 #include "transport/protocol/endpoint.hpp"
 
+#include <openssl/crypto.h>
+
 #include <algorithm>
 #include <unordered_set>
 
 #include "transport/crypto/hash.hpp"
+#include "transport/crypto/x25519.hpp"
 #include "transport/protocol/handshake_context.hpp"
 #include "transport/protocol/packet.hpp"
 
@@ -25,7 +28,35 @@ Endpoint::Endpoint(const EndpointConfig& config, const Identity& identity, crypt
   rng_.fill(cookie_secret_.data(), cookie_secret_.size());
 }
 
-Endpoint::~Endpoint() = default;
+Endpoint::~Endpoint() {
+  for (auto& [key, dh] : static_dh_)
+    OPENSSL_cleanse(dh.data(), dh.size());
+  if (spare_ephemeral_)
+    OPENSSL_cleanse(spare_ephemeral_->private_key.data(), spare_ephemeral_->private_key.size());
+}
+
+std::optional<crypto::X25519KeyPair> Endpoint::take_ephemeral() {
+  keep_spare_ = true;
+  std::optional<crypto::X25519KeyPair> kp;
+  kp.swap(spare_ephemeral_);
+  return kp;
+}
+
+std::optional<crypto::Key32> Endpoint::static_dh(const PublicKey& peer_key) {
+  auto it = static_dh_.find(peer_key);
+  if (it != static_dh_.end()) return it->second;
+  crypto::Key32 dh;
+  if (!crypto::x25519(identity_.private_key, peer_key, dh)) return std::nullopt;  // the handshake fails
+  if (static_dh_.size() >= kStaticDhCacheSize) {
+    // Full: forget one at random (an order of use would cost more bookkeeping than it saves).
+    auto victim = std::next(static_dh_.begin(), long(rng_.next_u64() % static_dh_.size()));
+    OPENSSL_cleanse(victim->second.data(), victim->second.size());
+    static_dh_.erase(victim);
+  }
+  static_dh_.emplace(peer_key, dh);
+  OPENSSL_cleanse(dh.data(), dh.size());
+  return static_dh_.at(peer_key);
+}
 
 Endpoint::Slot* Endpoint::find(ConnectionId id) {
   auto it = slots_.find(id);
@@ -221,6 +252,10 @@ void Endpoint::handle_initiation(Instant now, const PathAddress& from, const uin
   hs->pattern = p.pattern;
   hs->suite = p.suite;
   crypto::HandshakeError err = hs->noise->read_message(p.noise, p.noise_length, hs->peer_params);
+  // Only an initiation that reads correctly takes the spare ephemeral key: garbage does not use it up.
+  if (err == crypto::HandshakeError::kNone) {
+    if (std::optional<crypto::X25519KeyPair> spare = take_ephemeral()) hs->noise->use_ephemeral(*spare);
+  }
   if (err != crypto::HandshakeError::kNone) {
     ++counters_.handshake_failures;
     // In IK the initiator encrypted its static key to the key it expects us to hold: failure to decrypt
@@ -366,9 +401,12 @@ ConnectionId Endpoint::connect(Instant now, const PathAddress& to, const std::op
   crypto::AeadAlgorithm suite = config_.prefer_aes_gcm && crypto::cpu_has_aes()
                                     ? crypto::AeadAlgorithm::kAesGcm
                                     : crypto::AeadAlgorithm::kChaChaPoly;
+  PreparedKeys prepared;
+  prepared.ephemeral = take_ephemeral();
+  if (peer_key) prepared.static_static = static_dh(*peer_key);
   Slot& s = slots_[id];
   s.conn = std::make_unique<Connection>(id, to, config_.connection, identity_, peer_key, suite, rng_,
-                                        &events_, now);
+                                        &events_, now, std::move(prepared));
   touch(id, s);
   return id;
 }

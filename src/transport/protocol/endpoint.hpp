@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -68,6 +69,19 @@ class Endpoint {
   // Something may be sendable now: poll_transmit before waiting for next_timeout.
   bool wants_transmit() const { return !ready_.empty() || !stateless_.empty(); }
   void handle_timeout(Instant now);
+
+  // --- work done ahead ---
+  // An X25519 operation takes tens of microseconds, and a handshake does five on each side. Two of them
+  // need not wait for the handshake:
+  // - the ephemeral key pair: once it has done a handshake, the endpoint keeps one spare, made ahead (the
+  //   Host makes it while its service thread would otherwise sleep) and taken by the next handshake, on
+  //   either side. Not before: a new Host's first connect would race its own key making for the CPU;
+  // - the initiator's static-static DH: remembered per peer key (up to kStaticDhCacheSize peers) for the
+  //   next connection to the same peer. The responder never uses it: an initiation names its own static
+  //   key, and a faster answer would tell its sender whether this endpoint talked to that key lately.
+  static constexpr size_t kStaticDhCacheSize = 256;
+  bool wants_ephemeral() const { return keep_spare_ && !spare_ephemeral_; }
+  void give_ephemeral(const crypto::X25519KeyPair& key_pair) { spare_ephemeral_ = key_pair; }
 
   // --- application side ---
   // Starts a connection. With peer_key the handshake is Noise IK and fails with kRemoteKeyMismatch if the
@@ -150,8 +164,16 @@ class Endpoint {
   void queue_reject(const PathAddress& to, uint32_t receiver_id, EndReason reason);
 
   EndpointConfig config_;
+  // The spare ephemeral key pair, used once (see wants_ephemeral).
+  std::optional<crypto::X25519KeyPair> take_ephemeral();
+  // DH(identity, peer_key), from the cache or computed and cached; nullopt for a low-order key.
+  std::optional<crypto::Key32> static_dh(const PublicKey& peer_key);
+
   crypto::X25519KeyPair identity_;
   crypto::RandomSource& rng_;
+  std::optional<crypto::X25519KeyPair> spare_ephemeral_;
+  bool keep_spare_ = false;  // set by the first handshake
+  std::map<PublicKey, crypto::Key32> static_dh_;
   std::array<uint8_t, 32> cookie_secret_{};
   std::unordered_map<ConnectionId, Slot> slots_;
   std::unordered_map<InitiationKey, ConnectionId, InitiationKeyHash> initiations_;
