@@ -323,6 +323,8 @@ bool HandshakeState::dh(const X25519KeyPair& local, const Key32& remote, bool st
   // then it is the one the result was computed with (see HandshakeConfig::static_static).
   if (static_static && cfg_.static_static && cfg_.remote_static) {
     mix_key(cfg_.static_static->data(), cfg_.static_static->size());
+    OPENSSL_cleanse(cfg_.static_static->data(), cfg_.static_static->size());
+    cfg_.static_static.reset();  // a pattern has one ss token
     return true;
   }
   Key32 shared{};

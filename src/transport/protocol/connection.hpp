@@ -50,7 +50,7 @@ class Connection {
   Connection(ConnectionId local_id, const PathAddress& peer, const ConnectionConfig& cfg,
              const crypto::X25519KeyPair& identity, const std::optional<PublicKey>& expected_peer_key,
              crypto::AeadAlgorithm suite, crypto::RandomSource& rng, std::deque<Event>* events, Instant now,
-             PreparedKeys prepared = {});
+             const PreparedKeys& prepared = {});
   // Responder, after the Endpoint has validated the Initiation and read its first Noise message into hs.
   Connection(ConnectionId local_id, const PathAddress& peer, const ConnectionConfig& cfg,
              std::unique_ptr<HandshakeContext> hs, crypto::RandomSource& rng, std::deque<Event>* events,

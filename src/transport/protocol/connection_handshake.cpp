@@ -32,7 +32,7 @@ Connection::Connection(ConnectionId local_id, const PathAddress& peer, const Con
                        const crypto::X25519KeyPair& identity,
                        const std::optional<PublicKey>& expected_peer_key, crypto::AeadAlgorithm suite,
                        crypto::RandomSource& rng, std::deque<Event>* events, Instant now,
-                       PreparedKeys prepared)
+                       const PreparedKeys& prepared)
     : Connection(Role::kInitiator, local_id, peer, cfg, rng, events, now) {
   address_validated_ = true;  // we chose the address
   crypto::HandshakeConfig hc;
@@ -43,8 +43,8 @@ Connection::Connection(ConnectionId local_id, const PathAddress& peer, const Con
   hc.prologue = handshake_prologue(to_suite(suite), pattern);
   hc.local_static = identity;
   if (expected_peer_key) hc.remote_static = *expected_peer_key;
-  hc.local_ephemeral = std::move(prepared.ephemeral);
-  if (expected_peer_key) hc.static_static = std::move(prepared.static_static);
+  hc.local_ephemeral = prepared.ephemeral;
+  if (expected_peer_key) hc.static_static = prepared.static_static;
   hs_ = std::make_unique<HandshakeContext>(hc, rng);
   hs_->pattern = pattern;
   hs_->suite = to_suite(suite);

@@ -254,7 +254,10 @@ void Endpoint::handle_initiation(Instant now, const PathAddress& from, const uin
   crypto::HandshakeError err = hs->noise->read_message(p.noise, p.noise_length, hs->peer_params);
   // Only an initiation that reads correctly takes the spare ephemeral key: garbage does not use it up.
   if (err == crypto::HandshakeError::kNone) {
-    if (std::optional<crypto::X25519KeyPair> spare = take_ephemeral()) hs->noise->use_ephemeral(*spare);
+    if (std::optional<crypto::X25519KeyPair> spare = take_ephemeral()) {
+      hs->noise->use_ephemeral(*spare);
+      OPENSSL_cleanse(spare->private_key.data(), spare->private_key.size());
+    }
   }
   if (err != crypto::HandshakeError::kNone) {
     ++counters_.handshake_failures;
@@ -406,7 +409,10 @@ ConnectionId Endpoint::connect(Instant now, const PathAddress& to, const std::op
   if (peer_key) prepared.static_static = static_dh(*peer_key);
   Slot& s = slots_[id];
   s.conn = std::make_unique<Connection>(id, to, config_.connection, identity_, peer_key, suite, rng_,
-                                        &events_, now, std::move(prepared));
+                                        &events_, now, prepared);
+  if (prepared.ephemeral)
+    OPENSSL_cleanse(prepared.ephemeral->private_key.data(), prepared.ephemeral->private_key.size());
+  if (prepared.static_static) OPENSSL_cleanse(prepared.static_static->data(), prepared.static_static->size());
   touch(id, s);
   return id;
 }

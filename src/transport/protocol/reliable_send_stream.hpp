@@ -17,7 +17,7 @@ class ReliableSendStream {
   // Appends one message record. Small messages share buffers, so many of them cost few allocations.
   void push_message(const uint8_t* data, size_t len);
   // The same, taking the message's buffer: a large message is sent from that memory, not copied (its
-  // length prefix goes into the shared buffers). A small one is copied as above. message is left empty.
+  // length prefix is kept beside it). A small one is copied as above. message is left empty.
   void push_message(std::vector<uint8_t>&& message);
 
   uint64_t end_offset() const { return end_; }
