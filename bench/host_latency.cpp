@@ -173,7 +173,9 @@ void run_rtt(const HostBenchOptions& o) {
 }
 
 void run_connect(const HostBenchOptions& o) {
-  ServerProcess server(o.path, "host-connect", {}, 180);
+  // Each trial takes a few milliseconds; the give-up bound below ends the run before the server's lifetime.
+  const double bound = std::max(30.0, o.seconds * 10 + 0.05 * double(o.connect_samples));
+  ServerProcess server(o.path, "host-connect", {}, bound + 60);
   PingPongResult raw =
       measure_udp_ping_pong(o.path, raw_port(server), kPingSize, 2000, std::min(1.0, o.seconds));
   if (raw.rtt_us.empty()) throw std::runtime_error("no raw UDP round trip completed");
@@ -182,8 +184,7 @@ void run_connect(const HostBenchOptions& o) {
   Address to = server_address(o.path, server.ready());
   PublicKey key = key_from_hex(server.ready().field("key"));
   std::vector<double> samples;
-  int64_t give_up =
-      monotonic_ns() + int64_t(std::max(30.0, o.seconds * 10 + 0.05 * double(o.connect_samples)) * 1e9);
+  const int64_t give_up = monotonic_ns() + int64_t(bound * 1e9);
   for (size_t trial = 0; trial < o.connect_samples && monotonic_ns() < give_up; ++trial) {
     Host host(bench_host_config(o.path.client_ip));  // a fresh client: new identity, new socket
     ignore_events(host);
