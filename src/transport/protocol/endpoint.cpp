@@ -35,6 +35,12 @@ Endpoint::~Endpoint() {
     OPENSSL_cleanse(spare_ephemeral_->private_key.data(), spare_ephemeral_->private_key.size());
 }
 
+void Endpoint::give_ephemeral(const crypto::X25519KeyPair& key_pair) {
+  if (spare_ephemeral_)
+    OPENSSL_cleanse(spare_ephemeral_->private_key.data(), spare_ephemeral_->private_key.size());
+  spare_ephemeral_ = key_pair;
+}
+
 std::optional<crypto::X25519KeyPair> Endpoint::take_ephemeral() {
   keep_spare_ = true;
   std::optional<crypto::X25519KeyPair> kp;

@@ -74,14 +74,14 @@ class Endpoint {
   // An X25519 operation takes tens of microseconds, and a handshake does five on each side. Two of them
   // need not wait for the handshake:
   // - the ephemeral key pair: once it has done a handshake, the endpoint keeps one spare, made ahead (the
-  //   Host makes it while its service thread would otherwise sleep) and taken by the next handshake, on
-  //   either side. Not before: a new Host's first connect would race its own key making for the CPU;
+  //   Host makes it after 1 ms with nothing to do) and taken by the next handshake, on either side. Not
+  //   before the first handshake: a new Host's first connect would race its own key making for the CPU;
   // - the initiator's static-static DH: remembered per peer key (up to kStaticDhCacheSize peers) for the
   //   next connection to the same peer. The responder never uses it: an initiation names its own static
   //   key, and a faster answer would tell its sender whether this endpoint talked to that key lately.
   static constexpr size_t kStaticDhCacheSize = 256;
   bool wants_ephemeral() const { return keep_spare_ && !spare_ephemeral_; }
-  void give_ephemeral(const crypto::X25519KeyPair& key_pair) { spare_ephemeral_ = key_pair; }
+  void give_ephemeral(const crypto::X25519KeyPair& key_pair);  // replaces (and wipes) an unused one
 
   // --- application side ---
   // Starts a connection. With peer_key the handshake is Noise IK and fails with kRemoteKeyMismatch if the
