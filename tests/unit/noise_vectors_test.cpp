@@ -197,16 +197,31 @@ struct Pair {
   }
 };
 
+// Runs a handshake to completion, the two sides taking turns with empty payloads. Returns the messages
+// sent, in order; stops (with what went before) at the first step that does not return kNone, which is
+// then in *error.
+std::vector<Bytes> run_handshake(HandshakeState& i, HandshakeState& r, HandshakeError* error) {
+  std::vector<Bytes> sent;
+  Bytes pl;
+  HandshakeState* from = &i;
+  HandshakeState* to = &r;
+  *error = HandshakeError::kNone;
+  for (int n = 0; n < 8 && !(i.complete() && r.complete()); ++n, std::swap(from, to)) {
+    Bytes m;
+    if ((*error = from->write_message(nullptr, 0, m)) != HandshakeError::kNone) break;
+    sent.push_back(m);
+    if ((*error = to->read_message(m.data(), m.size(), pl)) != HandshakeError::kNone) break;
+  }
+  return sent;
+}
+
 TEST(NoiseHandshake, XX_FreshKeysComplete_SameHashAndKeys) {
   Pair p(NoisePattern::kXX);
   HandshakeState i(p.init_cfg, p.rng), r(p.resp_cfg, p.rng);
   Bytes m, pl;
-  ASSERT_EQ(i.write_message(nullptr, 0, m), HandshakeError::kNone);
-  ASSERT_EQ(r.read_message(m.data(), m.size(), pl), HandshakeError::kNone);
-  ASSERT_EQ(r.write_message(nullptr, 0, m), HandshakeError::kNone);
-  ASSERT_EQ(i.read_message(m.data(), m.size(), pl), HandshakeError::kNone);
-  ASSERT_EQ(i.write_message(nullptr, 0, m), HandshakeError::kNone);
-  ASSERT_EQ(r.read_message(m.data(), m.size(), pl), HandshakeError::kNone);
+  HandshakeError error;
+  ASSERT_EQ(run_handshake(i, r, &error).size(), 3u);
+  ASSERT_EQ(error, HandshakeError::kNone);
   ASSERT_TRUE(i.complete() && r.complete());
   EXPECT_EQ(i.handshake_hash(), r.handshake_hash());
   EXPECT_EQ(i.split().initiator_to_responder, r.split().initiator_to_responder);
@@ -313,6 +328,78 @@ TEST(NoiseHandshake, ToString_NamesEveryError) {
         HandshakeError::kTooLong, HandshakeError::kAlreadyComplete}) {
     EXPECT_GT(std::string(to_string(e)).size(), 3u);
   }
+}
+
+// --- Work done ahead (protocol::Endpoint::give_ephemeral and its static-static cache) ---
+
+TEST(NoiseHandshake, IK_PreparedEphemeralAndStaticStatic_SameMessagesAndKeysAsComputed) {
+  Pair p(NoisePattern::kIK);
+  SeededRandom rng{5};
+  const X25519KeyPair e = x25519_generate(rng), re = x25519_generate(rng);
+  Key32 ss{};
+  ASSERT_TRUE(x25519(p.init_static.private_key, p.resp_static.public_key, ss));
+  HandshakeConfig computed = p.init_cfg, given = p.init_cfg, resp = p.resp_cfg;
+  computed.local_ephemeral = e;
+  given.local_ephemeral = e;
+  given.static_static = ss;
+  resp.local_ephemeral = re;
+  HandshakeState i1(computed, p.rng), r1(resp, p.rng), i2(given, p.rng), r2(resp, p.rng);
+  HandshakeError e1, e2;
+  const std::vector<Bytes> a = run_handshake(i1, r1, &e1), b = run_handshake(i2, r2, &e2);
+  ASSERT_EQ(e1, HandshakeError::kNone);
+  ASSERT_EQ(e2, HandshakeError::kNone);
+  ASSERT_TRUE(i2.complete() && r2.complete());
+  EXPECT_EQ(i2.handshake_hash(), r2.handshake_hash());
+  EXPECT_EQ(i1.handshake_hash(), i2.handshake_hash());
+  EXPECT_EQ(a, b);  // byte for byte: nonces and keys are deterministic given the ephemerals
+  EXPECT_EQ(i1.split().initiator_to_responder, i2.split().initiator_to_responder);
+  // The prepared ephemeral keys are the ones the two messages carry.
+  ASSERT_EQ(b.size(), 2u);
+  EXPECT_TRUE(std::equal(e.public_key.begin(), e.public_key.end(), b[0].begin()));
+  EXPECT_TRUE(std::equal(re.public_key.begin(), re.public_key.end(), b[1].begin()));
+}
+
+TEST(NoiseHandshake, IK_WrongStaticStatic_ResponderCannotReadTheFirstMessage) {
+  Pair p(NoisePattern::kIK);
+  Key32 ss{};
+  ASSERT_TRUE(x25519(p.init_static.private_key, p.resp_static.public_key, ss));
+  ss[0] ^= 1;
+  p.init_cfg.static_static = ss;
+  HandshakeState i(p.init_cfg, p.rng), r(p.resp_cfg, p.rng);
+  Bytes m, pl;
+  ASSERT_EQ(i.write_message(nullptr, 0, m), HandshakeError::kNone);
+  EXPECT_EQ(r.read_message(m.data(), m.size(), pl), HandshakeError::kDecryptFailed);
+}
+
+TEST(NoiseHandshake, XX_StaticStaticWithoutAPreMessageKey_IsIgnored) {
+  // In XX the peer's static key arrives in the handshake, so a precomputed value could belong to some
+  // other key: it must not be used, and the handshake completes as if it were absent.
+  Pair p(NoisePattern::kXX);
+  p.init_cfg.static_static = Key32{};
+  p.resp_cfg.static_static = Key32{};
+  HandshakeState i(p.init_cfg, p.rng), r(p.resp_cfg, p.rng);
+  HandshakeError error;
+  EXPECT_EQ(run_handshake(i, r, &error).size(), 3u);
+  EXPECT_EQ(error, HandshakeError::kNone);
+  EXPECT_TRUE(i.complete() && r.complete());
+  EXPECT_EQ(i.handshake_hash(), r.handshake_hash());
+}
+
+TEST(NoiseHandshake, IK_ResponderGivenAnEphemeralAfterReading_SendsItAndCompletes) {
+  // What the Endpoint does with its spare: handed over once the Initiation has been read.
+  Pair p(NoisePattern::kIK);
+  SeededRandom rng{3};
+  const X25519KeyPair e = x25519_generate(rng);
+  HandshakeState i(p.init_cfg, p.rng), r(p.resp_cfg, p.rng);
+  Bytes m, pl;
+  ASSERT_EQ(i.write_message(nullptr, 0, m), HandshakeError::kNone);
+  ASSERT_EQ(r.read_message(m.data(), m.size(), pl), HandshakeError::kNone);
+  r.use_ephemeral(e);
+  ASSERT_EQ(r.write_message(nullptr, 0, m), HandshakeError::kNone);
+  EXPECT_TRUE(std::equal(e.public_key.begin(), e.public_key.end(), m.begin()));
+  ASSERT_EQ(i.read_message(m.data(), m.size(), pl), HandshakeError::kNone);
+  EXPECT_TRUE(i.complete() && r.complete());
+  EXPECT_EQ(i.handshake_hash(), r.handshake_hash());
 }
 
 TEST(NoiseCipher, ReplayedOrReorderedMessage_Rejected) {

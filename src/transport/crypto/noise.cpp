@@ -323,7 +323,7 @@ bool HandshakeState::dh(const X25519KeyPair& local, const Key32& remote, bool st
   // then it is the one the result was computed with (see HandshakeConfig::static_static).
   if (static_static && cfg_.static_static && cfg_.remote_static) {
     mix_key(cfg_.static_static->data(), cfg_.static_static->size());
-    OPENSSL_cleanse(cfg_.static_static->data(), cfg_.static_static->size());
+    wipe(*cfg_.static_static);
     cfg_.static_static.reset();  // a pattern has one ss token
     return true;
   }
@@ -366,7 +366,7 @@ HandshakeError HandshakeState::write_message(const uint8_t* payload, size_t payl
     if (t == kE) {
       if (cfg_.local_ephemeral) {
         e_ = *cfg_.local_ephemeral;
-        OPENSSL_cleanse(cfg_.local_ephemeral->private_key.data(), cfg_.local_ephemeral->private_key.size());
+        wipe(*cfg_.local_ephemeral);
         cfg_.local_ephemeral.reset();  // used once, whatever the pattern
       } else {
         e_ = x25519_generate(rng_);

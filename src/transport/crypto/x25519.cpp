@@ -95,4 +95,12 @@ bool x25519(const Key32& private_key, const Key32& peer_public, Key32& shared_ou
   return true;
 }
 
+void wipe(Key32& secret) {
+  OPENSSL_cleanse(secret.data(), secret.size());
+}
+
+void wipe(X25519KeyPair& key_pair) {
+  wipe(key_pair.private_key);
+}
+
 }  // namespace peerlink::crypto

@@ -21,4 +21,8 @@ X25519KeyPair x25519_from_private(const Key32& private_key);
 // False if OpenSSL fails or the result is all zeros (a low-order public key).
 bool x25519(const Key32& private_key, const Key32& peer_public, Key32& shared_out);
 
+// Overwrites secret key material (OPENSSL_cleanse: not optimised away) before its memory is let go.
+void wipe(Key32& secret);
+void wipe(X25519KeyPair& key_pair);  // the private key; the public one is not secret
+
 }  // namespace peerlink::crypto

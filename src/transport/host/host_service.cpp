@@ -2,10 +2,10 @@
 // Endpoint's timers, send what it has ready in batches, turn its events into the application's; then
 // deliver what goes to callbacks on this thread, and sleep until the next deadline, a datagram, or a
 // wake-up from an application thread.
-#include <openssl/crypto.h>
 #include <sys/prctl.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "transport/crypto/x25519.hpp"
 #include "transport/host/host_impl.hpp"
@@ -87,16 +87,17 @@ void Host::Impl::service_main() {
     if (notify) notify_waiters();
     log_.flush();
     loop_.wait(fds, wait_until);
+    std::optional<crypto::X25519KeyPair> key;
     if (key_if_quiet && io::monotonic_now() >= wait_until &&
         std::none_of(fds.begin(), fds.end(), [](const pollfd& p) { return p.revents != 0; })) {
       // Unlocked: a command meanwhile is seen by the next turn, which runs right after this one whatever
       // woke the wait (SystemRandom is safe to use from any thread).
-      crypto::X25519KeyPair kp = crypto::x25519_generate(rng_);
-      lock.lock();
-      endpoint_.give_ephemeral(kp);
-      OPENSSL_cleanse(kp.private_key.data(), kp.private_key.size());
-    } else {
-      lock.lock();
+      key = crypto::x25519_generate(rng_);
+    }
+    lock.lock();
+    if (key) {
+      endpoint_.give_ephemeral(*key);
+      crypto::wipe(*key);
     }
     if (deadline_pulled_) {  // this turn looks at every timer anyway
       loop_.cancel_wake_at();

@@ -1,7 +1,5 @@
 #include "transport/protocol/endpoint.hpp"
 
-#include <openssl/crypto.h>
-
 #include <algorithm>
 #include <unordered_set>
 
@@ -30,14 +28,12 @@ Endpoint::Endpoint(const EndpointConfig& config, const Identity& identity, crypt
 
 Endpoint::~Endpoint() {
   for (auto& [key, dh] : static_dh_)
-    OPENSSL_cleanse(dh.data(), dh.size());
-  if (spare_ephemeral_)
-    OPENSSL_cleanse(spare_ephemeral_->private_key.data(), spare_ephemeral_->private_key.size());
+    crypto::wipe(dh);
+  if (spare_ephemeral_) crypto::wipe(*spare_ephemeral_);
 }
 
 void Endpoint::give_ephemeral(const crypto::X25519KeyPair& key_pair) {
-  if (spare_ephemeral_)
-    OPENSSL_cleanse(spare_ephemeral_->private_key.data(), spare_ephemeral_->private_key.size());
+  if (spare_ephemeral_) crypto::wipe(*spare_ephemeral_);
   spare_ephemeral_ = key_pair;
 }
 
@@ -56,12 +52,12 @@ std::optional<crypto::Key32> Endpoint::static_dh(const PublicKey& peer_key) {
   if (static_dh_.size() >= kStaticDhCacheSize) {
     // Full: forget one at random (an order of use would cost more bookkeeping than it saves).
     auto victim = std::next(static_dh_.begin(), long(rng_.next_u64() % static_dh_.size()));
-    OPENSSL_cleanse(victim->second.data(), victim->second.size());
+    crypto::wipe(victim->second);
     static_dh_.erase(victim);
   }
-  static_dh_.emplace(peer_key, dh);
-  OPENSSL_cleanse(dh.data(), dh.size());
-  return static_dh_.at(peer_key);
+  const auto added = static_dh_.emplace(peer_key, dh).first;
+  crypto::wipe(dh);
+  return added->second;
 }
 
 Endpoint::Slot* Endpoint::find(ConnectionId id) {
@@ -258,13 +254,6 @@ void Endpoint::handle_initiation(Instant now, const PathAddress& from, const uin
   hs->pattern = p.pattern;
   hs->suite = p.suite;
   crypto::HandshakeError err = hs->noise->read_message(p.noise, p.noise_length, hs->peer_params);
-  // Only an initiation that reads correctly takes the spare ephemeral key: garbage does not use it up.
-  if (err == crypto::HandshakeError::kNone) {
-    if (std::optional<crypto::X25519KeyPair> spare = take_ephemeral()) {
-      hs->noise->use_ephemeral(*spare);
-      OPENSSL_cleanse(spare->private_key.data(), spare->private_key.size());
-    }
-  }
   if (err != crypto::HandshakeError::kNone) {
     ++counters_.handshake_failures;
     // In IK the initiator encrypted its static key to the key it expects us to hold: failure to decrypt
@@ -273,6 +262,11 @@ void Endpoint::handle_initiation(Instant now, const PathAddress& from, const uin
       queue_reject(from, p.sender_id, EndReason::kRemoteKeyMismatch);
     }
     return;
+  }
+  // Only an Initiation that read correctly gets here, so garbage cannot use up the spare ephemeral key.
+  if (std::optional<crypto::X25519KeyPair> spare = take_ephemeral()) {
+    hs->noise->use_ephemeral(*spare);
+    crypto::wipe(*spare);
   }
   ConnectionId id = proven ? expected->second : new_connection_id();
   if (proven) {
@@ -416,9 +410,8 @@ ConnectionId Endpoint::connect(Instant now, const PathAddress& to, const std::op
   Slot& s = slots_[id];
   s.conn = std::make_unique<Connection>(id, to, config_.connection, identity_, peer_key, suite, rng_,
                                         &events_, now, prepared);
-  if (prepared.ephemeral)
-    OPENSSL_cleanse(prepared.ephemeral->private_key.data(), prepared.ephemeral->private_key.size());
-  if (prepared.static_static) OPENSSL_cleanse(prepared.static_static->data(), prepared.static_static->size());
+  if (prepared.ephemeral) crypto::wipe(*prepared.ephemeral);
+  if (prepared.static_static) crypto::wipe(*prepared.static_static);
   touch(id, s);
   return id;
 }
