@@ -16,8 +16,8 @@ namespace peerlink::bench {
 // on the path under test.
 HostConfig bench_host_config(const std::string& bind_ip);
 
-// The wait_spin of rtt's spinning variant (the client's; the echo server does not spin).
-constexpr std::chrono::microseconds kClientSpin{200};
+// The wait_spin of rtt's spinning variant, on both sides.
+constexpr std::chrono::microseconds kWaitSpin{200};
 
 // "bbr", "cubic", "newreno": how figures name the controller.
 const char* congestion_name(CongestionControl cc);

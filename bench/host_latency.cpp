@@ -140,20 +140,23 @@ void print_rtt(const HostBenchOptions& o, PingPongResult& raw, PingPongResult& h
 }  // namespace
 
 void run_rtt(const HostBenchOptions& o) {
-  // The reply awaited on the application thread, as most games do: with the defaults, with
-  // HostConfig::receive_on_wait on both sides, and with the client's HostConfig::wait_spin.
+  // The reply awaited on the application thread, as most games do: with the defaults (wait() reads the
+  // socket: HostConfig::receive_on_wait), with receive_on_wait off on both sides (the service thread
+  // receives, then wakes the waiter), and with HostConfig::wait_spin on both sides (busy polling).
   struct Variant {
     const char* role;
     const char* mode;
     HostConfig client;
   };
-  HostConfig on_wait = bench_host_config(o.path.client_ip), spin = bench_host_config(o.path.client_ip);
-  on_wait.receive_on_wait = true;
-  spin.wait_spin = kClientSpin;
+  HostConfig service_receives = bench_host_config(o.path.client_ip),
+             spin = bench_host_config(o.path.client_ip);
+  service_receives.receive_on_wait = false;
+  spin.wait_spin = kWaitSpin;
   const Variant variants[] = {
-      {"host-echo", "application thread: wait() + receive()", bench_host_config(o.path.client_ip)},
-      {"host-echo-on-wait", "application thread: wait() + receive(), receive_on_wait on both sides", on_wait},
-      {"host-echo", "application thread: wait() + receive(), client wait_spin 200 us", spin},
+      {"host-echo", "application thread: wait() + receive(), defaults", bench_host_config(o.path.client_ip)},
+      {"host-echo-service-receives",
+       "application thread: wait() + receive(), receive_on_wait off on both sides", service_receives},
+      {"host-echo-spin", "application thread: wait() + receive(), wait_spin 200 us on both sides", spin},
   };
   for (const Variant& v : variants) {
     ServerProcess server(o.path, v.role, {}, 2 * o.seconds + 120);

@@ -124,9 +124,15 @@ int run_host_echo(const RoleArgs& args, ControlChannel& channel) {
   return serve_echo(args, channel, bench_host_config(args.bind_ip));
 }
 
-int run_host_echo_on_wait(const RoleArgs& args, ControlChannel& channel) {
+int run_host_echo_service_receives(const RoleArgs& args, ControlChannel& channel) {
   HostConfig config = bench_host_config(args.bind_ip);
-  config.receive_on_wait = true;
+  config.receive_on_wait = false;
+  return serve_echo(args, channel, config);
+}
+
+int run_host_echo_spin(const RoleArgs& args, ControlChannel& channel) {
+  HostConfig config = bench_host_config(args.bind_ip);
+  config.wait_spin = kWaitSpin;
   return serve_echo(args, channel, config);
 }
 

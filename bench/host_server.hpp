@@ -6,9 +6,11 @@
 //                 sequence numbers arrive complete and in order; "expect count=N timeout=S" waits for the
 //                 N-th message and answers "total messages= errors=".
 //   host-echo     sends every message back, reliable and without Nagle delay.
+//   host-echo-service-receives, host-echo-spin  the same with HostConfig::receive_on_wait off, with
+//                 HostConfig::wait_spin.
 //   host-echo-callback  the same from the service thread (Host::set_message_callback).
 //   host-connect  reports each message's delivery time: "delivered t_ns=<CLOCK_MONOTONIC> seq=<n>".
-// host-echo, host-echo-callback and host-connect also run a raw UdpEcho (baselines.hpp) and add
+// The host-echo roles and host-connect also run a raw UdpEcho (baselines.hpp) and add
 // "raw_port=<port>" to "ready", so the raw baseline round trips go between the same two processes.
 //   host-memory   "rss" answers "rss bytes=<VmRSS> connected=<connections in kConnected>".
 #pragma once
@@ -19,8 +21,10 @@ namespace peerlink::bench {
 
 int run_host_sink(const RoleArgs& args, ControlChannel& channel);
 int run_host_echo(const RoleArgs& args, ControlChannel& channel);
-// The same with HostConfig::receive_on_wait: its wait() reads the socket itself.
-int run_host_echo_on_wait(const RoleArgs& args, ControlChannel& channel);
+// The same with HostConfig::receive_on_wait off: the service thread receives, then wakes wait().
+int run_host_echo_service_receives(const RoleArgs& args, ControlChannel& channel);
+// The same with HostConfig::wait_spin (kWaitSpin): its wait() polls the socket before it sleeps.
+int run_host_echo_spin(const RoleArgs& args, ControlChannel& channel);
 int run_host_echo_callback(const RoleArgs& args, ControlChannel& channel);
 int run_host_connect(const RoleArgs& args, ControlChannel& channel);
 int run_host_memory(const RoleArgs& args, ControlChannel& channel);

@@ -116,21 +116,25 @@ struct HostConfig {
   bool address_validation = true;
 
   CallbackThread callback_thread = CallbackThread::kApplication;
-  // wait() and service() first spin this long, watching for a received message or an event, before they
-  // sleep: the reply to a ping-pong is then picked up within a fraction of a microsecond instead of after a
-  // thread wake-up (tens of microseconds, more at the tail). The price is one busy core while a call
-  // spins, so it pays only where a thread waits for something that comes soon (a game's reply loop), and
-  // only with a core to spare. 0 (the default) never spins; at most 10 ms.
+  // wait() and service() first spin this long before they sleep: wait() with receive_on_wait polls the
+  // sockets without blocking (busy polling), otherwise they watch for a message or an event that the
+  // service thread received. A reply that comes meanwhile is picked up without any thread wake-up (tens of
+  // microseconds each, more at the tail and on virtual machines, where waking an idle CPU is slow). The
+  // price is one busy core while a call spins, so it pays only where a thread waits for something that
+  // comes soon (a game's reply loop), and only with a core to spare. 0 (the default) never spins; at most
+  // 10 ms.
   std::chrono::microseconds wait_spin{0};
   // wait() on an application thread reads the Host's UDP sockets itself while it waits, and processes what
   // arrives there, instead of sleeping until the service thread has done so and wakes it: a reply then
   // costs one thread wake-up, as with a plain socket, instead of two (the service thread's, then the
   // waiter's). One thread at a time does this; others wait as usual. For direct UDP connections
-  // (connect(Address) / listen()): ICE paths are read by libnice on the service thread. While no thread
-  // waits, the service thread reads the sockets again within a millisecond, so datagrams that come
-  // between two wait() calls are processed up to 1 ms later. Needs CallbackThread::kApplication; has no
-  // effect with HostConfig::simulation on.
-  bool receive_on_wait = false;
+  // (connect(Address) / listen()): ICE paths are read on the service thread. While no thread waits, the
+  // service thread reads the sockets, taking them back within a millisecond after the last wait() returned:
+  // a datagram that comes in that millisecond, while the application is busy between two wait() calls, is
+  // processed when the next wait() starts or when the service thread takes the sockets back, whichever
+  // comes first. false: the service thread always receives (two wake-ups per reply). No effect with
+  // CallbackThread::kService (the service thread receives) or with HostConfig::simulation on.
+  bool receive_on_wait = true;
 
   LogLevel log_level = LogLevel::kWarning;  // PEERLINK_LOG overrides
   LogSink log_sink;                         // empty: stderr

@@ -344,10 +344,6 @@ TEST(HostConnect, GarbageConfig_RefusedWithClearMessage) {
   c.wait_spin = std::chrono::milliseconds(11);
   expect_invalid(c, "wait_spin");
   c = test_config();
-  c.receive_on_wait = true;
-  c.callback_thread = CallbackThread::kService;
-  expect_invalid(c, "receive_on_wait");
-  c = test_config();
   c.ice.check_pacing = std::chrono::milliseconds(1);
   expect_invalid(c, "check_pacing");
   EXPECT_TRUE(test_config().validate());

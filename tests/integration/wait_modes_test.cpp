@@ -94,12 +94,59 @@ void ping_pong_and_bulk(bool receive_on_wait, std::chrono::microseconds spin) {
   EXPECT_EQ(next, kFirst + kCount);
 }
 
+TEST(WaitModes, ReceiveOnWait_IsTheDefault) {
+  EXPECT_TRUE(HostConfig{}.receive_on_wait);
+}
+
 TEST(WaitModes, ReceiveOnWait_PingPongAndBulkExact) {
   ping_pong_and_bulk(true, {});
 }
 
+TEST(WaitModes, ServiceThreadReceives_PingPongAndBulkExact) {
+  ping_pong_and_bulk(false, {});
+}
+
 TEST(WaitModes, WaitSpin_PingPongAndBulkExact) {
   ping_pong_and_bulk(false, std::chrono::microseconds(50));
+}
+
+// wait() polls the sockets without blocking while it spins (busy polling), then sleeps polling them.
+TEST(WaitModes, WaitSpinThenReceiveOnWait_PingPongAndBulkExact) {
+  ping_pong_and_bulk(true, std::chrono::microseconds(50));
+}
+
+// A Host whose service thread runs the callbacks is valid with receive_on_wait on (the default), which has
+// no effect there: wait() on an application thread sleeps until the service thread has received.
+TEST(WaitModes, ReceiveOnWait_AcceptedWithServiceCallbacks) {
+  HostConfig config = test_config();
+  config.callback_thread = CallbackThread::kService;
+  ASSERT_TRUE(config.receive_on_wait);
+  ASSERT_TRUE(config.validate());
+  EchoServer server(test_config());
+  Host client(config);
+  std::atomic<bool> connected{false};
+  client.set_connection_callback([&](const ConnectionEvent& e) {
+    if (e.kind == ConnectionEventKind::kConnected) connected = true;
+  });
+  const ConnectionHandle c = *client.connect(server.address());
+  const auto t0 = std::chrono::steady_clock::now();
+  while (!connected && std::chrono::steady_clock::now() - t0 < 10s)
+    client.wait(100ms);
+  ASSERT_TRUE(connected);
+  std::vector<Message> in;
+  for (uint64_t i = 0; i < 50; ++i) {
+    const auto m = make_message(i, 32);
+    ASSERT_EQ(client.send(c, m.data(), m.size(), send_flags::kReliable | send_flags::kNoNagle),
+              SendResult::kOk);
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (in.empty() && std::chrono::steady_clock::now() < deadline) {
+      client.wait(100ms);
+      client.receive(c, in);
+    }
+    ASSERT_EQ(in.size(), 1u) << "round trip " << i;
+    EXPECT_TRUE(check_message(i, in[0].data(), in[0].size()));
+    in.clear();
+  }
 }
 
 TEST(WaitModes, ReceiveOnWait_ApplicationStopsWaiting_ServiceThreadReceivesAgain) {

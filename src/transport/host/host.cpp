@@ -173,7 +173,10 @@ Host::Impl::Impl(HostConfig config)
       endpoint_(endpoint_config(config_), config_.identity, rng_),
       receive_batch_(16) {
   known_keys_ = config_.known_keys;
-  if (config_.receive_on_wait) poller_wake_ = std::make_unique<io::EventFd>();
+  // HostConfig::receive_on_wait applies (wait() polls the sockets) only where it says it does.
+  if (config_.receive_on_wait && config_.callback_thread == CallbackThread::kApplication &&
+      !config_.simulation.active())
+    poller_wake_ = std::make_unique<io::EventFd>();
   io::keep_udp_gro_enabled();  // here, not in the first connect (udp_socket.hpp)
   if (config_.simulation.active()) {
     uint64_t seed = config_.simulation.seed != 0 ? config_.simulation.seed : rng_.next_u64();

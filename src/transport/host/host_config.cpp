@@ -57,9 +57,6 @@ std::string problem_of(const HostConfig& c) {
     return "congestion_control is not a CongestionControl";
   if (c.wait_spin.count() < 0 || c.wait_spin > std::chrono::milliseconds(10))
     return "wait_spin must be within 0 and 10 ms";
-  if (c.receive_on_wait && c.callback_thread != CallbackThread::kApplication)
-    return "receive_on_wait needs callback_thread = kApplication (with kService the service thread "
-           "receives)";
   std::string e = check_impairment(c.simulation.send, "send");
   if (e.empty()) e = check_impairment(c.simulation.receive, "receive");
   if (!e.empty()) return e;

@@ -220,8 +220,7 @@ bool Host::Impl::wait(std::chrono::milliseconds timeout) {
   };
   if (ready()) return true;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  if (config_.receive_on_wait && !poller_active_ && !config_.simulation.active())
-    return wait_receiving(lock, deadline, ready);
+  if (poller_wake_ && !poller_active_) return wait_receiving(lock, deadline, ready);  // spins there too
   if (config_.wait_spin.count() > 0) {
     const uint64_t seen = news_.load(std::memory_order_acquire);
     lock.unlock();
@@ -246,11 +245,15 @@ bool Host::Impl::wait_receiving(std::unique_lock<std::mutex>& lock,
   for (size_t i = 0; i < n; ++i)
     fds[i] = pollfd{sockets_[i]->socket->fd(), POLLIN, 0};
   fds[n] = pollfd{poller_wake_->fd(), POLLIN, 0};
+  // HostConfig::wait_spin: polls without blocking until then (the CPU stays busy, no wake-up to wait for).
+  const auto spin_until = std::min(deadline, std::chrono::steady_clock::now() + config_.wait_spin);
   bool woken = false;
   for (;;) {
-    const auto left = deadline - std::chrono::steady_clock::now();
+    const auto at = std::chrono::steady_clock::now();
+    const auto left = deadline - at;
     if (left <= std::chrono::steady_clock::duration::zero()) break;
-    const int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+    const int64_t ns =
+        at < spin_until ? 0 : std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
     timespec timeout{time_t(ns / 1000000000), long(ns % 1000000000)};
     lock.unlock();
     const int r = ppoll(fds.data(), nfds_t(fds.size()), &timeout, nullptr);
