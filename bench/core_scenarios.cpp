@@ -78,36 +78,42 @@ size_t rss_bytes() {
 
 namespace {
 
-// Single-producer single-consumer ring of datagrams between the two endpoint threads.
+// Single-producer single-consumer ring of datagrams between the two endpoint threads. Each side makes what
+// it did visible once per batch (publish(), release()), as sendmmsg and recvmmsg hand the kernel a batch:
+// a shared index stored per datagram, while the other core polls it, cost about 0.4 us per datagram on
+// this 2-core VM, a third of the sender's whole time per packet.
 class DatagramRing {
  public:
   static constexpr size_t kSlots = 1024;
   static constexpr size_t kSlotSize = 1536;
 
+  // Producer: the next free slot or null; push() fills it, publish() shows the pushed ones.
   uint8_t* producer_slot() {
-    size_t head = head_.load(std::memory_order_relaxed);
-    if (head - tail_cache_ >= kSlots) {
+    if (head_local_ - tail_cache_ >= kSlots) {
       tail_cache_ = tail_.load(std::memory_order_acquire);
-      if (head - tail_cache_ >= kSlots) return nullptr;
+      if (head_local_ - tail_cache_ >= kSlots) return nullptr;
     }
-    return slots_[head % kSlots].data;
+    return slots_[head_local_ % kSlots].data;
   }
-  void publish(size_t len) {
-    size_t head = head_.load(std::memory_order_relaxed);
-    slots_[head % kSlots].len = len;
-    head_.store(head + 1, std::memory_order_release);
+  void push(size_t len) { slots_[head_local_++ % kSlots].len = len; }
+  void publish() {
+    if (head_local_ != head_.load(std::memory_order_relaxed))
+      head_.store(head_local_, std::memory_order_release);
   }
-  // Returns the next datagram or null; release() it after use.
+  // Consumer: the next datagram or null; consumed() after use, release() to hand the slots back.
   uint8_t* consumer_slot(size_t& len) {
-    size_t tail = tail_.load(std::memory_order_relaxed);
-    if (tail == head_cache_) {
+    if (tail_local_ == head_cache_) {
       head_cache_ = head_.load(std::memory_order_acquire);
-      if (tail == head_cache_) return nullptr;
+      if (tail_local_ == head_cache_) return nullptr;
     }
-    len = slots_[tail % kSlots].len;
-    return slots_[tail % kSlots].data;
+    len = slots_[tail_local_ % kSlots].len;
+    return slots_[tail_local_ % kSlots].data;
   }
-  void release() { tail_.store(tail_.load(std::memory_order_relaxed) + 1, std::memory_order_release); }
+  void consumed() { ++tail_local_; }
+  void release() {
+    if (tail_local_ != tail_.load(std::memory_order_relaxed))
+      tail_.store(tail_local_, std::memory_order_release);
+  }
 
  private:
   struct Slot {
@@ -115,9 +121,9 @@ class DatagramRing {
     uint8_t data[kSlotSize];
   };
   alignas(64) std::atomic<size_t> head_{0};
-  alignas(64) size_t tail_cache_ = 0;
+  alignas(64) size_t head_local_ = 0, tail_cache_ = 0;  // the producer's
   alignas(64) std::atomic<size_t> tail_{0};
-  alignas(64) size_t head_cache_ = 0;
+  alignas(64) size_t tail_local_ = 0, head_cache_ = 0;  // the consumer's
   Slot slots_[kSlots];
 };
 
@@ -134,9 +140,10 @@ struct EndpointThread {
     size_t len;
     while (uint8_t* d = in->consumer_slot(len)) {
       ep->handle_datagram(t, peer, d, len);
-      in->release();
+      in->consumed();
       if (++work >= 64) break;
     }
+    in->release();
     if (ep->next_timeout() <= t) ep->handle_timeout(t);
     PathAddress dest;
     for (int i = 0; i < 64; ++i) {
@@ -144,9 +151,10 @@ struct EndpointThread {
       if (!slot) break;
       size_t n = ep->poll_transmit(t, slot, DatagramRing::kSlotSize, dest);
       if (n == 0) break;
-      out->publish(n);
+      out->push(n);
       ++work;
     }
+    out->publish();
     return work;
   }
 };

@@ -54,6 +54,42 @@ TEST(ReliableStreamRecords, EverySplitPoint_SameMessages) {
   }
 }
 
+// The sender copies segments out in order, goes back for retransmissions and frees acknowledged chunks
+// meanwhile (copy_out remembers the chunk it found last): every segment holds the stream's bytes.
+TEST(ReliableStreamRecords, SegmentsInOrderWithRetransmitsAndAcks_CopyTheStreamsBytes) {
+  std::vector<Bytes> messages;
+  for (int round = 0; round < 4; ++round)
+    for (Bytes& m : sample_messages())
+      messages.push_back(std::move(m));
+  const Bytes stream = stream_of(messages);
+  ReliableSendStream s;
+  for (const Bytes& m : messages)
+    s.push_message(m.data(), m.size());
+  std::mt19937 rng(11);
+  uint64_t acked = 0;
+  Bytes out;
+  for (uint64_t offset = 0; offset < stream.size();) {
+    const size_t len = std::min<size_t>(1 + rng() % 1500, stream.size() - offset);
+    out.assign(len, 0);
+    s.copy_out(offset, len, out.data());
+    ASSERT_TRUE(std::equal(out.begin(), out.end(), stream.begin() + offset)) << "new data at " << offset;
+    s.on_sent(offset, len);
+    offset += len;
+    if (rng() % 4 == 0 && offset > acked) {  // a retransmission of unacknowledged bytes
+      const uint64_t from = acked + rng() % (offset - acked);
+      const size_t n = size_t(std::min<uint64_t>(1 + rng() % 3000, offset - from));
+      out.assign(n, 0);
+      s.copy_out(from, n, out.data());
+      ASSERT_TRUE(std::equal(out.begin(), out.end(), stream.begin() + from)) << "retransmit at " << from;
+    }
+    if (rng() % 8 == 0) {  // everything sent so far is acknowledged: chunks before it are freed
+      s.on_acked(acked, size_t(offset - acked));
+      acked = offset;
+    }
+  }
+  EXPECT_GT(acked, 0u);
+}
+
 TEST(ReliableStreamRecords, ShuffledDuplicatedSegments_SameMessagesOnce) {
   const std::vector<Bytes> messages = sample_messages();
   const Bytes stream = stream_of(messages);

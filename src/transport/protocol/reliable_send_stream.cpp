@@ -66,6 +66,11 @@ void ReliableSendStream::append(const uint8_t* data, size_t len) {
 }
 
 size_t ReliableSendStream::chunk_index(uint64_t offset) const {
+  // Segments mostly go out in stream order: the chunk of the last lookup or the one after it holds offset.
+  for (size_t i = chunk_hint_; i < chunks_.size() && i <= chunk_hint_ + 1; ++i) {
+    const Chunk& c = chunks_[i];
+    if (c.start <= offset && offset < c.start + c.size()) return chunk_hint_ = i;
+  }
   // Chunks are contiguous and sorted by start: binary search for the last chunk starting at or before offset.
   size_t lo = 0, hi = chunks_.size();
   while (hi - lo > 1) {
@@ -76,7 +81,7 @@ size_t ReliableSendStream::chunk_index(uint64_t offset) const {
       hi = mid;
     }
   }
-  return lo;
+  return chunk_hint_ = lo;
 }
 
 bool ReliableSendStream::next_segment(size_t max_len, uint64_t new_data_limit, uint64_t& offset,
@@ -165,6 +170,7 @@ void ReliableSendStream::release_acked() {
     uint64_t chunk_end = c.start + c.size();
     if (chunk_end > acked_prefix_) break;
     chunks_.pop_front();
+    if (chunk_hint_ > 0) --chunk_hint_;
   }
 }
 

@@ -55,6 +55,7 @@ class ReliableSendStream {
   size_t chunk_index(uint64_t offset) const;
 
   std::deque<Chunk> chunks_;
+  mutable size_t chunk_hint_ = 0;  // index of the chunk chunk_index() found last (a guess, checked)
   uint64_t end_ = 0;
   uint64_t next_ = 0;
   uint64_t acked_prefix_ = 0;
