@@ -143,7 +143,13 @@ void CongestionController::on_persistent_congestion() {
 }
 
 void Pacer::refill(Instant now, double rate) {
-  double capacity = double(burst_packets_ * max_datagram_);
+  // At high rates the bucket holds what the rate sends in kBurstInterval, up to kMaxBurstBytes (what one
+  // TSO segment puts on the wire at once): a sender that was busy for a few microseconds (reading
+  // acknowledgements, taking a message) catches up instead of losing the time, and sends in fewer, larger
+  // batches. Below about 12 MB/s that is under burst_packets_, which then applies.
+  constexpr double kBurstInterval = 1e-3, kMaxBurstBytes = 64 * 1024;
+  const double capacity =
+      std::max(double(burst_packets_ * max_datagram_), std::min(rate * kBurstInterval, kMaxBurstBytes));
   if (last_ == Instant::min()) {
     tokens_ = capacity;
     last_ = now;
