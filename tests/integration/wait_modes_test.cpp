@@ -149,6 +149,43 @@ TEST(WaitModes, ReceiveOnWait_AcceptedWithServiceCallbacks) {
   }
 }
 
+// Two application threads wait on one Host at once, each for the replies on its own connection: one of them
+// reads the sockets, the other sleeps until woken; neither loses or misses a reply.
+TEST(WaitModes, ReceiveOnWait_TwoWaitingThreads_EachGetsItsReplies) {
+  EchoServer server(test_config());
+  Host client(mode_config(true, {}));
+  EventRecorder events(client);
+  const ConnectionHandle c1 = *client.connect(server.address());
+  const ConnectionHandle c2 = *client.connect(server.address());
+  ASSERT_TRUE(pump_until({&client}, [&] {
+    return events.find(ConnectionEventKind::kConnected, c1).has_value() &&
+           events.find(ConnectionEventKind::kConnected, c2).has_value();
+  }));
+  constexpr uint64_t kTrips = 300;
+  std::atomic<uint64_t> done[2] = {{0}, {0}};
+  auto ping_pong = [&](ConnectionHandle c, uint64_t first, std::atomic<uint64_t>& trips) {
+    std::vector<Message> in;
+    for (uint64_t i = first; i < first + kTrips; ++i) {
+      const auto m = make_message(i, 48);
+      if (client.send(c, m.data(), m.size(), send_flags::kReliable | send_flags::kNoNagle) != SendResult::kOk)
+        return;
+      const auto deadline = std::chrono::steady_clock::now() + 5s;
+      while (in.empty() && std::chrono::steady_clock::now() < deadline) {
+        client.wait(50ms);
+        client.receive(c, in);
+      }
+      if (in.size() != 1 || !check_message(i, in[0].data(), in[0].size())) return;
+      in.clear();
+      ++trips;
+    }
+  };
+  std::thread second([&] { ping_pong(c2, 100000, done[1]); });
+  ping_pong(c1, 0, done[0]);
+  second.join();
+  EXPECT_EQ(done[0].load(), kTrips);
+  EXPECT_EQ(done[1].load(), kTrips);
+}
+
 TEST(WaitModes, ReceiveOnWait_ApplicationStopsWaiting_ServiceThreadReceivesAgain) {
   EchoServer server(test_config());
   Host client(mode_config(true, {}));
