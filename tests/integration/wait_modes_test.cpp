@@ -50,6 +50,26 @@ class EchoServer {
   std::thread thread_;
 };
 
+// Sends `count` numbered messages on c one at a time, each awaited with wait() + receive(c) before the next;
+// returns how many round trips brought the right reply within 5 s (stops at the first that did not). Safe
+// to run on several threads at once, one connection each.
+uint64_t ping_pongs(Host& client, ConnectionHandle c, uint64_t first, uint64_t count) {
+  std::vector<Message> in;
+  for (uint64_t i = first; i < first + count; ++i) {
+    const auto m = make_message(i, 32);
+    if (client.send(c, m.data(), m.size(), send_flags::kReliable | send_flags::kNoNagle) != SendResult::kOk)
+      return i - first;
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (in.empty() && std::chrono::steady_clock::now() < deadline) {
+      client.wait(50ms);
+      client.receive(c, in);
+    }
+    if (in.size() != 1 || !check_message(i, in[0].data(), in[0].size())) return i - first;
+    in.clear();
+  }
+  return count;
+}
+
 // Ping-pong through wait() + receive() on both sides, then 8 MB each way, checked exact and in order.
 void ping_pong_and_bulk(bool receive_on_wait, std::chrono::microseconds spin) {
   EchoServer server(mode_config(receive_on_wait, spin));
@@ -59,20 +79,7 @@ void ping_pong_and_bulk(bool receive_on_wait, std::chrono::microseconds spin) {
   ASSERT_TRUE(
       pump_until({&client}, [&] { return events.find(ConnectionEventKind::kConnected, c).has_value(); }));
 
-  std::vector<Message> in;
-  for (uint64_t i = 0; i < 500; ++i) {
-    const auto m = make_message(i, 32);
-    ASSERT_EQ(client.send(c, m.data(), m.size(), send_flags::kReliable | send_flags::kNoNagle),
-              SendResult::kOk);
-    const auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (in.empty() && std::chrono::steady_clock::now() < deadline) {
-      client.wait(100ms);
-      client.receive(c, in);
-    }
-    ASSERT_EQ(in.size(), 1u) << "round trip " << i;
-    EXPECT_TRUE(check_message(i, in[0].data(), in[0].size()));
-    in.clear();
-  }
+  ASSERT_EQ(ping_pongs(client, c, 0, 500), 500u);
 
   // Bulk: the echo sends it all back; messages 64 KiB, numbered on.
   constexpr uint64_t kFirst = 1000, kCount = 128;
@@ -80,6 +87,7 @@ void ping_pong_and_bulk(bool receive_on_wait, std::chrono::microseconds spin) {
     const auto m = make_message(i, 64 << 10);
     ASSERT_EQ(client.send(c, m.data(), m.size()), SendResult::kOk);
   }
+  std::vector<Message> in;
   uint64_t next = kFirst;
   const auto deadline = std::chrono::steady_clock::now() + 30s;
   while (next < kFirst + kCount && std::chrono::steady_clock::now() < deadline) {
@@ -133,20 +141,7 @@ TEST(WaitModes, ReceiveOnWait_AcceptedWithServiceCallbacks) {
   while (!connected && std::chrono::steady_clock::now() - t0 < 10s)
     client.wait(100ms);
   ASSERT_TRUE(connected);
-  std::vector<Message> in;
-  for (uint64_t i = 0; i < 50; ++i) {
-    const auto m = make_message(i, 32);
-    ASSERT_EQ(client.send(c, m.data(), m.size(), send_flags::kReliable | send_flags::kNoNagle),
-              SendResult::kOk);
-    const auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (in.empty() && std::chrono::steady_clock::now() < deadline) {
-      client.wait(100ms);
-      client.receive(c, in);
-    }
-    ASSERT_EQ(in.size(), 1u) << "round trip " << i;
-    EXPECT_TRUE(check_message(i, in[0].data(), in[0].size()));
-    in.clear();
-  }
+  EXPECT_EQ(ping_pongs(client, c, 0, 50), 50u);
 }
 
 // Two application threads wait on one Host at once, each for the replies on its own connection: one of them
@@ -162,28 +157,12 @@ TEST(WaitModes, ReceiveOnWait_TwoWaitingThreads_EachGetsItsReplies) {
            events.find(ConnectionEventKind::kConnected, c2).has_value();
   }));
   constexpr uint64_t kTrips = 300;
-  std::atomic<uint64_t> done[2] = {{0}, {0}};
-  auto ping_pong = [&](ConnectionHandle c, uint64_t first, std::atomic<uint64_t>& trips) {
-    std::vector<Message> in;
-    for (uint64_t i = first; i < first + kTrips; ++i) {
-      const auto m = make_message(i, 48);
-      if (client.send(c, m.data(), m.size(), send_flags::kReliable | send_flags::kNoNagle) != SendResult::kOk)
-        return;
-      const auto deadline = std::chrono::steady_clock::now() + 5s;
-      while (in.empty() && std::chrono::steady_clock::now() < deadline) {
-        client.wait(50ms);
-        client.receive(c, in);
-      }
-      if (in.size() != 1 || !check_message(i, in[0].data(), in[0].size())) return;
-      in.clear();
-      ++trips;
-    }
-  };
-  std::thread second([&] { ping_pong(c2, 100000, done[1]); });
-  ping_pong(c1, 0, done[0]);
+  uint64_t second_done = 0;
+  std::thread second([&] { second_done = ping_pongs(client, c2, 100000, kTrips); });
+  const uint64_t first_done = ping_pongs(client, c1, 0, kTrips);
   second.join();
-  EXPECT_EQ(done[0].load(), kTrips);
-  EXPECT_EQ(done[1].load(), kTrips);
+  EXPECT_EQ(first_done, kTrips);
+  EXPECT_EQ(second_done, kTrips);
 }
 
 TEST(WaitModes, ReceiveOnWait_ApplicationStopsWaiting_ServiceThreadReceivesAgain) {
