@@ -118,7 +118,8 @@ TEST(WaitModes, WaitSpin_PingPongAndBulkExact) {
   ping_pong_and_bulk(false, std::chrono::microseconds(50));
 }
 
-// wait() polls the sockets without blocking while it spins (busy polling), then sleeps polling them.
+// Both at once: wait() polls the sockets without blocking while it spins, then sleeps polling them. This
+// checks that nothing is lost or reordered on that path; it cannot tell whether the spin polled.
 TEST(WaitModes, WaitSpinThenReceiveOnWait_PingPongAndBulkExact) {
   ping_pong_and_bulk(true, std::chrono::microseconds(50));
 }

@@ -173,7 +173,7 @@ Host::Impl::Impl(HostConfig config)
       endpoint_(endpoint_config(config_), config_.identity, rng_),
       receive_batch_(16) {
   known_keys_ = config_.known_keys;
-  // HostConfig::receive_on_wait applies (wait() polls the sockets) only where it says it does.
+  // HostConfig::receive_on_wait: wait() polls the sockets only with kApplication callbacks and no simulation.
   if (config_.receive_on_wait && config_.callback_thread == CallbackThread::kApplication &&
       !config_.simulation.active())
     poller_wake_ = std::make_unique<io::EventFd>();

@@ -44,7 +44,7 @@ Connection::Connection(ConnectionId local_id, const PathAddress& peer, const Con
   hc.local_static = identity;
   if (expected_peer_key) hc.remote_static = *expected_peer_key;
   hc.local_ephemeral = prepared.ephemeral;
-  if (expected_peer_key) hc.static_static = prepared.static_static;
+  hc.static_static = prepared.static_static;  // the Noise side uses it only with remote_static (IK)
   hs_ = std::make_unique<HandshakeContext>(hc, rng);
   hs_->pattern = pattern;
   hs_->suite = to_suite(suite);
