@@ -154,9 +154,10 @@ int run_host_echo_callback(const RoleArgs& args, ControlChannel& channel) {
   return 0;
 }
 
-int run_host_connect(const RoleArgs& args, ControlChannel& channel) {
+namespace {
+int serve_connect(const RoleArgs& args, ControlChannel& channel, const HostConfig& config) {
   std::vector<Message> in;
-  ServedHost served(args, false);  // after what its thread uses, so that it stops first
+  ServedHost served(args, false, config);  // after what its thread uses, so that it stops first
   UdpEcho raw(args.bind_ip);
   served.start([&] {
     if (served.host().receive_on_poll_group(kDefaultPollGroup, in) == 0) return;
@@ -172,6 +173,17 @@ int run_host_connect(const RoleArgs& args, ControlChannel& channel) {
   channel.say(served.ready() + " raw_port=" + std::to_string(raw.port()));
   ignore_commands(channel);
   return 0;
+}
+}  // namespace
+
+int run_host_connect(const RoleArgs& args, ControlChannel& channel) {
+  return serve_connect(args, channel, bench_host_config(args.bind_ip));
+}
+
+int run_host_connect_validating(const RoleArgs& args, ControlChannel& channel) {
+  HostConfig config = bench_host_config(args.bind_ip);
+  config.address_validation = AddressValidation::kAlways;
+  return serve_connect(args, channel, config);
 }
 
 int run_host_memory(const RoleArgs& args, ControlChannel& channel) {

@@ -27,6 +27,7 @@ int run_host_echo_service_receives(const RoleArgs& args, ControlChannel& channel
 int run_host_echo_spin(const RoleArgs& args, ControlChannel& channel);
 int run_host_echo_callback(const RoleArgs& args, ControlChannel& channel);
 int run_host_connect(const RoleArgs& args, ControlChannel& channel);
+int run_host_connect_validating(const RoleArgs& args, ControlChannel& channel);  // AddressValidation::kAlways
 int run_host_memory(const RoleArgs& args, ControlChannel& channel);
 
 }  // namespace peerlink::bench

@@ -54,6 +54,7 @@ int run_server_role(int argc, char** argv) {
       {"host-echo-spin", run_host_echo_spin},
       {"host-echo-callback", run_host_echo_callback},
       {"host-connect", run_host_connect},
+      {"host-connect-validating", run_host_connect_validating},
       {"host-memory", run_host_memory},
   };
   auto it = roles.find(args.role);

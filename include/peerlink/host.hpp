@@ -92,6 +92,18 @@ enum class CongestionControl : uint8_t {
   kNewReno,  // loss-based (RFC 9002, section 7)
 };
 
+// When a peer that connects to this Host must first prove its address (docs/PROTOCOL.md, 4.4): it is sent a
+// stateless cookie to return, which costs its connect one more round trip.
+enum class AddressValidation : uint8_t {
+  // Only under load: requests without a cookie run the handshake at up to 32 a second, and a connection
+  // that proves its address gives its turn back. A flood from spoofed addresses costs the Host at most 32
+  // handshakes a second; connects pay no extra round trip otherwise. The default, as WireGuard and QUIC
+  // servers do it.
+  kUnderLoad,
+  kAlways,  // every request, before the Host keeps any state for the peer or does any handshake work
+  kNever,   // trusted networks: state from the first packet (the 3x anti-amplification limit still applies)
+};
+
 struct HostConfig {
   // Who this Host is. Default: a new random identity (peers cannot pin it across runs; use
   // Identity::load_or_create for a stable one).
@@ -110,10 +122,7 @@ struct HostConfig {
   size_t receive_buffer_bytes = 96u << 20;  // per connection: unread bytes before the peer is slowed down
   size_t max_message_size = 64u << 20;      // reliable; unreliable messages are limited to 64 KiB
   size_t max_connections = 100000;          // beyond this, requests are refused (kRemoteBusy at the peer)
-  // Before keeping any state for a peer, make it prove its address with a stateless cookie (one extra round
-  // trip on connect). Turning it off saves that round trip on trusted networks; the 3x anti-amplification
-  // limit still applies.
-  bool address_validation = true;
+  AddressValidation address_validation = AddressValidation::kUnderLoad;
 
   CallbackThread callback_thread = CallbackThread::kApplication;
   // wait() and service() first spin this long before they sleep: wait() with receive_on_wait polls the
@@ -235,13 +244,14 @@ struct OutgoingMessage {
 // What happened to datagrams that never reached a connection, to signaling blobs, and to the sockets.
 struct HostCounters {
   uint64_t datagrams_received = 0, datagrams_sent = 0;
-  uint64_t invalid_datagrams = 0;   // unparseable or of an unknown kind: dropped
-  uint64_t unknown_connection = 0;  // for no connection of ours (stale, forged or replayed): dropped
-  uint64_t wrong_source = 0;        // handshake packets from an address other than the peer's: dropped
-  uint64_t bad_cookies = 0;         // forged or expired address-validation cookies: dropped
-  uint64_t handshake_failures = 0;  // connection requests that did not authenticate: dropped
-  uint64_t retries_sent = 0;        // address-validation challenges sent
-  uint64_t rejects_sent = 0;        // requests refused (not listening, rejected, busy)
+  uint64_t invalid_datagrams = 0;     // unparseable or of an unknown kind: dropped
+  uint64_t unknown_connection = 0;    // for no connection of ours (stale, forged or replayed): dropped
+  uint64_t wrong_source = 0;          // handshake packets from an address other than the peer's: dropped
+  uint64_t bad_cookies = 0;           // forged or expired address-validation cookies: dropped
+  uint64_t handshake_failures = 0;    // connection requests that did not authenticate: dropped
+  uint64_t retries_sent = 0;          // address-validation challenges sent
+  uint64_t unproven_initiations = 0;  // connections begun without a cookie (AddressValidation)
+  uint64_t rejects_sent = 0;          // requests refused (not listening, rejected, busy)
   uint64_t socket_receive_errors = 0, socket_send_errors = 0;
   uint64_t send_would_block = 0;   // the socket's send buffer was full (datagrams waited, not lost)
   uint64_t simulated_dropped = 0;  // by HostConfig::simulation (loss and rate limit)

@@ -309,6 +309,23 @@ TEST(HostConnect, Flags_ReliableUnlessUnreliableAndInvalidCombinationsRefused) {
   EXPECT_FALSE(find("b")->reliable());
 }
 
+// The default asks for no cookie when the Host is not under load (one round trip less); kAlways does.
+TEST(HostConnect, AddressValidation_DefaultSkipsTheCookie_AlwaysAsksForIt) {
+  {
+    ConnectedPair p;
+    ASSERT_EQ(p.server.counters().retries_sent, 0u);
+    ASSERT_TRUE(p.connect());
+    EXPECT_EQ(p.server.counters().retries_sent, 0u);
+    EXPECT_EQ(p.server.counters().unproven_initiations, 1u);
+  }
+  HostConfig validating = test_config();
+  validating.address_validation = AddressValidation::kAlways;
+  ConnectedPair p(validating);
+  ASSERT_TRUE(p.connect());
+  EXPECT_EQ(p.server.counters().retries_sent, 1u);
+  EXPECT_EQ(p.server.counters().unproven_initiations, 0u);
+}
+
 TEST(HostConnect, GarbageConfig_RefusedWithClearMessage) {
   auto expect_invalid = [](HostConfig c, const std::string& word) {
     try {
@@ -328,6 +345,9 @@ TEST(HostConnect, GarbageConfig_RefusedWithClearMessage) {
   c = test_config();
   c.congestion_control = static_cast<CongestionControl>(7);
   expect_invalid(c, "congestion_control");
+  c = test_config();
+  c.address_validation = static_cast<AddressValidation>(9);
+  expect_invalid(c, "address_validation");
   c = test_config();
   c.simulation.send.loss_percent = std::nan("");
   expect_invalid(c, "loss_percent");

@@ -34,7 +34,17 @@ protocol::EndpointConfig endpoint_config(const HostConfig& c) {
       break;
   }
   e.max_connections = c.max_connections;
-  e.retry = c.address_validation ? protocol::RetryPolicy::kAlways : protocol::RetryPolicy::kNever;
+  switch (c.address_validation) {
+    case AddressValidation::kUnderLoad:
+      e.retry = protocol::RetryPolicy::kUnderLoad;
+      break;
+    case AddressValidation::kAlways:
+      e.retry = protocol::RetryPolicy::kAlways;
+      break;
+    case AddressValidation::kNever:
+      e.retry = protocol::RetryPolicy::kNever;
+      break;
+  }
   e.accept_incoming = true;  // the Host decides per listen socket
   return e;
 }

@@ -55,6 +55,9 @@ std::string problem_of(const HostConfig& c) {
   if (c.congestion_control != CongestionControl::kBbr && c.congestion_control != CongestionControl::kCubic &&
       c.congestion_control != CongestionControl::kNewReno)
     return "congestion_control is not a CongestionControl";
+  if (c.address_validation != AddressValidation::kUnderLoad &&
+      c.address_validation != AddressValidation::kAlways && c.address_validation != AddressValidation::kNever)
+    return "address_validation is not an AddressValidation";
   if (c.wait_spin.count() < 0 || c.wait_spin > std::chrono::milliseconds(10))
     return "wait_spin must be within 0 and 10 ms";
   std::string e = check_impairment(c.simulation.send, "send");

@@ -483,6 +483,7 @@ HostCounters Host::Impl::counters() const {
   h.bad_cookies = e.bad_cookies;
   h.handshake_failures = e.handshake_failures;
   h.retries_sent = e.retries_sent;
+  h.unproven_initiations = e.unproven_initiations;
   h.rejects_sent = e.rejects_sent;
   for (const auto& s : sockets_) {
     const io::UdpSocket::Counters& sc = s->socket->counters();

@@ -10,8 +10,13 @@ namespace peerlink::protocol {
 
 enum class CongestionAlgorithm : uint8_t { kNewReno, kCubic, kBbr };
 enum class RetryPolicy : uint8_t {
+  // A cookie is asked for only when Initiations without one come faster than
+  // EndpointConfig::unproven_initiations_per_second (less those whose connection then proved its address):
+  // the handshake work that unproven, possibly spoofed, addresses can cause stays bounded, and connects pay
+  // no extra round trip otherwise (WireGuard's cookies and QUIC's Retry work so). docs/PROTOCOL.md 4.4.
+  kUnderLoad,
   kAlways,  // every Initiation must carry a cookie: no per-peer state before the address is proven
-  kNever,   // tests only: skips the round trip; the 3x anti-amplification limit still applies
+  kNever,   // trusted networks and tests: skips the round trip; the 3x anti-amplification limit still applies
 };
 
 struct ConnectionConfig {
@@ -46,7 +51,11 @@ struct ConnectionConfig {
 
 struct EndpointConfig {
   ConnectionConfig connection;
-  RetryPolicy retry = RetryPolicy::kAlways;
+  RetryPolicy retry = RetryPolicy::kUnderLoad;
+  // kUnderLoad: Initiations without a cookie that may run the handshake, per second, also the burst allowed
+  // at once. Each costs the responder two to four X25519 operations (about 40 us each) and, if it reads
+  // correctly, a half-open connection until the connect timeout.
+  uint32_t unproven_initiations_per_second = 32;
   size_t max_connections = 100000;
   Duration cookie_lifetime = seconds(10);
   bool accept_incoming = true;  // false: Initiations are answered with a Reject (kRemoteRejected)

@@ -109,6 +109,7 @@ class Connection {
   // (bytes_received == 0) or the size of the unproven Initiation that the 3x amplification limit counts.
   void set_peer_id(ConnectionId id);
   void set_address_validated(uint64_t bytes_received);
+  bool address_validated() const { return address_validated_; }
   // Builds the next datagram into out (at most cap bytes); 0 when nothing should be sent now.
   size_t poll_transmit(Instant now, uint8_t* out, size_t cap);
   void on_timeout(Instant now);

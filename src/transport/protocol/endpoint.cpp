@@ -91,6 +91,10 @@ void Endpoint::touch(ConnectionId id, Slot& s) {
     slots_.erase(id);  // ready_/readable_ entries for it are skipped when met
     return;
   }
+  if (s.unproven && c.address_validated()) {
+    s.unproven = false;
+    unproven_tokens_ = std::min(unproven_tokens_ + 1, double(config_.unproven_initiations_per_second));
+  }
   if (c.wants_transmit() && !s.ready) {
     s.ready = true;
     ready_.push_back(id);
@@ -221,7 +225,7 @@ void Endpoint::handle_initiation(Instant now, const PathAddress& from, const uin
     queue_reject(from, p.sender_id, EndReason::kRemoteRejected);
     return;
   }
-  if (config_.retry == RetryPolicy::kAlways && !proven) {
+  if (!proven && (p.cookie || wants_cookie(now))) {
     if (!p.cookie) {
       // Prove the address before keeping any state for it (QUIC Retry, WireGuard cookies).
       std::vector<uint8_t> pkt(64);
@@ -275,13 +279,40 @@ void Endpoint::handle_initiation(Instant now, const PathAddress& from, const uin
   }
   auto conn = std::make_unique<Connection>(id, from, config_.connection, std::move(hs), rng_, &events_, now);
   conn->set_peer_id(p.sender_id);
-  conn->set_address_validated(config_.retry == RetryPolicy::kAlways || proven ? 0 : len);
+  // A cookie proves the address as well as a connect() of ours does; without one, the 3x limit applies.
+  const bool cookie_checked = p.cookie && !proven;
+  const bool unproven = !proven && !cookie_checked;
+  if (unproven) ++counters_.unproven_initiations;
+  conn->set_address_validated(unproven ? len : 0);
   Slot& s = slots_[id];
+  s.unproven = unproven && config_.retry == RetryPolicy::kUnderLoad;
   s.conn = std::move(conn);
   s.has_initiation_key = true;
   s.initiation_key = key;
   initiations_[key] = id;
   touch(id, s);
+}
+
+bool Endpoint::wants_cookie(Instant now) {
+  switch (config_.retry) {
+    case RetryPolicy::kAlways:
+      return true;
+    case RetryPolicy::kNever:
+      return false;
+    case RetryPolicy::kUnderLoad:
+      break;
+  }
+  const double rate = double(config_.unproven_initiations_per_second);
+  if (unproven_refilled_ == kNever) {
+    unproven_tokens_ = rate;
+  } else if (now > unproven_refilled_) {
+    unproven_tokens_ = std::min(
+        rate, unproven_tokens_ + rate * std::chrono::duration<double>(now - unproven_refilled_).count());
+  }
+  unproven_refilled_ = now;
+  if (unproven_tokens_ < 1) return true;
+  unproven_tokens_ -= 1;
+  return false;
 }
 
 void Endpoint::make_cookie(Instant now, const PathAddress& from, uint32_t sender_id, uint8_t* out) const {

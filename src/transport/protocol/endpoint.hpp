@@ -43,6 +43,7 @@ struct EndpointCounters {
   uint64_t unknown_connection = 0;  // addressed to no connection of ours
   uint64_t wrong_source = 0;        // handshake packets from an address that is not the peer's
   uint64_t retries_sent = 0;
+  uint64_t unproven_initiations = 0;  // connections begun without a cookie (RetryPolicy)
   uint64_t rejects_sent = 0;
   uint64_t bad_cookies = 0;         // forged, expired or for another address
   uint64_t handshake_failures = 0;  // Initiations whose Noise message did not authenticate
@@ -144,6 +145,7 @@ class Endpoint {
     bool ready = false;
     bool readable = false;
     bool has_initiation_key = false;
+    bool unproven = false;  // begun without a cookie, address not proven yet (RetryPolicy::kUnderLoad)
     uint32_t group = 0;
     InitiationKey initiation_key;
   };
@@ -160,6 +162,8 @@ class Endpoint {
   ConnectionId new_connection_id();
   void make_cookie(Instant now, const PathAddress& from, uint32_t sender_id, uint8_t* out) const;
   bool check_cookie(Instant now, const PathAddress& from, uint32_t sender_id, const uint8_t* cookie) const;
+  // RetryPolicy: whether an Initiation without a cookie must get a Retry (takes a token when it may run).
+  bool wants_cookie(Instant now);
   void queue_stateless(const PathAddress& to, std::vector<uint8_t> packet);
   void queue_reject(const PathAddress& to, uint32_t receiver_id, EndReason reason);
 
@@ -175,6 +179,11 @@ class Endpoint {
   bool keep_spare_ = false;  // set by the first handshake
   std::map<PublicKey, crypto::Key32> static_dh_;
   std::array<uint8_t, 32> cookie_secret_{};
+  // RetryPolicy::kUnderLoad: a token bucket of Initiations that may run without a cookie. It refills with
+  // time, and a connection that proves its address gives its token back: connects one after another never
+  // run it dry, spoofed or garbage Initiations (which never prove anything) do.
+  double unproven_tokens_ = 0;
+  Instant unproven_refilled_ = kNever;  // never refilled yet: the bucket starts full
   std::unordered_map<ConnectionId, Slot> slots_;
   std::unordered_map<InitiationKey, ConnectionId, InitiationKeyHash> initiations_;
   std::unordered_set<ConnectionId> reserved_;
