@@ -35,6 +35,10 @@ SinkResult measure_tcp_stream(const NetworkPath& path, size_t write_size, double
 struct PingPongResult {
   std::vector<double> rtt_us;  // one per answered round trip
   uint64_t lost = 0;           // not answered within 200 ms
+  // What it cost the pinging process, all its threads, in CPU time per second of wall time (1 = one busy
+  // core): while it pinged, and while it then waited the same way with nothing coming. Negative: not
+  // measured.
+  double cpu_busy = -1, cpu_idle = -1;
 };
 // Round trips to the UdpEcho at the server's address and `port` until max_trips or `seconds` pass, after a
 // short warm-up.

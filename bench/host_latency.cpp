@@ -38,7 +38,8 @@ PingPongResult measure_host_ping_pong(const NetworkPath& path, const ServerProce
   std::vector<uint8_t> out(std::max<size_t>(size, 8));
   std::vector<Message> in;
   PingPongResult result;
-  int64_t end_ns = monotonic_ns() + int64_t(seconds * 1e9);
+  const int64_t start_ns = monotonic_ns(), start_cpu = process_cpu_ns();
+  int64_t end_ns = start_ns + int64_t(seconds * 1e9);
   for (uint64_t seq = 1; result.rtt_us.size() < max_trips && monotonic_ns() < end_ns; ++seq) {
     put_sequence(out.data(), seq);
     int64_t t0 = monotonic_ns();
@@ -60,6 +61,15 @@ PingPongResult measure_host_ping_pong(const NetworkPath& path, const ServerProce
     if (answered && seq > kWarmupTrips) result.rtt_us.push_back(double(monotonic_ns() - t0) / 1e3);
     host.run_callbacks();
   }
+  result.cpu_busy = double(process_cpu_ns() - start_cpu) / double(monotonic_ns() - start_ns);
+  // Idle: the same wait() loop with nothing to wait for (what an opt-in spin costs a quiet application).
+  const int64_t idle_ns = monotonic_ns(), idle_cpu = process_cpu_ns();
+  while (monotonic_ns() - idle_ns < int64_t(std::min(1.0, seconds) * 1e9)) {
+    host.wait(std::chrono::milliseconds(100));
+    host.receive(c, in, 16);
+    in.clear();
+  }
+  result.cpu_idle = double(process_cpu_ns() - idle_cpu) / double(monotonic_ns() - idle_ns);
   return result;
 }
 
@@ -133,6 +143,8 @@ void print_rtt(const HostBenchOptions& o, PingPongResult& raw, PingPongResult& h
         .add_count("baseline_round_trips", raw_trips)
         .add_count("unanswered_1s", host.lost)
         .add_count("baseline_lost", raw.lost);
+    if (host.cpu_busy >= 0)
+      f.add("client_cpu_cores_pinging", host.cpu_busy).add("client_cpu_cores_idle", host.cpu_idle);
     f.print();
   }
 }

@@ -23,6 +23,13 @@ inline int64_t monotonic_ns() {
   return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
+// CPU time of this process, all its threads.
+inline int64_t process_cpu_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
 inline double seconds_between(int64_t from_ns, int64_t to_ns) {
   return double(to_ns - from_ns) / 1e9;
 }
