@@ -34,8 +34,8 @@ TEST(HostLifecycle, HalfOpenHandshakes_FreedAfterConnectTimeout) {
   // Host must still free them, or anyone could fill max_connections.
   HostConfig server_config = test_config();
   server_config.connect_timeout = 300ms;
-  server_config.address_validation =
-      AddressValidation::kNever;  // state from the first packet: the easiest case to abuse
+  // State from the first packet: the easiest case to abuse.
+  server_config.address_validation = AddressValidation::kNever;
   server_config.max_connections = 20;
   Host server(server_config);
   // A client slow to close may finish its handshake first (a loaded machine): that connection reaches the
