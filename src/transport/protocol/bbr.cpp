@@ -21,6 +21,11 @@ constexpr double kFullBandwidthGrowth = 1.25;
 constexpr int kFullBandwidthRounds = 3;
 constexpr double kPacingMargin = 0.99;  // pace slightly below the estimate, so no queue builds at gain 1
 constexpr double kLossThreshold = 0.02;
+// Packets lost in a round, at least, for the round to count as lossy. Start-up asks for more: while it
+// doubles, the first rounds are small, and three random losses among 60 packets (5 % loss) would end it
+// far below the bottleneck; a queue that overflows under its doubling loses many more than that at once.
+constexpr uint64_t kLossPackets = 3;
+constexpr uint64_t kStartupLossPackets = 8;
 constexpr double kLossBeta = 0.85;
 constexpr double kJitterDeviations = 4;
 constexpr double kMaxAllowance = 0.1;  // seconds of the estimated bandwidth, at most, for each allowance
@@ -139,8 +144,9 @@ void Bbr::update_loss_bound(const AckEvent& e) {
   round_max_inflight_ = std::max(round_max_inflight_, e.bytes_in_flight_before);
   if (!round_start_) return;
   const uint64_t delivered = e.delivered_total - round_delivered_start_;
+  const uint64_t min_lost = (filled_pipe_ ? kLossPackets : kStartupLossPackets) * mss_;
   const bool lossy =
-      round_lost_ >= 3 * mss_ && double(round_lost_) > kLossThreshold * double(delivered + round_lost_);
+      round_lost_ >= min_lost && double(round_lost_) > kLossThreshold * double(delivered + round_lost_);
   if (lossy) {
     // The queue overflowed: do not put more than this much in flight again soon, and leave start-up (its
     // doubling is what overflowed it).
