@@ -10,6 +10,8 @@
 //                 HostConfig::wait_spin.
 //   host-echo-callback  the same from the service thread (Host::set_message_callback).
 //   host-connect  reports each message's delivery time: "delivered t_ns=<CLOCK_MONOTONIC> seq=<n>".
+//   host-connect-validating  the same, asking every peer for an address-validation cookie
+//                 (AddressValidation::kAlways).
 // The host-echo roles and host-connect also run a raw UdpEcho (baselines.hpp) and add
 // "raw_port=<port>" to "ready", so the raw baseline round trips go between the same two processes.
 //   host-memory   "rss" answers "rss bytes=<VmRSS> connected=<connections in kConnected>".

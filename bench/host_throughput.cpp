@@ -8,6 +8,7 @@
 #include "bench_output.hpp"
 #include "host_common.hpp"
 #include "host_scenarios.hpp"
+#include "measure.hpp"
 
 namespace peerlink::bench {
 
@@ -110,11 +111,6 @@ void check(const StreamResult& r) {
 
 void run_throughput(const HostBenchOptions& o) {
   constexpr size_t kMessage = 64 * 1024;
-  // What kernel TCP keeps queued at most here: its socket buffer, autotuned up to tcp_wmem's maximum (4 MiB
-  // on Debian 12). The Host's sender keeps as much; data queued much further ahead is out of the caches by
-  // the time it is sent (on a 2-core VM over loopback, alternating: 873, 904, 905 MB/s filling 96 MiB,
-  // 1087, 1133, 938 keeping 4 MiB).
-  constexpr size_t kKeepQueued = 4u << 20;
   BlastResult udp = measure_udp_blast(o.path, 1200, o.seconds);
   SinkResult tcp = measure_tcp_stream(o.path, kMessage, o.seconds);
   StreamResult host = measure_host_stream(o.path, kMessage, 1, o.seconds, kKeepQueued);

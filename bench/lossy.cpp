@@ -66,7 +66,7 @@ TransferResult transfer(CongestionControl cc, const NetworkImpairment& data, con
     auto st = a.status(c);
     if (!st || st->state == ConnectionState::kClosed)
       throw std::runtime_error("lossy: the connection ended during the transfer");
-    if (queued < total && st->queued_bytes < (4u << 20)) {
+    if (queued < total && st->queued_bytes < kKeepQueued) {
       const size_t n = size_t(std::min<uint64_t>(kMessageSize, total - queued));
       if (a.send(c, payload.data(), n) == SendResult::kOk) {
         queued += n;

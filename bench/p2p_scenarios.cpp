@@ -330,7 +330,7 @@ double host_goodput(const Lab& lab, const Site& sa, const Site& sb, double secon
     if (!counting && now >= window_start) counting = true;
     // Keep a bounded amount queued: the goodput is the path's, not the send buffer's.
     auto st = a->status(c);
-    if (st && st->queued_bytes < (4u << 20)) {
+    if (st && st->queued_bytes < kKeepQueued) {
       a->send(c, payload.data(), payload.size());
     } else {
       std::this_thread::sleep_for(std::chrono::microseconds(200));

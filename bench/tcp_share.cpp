@@ -146,7 +146,7 @@ ShareResult measure(const NamespacePair& pair, CongestionControl cc, bool with_p
     }
     auto st = a->status(c);
     if (!st || st->state == ConnectionState::kClosed) throw std::runtime_error("the connection ended");
-    if (st->queued_bytes < (4u << 20)) {
+    if (st->queued_bytes < kKeepQueued) {
       if (a->send(c, payload.data(), payload.size()) != SendResult::kOk)
         std::this_thread::sleep_for(std::chrono::microseconds(500));
     } else {

@@ -279,9 +279,9 @@ void Endpoint::handle_initiation(Instant now, const PathAddress& from, const uin
   }
   auto conn = std::make_unique<Connection>(id, from, config_.connection, std::move(hs), rng_, &events_, now);
   conn->set_peer_id(p.sender_id);
-  // A cookie proves the address as well as a connect() of ours does; without one, the 3x limit applies.
-  const bool cookie_checked = p.cookie && !proven;
-  const bool unproven = !proven && !cookie_checked;
+  // A cookie (checked above) proves the address as well as a connect() of ours does; without one, the 3x
+  // limit applies.
+  const bool unproven = !proven && !p.cookie;
   if (unproven) ++counters_.unproven_initiations;
   conn->set_address_validated(unproven ? len : 0);
   Slot& s = slots_[id];
