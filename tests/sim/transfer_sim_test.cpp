@@ -340,5 +340,43 @@ TEST(Reordering, PathThatReorders_LearnedSoThroughputStaysNearTheInOrderPath) {
   EXPECT_LT(reordered, 1.5 * in_order) << "after learning the reordering, it is not treated as loss";
 }
 
+// The loss thresholds that spurious losses raised come back to RFC 9002's (3 packets, 9/8 RTT) once the
+// path has not reordered for 10 s; on a path that goes on reordering they stay raised.
+TEST(Reordering, ReorderingStops_LossThresholdsComeBackAfterTenQuietSeconds) {
+  for (bool keeps_reordering : {true, false}) {
+    SCOPED_TRACE(keeps_reordering ? "keeps reordering" : "stops reordering");
+    PairOptions o = path(milliseconds(10), 20'000'000, 1'000'000);
+    for (LinkConfig* l : {&o.client_to_server, &o.server_to_client}) {
+      l->reorder = 0.05;
+      l->reorder_delay = milliseconds(4);
+    }
+    SimPair p(test_seed(29), o);
+    ASSERT_TRUE(p.connect()) << p.where();
+    TransferResult first = bulk_transfer(p, 5'000'000, 64 * 1024, seconds(60));
+    ASSERT_TRUE(first.completed) << p.where();
+    std::optional<protocol::ConnectionStats> st = p.net.endpoint(p.client).stats(p.cc, p.net.now());
+    ASSERT_TRUE(st);
+    ASSERT_GT(st->packets_lost_spurious, 0u) << p.where();
+    EXPECT_GT(st->loss_threshold_packets, 3u) << p.where();
+    EXPECT_GT(st->loss_threshold_rtt_eighths, 9u) << p.where();
+    if (!keeps_reordering) {
+      p.net.link(p.client, p.server).reorder = 0;
+      p.net.link(p.server, p.client).reorder = 0;
+    }
+    // 12 s more of bulk data: acknowledgements all along, so loss detection runs all along.
+    TransferResult more = bulk_transfer(p, uint64_t(1) << 40, 64 * 1024, seconds(12));
+    EXPECT_GT(more.bytes, 10u << 20) << p.where();
+    st = p.net.endpoint(p.client).stats(p.cc, p.net.now());
+    ASSERT_TRUE(st);
+    if (keeps_reordering) {
+      EXPECT_GT(st->loss_threshold_packets, 3u) << p.where();
+      EXPECT_GT(st->loss_threshold_rtt_eighths, 9u) << p.where();
+    } else {
+      EXPECT_EQ(st->loss_threshold_packets, 3u) << p.where();
+      EXPECT_EQ(st->loss_threshold_rtt_eighths, 9u) << p.where();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace peerlink::sim

@@ -239,6 +239,8 @@ void Connection::protocol_violation(const std::string& what, Instant now) {
 ConnectionStats Connection::stats(Instant now) const {
   (void)now;
   ConnectionStats s = stats_;
+  s.loss_threshold_packets = reorder_threshold_;
+  s.loss_threshold_rtt_eighths = reorder_time_eighths_;
   s.rtt_sampled = rtt_.has_sample();
   s.rtt_smoothed = rtt_.smoothed();
   s.rtt_min = rtt_.min();

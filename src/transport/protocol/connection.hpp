@@ -254,9 +254,14 @@ class Connection {
   uint64_t largest_acked_ = 0;
   bool any_acked_ = false;
   Instant loss_time_ = kNever;
-  // Loss thresholds (RFC 9002: 3 packets, 9/8 RTT), raised when a packet declared lost turns up after all.
+  // Loss thresholds (RFC 9002: 3 packets, 9/8 RTT), raised when a packet declared lost turns up after all,
+  // and back to these once the path has not reordered for kReorderMemory: a one-off (a route change, a
+  // Wi-Fi roam) would otherwise slow loss detection for the rest of the connection, while a path that
+  // reorders now and then keeps its tolerance.
+  static constexpr uint64_t kInitialReorderThreshold = 3;
   static constexpr uint64_t kMaxReorderThreshold = 64;
-  uint64_t reorder_threshold_ = 3;
+  static constexpr Duration kReorderMemory = std::chrono::seconds(10);
+  uint64_t reorder_threshold_ = kInitialReorderThreshold;
   static constexpr uint32_t kInitialReorderTimeEighths = 9;
   uint32_t reorder_time_eighths_ = kInitialReorderTimeEighths;
   Instant last_reordered_ =

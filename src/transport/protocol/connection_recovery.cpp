@@ -189,6 +189,10 @@ void Connection::on_packet_lost(Instant now, SentPacket& sp) {
 void Connection::detect_lost(Instant now) {
   loss_time_ = kNever;
   if (!any_acked_) return;
+  if (last_reordered_ != kNever && now - last_reordered_ >= kReorderMemory) {
+    reorder_threshold_ = kInitialReorderThreshold;
+    reorder_time_eighths_ = kInitialReorderTimeEighths;
+  }
   Duration loss_delay = std::max<Duration>(
       std::max(rtt_.latest(), rtt_.smoothed()) * reorder_time_eighths_ / 8, RttEstimator::kGranularity);
   if (reorder_time_eighths_ > kInitialReorderTimeEighths && last_reordered_ != kNever &&

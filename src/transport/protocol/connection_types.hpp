@@ -54,6 +54,11 @@ struct ConnectionStats {
   size_t packet_size = 0;  // current maximum datagram size (after path MTU probing)
   uint64_t packets_sent = 0, packets_received = 0, packets_lost = 0, packets_retransmitted = 0;
   uint64_t packets_lost_spurious = 0;  // declared lost, then acknowledged: the path reorders
+  // The loss thresholds now (RFC 9002's 3 packets and 9/8 RTT, raised by spurious losses, back after
+  // 10 s without reordering): a packet is lost when this many later ones were acknowledged, or when a
+  // later one was and it is older than this many eighths of the RTT.
+  uint64_t loss_threshold_packets = 3;
+  uint32_t loss_threshold_rtt_eighths = 9;
   uint64_t bytes_sent = 0, bytes_received = 0;
   uint64_t packets_rejected_auth = 0;  // failed AEAD authentication (corrupt or forged)
   uint64_t packets_duplicate = 0;      // replayed or duplicated packet numbers
