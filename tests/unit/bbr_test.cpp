@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <deque>
 
 namespace peerlink::protocol {
@@ -45,7 +46,9 @@ struct PathDriver {
   double rate = 10e6;
   Duration rtt = std::chrono::milliseconds(40);
   uint64_t loss_every = 0;
-  int ack_every_ms = 1;  // > 1: acknowledgements come in bursts, this far apart
+  int ack_every_ms = 1;      // > 1: acknowledgements come in bursts, this far apart
+  Duration rtt_variation{};  // reported with every acknowledgement
+  bool queue_fills = false;  // the whole window is in flight, what exceeds the pipe waiting in a queue
   Instant now{};
   int ms = 0;
   uint64_t delivered = 0;
@@ -65,7 +68,8 @@ struct PathDriver {
     }
     AckEvent e;
     e.now = now;
-    e.bytes_in_flight_before = std::min<uint64_t>(bbr.window(), uint64_t(rate * rtt_s));
+    e.bytes_in_flight_before =
+        queue_fills ? bbr.window() : std::min<uint64_t>(bbr.window(), uint64_t(rate * rtt_s));
     uint64_t acked = 0, lost = 0;
     for (; credit >= double(kMss); credit -= double(kMss)) {
       ++packets;
@@ -84,6 +88,7 @@ struct PathDriver {
     e.newly_acked = acked;
     e.newly_lost = lost;
     e.rtt = rtt;
+    e.rtt_variation = rtt_variation;
     bbr.on_ack(e);
     delivered_at.push_back(delivered);
     if (delivered_at.size() > rtt_ms) delivered_at.pop_front();
@@ -155,6 +160,43 @@ TEST(Bbr, LossAboveTwoPercent_CapsWhatIsInFlightButNotBelowOneBdp) {
   EXPECT_NE(bbr.inflight_cap(), UINT64_MAX);
   EXPECT_LT(double(bbr.window()), 1.5 * 400e3);
   EXPECT_GE(double(bbr.window()), 0.8 * 400e3) << "one BDP stays: random loss cannot starve the flow";
+}
+
+// A path whose round trip varies by far more than the bandwidth-delay product explains (a relay that
+// forwards in bursts, whose queue makes the RTT vary): the window's jitter allowance is several products,
+// and the sender keeps the whole window in flight, the excess queued. Losing 5 % a round caps what is in
+// flight but not below that allowance (random loss must not shrink the flow). Losing a quarter, the queue
+// overflows by more than any allowance explains: the cap goes below it, and a few rounds without loss do
+// not lift it (each raises it by a packet).
+TEST(Bbr, HeavyLossWithLargeAllowances_CapGoesBelowThemAndStays) {
+  auto path_for = [](Bbr& bbr) {
+    PathDriver path{bbr};
+    path.rate = 40e6;
+    path.rtt = std::chrono::milliseconds(5);             // 200 kB of bandwidth-delay product
+    path.rtt_variation = std::chrono::milliseconds(10);  // 4 x 10 ms of 40 MB/s: 1.6 MB of allowance
+    path.queue_fills = true;
+    path.run(std::chrono::seconds(2));
+    return path;
+  };
+  Bbr light_bbr(kMss, 10 * kMss, 5), heavy_bbr(kMss, 10 * kMss, 5);
+  PathDriver light = path_for(light_bbr), heavy = path_for(heavy_bbr);
+  const uint64_t before = heavy_bbr.window();
+  EXPECT_GE(before, 1'600'000u);
+  light.loss_every = 20;  // 5 %
+  light.run(std::chrono::seconds(1));
+  EXPECT_NE(light_bbr.inflight_cap(), UINT64_MAX);
+  EXPECT_GE(light_bbr.window(), 1'600'000u) << "5 % loss keeps the allowance";
+
+  heavy.loss_every = 4;  // 25 %, four rounds
+  heavy.run(std::chrono::milliseconds(20));
+  EXPECT_LT(heavy_bbr.window(), 0.6 * double(before)) << "the cap goes below the allowance";
+  heavy.loss_every = 0;  // four rounds without loss
+  heavy.run(std::chrono::milliseconds(20));
+  // Lifting compared the cap with twice the window without its allowances (0.8 MB): it went at once.
+  EXPECT_NE(heavy_bbr.inflight_cap(), UINT64_MAX) << "the cap stays";
+  heavy.loss_every = 4;
+  heavy.run(std::chrono::seconds(1));
+  EXPECT_LT(heavy_bbr.window(), 300'000u) << "down to about one bandwidth-delay product";
 }
 
 TEST(Bbr, TenSecondsWithoutALowerRtt_ProbeRttThenBack) {

@@ -21,6 +21,13 @@ constexpr double kFullBandwidthGrowth = 1.25;
 constexpr int kFullBandwidthRounds = 3;
 constexpr double kPacingMargin = 0.99;  // pace slightly below the estimate, so no queue builds at gain 1
 constexpr double kLossThreshold = 0.02;
+// A round that loses more than a fifth of what it sent, and at least 8 packets, is no random loss on any
+// usable link (at 5 % random loss, a round of 40 packets does so about once in 8,000): a queue
+// overflows by more than the window's allowances explain (a relay that forwards in bursts, whose own
+// queue makes the RTT vary and so the allowances large). Then the cap may go below the allowances,
+// down to the bare bandwidth-delay product.
+constexpr double kHeavyLossThreshold = 0.20;
+constexpr uint64_t kHeavyLossPackets = 8;
 // Packets lost in a round, at least, for the round to count as lossy. Start-up asks for more: while it
 // doubles, the first rounds are small, and three random losses among 60 packets (5 % loss) would end it
 // far below the bottleneck; a queue that overflows under its doubling loses many more than that at once.
@@ -152,9 +159,16 @@ void Bbr::update_loss_bound(const AckEvent& e) {
     // doubling is what overflowed it).
     inflight_hi_ = std::max<uint64_t>(uint64_t(kLossBeta * double(round_max_inflight_)), min_window());
     filled_pipe_ = true;
+    heavy_loss_ = round_lost_ >= kHeavyLossPackets * mss_ &&
+                  double(round_lost_) > kHeavyLossThreshold * double(delivered + round_lost_);
   } else if (inflight_hi_ != UINT64_MAX) {
     inflight_hi_ += mss_;
-    if (inflight_hi_ > 2 * target_inflight(kCwndGain)) inflight_hi_ = UINT64_MAX;
+    // Lifted once it is far above the window the model gives anyway, allowances included (without them,
+    // on a path where the allowances are most of the window, a cap that binds was lifted at once).
+    if (inflight_hi_ > 2 * (target_inflight(kCwndGain) + allowances_)) {
+      inflight_hi_ = UINT64_MAX;
+      heavy_loss_ = false;
+    }
   }
   round_lost_ = 0;
   round_delivered_start_ = e.delivered_total;
@@ -277,14 +291,15 @@ void Bbr::set_window(const AckEvent& e) {
   const uint64_t aggregation = filled_pipe_ ? uint64_t(extra_acked_.best()) : 0;
   const uint64_t jitter =
       uint64_t(bw * std::min(kJitterDeviations * seconds_of(e.rtt_variation), kMaxAllowance));
-  const uint64_t target = target_inflight(cwnd_gain_) + aggregation + jitter;
+  allowances_ = aggregation + jitter;
+  const uint64_t target = target_inflight(cwnd_gain_) + allowances_;
   if (filled_pipe_) {
     cwnd_ = std::min(cwnd_ + e.newly_acked, target);
   } else if (cwnd_ < target || e.delivered_total < initial_window_) {
     cwnd_ += e.newly_acked;
   }
   if (inflight_hi_ != UINT64_MAX)
-    cwnd_ = std::min(cwnd_, std::max(inflight_hi_, target_inflight(1.0) + aggregation + jitter));
+    cwnd_ = std::min(cwnd_, std::max(inflight_hi_, target_inflight(1.0) + (heavy_loss_ ? 0 : allowances_)));
   cwnd_ = std::max(cwnd_, min_window());
   if (mode_ == Mode::kProbeRtt) cwnd_ = std::min(cwnd_, min_window());
 }

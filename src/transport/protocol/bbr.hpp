@@ -135,11 +135,15 @@ class Bbr {
   uint64_t ack_epoch_acked_ = 0;
 
   // Loss per round: above 2 % of what the round delivered, the bytes in flight are capped at 85 % of
-  // what was in flight then, and the cap is raised again by a packet per round without such loss.
+  // what was in flight then, and the cap is raised again by a packet per round without such loss. The
+  // cap never goes below the bandwidth-delay product plus the allowances, unless the last lossy round
+  // lost more than 20 % and 8 packets (heavy_loss_): then only the bare product bounds it.
   uint64_t round_lost_ = 0;
   uint64_t round_delivered_start_ = 0;
   uint64_t round_max_inflight_ = 0;
   uint64_t inflight_hi_ = UINT64_MAX;
+  bool heavy_loss_ = false;
+  uint64_t allowances_ = 0;  // the window's room for ack aggregation and jitter, as last computed
   uint64_t cycle_seed_;
 };
 
