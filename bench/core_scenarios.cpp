@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "bench_output.hpp"
+#include "measure.hpp"
 #include "transport/crypto/aead.hpp"
 #include "transport/crypto/random.hpp"
 #include "transport/crypto/x25519.hpp"
@@ -327,10 +328,8 @@ void run_core_throughput_owned(const CoreOptions& o) {
       .add("baseline_value", copied[1])
       .add("ratio", owned[1] / copied[1])
       .add("message_size", double(o.message_size))
-      .add("owned_runs",
-           std::to_string(owned[0]) + "," + std::to_string(owned[1]) + "," + std::to_string(owned[2]))
-      .add("copied_runs",
-           std::to_string(copied[0]) + "," + std::to_string(copied[1]) + "," + std::to_string(copied[2]));
+      .add("owned_runs", runs_text(owned, 6))
+      .add("copied_runs", runs_text(copied, 6));
   f.print();
 }
 

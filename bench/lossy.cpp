@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cstdio>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -123,20 +122,17 @@ void run_one(CongestionControl cc, const LossyBenchOptions& o) {
     NetworkImpairment d = link;
     d.loss_percent = loss;
     std::vector<TransferResult> runs;
-    std::string runs_text;
+    std::vector<double> mb_per_s;
     for (uint64_t seed : seeds) {
       runs.push_back(transfer(cc, d, back, o.bytes, o.max_seconds, seed));
-      char text[32];
-      std::snprintf(text, sizeof text, "%s%.2f", runs_text.empty() ? "" : ",",
-                    runs.back().bytes_per_second / 1e6);
-      runs_text += text;
+      mb_per_s.push_back(runs.back().bytes_per_second / 1e6);
     }
     std::sort(runs.begin(), runs.end(), [](const TransferResult& x, const TransferResult& y) {
       return x.bytes_per_second < y.bytes_per_second;
     });
     const std::string name = prefix + "loss-" + std::to_string(int(loss)) + "pct-10MBps-40ms";
     print(name, runs[runs.size() / 2], double(kBottleneck), "bottleneck", loss == 1.0 ? 0.70 : 0,
-          runs.size() > 1 ? runs_text : std::string());
+          runs.size() > 1 ? runs_text(mb_per_s, 2) : std::string());
   }
 
   // Jitter and reordering on a low-RTT path: the same bottleneck with no added lag, then 3 ms of jitter

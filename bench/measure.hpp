@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -36,6 +37,18 @@ inline int64_t process_cpu_ns() {
 // 2-core VM over loopback, alternating: 873, 904, 905 MB/s filling the Host's 96 MiB, 1087, 1133, 938
 // keeping 4 MiB).
 inline constexpr size_t kKeepQueued = size_t{4} << 20;
+
+// Every run's figure of a repeated measurement, times `scale`, comma-separated with `decimals` decimals,
+// for a Figure field beside the median.
+inline std::string runs_text(const std::vector<double>& values, int decimals, double scale = 1) {
+  std::string text;
+  for (double v : values) {
+    char one[48];
+    std::snprintf(one, sizeof one, "%s%.*f", text.empty() ? "" : ",", decimals, v * scale);
+    text += one;
+  }
+  return text;
+}
 
 inline double seconds_between(int64_t from_ns, int64_t to_ns) {
   return double(to_ns - from_ns) / 1e9;

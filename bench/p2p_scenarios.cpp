@@ -402,13 +402,7 @@ void run_p2p_throughput(const P2PBenchOptions& o) {
       directs.push_back(host_goodput(lab, sa, sb, o.seconds, &direct_route, false, true));
       if (run < 2) ices.push_back(host_goodput(lab, sa, sb, o.seconds, &route));
     }
-    auto runs_text = [](const std::vector<double>& v) {
-      std::string text;
-      for (double x : v)
-        text += (text.empty() ? "" : ",") + std::to_string(int(x / 1e6 + 0.5));
-      return text;
-    };
-    const std::string ice_runs = runs_text(ices), direct_runs = runs_text(directs);
+    const std::string ice_runs = runs_text(ices, 0, 1e-6), direct_runs = runs_text(directs, 0, 1e-6);
     const double ice_median = percentile(ices, 0.5), direct = percentile(directs, 0.5);
     // And the same peers through the TURN relay (relay candidates only, TURN over UDP).
     const double relay = host_goodput(lab, sa, sb, o.seconds, &relay_route, true);
