@@ -30,7 +30,7 @@ TEST(Pacer, LowRate_BurstsOfTenPackets) {
   EXPECT_EQ(burst_at(p, at_us(1'000'000), rate), 10u) << "a second's pause refills ten packets, no more";
 }
 
-TEST(Pacer, HighRate_BurstsOfAMillisecondUpTo64KiB) {
+TEST(Pacer, HighRate_BurstsOfAMillisecondUpTo1MiB) {
   Pacer p;
   const double rate = 40e6;  // 40 MB/s: a millisecond is 40 kB, 34 packets
   burst_at(p, at_us(0), rate);
@@ -39,11 +39,11 @@ TEST(Pacer, HighRate_BurstsOfAMillisecondUpTo64KiB) {
   EXPECT_LE(after_a_pause, 35u);
 
   Pacer fast;
-  const double faster = 2e9;  // a millisecond would be 2 MB: the bucket stops at 64 KiB
+  const double faster = 2e9;  // a millisecond would be 2 MB: the bucket stops at 1 MiB
   burst_at(fast, at_us(0), faster);
   const size_t capped = burst_at(fast, at_us(1'000'000), faster);
-  EXPECT_GE(capped, 64 * 1024 / kPacket);
-  EXPECT_LE(capped, 64 * 1024 / kPacket + 2);
+  EXPECT_GE(capped, 1024 * 1024 / kPacket);
+  EXPECT_LE(capped, 1024 * 1024 / kPacket + 2);
 }
 
 TEST(Pacer, HighRate_LongRunRateIsThePacingRate) {

@@ -76,7 +76,7 @@ class Pacer {
  private:
   void refill(Instant now, double rate);
   // A token bucket in bytes, refilled at the pacing rate; holds burst_packets_ datagrams, or at high rates
-  // up to 1 ms of the rate (at most 64 KiB).
+  // up to 1 ms of the rate (at most 1 MiB).
   double tokens_ = 0;  // bytes; may dip below 0 by one packet (a packet sent without waiting)
   Instant last_ = Instant::min();
   size_t burst_packets_ = 10;
