@@ -9,6 +9,11 @@ namespace peerlink {
 
 using protocol::Instant;
 
+namespace {
+// Messages from this size on are copied before the Host's lock is taken (send()).
+constexpr size_t kCopyOutsideLock = 16 * 1024;
+}  // namespace
+
 // --- listen sockets ---
 
 Result<ListenSocketHandle> Host::Impl::listen(const Address& bind, const ListenOptions& options) {
@@ -201,6 +206,13 @@ void Host::Impl::release(ConnectionHandle c, CloseMode mode, uint32_t reason, co
 
 SendResult Host::Impl::send(ConnectionHandle c, const void* data, size_t size, uint32_t flags,
                             uint32_t lane) {
+  if (size >= kCopyOutsideLock) {
+    // The connection would copy it into a buffer of its own anyway. Copied here, before the lock, the
+    // service thread does not wait on the copy: a bulk sender of 64 KiB messages held the lock for each
+    // one, and the service thread slept on it thousands of times a second.
+    const auto* bytes = static_cast<const uint8_t*>(data);
+    return send(c, std::vector<uint8_t>(bytes, bytes + size), flags, lane);
+  }
   std::lock_guard<std::mutex> lock(mutex_);
   if (!handles_.count(c)) return SendResult::kNoConnection;
   Instant now = io::monotonic_now();
