@@ -148,7 +148,7 @@ void Pacer::refill(Instant now, double rate) {
   // the time, and sends in fewer, larger batches. A timer wake-up of a user-space thread comes tens to
   // hundreds of microseconds late on the virtual machines measured here; with the bucket capped at 64 KiB
   // (one TSO segment, 64 us at 1 GB/s) that lateness was lost for good, and Host throughput over loopback
-  // stayed at 632-1000 MB/s (median 770) against 770-1104 (median 980) with a millisecond of the rate.
+  // stayed at 632-1000 MB/s (median 777) against 770-1104 (median 979) with a millisecond of the rate.
   // kMaxBurstBytes only bounds what a rate estimate inflated by bunched acknowledgements could release at
   // once. Below about 12 MB/s a millisecond is under burst_packets_, which then applies.
   constexpr double kBurstInterval = 1e-3, kMaxBurstBytes = 1024 * 1024;
