@@ -6,6 +6,7 @@
 #include <openssl/params.h>
 
 #include <memory>
+#include <utility>
 
 namespace peerlink::crypto {
 namespace {
@@ -20,13 +21,13 @@ using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
 using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree>;
 
 // The key import context of X25519, one per thread: EVP_PKEY_CTX_new_from_name() looks the implementation up
-// in OpenSSL's method store on every call.
+// in OpenSSL's method store on every call. Made again on the next call if making it failed.
 EVP_PKEY_CTX* import_context() {
-  thread_local const PkeyCtxPtr ctx = [] {
+  thread_local PkeyCtxPtr ctx;
+  if (!ctx) {
     PkeyCtxPtr c(EVP_PKEY_CTX_new_from_name(nullptr, "X25519", nullptr));
-    if (c && EVP_PKEY_fromdata_init(c.get()) != 1) c.reset();
-    return c;
-  }();
+    if (c && EVP_PKEY_fromdata_init(c.get()) == 1) ctx = std::move(c);
+  }
   return ctx.get();
 }
 
