@@ -163,6 +163,72 @@ TEST(HostTransfer, DestroyAfterLingeringClose_DeliversBeforeReturning) {
       20s));
 }
 
+// Large messages (copied before the Host's lock is taken) from two threads at once, against a send buffer
+// that fills: each is accepted or refused whole, and every accepted one arrives exact and in its lane's
+// order.
+TEST(HostTransfer, LargeMessagesFromTwoThreads_FullSendBuffer_RefusedWholeAcceptedExact) {
+  HostConfig client_config = test_config();
+  client_config.send_buffer_bytes = 512 * 1024;  // room for seven 64 KiB messages
+  client_config.max_message_size = 128 * 1024;
+  // The server's flow control stops the sender while its application reads nothing.
+  HostConfig server_config = test_config();
+  server_config.receive_buffer_bytes = 256 * 1024;
+  server_config.max_message_size = 128 * 1024;
+  ConnectedPair p(server_config, client_config);
+  ASSERT_TRUE(p.connect());
+  ASSERT_TRUE(p.client.configure_lanes(p.client_conn, {LaneConfig{}, LaneConfig{}}));
+  constexpr uint64_t kPerThread = 200;
+  constexpr size_t kSize = 64 * 1024;
+  std::atomic<uint64_t> refusals{0};
+  std::vector<std::thread> senders;
+  for (uint32_t lane = 0; lane < 2; ++lane) {
+    senders.emplace_back([&, lane] {
+      const auto deadline = std::chrono::steady_clock::now() + 60s;
+      for (uint64_t i = lane; i < 2 * kPerThread; i += 2) {
+        const std::vector<uint8_t> m = make_message(i, kSize + i);
+        SendResult r;
+        while ((r = p.client.send(p.client_conn, m.data(), m.size(), send_flags::kReliable, lane)) ==
+                   SendResult::kLimitExceeded &&
+               std::chrono::steady_clock::now() < deadline) {
+          ++refusals;
+          std::this_thread::sleep_for(100us);
+        }
+        if (r != SendResult::kOk) {
+          ADD_FAILURE() << "send " << i << ": " << to_string(r);
+          return;
+        }
+      }
+    });
+  }
+  // The server reads nothing until the send buffer has refused a message, which its receive window makes
+  // certain: the refusal path is tested whatever the scheduling.
+  const auto fill_deadline = std::chrono::steady_clock::now() + 30s;
+  while (refusals.load() == 0 && std::chrono::steady_clock::now() < fill_deadline)
+    std::this_thread::sleep_for(1ms);
+  EXPECT_GT(refusals.load(), 0u) << "the send buffer never filled";
+  uint64_t next[2] = {0, 1};
+  uint64_t got = 0;
+  std::vector<Message> in;
+  const bool all = pump_until(
+      {&p.server},
+      [&] {
+        in.clear();
+        p.server.receive(p.server_conn, in);
+        for (const Message& m : in) {
+          const uint64_t index = message_index(m.data());
+          EXPECT_EQ(index, next[m.lane()]) << "lane " << m.lane();
+          EXPECT_TRUE(check_message(index, m.data(), m.size())) << "message " << index;
+          next[m.lane()] = index + 2;
+          ++got;
+        }
+        return got == 2 * kPerThread;
+      },
+      60s);
+  for (auto& t : senders)
+    t.join();
+  EXPECT_TRUE(all) << got << " of " << 2 * kPerThread << " messages arrived";
+}
+
 TEST(HostTransfer, Lanes_EachLaneInOrderIndependently) {
   ConnectedPair p;
   ASSERT_TRUE(p.connect());

@@ -206,15 +206,18 @@ void Host::Impl::release(ConnectionHandle c, CloseMode mode, uint32_t reason, co
 
 SendResult Host::Impl::send(ConnectionHandle c, const void* data, size_t size, uint32_t flags,
                             uint32_t lane) {
-  if (size >= kCopyOutsideLock) {
-    // The connection would copy it into a buffer of its own anyway. Copied here, before the lock, the
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (!handles_.count(c)) return SendResult::kNoConnection;
+  if (size >= kCopyOutsideLock && has_send_room(c, size)) {
+    // The connection would copy it into a buffer of its own anyway. Copied with the lock released, the
     // service thread does not wait on the copy: a bulk sender of 64 KiB messages held the lock for each
-    // one, and the service thread slept on it thousands of times a second.
+    // one, and the service thread slept on it thousands of times a second. A message refused for want
+    // of room is refused below without the copy (a sender retrying on kLimitExceeded would otherwise pay
+    // for it on every try); room taken meanwhile by another thread costs one copy.
+    lock.unlock();
     const auto* bytes = static_cast<const uint8_t*>(data);
     return send(c, std::vector<uint8_t>(bytes, bytes + size), flags, lane);
   }
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (!handles_.count(c)) return SendResult::kNoConnection;
   Instant now = io::monotonic_now();
   SendResult r = send_locked(c, static_cast<const uint8_t*>(data), size, nullptr, flags, lane, now);
   if (r == SendResult::kOk) after_command(now, protocol::sends_at_once(flags));
@@ -229,6 +232,11 @@ SendResult Host::Impl::send(ConnectionHandle c, std::vector<uint8_t>&& message, 
   SendResult r = send_locked(c, message.data(), message.size(), &message, flags, lane, now);
   if (r == SendResult::kOk) after_command(now, protocol::sends_at_once(flags));
   return r;
+}
+
+bool Host::Impl::has_send_room(ConnectionHandle c, size_t size) const {
+  const protocol::Connection* conn = endpoint_.connection(c);
+  return !conn || conn->has_send_room(size);  // none yet (peer to peer, being set up): kept as it comes
 }
 
 void Host::Impl::send_batch(const OutgoingMessage* messages, size_t count, SendResult* results) {

@@ -281,6 +281,8 @@ class Host::Impl {
   Message make_message(protocol::ReceivedMessage&& m) const;  // looks up the connection's user data
   SendResult send_locked(ConnectionHandle c, const uint8_t* data, size_t size, std::vector<uint8_t>* owned,
                          uint32_t flags, uint32_t lane, protocol::Instant now);
+  // Under the lock: whether c's send buffer has room for size bytes, as far as the Endpoint knows now.
+  bool has_send_room(ConnectionHandle c, size_t size) const;
 
   HostConfig config_;
   mutable host::Logger log_;

@@ -77,6 +77,9 @@ class Connection {
   SendResult send(const uint8_t* data, size_t len, uint32_t flags, uint32_t lane, Instant now);
   // The same, taking the buffer instead of copying it; message is moved from only on kOk.
   SendResult send(std::vector<uint8_t>&& message, uint32_t flags, uint32_t lane, Instant now);
+  // Whether the send buffer has room for a message of len bytes (send() refuses it with kLimitExceeded
+  // otherwise).
+  bool has_send_room(size_t len) const;
   bool configure_lanes(const std::vector<LaneConfig>& lanes);
   bool pop_message(ReceivedMessage& out);
   size_t pending_messages() const { return received_.size(); }

@@ -24,6 +24,10 @@ uint64_t Connection::queued_send_bytes() const {
   return q + queued_message_overhead_;
 }
 
+bool Connection::has_send_room(size_t len) const {
+  return queued_send_bytes() + len + kMessageOverhead <= cfg_.send_buffer_limit;
+}
+
 SendResult Connection::send(const uint8_t* data, size_t len, uint32_t flags, uint32_t lane, Instant now) {
   return queue_message(data, len, nullptr, flags, lane, now);
 }
@@ -52,8 +56,7 @@ SendResult Connection::queue_message(const uint8_t* data, size_t len, std::vecto
     ++stats_.unreliable_dropped;
     return SendResult::kDropped;
   }
-  if (queued_send_bytes() + len + kMessageOverhead > cfg_.send_buffer_limit)
-    return SendResult::kLimitExceeded;
+  if (!has_send_room(len)) return SendResult::kLimitExceeded;
   Lane& l = lane(lane_index);
   if (reliable) {
     if (owned) {
