@@ -163,9 +163,9 @@ TEST(HostTransfer, DestroyAfterLingeringClose_DeliversBeforeReturning) {
       20s));
 }
 
-// Large messages (copied before the Host's lock is taken) from two threads at once, against a send buffer
-// that fills: each is accepted or refused whole, and every accepted one arrives exact and in its lane's
-// order.
+// Large messages (copied with the Host's lock released, once the send buffer has room) from two threads at
+// once, against a send buffer that fills: each is accepted or refused whole, and every accepted one arrives
+// exact and in its lane's order.
 TEST(HostTransfer, LargeMessagesFromTwoThreads_FullSendBuffer_RefusedWholeAcceptedExact) {
   HostConfig client_config = test_config();
   client_config.send_buffer_bytes = 512 * 1024;  // room for seven 64 KiB messages

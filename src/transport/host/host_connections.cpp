@@ -10,7 +10,7 @@ namespace peerlink {
 using protocol::Instant;
 
 namespace {
-// Messages from this size on are copied before the Host's lock is taken (send()).
+// Messages from this size on are copied with the Host's lock released (send()).
 constexpr size_t kCopyOutsideLock = 16 * 1024;
 }  // namespace
 
