@@ -7,6 +7,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #if defined(__aarch64__) && defined(__linux__)
 #include <asm/hwcap.h>
@@ -53,6 +54,16 @@ const EVP_CIPHER* cipher_for(AeadAlgorithm alg) {
 
 // Noise §12: ChaChaPoly puts the counter little-endian after 4 zero bytes, AESGCM big-endian.
 void make_nonce(AeadAlgorithm alg, uint64_t n, uint8_t out[kNonceLength]) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  // Stored as 8 + 4 bytes from registers, the way OpenSSL loads a 12-byte IV back. Stored any other way
+  // (4 + 8, or byte by byte), those loads cannot take their bytes from the store buffer and wait until every
+  // earlier store has reached the cache, such as a packet just written into lines another core holds.
+  const uint64_t counter = alg == AeadAlgorithm::kChaChaPoly ? n : __builtin_bswap64(n);  // in memory order
+  const uint64_t head = counter << 32;  // four zero bytes, then the counter's first four
+  const auto tail = static_cast<uint32_t>(counter >> 32);
+  std::memcpy(out, &head, 8);
+  std::memcpy(out + 8, &tail, 4);
+#else
   for (size_t i = 0; i < 4; ++i)
     out[i] = 0;
   for (size_t i = 0; i < 8; ++i) {
@@ -63,6 +74,7 @@ void make_nonce(AeadAlgorithm alg, uint64_t n, uint8_t out[kNonceLength]) {
       out[11 - i] = byte;
     }
   }
+#endif
 }
 
 // EVP_CipherUpdate takes int lengths; both ciphers stream, so long inputs go in chunks.
