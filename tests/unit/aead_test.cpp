@@ -125,6 +125,8 @@ TEST(Aead, NonceLayout_AesGcmIsBigEndianAfterFourZeroBytes) {
   EXPECT_EQ(out, reference_seal(AeadAlgorithm::kAesGcm, key, iv, pt));
 }
 
+using Bytes = std::vector<uint8_t>;
+
 class AeadBothCiphers : public ::testing::TestWithParam<AeadAlgorithm> {
  protected:
   Key32 key() const {
@@ -231,6 +233,42 @@ INSTANTIATE_TEST_SUITE_P(Ciphers, AeadBothCiphers,
                            return info.param == AeadAlgorithm::kChaChaPoly ? std::string("ChaChaPoly")
                                                                            : std::string("AesGcm");
                          });
+
+// Sealing with some of the plaintext read from elsewhere gives exactly what sealing it whole gives, for
+// pieces at the start, in the middle at odd offsets, next to each other, and at the end.
+TEST_P(AeadBothCiphers, SealGathered_SameAsSealingThePlaintextWhole) {
+  Bytes plaintext(1200);
+  for (size_t i = 0; i < plaintext.size(); ++i)
+    plaintext[i] = static_cast<uint8_t>(i * 13 + 5);
+  const std::vector<std::vector<std::pair<size_t, size_t>>> layouts = {
+      {},           {{0, 1200}}, {{0, 17}}, {{9, 300}, {309, 5}, {700, 500}}, {{1, 1}, {16, 64}, {1199, 1}},
+      {{1183, 17}},
+  };
+  Aead gathered(GetParam(), key()), whole(GetParam(), key());
+  uint64_t nonce = 0x0102030405060708ULL;
+  for (const auto& layout : layouts) {
+    SCOPED_TRACE(layout.size());
+    Bytes expected(plaintext.size() + kAeadTagLength);
+    whole.seal(nonce, ad_.data(), ad_.size(), plaintext.data(), plaintext.size(), expected.data());
+    // The buffer holds the plaintext except where a source covers it; the sources hold those bytes.
+    Bytes buf(plaintext.size() + kAeadTagLength, 0xcc);
+    Bytes elsewhere = plaintext;
+    std::vector<Aead::Source> sources;
+    size_t done = 0;
+    for (const auto& [at, len] : layout) {
+      std::copy(plaintext.begin() + long(done), plaintext.begin() + long(at), buf.begin() + long(done));
+      sources.push_back({at, elsewhere.data() + at, len});
+      done = at + len;
+    }
+    std::copy(plaintext.begin() + long(done), plaintext.end(), buf.begin() + long(done));
+    EXPECT_EQ(gathered.seal_gathered(nonce, ad_.data(), ad_.size(), buf.data(), plaintext.size(),
+                                     sources.data(), sources.size()),
+              buf.size());
+    EXPECT_EQ(buf, expected);
+    EXPECT_EQ(elsewhere, plaintext) << "the sources are only read";
+    ++nonce;
+  }
+}
 
 TEST(Aead, CpuHasAes_AnswersConsistently) {
   EXPECT_EQ(cpu_has_aes(), cpu_has_aes());

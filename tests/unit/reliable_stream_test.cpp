@@ -90,6 +90,43 @@ TEST(ReliableStreamRecords, SegmentsInOrderWithRetransmitsAndAcks_CopyTheStreams
   EXPECT_GT(acked, 0u);
 }
 
+// gather_out, as a packet's payload: short runs (length prefixes, small packed records) are copied, long
+// runs of a message are left for the seal to read where they lie, at most PacketSources::kMax of them; the
+// copied bytes plus the recorded ones are the stream's bytes, at every segmentation.
+TEST(ReliableStreamRecords, GatherOut_CopiesShortRunsRecordsLongOnes_TogetherTheStreamsBytes) {
+  const std::vector<Bytes> messages = sample_messages();
+  const Bytes stream = stream_of(messages);
+  ReliableSendStream s;
+  for (const Bytes& m : messages)
+    s.push_message(m.data(), m.size());
+  std::mt19937 rng(5);
+  size_t recorded_runs = 0, copied_only = 0;
+  for (int trial = 0; trial < 2000; ++trial) {
+    const uint64_t offset = rng() % stream.size();
+    const size_t len = std::min<size_t>(1 + rng() % 40000, size_t(stream.size() - offset));
+    Bytes packet(len + 3, 0xee);
+    PacketSources sources;
+    sources.payload = packet.data();
+    s.gather_out(offset, len, packet.data() + 3, sources);  // 3 bytes of frame header before the data
+    ASSERT_LE(sources.count, PacketSources::kMax);
+    size_t at = 3;
+    for (size_t i = 0; i < sources.count; ++i) {
+      const auto& src = sources.items[i];
+      ASSERT_GE(src.at, at) << "sources in order, not overlapping";
+      ASSERT_GE(src.len, PacketSources::kMinRun);
+      ASSERT_LE(src.at + src.len, packet.size());
+      std::copy(src.data, src.data + src.len, packet.begin() + long(src.at));  // what the seal would read
+      at = src.at + src.len;
+    }
+    recorded_runs += sources.count;
+    copied_only += sources.count == 0;
+    ASSERT_TRUE(std::equal(packet.begin() + 3, packet.end(), stream.begin() + long(offset)))
+        << "offset " << offset << ", " << len << " bytes";
+  }
+  EXPECT_GT(recorded_runs, 0u);
+  EXPECT_GT(copied_only, 0u);
+}
+
 TEST(ReliableStreamRecords, ShuffledDuplicatedSegments_SameMessagesOnce) {
   const std::vector<Bytes> messages = sample_messages();
   const Bytes stream = stream_of(messages);

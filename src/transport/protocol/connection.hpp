@@ -27,6 +27,7 @@
 #include "transport/protocol/packet.hpp"
 #include "transport/protocol/path_address.hpp"
 #include "transport/protocol/received_packets.hpp"
+#include "transport/protocol/reliable_send_stream.hpp"
 #include "transport/protocol/rtt_estimator.hpp"
 #include "transport/protocol/sent_packets.hpp"
 
@@ -166,10 +167,10 @@ class Connection {
   bool plan_packet(Instant now, size_t cap, PacketPlan& plan);  // false: nothing may leave now
   void write_ack(Instant now, Writer& w);
   // Returns true if it wrote an ack-eliciting frame (so do write_control_frames and fill_stream_frames).
-  bool write_frames(Instant now, const PacketPlan& plan, Writer& w, SentPacket& sp);
+  bool write_frames(Instant now, const PacketPlan& plan, Writer& w, SentPacket& sp, PacketSources& sources);
   bool write_control_frames(Writer& w, SentPacket& sp);
   void on_packet_sent(Instant now, SentPacket& sp, size_t size, bool ack_eliciting, bool probe);
-  size_t seal(Instant now, uint8_t* out, size_t payload_len);
+  size_t seal(Instant now, uint8_t* out, size_t payload_len, const PacketSources& sources);
   void maybe_update_keys(Instant now);
 
   // reliability
@@ -193,7 +194,7 @@ class Connection {
   uint32_t desired_ack_threshold() const;
   Duration keepalive_interval() const;
   // Returns true if it wrote an ack-eliciting frame.
-  bool fill_stream_frames(Instant now, Writer& w, SentPacket& sp);
+  bool fill_stream_frames(Instant now, Writer& w, SentPacket& sp, PacketSources& sources);
   void on_reliable_frame(Instant now, const ReliableFrame& f);
   void on_unreliable_frame(Instant now, const UnreliableFrame& f);
   void deliver(uint32_t lane, bool reliable, std::vector<uint8_t>&& data);

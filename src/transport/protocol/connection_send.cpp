@@ -155,7 +155,7 @@ Lane* Connection::pick_lane(bool allow_new) {
   return best;
 }
 
-bool Connection::fill_stream_frames(Instant now, Writer& w, SentPacket& sp) {
+bool Connection::fill_stream_frames(Instant now, Writer& w, SentPacket& sp, PacketSources& sources) {
   bool wrote = false;
   bool allow_new = nagle_allows(now);
   size_t payload_capacity = packet_size_ - kDataHeaderSize - kAeadTagSize;
@@ -181,7 +181,7 @@ bool Connection::fill_stream_frames(Instant now, Writer& w, SentPacket& sp) {
       bool is_new = offset + len > l->send.next_offset();
       uint8_t* dst = encode_reliable(w, index, offset, len);
       if (!dst) break;
-      l->send.copy_out(offset, len, dst);
+      l->send.gather_out(offset, len, dst, sources);
       if (is_new) {
         sent_new_total_ += offset + len - std::max(offset, l->send.next_offset());
       } else {
@@ -246,7 +246,7 @@ size_t Connection::poll_transmit(Instant now, uint8_t* out, size_t cap) {
   return n;
 }
 
-size_t Connection::seal(Instant now, uint8_t* out, size_t payload_len) {
+size_t Connection::seal(Instant now, uint8_t* out, size_t payload_len, const PacketSources& sources) {
   maybe_update_keys(now);
   Keys& k = *keys_;
   DataHeader h;
@@ -254,8 +254,8 @@ size_t Connection::seal(Instant now, uint8_t* out, size_t payload_len) {
   h.receiver_id = peer_id_;
   h.truncated_pn = uint32_t(next_pn_);
   encode_data_header(h, out);
-  size_t sealed =
-      k.send.seal(next_pn_, out, kDataHeaderSize, out + kDataHeaderSize, payload_len, out + kDataHeaderSize);
+  size_t sealed = k.send.seal_gathered(next_pn_, out, kDataHeaderSize, out + kDataHeaderSize, payload_len,
+                                       sources.items, sources.count);
   ++k.packets_in_phase;
   return kDataHeaderSize + sealed;
 }
@@ -276,11 +276,13 @@ size_t Connection::build_data_packet(Instant now, uint8_t* out, size_t cap) {
   PacketPlan plan;
   if (!plan_packet(now, cap, plan)) return 0;
   Writer w(out + kDataHeaderSize, plan.limit - kDataHeaderSize - kAeadTagSize);
+  PacketSources sources;  // stream data the seal reads where it lies (fill_stream_frames)
+  sources.payload = out + kDataHeaderSize;
   SentPacket sp;
   sp.pn = next_pn_;
   sp.time_sent = now;
   write_ack(now, w);
-  bool ack_eliciting = write_frames(now, plan, w, sp);
+  bool ack_eliciting = write_frames(now, plan, w, sp, sources);
   if (!ack_eliciting && (plan.probe || plan.keepalive_due)) {
     encode_ping(w);
     ack_eliciting = true;
@@ -288,7 +290,7 @@ size_t Connection::build_data_packet(Instant now, uint8_t* out, size_t cap) {
   if (w.size() == 0) return 0;
   if (plan.keepalive_due) last_keepalive_sent_ = now;
   if (plan.probe) --probes_to_send_;
-  size_t size = seal(now, out, w.size());
+  size_t size = seal(now, out, w.size(), sources);
   on_packet_sent(now, sp, size, ack_eliciting, plan.probe);
   return size;
 }
@@ -354,7 +356,8 @@ void Connection::write_ack(Instant now, Writer& w) {
   ack_deadline_ = kNever;
 }
 
-bool Connection::write_frames(Instant now, const PacketPlan& plan, Writer& w, SentPacket& sp) {
+bool Connection::write_frames(Instant now, const PacketPlan& plan, Writer& w, SentPacket& sp,
+                              PacketSources& sources) {
   if (close_pending_ && phase_ == Phase::kDraining) {
     encode_close(w, end_reason_, end_debug_);
     close_pending_ = false;
@@ -371,7 +374,7 @@ bool Connection::write_frames(Instant now, const PacketPlan& plan, Writer& w, Se
   }
   if (!plan.may_send_more) return false;
   bool ack_eliciting = write_control_frames(w, sp);
-  if (plan.data) ack_eliciting |= fill_stream_frames(now, w, sp);
+  if (plan.data) ack_eliciting |= fill_stream_frames(now, w, sp, sources);
   return ack_eliciting;
 }
 

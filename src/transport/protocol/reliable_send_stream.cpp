@@ -113,7 +113,8 @@ bool ReliableSendStream::next_segment(size_t max_len, uint64_t new_data_limit, u
   return true;
 }
 
-void ReliableSendStream::copy_out(uint64_t offset, size_t len, uint8_t* out) const {
+template <typename Piece>
+void ReliableSendStream::for_each_piece(uint64_t offset, size_t len, Piece&& piece) const {
   size_t i = chunk_index(offset);
   while (len > 0 && i < chunks_.size()) {
     const Chunk& c = chunks_[i];
@@ -121,16 +122,33 @@ void ReliableSendStream::copy_out(uint64_t offset, size_t len, uint8_t* out) con
     size_t n;
     if (in_chunk < c.prefix_len) {
       n = std::min(len, c.prefix_len - in_chunk);
-      std::memcpy(out, c.prefix + in_chunk, n);
+      piece(c.prefix + in_chunk, n);
     } else {
       n = std::min(len, c.size() - in_chunk);
-      std::memcpy(out, c.bytes.data() + (in_chunk - c.prefix_len), n);
+      piece(c.bytes.data() + (in_chunk - c.prefix_len), n);
     }
-    out += n;
     offset += n;
     len -= n;
     if (offset == c.start + c.size()) ++i;  // else the prefix is done and the message follows
   }
+}
+
+void ReliableSendStream::copy_out(uint64_t offset, size_t len, uint8_t* out) const {
+  for_each_piece(offset, len, [&](const uint8_t* data, size_t n) {
+    std::memcpy(out, data, n);
+    out += n;
+  });
+}
+
+void ReliableSendStream::gather_out(uint64_t offset, size_t len, uint8_t* out, PacketSources& sources) const {
+  for_each_piece(offset, len, [&](const uint8_t* data, size_t n) {
+    if (n >= PacketSources::kMinRun && sources.count < PacketSources::kMax) {
+      sources.items[sources.count++] = {size_t(out - sources.payload), data, n};
+    } else {
+      std::memcpy(out, data, n);
+    }
+    out += n;
+  });
 }
 
 void ReliableSendStream::on_sent(uint64_t offset, size_t len) {

@@ -8,9 +8,21 @@
 #include <deque>
 #include <vector>
 
+#include "transport/crypto/aead.hpp"
 #include "transport/protocol/interval_set.hpp"
 
 namespace peerlink::protocol {
+
+// The parts of a packet's payload that its seal reads from the send streams instead of from the packet
+// (crypto::Aead::seal_gathered).
+struct PacketSources {
+  static constexpr size_t kMax = 8;
+  // Runs shorter than this are copied: a separate cipher call costs more than copying them.
+  static constexpr size_t kMinRun = 256;
+  uint8_t* payload = nullptr;  // where the sealed payload starts: Source::at counts from here
+  crypto::Aead::Source items[kMax];
+  size_t count = 0;
+};
 
 class ReliableSendStream {
  public:
@@ -33,6 +45,10 @@ class ReliableSendStream {
   bool next_segment(size_t max_len, uint64_t new_data_limit, uint64_t& offset, size_t& len) const;
   // Copies stream bytes [offset, offset+len) to out.
   void copy_out(uint64_t offset, size_t len, uint8_t* out) const;
+  // The same into a packet about to be sealed, except that long runs are not copied but recorded in
+  // `sources` for the seal to read where they lie (while room is left there). Valid until the stream next
+  // changes: the packet must be sealed first.
+  void gather_out(uint64_t offset, size_t len, uint8_t* out, PacketSources& sources) const;
   // Records that [offset, offset+len) went out (new data advances next_offset; retransmitted data leaves
   // the retransmit set).
   void on_sent(uint64_t offset, size_t len);
@@ -53,6 +69,9 @@ class ReliableSendStream {
   void append(const uint8_t* data, size_t len);
   void release_acked();
   size_t chunk_index(uint64_t offset) const;
+  // Calls piece(data, n) for the stored runs of stream bytes [offset, offset+len), in order.
+  template <typename Piece>
+  void for_each_piece(uint64_t offset, size_t len, Piece&& piece) const;
 
   std::deque<Chunk> chunks_;
   mutable size_t chunk_hint_ = 0;  // index of the chunk chunk_index() found last (a guess, checked)
