@@ -17,7 +17,8 @@ namespace peerlink::protocol {
 // (crypto::Aead::seal_gathered).
 struct PacketSources {
   static constexpr size_t kMax = 8;
-  // Runs shorter than this are copied: a separate cipher call costs more than copying them.
+  // Runs shorter than this are copied: each run read where it lies costs a cipher call of its own. Most
+  // segments are one run (they cross a chunk boundary seldom), so the value matters little.
   static constexpr size_t kMinRun = 256;
   uint8_t* payload = nullptr;  // where the sealed payload starts: Source::at counts from here
   crypto::Aead::Source items[kMax];
