@@ -246,8 +246,9 @@ TEST_P(AeadBothCiphers, SealGathered_SameAsSealingThePlaintextWhole) {
   };
   Aead gathered(GetParam(), key()), whole(GetParam(), key());
   uint64_t nonce = 0x0102030405060708ULL;
-  for (const auto& layout : layouts) {
-    SCOPED_TRACE(layout.size());
+  for (size_t l = 0; l < layouts.size(); ++l) {
+    SCOPED_TRACE("layout " + std::to_string(l));
+    const auto& layout = layouts[l];
     Bytes expected(plaintext.size() + kAeadTagLength);
     whole.seal(nonce, ad_.data(), ad_.size(), plaintext.data(), plaintext.size(), expected.data());
     // The buffer holds the plaintext except where a source covers it; the sources hold those bytes.
