@@ -359,6 +359,41 @@ TEST(NoiseHandshake, IK_PreparedEphemeralAndStaticStatic_SameMessagesAndKeysAsCo
   EXPECT_TRUE(std::equal(re.public_key.begin(), re.public_key.end(), b[1].begin()));
 }
 
+// An Endpoint hands its identity's key object to every handshake; the handshake must come out as when it
+// makes its own. A copy of a state part-way through (as a connection reads a Response into one) shares the
+// keys' objects and must read the same.
+TEST(NoiseHandshake, IK_StaticKeyObjectsGiven_SameMessagesAndKeysAsMadeInside) {
+  Pair p(NoisePattern::kIK);
+  SeededRandom rng{9};
+  const X25519KeyPair e = x25519_generate(rng), re = x25519_generate(rng);
+  HandshakeConfig init_plain = p.init_cfg, init_given = p.init_cfg;
+  HandshakeConfig resp_plain = p.resp_cfg, resp_given = p.resp_cfg;
+  init_plain.local_ephemeral = init_given.local_ephemeral = e;
+  resp_plain.local_ephemeral = resp_given.local_ephemeral = re;
+  init_given.local_static_object = X25519Local(p.init_static.private_key);
+  resp_given.local_static_object = X25519Local(p.resp_static.private_key);
+  HandshakeState i1(init_plain, p.rng), r1(resp_plain, p.rng), i2(init_given, p.rng), r2(resp_given, p.rng);
+  HandshakeError e1, e2;
+  const std::vector<Bytes> a = run_handshake(i1, r1, &e1), b = run_handshake(i2, r2, &e2);
+  ASSERT_EQ(e1, HandshakeError::kNone);
+  ASSERT_EQ(e2, HandshakeError::kNone);
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(i1.handshake_hash(), i2.handshake_hash());
+  EXPECT_EQ(r2.split().responder_to_initiator, i1.split().responder_to_initiator);
+
+  // Part-way: the initiator's state after message 1, copied, reads message 2 like the original.
+  HandshakeState i3(init_given, p.rng), r3(resp_given, p.rng);
+  Bytes m1, m2, payload;
+  ASSERT_EQ(i3.write_message(nullptr, 0, m1), HandshakeError::kNone);
+  ASSERT_EQ(r3.read_message(m1.data(), m1.size(), payload), HandshakeError::kNone);
+  ASSERT_EQ(r3.write_message(nullptr, 0, m2), HandshakeError::kNone);
+  HandshakeState copy(i3);
+  ASSERT_EQ(copy.read_message(m2.data(), m2.size(), payload), HandshakeError::kNone);
+  ASSERT_EQ(i3.read_message(m2.data(), m2.size(), payload), HandshakeError::kNone);
+  EXPECT_EQ(copy.handshake_hash(), i3.handshake_hash());
+  EXPECT_EQ(copy.split().initiator_to_responder, r3.split().initiator_to_responder);
+}
+
 TEST(NoiseHandshake, IK_WrongStaticStatic_ResponderCannotReadTheFirstMessage) {
   Pair p(NoisePattern::kIK);
   Key32 ss{};

@@ -74,5 +74,47 @@ TEST(X25519, Generate_SystemRandomGivesDistinctKeys) {
   EXPECT_NE(x25519_generate(rng).private_key, x25519_generate(rng).private_key);
 }
 
+TEST(X25519, KeyObjects_SameResultsAsTheKeyBytes_UsedOverAndOver) {
+  const X25519Local alice(kAlicePrivate), bob(kBobPrivate);
+  const X25519Remote alice_pub(kAlicePublic), bob_pub(kBobPublic);
+  ASSERT_FALSE(alice.empty() || bob.empty() || alice_pub.empty() || bob_pub.empty());
+  for (int round = 0; round < 3; ++round) {
+    SCOPED_TRACE(round);
+    Key32 a{}, b{};
+    ASSERT_TRUE(x25519(alice, bob_pub, a));
+    ASSERT_TRUE(x25519(bob, alice_pub, b));
+    EXPECT_EQ(a, kShared);
+    EXPECT_EQ(b, kShared);
+  }
+  // Copies share the objects and give the same result.
+  const X25519Local alice_copy = alice;
+  Key32 c{};
+  ASSERT_TRUE(x25519(alice_copy, bob_pub, c));
+  EXPECT_EQ(c, kShared);
+}
+
+TEST(X25519, KeyObjects_EmptyOrLowOrder_Fail) {
+  Key32 out{};
+  EXPECT_FALSE(x25519(X25519Local(), X25519Remote(kBobPublic), out));
+  EXPECT_FALSE(x25519(X25519Local(kAlicePrivate), X25519Remote(), out));
+  Key32 one{};
+  one[0] = 1;
+  EXPECT_FALSE(x25519(X25519Local(kAlicePrivate), X25519Remote(one), out));
+  EXPECT_FALSE(x25519(X25519Local(kAlicePrivate), X25519Remote(Key32{}), out));
+}
+
+TEST(X25519, Generate_GivesTheObjectOfItsPrivateKey) {
+  SeededRandom r1(7), r2(7);
+  X25519Local local;
+  const X25519KeyPair a = x25519_generate(r1, local);
+  EXPECT_EQ(a.private_key, x25519_generate(r2).private_key);  // the same draw as without the object
+  EXPECT_EQ(a.public_key, x25519_from_private(a.private_key).public_key);
+  ASSERT_FALSE(local.empty());
+  Key32 with_object{}, with_bytes{};
+  ASSERT_TRUE(x25519(local, X25519Remote(kBobPublic), with_object));
+  ASSERT_TRUE(x25519(a.private_key, kBobPublic, with_bytes));
+  EXPECT_EQ(with_object, with_bytes);
+}
+
 }  // namespace
 }  // namespace peerlink::crypto

@@ -197,6 +197,7 @@ const char* to_string(HandshakeError e) {
 
 HandshakeState::HandshakeState(const HandshakeConfig& cfg, RandomSource& rng) : cfg_(cfg), rng_(rng) {
   s_ = cfg_.local_static;
+  if (s_) s_object_ = cfg_.local_static_object;
   rs_ = cfg_.remote_static;
   re_ = cfg_.remote_ephemeral;
 
@@ -318,17 +319,23 @@ bool HandshakeState::decrypt_and_hash(const uint8_t* ct, size_t len, std::vector
   return true;
 }
 
-bool HandshakeState::dh(const X25519KeyPair& local, const Key32& remote, bool static_static) {
+bool HandshakeState::dh(bool local_static, bool remote_static) {
   // The static-static result may come precomputed, but only when the remote static key was a pre-message:
   // then it is the one the result was computed with (see HandshakeConfig::static_static).
-  if (static_static && cfg_.static_static && cfg_.remote_static) {
+  if (local_static && remote_static && cfg_.static_static && cfg_.remote_static) {
     mix_key(cfg_.static_static->data(), cfg_.static_static->size());
     wipe(*cfg_.static_static);
     cfg_.static_static.reset();  // a pattern has one ss token
     return true;
   }
+  const std::optional<X25519KeyPair>& local = local_static ? s_ : e_;
+  const std::optional<Key32>& remote = remote_static ? rs_ : re_;
+  X25519Local& local_object = local_static ? s_object_ : e_object_;
+  X25519Remote& remote_object = remote_static ? rs_object_ : re_object_;
+  if (local_object.empty()) local_object = X25519Local(local->private_key);
+  if (remote_object.empty()) remote_object = X25519Remote(*remote);
   Key32 shared{};
-  const bool ok = x25519(local.private_key, remote, shared);
+  const bool ok = x25519(local_object, remote_object, shared);
   if (ok) mix_key(shared.data(), shared.size());
   OPENSSL_cleanse(shared.data(), shared.size());
   return ok;
@@ -366,10 +373,11 @@ HandshakeError HandshakeState::write_message(const uint8_t* payload, size_t payl
     if (t == kE) {
       if (cfg_.local_ephemeral) {
         e_ = *cfg_.local_ephemeral;
+        e_object_ = X25519Local();  // made at its first DH
         wipe(*cfg_.local_ephemeral);
         cfg_.local_ephemeral.reset();  // used once, whatever the pattern
       } else {
-        e_ = x25519_generate(rng_);
+        e_ = x25519_generate(rng_, e_object_);
       }
       out.insert(out.end(), e_->public_key.begin(), e_->public_key.end());
       mix_hash(e_->public_key.data(), e_->public_key.size());
@@ -383,11 +391,9 @@ HandshakeError HandshakeState::write_message(const uint8_t* payload, size_t payl
     } else if (is_dh_token(t)) {
       bool local_static = false, remote_static = false;
       dh_operands(t, cfg_.initiator, local_static, remote_static);
-      const std::optional<X25519KeyPair>& local = local_static ? s_ : e_;
-      const std::optional<Key32>& remote = remote_static ? rs_ : re_;
-      if (!local || !remote) {
+      if (!(local_static ? s_ : e_) || !(remote_static ? rs_ : re_)) {
         err = HandshakeError::kMissingKey;
-      } else if (!dh(*local, *remote, local_static && remote_static)) {
+      } else if (!dh(local_static, remote_static)) {
         err = HandshakeError::kDhFailed;
       }
     } else {
@@ -428,6 +434,7 @@ HandshakeError HandshakeState::read_message(const uint8_t* msg, size_t msg_len,
       std::copy(msg + pos, msg + pos + kDhLength, re.begin());
       pos += kDhLength;
       re_ = re;
+      re_object_ = X25519Remote();
       mix_hash(re.data(), re.size());
       if (psk_mode) mix_key(re.data(), re.size());
     } else if (t == kS) {
@@ -439,13 +446,12 @@ HandshakeError HandshakeState::read_message(const uint8_t* msg, size_t msg_len,
       Key32 key{};
       std::copy(rs.begin(), rs.end(), key.begin());
       rs_ = key;
+      rs_object_ = X25519Remote();
     } else if (is_dh_token(t)) {
       bool local_static = false, remote_static = false;
       dh_operands(t, cfg_.initiator, local_static, remote_static);
-      const std::optional<X25519KeyPair>& local = local_static ? s_ : e_;
-      const std::optional<Key32>& remote = remote_static ? rs_ : re_;
-      if (!local || !remote) return fail(HandshakeError::kMissingKey);
-      if (!dh(*local, *remote, local_static && remote_static)) return fail(HandshakeError::kDhFailed);
+      if (!(local_static ? s_ : e_) || !(remote_static ? rs_ : re_)) return fail(HandshakeError::kMissingKey);
+      if (!dh(local_static, remote_static)) return fail(HandshakeError::kDhFailed);
     } else {
       const Key32& psk = cfg_.psks[t - kPskBase];
       mix_key_and_hash(psk.data(), psk.size());

@@ -36,6 +36,9 @@ struct HandshakeConfig {
   bool initiator = true;
   std::vector<uint8_t> prologue;
   std::optional<X25519KeyPair> local_static;
+  // OpenSSL's object for local_static's private key, when the caller keeps one across handshakes (an
+  // Endpoint does, for its identity); it must be made from that key. Empty: the handshake makes its own.
+  X25519Local local_static_object;
   // A key pair made ahead of time (Endpoint::give_ephemeral), or the test vectors' fixed one. It is
   // used for the first e token only; a pattern's further e tokens would get fresh ones.
   std::optional<X25519KeyPair> local_ephemeral;
@@ -97,7 +100,7 @@ class HandshakeState {
   void mix_key_and_hash(const uint8_t* ikm, size_t len);
   void encrypt_and_hash(const uint8_t* pt, size_t len, std::vector<uint8_t>& out);
   bool decrypt_and_hash(const uint8_t* ct, size_t len, std::vector<uint8_t>& out);
-  bool dh(const X25519KeyPair& local, const Key32& remote, bool static_static);
+  bool dh(bool local_static, bool remote_static);
 
   HandshakeConfig cfg_;
   RandomSource& rng_;
@@ -108,6 +111,10 @@ class HandshakeState {
   CipherState cs_;
   std::optional<X25519KeyPair> s_, e_;
   std::optional<Key32> rs_, re_;
+  // OpenSSL's objects for the four keys, made at a key's first DH and kept for its second. Copies of this
+  // state share them (they are immutable); each is reset with its key.
+  X25519Local s_object_, e_object_;
+  X25519Remote rs_object_, re_object_;
   HandshakeError error_ = HandshakeError::kNone;  // the first failure; sticky
 };
 

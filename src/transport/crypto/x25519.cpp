@@ -74,36 +74,69 @@ bool all_zero(const Key32& k) {
   return acc == 0;
 }
 
+constexpr Key32 kBasePoint = {9};
+
+// The base point's key object, made once for every key generation (X25519Remote is immutable, so threads
+// share it). Empty only if OpenSSL could not make it; callers then make their own.
+const X25519Remote& base_point() {
+  static const X25519Remote base(kBasePoint);
+  return base;
+}
+
+// The public key is X25519(private, 9) (RFC 7748, section 6.1), made by the same ladder as every DH: 32 us
+// (on the machine this was first measured on), where OpenSSL's own derivation
+// (EVP_PKEY_new_raw_private_key) takes 41 us. Only an allocation failure fails here; an all-zero public key
+// makes every later DH fail safely.
+Key32 public_key_of(const X25519Local& local) {
+  Key32 pub{};
+  const X25519Remote& base = base_point();
+  if (!x25519(local, base.empty() ? X25519Remote(kBasePoint) : base, pub)) pub.fill(0);
+  return pub;
+}
+
 }  // namespace
 
+X25519Local::X25519Local(const Key32& private_key)
+    : key_(private_key_for_derive(private_key).release(), PkeyFree{}) {
+  if (!key_.get()) key_.reset();
+}
+
+X25519Remote::X25519Remote(const Key32& public_key)
+    : key_(public_key_object(public_key).release(), PkeyFree{}) {
+  if (!key_.get()) key_.reset();
+}
+
 X25519KeyPair x25519_generate(RandomSource& rng) {
-  Key32 priv;
-  rng.fill(priv.data(), priv.size());
-  X25519KeyPair kp = x25519_from_private(priv);
-  OPENSSL_cleanse(priv.data(), priv.size());
+  X25519Local unused;
+  return x25519_generate(rng, unused);
+}
+
+X25519KeyPair x25519_generate(RandomSource& rng, X25519Local& local_out) {
+  X25519KeyPair kp;
+  rng.fill(kp.private_key.data(), kp.private_key.size());
+  local_out = X25519Local(kp.private_key);
+  kp.public_key = public_key_of(local_out);
   return kp;
 }
 
 X25519KeyPair x25519_from_private(const Key32& private_key) {
-  // The public key is X25519(private, 9) (RFC 7748, section 6.1), made by the same ladder as every DH: 32 us
-  // here, where OpenSSL's own derivation (EVP_PKEY_new_raw_private_key) takes 41 us.
-  static constexpr Key32 kBasePoint = {9};
   X25519KeyPair kp;
   kp.private_key = private_key;
-  // Only an allocation failure fails here; an all-zero public key makes every later DH fail safely.
-  if (!x25519(private_key, kBasePoint, kp.public_key)) kp.public_key.fill(0);
+  kp.public_key = public_key_of(X25519Local(private_key));
   return kp;
 }
 
 bool x25519(const Key32& private_key, const Key32& peer_public, Key32& shared_out) {
-  PkeyPtr local = private_key_for_derive(private_key);
-  PkeyPtr peer = public_key_object(peer_public);
-  if (!local || !peer) return false;
+  return x25519(X25519Local(private_key), X25519Remote(peer_public), shared_out);
+}
+
+bool x25519(const X25519Local& local, const X25519Remote& peer, Key32& shared_out) {
+  if (!local.key_ || !peer.key_) return false;
   // The peer's key is not validated: OpenSSL's check of an X25519 public key only asks that there be one
   // (RFC 7748 takes any 32 bytes), and a low-order key is caught below by its all-zero result.
-  PkeyCtxPtr ctx(EVP_PKEY_CTX_new(local.get(), nullptr));
+  PkeyCtxPtr ctx(EVP_PKEY_CTX_new(local.key_.get(), nullptr));
   if (!ctx || EVP_PKEY_derive_init(ctx.get()) != 1 ||
-      EVP_PKEY_derive_set_peer_ex(ctx.get(), peer.get(), 0) != 1) {
+      EVP_PKEY_derive_set_peer_ex(ctx.get(), peer.key_.get(), 0) != 1) {
     return false;
   }
   size_t len = shared_out.size();

@@ -35,6 +35,7 @@ namespace peerlink::protocol {
 
 // Keys an initiator's handshake may start with instead of computing them (see Endpoint::wants_ephemeral).
 struct PreparedKeys {
+  crypto::X25519Local identity_object;  // made from the identity passed with these, or empty
   std::optional<crypto::X25519KeyPair> ephemeral;
   std::optional<crypto::Key32> static_static;  // DH(identity, the expected peer key)
 };

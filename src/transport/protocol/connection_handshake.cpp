@@ -42,6 +42,7 @@ Connection::Connection(ConnectionId local_id, const PathAddress& peer, const Con
   hc.initiator = true;
   hc.prologue = handshake_prologue(to_suite(suite), pattern);
   hc.local_static = identity;
+  hc.local_static_object = prepared.identity_object;
   if (expected_peer_key) hc.remote_static = *expected_peer_key;
   hc.local_ephemeral = prepared.ephemeral;
   hc.static_static = prepared.static_static;  // the Noise side uses it only with remote_static (IK)

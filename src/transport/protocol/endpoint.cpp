@@ -23,6 +23,7 @@ Endpoint::Endpoint(const EndpointConfig& config, const Identity& identity, crypt
     : config_(config), rng_(rng) {
   identity_.private_key = identity.private_key();
   identity_.public_key = identity.public_key();
+  identity_object_ = crypto::X25519Local(identity_.private_key);
   rng_.fill(cookie_secret_.data(), cookie_secret_.size());
 }
 
@@ -48,7 +49,8 @@ std::optional<crypto::Key32> Endpoint::static_dh(const PublicKey& peer_key) {
   auto it = static_dh_.find(peer_key);
   if (it != static_dh_.end()) return it->second;
   crypto::Key32 dh;
-  if (!crypto::x25519(identity_.private_key, peer_key, dh)) return std::nullopt;  // the handshake fails
+  if (!crypto::x25519(identity_object_, crypto::X25519Remote(peer_key), dh))
+    return std::nullopt;  // the handshake fails
   if (static_dh_.size() >= kStaticDhCacheSize) {
     // Full: forget one at random (an order of use would cost more bookkeeping than it saves).
     auto victim = std::next(static_dh_.begin(), long(rng_.next_u64() % static_dh_.size()));
@@ -254,6 +256,7 @@ void Endpoint::handle_initiation(Instant now, const PathAddress& from, const uin
   hc.initiator = false;
   hc.prologue = handshake_prologue(p.suite, p.pattern);
   hc.local_static = identity_;
+  hc.local_static_object = identity_object_;
   auto hs = std::make_unique<HandshakeContext>(hc, rng_);
   hs->pattern = p.pattern;
   hs->suite = p.suite;
@@ -436,6 +439,7 @@ ConnectionId Endpoint::connect(Instant now, const PathAddress& to, const std::op
                                     ? crypto::AeadAlgorithm::kAesGcm
                                     : crypto::AeadAlgorithm::kChaChaPoly;
   PreparedKeys prepared;
+  prepared.identity_object = identity_object_;
   prepared.ephemeral = take_ephemeral();
   if (peer_key) prepared.static_static = static_dh(*peer_key);
   Slot& s = slots_[id];

@@ -174,6 +174,7 @@ class Endpoint {
   std::optional<crypto::Key32> static_dh(const PublicKey& peer_key);
 
   crypto::X25519KeyPair identity_;
+  crypto::X25519Local identity_object_;  // OpenSSL's object for identity_'s private key, made once
   crypto::RandomSource& rng_;
   std::optional<crypto::X25519KeyPair> spare_ephemeral_;
   bool keep_spare_ = false;  // set by the first handshake
