@@ -412,6 +412,30 @@ TEST(RendezvousSim, UnansweredRequest_TimesOutOnBothSides) {
   EXPECT_LE(sim.side(0).blobs, 8u);
 }
 
+// next_timeout() is remembered between calls (the Host asks twice a turn); each call that changes a session
+// must make it look again.
+TEST(RendezvousSim, NextTimeout_FollowsTheCallsThatChangeSessions) {
+  RendezvousConfig config;
+  Side a("a", 5, config);
+  const PeerId b = *PeerId::parse("sim:b");
+  const Instant t0 = Instant{} + 1s;
+  EXPECT_EQ(a.rz->next_timeout(), protocol::kNever);
+  ASSERT_EQ(a.rz->connect(t0, 7, b, 0, false), Handle{7});
+  const Instant after_connect = a.rz->next_timeout();
+  EXPECT_LE(after_connect, t0 + config.setup_timeout);
+  EXPECT_EQ(a.rz->next_timeout(), after_connect);  // asked again, nothing changed
+  a.rz->close(t0, 7, uint32_t(EndReason::kAppGeneric));
+  EXPECT_EQ(a.rz->next_timeout(), protocol::kNever);
+
+  // A deadline that passes ends its session: handle_timeout() must not leave the old answer behind.
+  ASSERT_EQ(a.rz->connect(t0, 8, b, 0, false), Handle{8});
+  Instant t = a.rz->next_timeout();
+  for (int i = 0; i < 100 && a.rz->size() > 0 && t != protocol::kNever; ++i, t = a.rz->next_timeout())
+    a.rz->handle_timeout(t);
+  EXPECT_EQ(a.rz->size(), 0u);
+  EXPECT_EQ(a.rz->next_timeout(), protocol::kNever);
+}
+
 TEST(RendezvousSim, PeerUnreachable_FailsAtOnce) {
   Lone lone(3);
   Rendezvous& rz = lone.rz;

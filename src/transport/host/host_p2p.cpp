@@ -82,6 +82,7 @@ void Host::Impl::stop_p2p() {
   ice_batch_.clear();
   ice_batch_socket_ = nullptr;
   streams_.clear();
+  retired_streams_.clear();
   ice_.reset();
 }
 
@@ -411,6 +412,7 @@ void Host::Impl::restart_ice(Instant now, const Action& a) {
   bool no_descriptors = false;
   if (!ice_->restart(p.stream, p.ufrag, p.pwd, &why, &no_descriptors)) {  // libnice dropped the stream
     streams_.erase(p.stream);
+    retired_streams_.erase(p.stream);
     p.stream = 0;
     const EndReason reason = no_descriptors ? EndReason::kLocalLimitExceeded : EndReason::kMiscNoRoute;
     rz_->ice_failed(now, a.handle, uint32_t(reason), "ICE restart failed: " + why);

@@ -66,6 +66,7 @@ uint64_t Rendezvous::session_id(Handle h) const {
 }
 
 void Rendezvous::set_listening(uint16_t virtual_port, bool listening) {
+  timeout_known_ = false;
   if (listening)
     listening_.insert(virtual_port);
   else
@@ -89,6 +90,7 @@ Rendezvous::Session& Rendezvous::start(Handle h, const PeerId& peer, uint16_t po
 }
 
 Handle Rendezvous::connect(Instant now, Handle h, const PeerId& peer, uint16_t virtual_port, bool symmetric) {
+  timeout_known_ = false;
   now_ = now;
   if (symmetric) {
     for (auto& [handle, s] : sessions_) {
@@ -117,6 +119,7 @@ void Rendezvous::begin_answer(Instant now, Session& s) {
 }
 
 bool Rendezvous::accept(Instant now, Handle h) {
+  timeout_known_ = false;
   now_ = now;
   Session* s = find(h);
   if (!s || s->state != State::kAwaitingAccept) return false;
@@ -125,6 +128,7 @@ bool Rendezvous::accept(Instant now, Handle h) {
 }
 
 bool Rendezvous::reject(Instant now, Handle h, uint32_t reason, const std::string& text) {
+  timeout_known_ = false;
   now_ = now;
   Session* s = find(h);
   if (!s || s->state != State::kAwaitingAccept) return false;
@@ -134,6 +138,7 @@ bool Rendezvous::reject(Instant now, Handle h, uint32_t reason, const std::strin
 }
 
 void Rendezvous::close(Instant now, Handle h, uint32_t reason) {
+  timeout_known_ = false;
   now_ = now;
   Session* s = find(h);
   if (!s) return;
@@ -146,6 +151,7 @@ void Rendezvous::close(Instant now, Handle h, uint32_t reason) {
 
 void Rendezvous::local_candidates(Instant now, Handle h, const std::string& ufrag, const std::string& pwd,
                                   const std::vector<Candidate>& candidates, bool gathering_done) {
+  timeout_known_ = false;
   Session* s = find(h);
   if (!s || s->state == State::kAwaitingAccept) return;
   if (s->state == State::kConnected && s->settle_until == protocol::kNever) return;
@@ -174,6 +180,7 @@ void Rendezvous::local_candidates(Instant now, Handle h, const std::string& ufra
 }
 
 void Rendezvous::connected(Instant now, Handle h) {
+  timeout_known_ = false;
   now_ = now;
   Session* s = find(h);
   if (!s || s->state != State::kActive) return;
@@ -185,6 +192,7 @@ void Rendezvous::connected(Instant now, Handle h) {
 }
 
 bool Rendezvous::restart(Instant now, Handle h) {
+  timeout_known_ = false;
   now_ = now;
   Session* s = find(h);
   if (!s || !s->was_connected) return false;
@@ -217,6 +225,7 @@ void Rendezvous::push_stream_action(const Session& s, Action::Kind kind) {
 }
 
 bool Rendezvous::retarget(Instant now, Handle h, const PeerId& to) {
+  timeout_known_ = false;
   now_ = now;
   Session* s = find(h);
   if (!s || s->role != Role::kOfferer || s->symmetric || s->state != State::kActive || s->have_peer_key ||
@@ -231,6 +240,7 @@ bool Rendezvous::retarget(Instant now, Handle h, const PeerId& to) {
 }
 
 void Rendezvous::ice_failed(Instant now, Handle h, uint32_t reason, const std::string& text) {
+  timeout_known_ = false;
   now_ = now;
   Session* s = find(h);
   if (!s) return;
@@ -239,6 +249,7 @@ void Rendezvous::ice_failed(Instant now, Handle h, uint32_t reason, const std::s
 }
 
 void Rendezvous::receive(Instant now, const PeerId& from, const uint8_t* data, size_t size) {
+  timeout_known_ = false;
   now_ = now;
   ++counters_.blobs_received;
   std::optional<Blob> b = decode(data, size);
@@ -472,6 +483,7 @@ void Rendezvous::remember_lost(const PeerId& peer, uint64_t id, Instant now) {
 }
 
 void Rendezvous::peer_unreachable(Instant now, const PeerId& peer, const std::string& detail) {
+  timeout_known_ = false;
   now_ = now;
   std::vector<Handle> doomed;
   for (auto& [h, s] : sessions_)
@@ -481,6 +493,7 @@ void Rendezvous::peer_unreachable(Instant now, const PeerId& peer, const std::st
 }
 
 Instant Rendezvous::next_timeout() const {
+  if (timeout_known_) return next_timeout_;
   Instant t = protocol::kNever;
   for (const auto& [h, s] : sessions_) {
     t = earliest(t, s.deadline);
@@ -490,10 +503,13 @@ Instant Rendezvous::next_timeout() const {
     if (s.have_local) t = earliest(t, s.retransmit_at);
     t = earliest(t, s.ack_at);
   }
+  next_timeout_ = t;
+  timeout_known_ = true;
   return t;
 }
 
 void Rendezvous::handle_timeout(Instant now) {
+  timeout_known_ = false;
   now_ = now;
   std::vector<Handle> expired;
   for (auto& [h, s] : sessions_) {
@@ -549,7 +565,7 @@ void Rendezvous::handle_timeout(Instant now) {
   }
 }
 
-bool Rendezvous::poll(Action& out) {
+bool Rendezvous::poll(Action& out) {  // touches no session: next_timeout() stays known
   if (actions_.empty()) return false;
   out = std::move(actions_.front());
   actions_.pop_front();
