@@ -381,6 +381,14 @@ TEST(NoiseHandshake, IK_StaticKeyObjectsGiven_SameMessagesAndKeysAsMadeInside) {
   EXPECT_EQ(i1.handshake_hash(), i2.handshake_hash());
   EXPECT_EQ(r2.split().responder_to_initiator, i1.split().responder_to_initiator);
 
+  // The given object is the one used: one made from another key spoils ss, and the responder cannot read.
+  HandshakeConfig init_wrong = init_given;
+  init_wrong.local_static_object = X25519Local(p.resp_static.private_key);
+  HandshakeState i4(init_wrong, p.rng), r4(resp_plain, p.rng);
+  Bytes wrong_m1, wrong_payload;
+  ASSERT_EQ(i4.write_message(nullptr, 0, wrong_m1), HandshakeError::kNone);
+  EXPECT_EQ(r4.read_message(wrong_m1.data(), wrong_m1.size(), wrong_payload), HandshakeError::kDecryptFailed);
+
   // Part-way: the initiator's state after message 1, copied, reads message 2 like the original.
   HandshakeState i3(init_given, p.rng), r3(resp_given, p.rng);
   Bytes m1, m2, payload;

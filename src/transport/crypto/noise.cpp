@@ -319,17 +319,18 @@ bool HandshakeState::decrypt_and_hash(const uint8_t* ct, size_t len, std::vector
   return true;
 }
 
-bool HandshakeState::dh(bool local_static, bool remote_static) {
+HandshakeError HandshakeState::dh(bool local_static, bool remote_static) {
+  const std::optional<X25519KeyPair>& local = local_static ? s_ : e_;
+  const std::optional<Key32>& remote = remote_static ? rs_ : re_;
+  if (!local || !remote) return HandshakeError::kMissingKey;
   // The static-static result may come precomputed, but only when the remote static key was a pre-message:
   // then it is the one the result was computed with (see HandshakeConfig::static_static).
   if (local_static && remote_static && cfg_.static_static && cfg_.remote_static) {
     mix_key(cfg_.static_static->data(), cfg_.static_static->size());
     wipe(*cfg_.static_static);
     cfg_.static_static.reset();  // a pattern has one ss token
-    return true;
+    return HandshakeError::kNone;
   }
-  const std::optional<X25519KeyPair>& local = local_static ? s_ : e_;
-  const std::optional<Key32>& remote = remote_static ? rs_ : re_;
   X25519Local& local_object = local_static ? s_object_ : e_object_;
   X25519Remote& remote_object = remote_static ? rs_object_ : re_object_;
   if (local_object.empty()) local_object = X25519Local(local->private_key);
@@ -338,7 +339,7 @@ bool HandshakeState::dh(bool local_static, bool remote_static) {
   const bool ok = x25519(local_object, remote_object, shared);
   if (ok) mix_key(shared.data(), shared.size());
   OPENSSL_cleanse(shared.data(), shared.size());
-  return ok;
+  return ok ? HandshakeError::kNone : HandshakeError::kDhFailed;
 }
 
 HandshakeError HandshakeState::write_message(const uint8_t* payload, size_t payload_len,
@@ -391,11 +392,7 @@ HandshakeError HandshakeState::write_message(const uint8_t* payload, size_t payl
     } else if (is_dh_token(t)) {
       bool local_static = false, remote_static = false;
       dh_operands(t, cfg_.initiator, local_static, remote_static);
-      if (!(local_static ? s_ : e_) || !(remote_static ? rs_ : re_)) {
-        err = HandshakeError::kMissingKey;
-      } else if (!dh(local_static, remote_static)) {
-        err = HandshakeError::kDhFailed;
-      }
+      err = dh(local_static, remote_static);
     } else {
       const Key32& psk = cfg_.psks[t - kPskBase];
       mix_key_and_hash(psk.data(), psk.size());
@@ -450,8 +447,8 @@ HandshakeError HandshakeState::read_message(const uint8_t* msg, size_t msg_len,
     } else if (is_dh_token(t)) {
       bool local_static = false, remote_static = false;
       dh_operands(t, cfg_.initiator, local_static, remote_static);
-      if (!(local_static ? s_ : e_) || !(remote_static ? rs_ : re_)) return fail(HandshakeError::kMissingKey);
-      if (!dh(local_static, remote_static)) return fail(HandshakeError::kDhFailed);
+      if (const HandshakeError e = dh(local_static, remote_static); e != HandshakeError::kNone)
+        return fail(e);
     } else {
       const Key32& psk = cfg_.psks[t - kPskBase];
       mix_key_and_hash(psk.data(), psk.size());

@@ -100,7 +100,8 @@ class HandshakeState {
   void mix_key_and_hash(const uint8_t* ikm, size_t len);
   void encrypt_and_hash(const uint8_t* pt, size_t len, std::vector<uint8_t>& out);
   bool decrypt_and_hash(const uint8_t* ct, size_t len, std::vector<uint8_t>& out);
-  bool dh(bool local_static, bool remote_static);
+  // kMissingKey if a key the token needs is absent, kDhFailed for a low-order result.
+  HandshakeError dh(bool local_static, bool remote_static);
 
   HandshakeConfig cfg_;
   RandomSource& rng_;

@@ -96,15 +96,14 @@ Key32 public_key_of(const X25519Local& local) {
 
 }  // namespace
 
-X25519Local::X25519Local(const Key32& private_key)
-    : key_(private_key_for_derive(private_key).release(), PkeyFree{}) {
-  if (!key_.get()) key_.reset();
+X25519Object::X25519Object(evp_pkey_st* key) {
+  if (key) key_.reset(key, PkeyFree{});
 }
 
-X25519Remote::X25519Remote(const Key32& public_key)
-    : key_(public_key_object(public_key).release(), PkeyFree{}) {
-  if (!key_.get()) key_.reset();
-}
+X25519Local::X25519Local(const Key32& private_key)
+    : X25519Object(private_key_for_derive(private_key).release()) {}
+
+X25519Remote::X25519Remote(const Key32& public_key) : X25519Object(public_key_object(public_key).release()) {}
 
 X25519KeyPair x25519_generate(RandomSource& rng) {
   X25519Local unused;

@@ -26,30 +26,34 @@ bool x25519(const Key32& private_key, const Key32& peer_public, Key32& shared_ou
 
 // Keys made into OpenSSL's key objects once, for keys that take part in more than one operation: each key
 // of a Noise handshake takes part in two, an Endpoint's identity in every handshake. x25519() above makes
-// both objects on every call, about 6.5 us of the 70 it takes on a 2-core AMD EPYC (the ladder itself
-// takes 58.5). The objects are immutable once made: copies share them, from any thread. Empty when
+// both objects on every call: about 6.5 us of the 70 it takes on a 2-core AMD EPYC, where the derive call
+// alone takes 58.5. The objects are immutable once made: copies share them, from any thread. Empty when
 // default-made or when OpenSSL could not make the object; an operation with an empty one fails.
+class X25519Local;
 class X25519Remote;
-class X25519Local {  // a private key
+class X25519Object {  // what the two kinds below share
  public:
-  X25519Local() = default;
-  explicit X25519Local(const Key32& private_key);
   bool empty() const { return !key_; }
+
+ protected:
+  X25519Object() = default;
+  explicit X25519Object(evp_pkey_st* key);  // takes it; null gives an empty object
 
  private:
   friend bool x25519(const X25519Local&, const X25519Remote&, Key32&);
   std::shared_ptr<evp_pkey_st> key_;
 };
 
-class X25519Remote {  // a peer's public key
+class X25519Local : public X25519Object {  // a private key
+ public:
+  X25519Local() = default;
+  explicit X25519Local(const Key32& private_key);
+};
+
+class X25519Remote : public X25519Object {  // a peer's public key
  public:
   X25519Remote() = default;
   explicit X25519Remote(const Key32& public_key);
-  bool empty() const { return !key_; }
-
- private:
-  friend bool x25519(const X25519Local&, const X25519Remote&, Key32&);
-  std::shared_ptr<evp_pkey_st> key_;
 };
 
 // As x25519() above.

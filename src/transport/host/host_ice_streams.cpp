@@ -35,12 +35,12 @@ ice::StreamId Host::Impl::open_stream(ConnectionHandle c, P2P& p, std::string* e
 }
 
 void Host::Impl::drop_stream(ice::StreamId stream) {
+  retired_streams_.erase(stream);
   auto it = streams_.find(stream);
   if (it == streams_.end()) return;
   endpoint_.cancel_expectation(io::encode_ice_path(stream));
   forget_direct(it->second);
   streams_.erase(it);
-  retired_streams_.erase(stream);
   ice_->remove_stream(stream);
 }
 
@@ -48,22 +48,19 @@ void Host::Impl::retire_stream(ice::StreamId stream, bool has_connection) {
   auto it = streams_.find(stream);
   if (it == streams_.end()) return;
   endpoint_.cancel_expectation(io::encode_ice_path(stream));
-  it->second.has_connection = has_connection;
-  retired_streams_.insert(stream);
+  retired_streams_[stream] = has_connection;
   loop_.wake();  // the service thread reaps it
 }
 
 void Host::Impl::reap_retired_streams() {
   std::vector<ice::StreamId> done;
-  for (ice::StreamId id : retired_streams_) {
+  for (const auto& [id, has_connection] : retired_streams_) {
     auto it = streams_.find(id);
-    if (it == streams_.end() || !(it->second.has_connection && endpoint_.connection(it->second.owner)))
+    if (it == streams_.end() || !(has_connection && endpoint_.connection(it->second.owner)))
       done.push_back(id);
   }
-  for (ice::StreamId id : done) {
-    retired_streams_.erase(id);  // drop_stream does too, unless the stream is already gone
+  for (ice::StreamId id : done)
     drop_stream(id);
-  }
 }
 
 void Host::Impl::refresh_direct(ice::StreamId stream) {
