@@ -2,10 +2,11 @@
 // acknowledgement frees it and a loss re-queues exactly its retransmittable frames (never the packet).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
+#include <vector>
 
 #include "transport/protocol/time.hpp"
 
@@ -50,39 +51,82 @@ struct SentPacket {
 };
 
 // Every packet from the oldest unresolved one to the newest, so that a packet number indexes it directly.
+// A ring of them whose capacity is a power of two: a packet sent and one resolved cost no allocation (a
+// deque allocated and freed a 512-byte node every three packets, 2.3 % of core-throughput's sending
+// thread). The ring doubles when full and halves when a quarter full, so a connection that goes quiet after
+// a burst gives the burst's memory back.
 class SentPackets {
  public:
+  class iterator {
+   public:
+    iterator(SentPackets* owner, size_t index) : owner_(owner), index_(index) {}
+    SentPacket& operator*() const { return owner_->at(index_); }
+    SentPacket* operator->() const { return &owner_->at(index_); }
+    iterator& operator++() {
+      ++index_;
+      return *this;
+    }
+    bool operator==(const iterator& o) const { return index_ == o.index_; }
+    bool operator!=(const iterator& o) const { return index_ != o.index_; }
+
+   private:
+    SentPackets* owner_;
+    size_t index_;  // from the oldest
+  };
+
+  // p.pn must follow the newest packet's (packet numbers are consecutive).
   void push(const SentPacket& p) {
-    if (packets_.empty()) first_pn_ = p.pn;
-    packets_.push_back(p);
+    if (count_ == 0) first_pn_ = p.pn;
+    if (count_ == ring_.size()) resize(std::max(kMinCapacity, ring_.size() * 2));
+    ring_[(head_ + count_) & (ring_.size() - 1)] = p;
+    ++count_;
   }
   SentPacket* find(uint64_t pn) {
-    if (packets_.empty() || pn < first_pn_ || pn - first_pn_ >= packets_.size()) return nullptr;
-    return &packets_[size_t(pn - first_pn_)];
+    if (count_ == 0 || pn < first_pn_ || pn - first_pn_ >= count_) return nullptr;
+    return &at(size_t(pn - first_pn_));
   }
   // Drops resolved packets from the front. Packets declared lost stay until lost_cutoff (sent before it),
   // so that a late acknowledgement can still reveal the loss as spurious (reordering).
   void trim(Instant lost_cutoff) {
-    while (!packets_.empty()) {
-      const SentPacket& p = packets_.front();
+    while (count_ > 0) {
+      const SentPacket& p = ring_[head_];
       if (p.status == SentPacket::Status::kInFlight) break;
       if (p.status == SentPacket::Status::kLost && p.time_sent >= lost_cutoff) break;
-      packets_.pop_front();
+      head_ = (head_ + 1) & (ring_.size() - 1);
+      --count_;
       ++first_pn_;
     }
+    if (ring_.size() > kMinCapacity && count_ <= ring_.size() / 4) resize(ring_.size() / 2);
   }
-  bool empty() const { return packets_.empty(); }
-  size_t size() const { return packets_.size(); }
+  bool empty() const { return count_ == 0; }
+  size_t size() const { return count_; }
+  // Slots held, for tests.
+  size_t capacity() const { return ring_.size(); }
   uint64_t first_pn() const { return first_pn_; }
-  std::deque<SentPacket>::iterator begin() { return packets_.begin(); }
-  std::deque<SentPacket>::iterator end() { return packets_.end(); }
+  // Oldest first. push() and trim() invalidate iterators and pointers.
+  iterator begin() { return iterator(this, 0); }
+  iterator end() { return iterator(this, count_); }
   void clear() {
-    packets_.clear();
-    packets_.shrink_to_fit();
+    ring_.clear();
+    ring_.shrink_to_fit();
+    head_ = count_ = 0;
   }
 
  private:
-  std::deque<SentPacket> packets_;
+  static constexpr size_t kMinCapacity = 4;
+
+  SentPacket& at(size_t index) { return ring_[(head_ + index) & (ring_.size() - 1)]; }
+  void resize(size_t capacity) {
+    std::vector<SentPacket> next(capacity);
+    for (size_t i = 0; i < count_; ++i)
+      next[i] = at(i);
+    ring_.swap(next);
+    head_ = 0;
+  }
+
+  std::vector<SentPacket> ring_;  // size is 0 or a power of two
+  size_t head_ = 0;               // the oldest packet's slot
+  size_t count_ = 0;
   uint64_t first_pn_ = 0;
 };
 
