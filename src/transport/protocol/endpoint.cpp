@@ -63,11 +63,16 @@ std::optional<crypto::Key32> Endpoint::static_dh(const PublicKey& peer_key) {
 }
 
 Endpoint::Slot* Endpoint::find(ConnectionId id) {
+  if (found_ && found_id_ == id) return found_;
   auto it = slots_.find(id);
-  return it == slots_.end() ? nullptr : &it->second;
+  if (it == slots_.end()) return nullptr;
+  found_id_ = id;
+  found_ = &it->second;
+  return found_;
 }
 
 const Endpoint::Slot* Endpoint::find(ConnectionId id) const {
+  if (found_ && found_id_ == id) return found_;
   auto it = slots_.find(id);
   return it == slots_.end() ? nullptr : &it->second;
 }
@@ -90,6 +95,7 @@ void Endpoint::touch(ConnectionId id, Slot& s) {
   if (c.finished()) {
     if (s.deadline != kNever) timers_.erase({s.deadline, id});
     if (s.has_initiation_key) initiations_.erase(s.initiation_key);
+    if (found_id_ == id) found_ = nullptr;
     slots_.erase(id);  // ready_/readable_ entries for it are skipped when met
     return;
   }

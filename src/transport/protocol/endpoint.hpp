@@ -186,6 +186,11 @@ class Endpoint {
   double unproven_tokens_ = 0;
   Instant unproven_refilled_ = kNever;  // never refilled yet: the bucket starts full
   std::unordered_map<ConnectionId, Slot> slots_;
+  // The slot find() returned last (an element's address survives rehashing; touch() forgets it when it
+  // erases that slot). A busy connection's datagrams and calls look up the same slot over and over: the
+  // hash lookup was 0.9 % of core-throughput's sending thread and 1.7 % of its receiving one.
+  ConnectionId found_id_ = 0;
+  Slot* found_ = nullptr;
   std::unordered_map<InitiationKey, ConnectionId, InitiationKeyHash> initiations_;
   std::unordered_set<ConnectionId> reserved_;
   std::unordered_map<PathAddress, ConnectionId, PathAddressHash> expected_;
