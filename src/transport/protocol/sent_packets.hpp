@@ -52,9 +52,11 @@ struct SentPacket {
 
 // Every packet from the oldest unresolved one to the newest, so that a packet number indexes it directly.
 // A ring of them whose capacity is a power of two: a packet sent and one resolved cost no allocation (a
-// deque allocated and freed a 512-byte node every three packets, 2.3 % of core-throughput's sending
-// thread). The ring doubles when full and halves when a quarter full, so a connection that goes quiet after
-// a burst gives the burst's memory back.
+// deque allocated and freed a 512-byte node every three packets, 2.8 % of core-throughput's sending
+// thread). The ring doubles when full. Once no more than a sixteenth of it is used, trim() shrinks it to
+// four times what is left: a connection that goes quiet after a burst gives the burst's memory back at its
+// last acknowledgement, while the swings of a busy connection's packets in flight do not copy the ring back
+// and forth (shrinking at a quarter did, 0.7 % of that thread).
 class SentPackets {
  public:
   class iterator {
@@ -96,7 +98,12 @@ class SentPackets {
       --count_;
       ++first_pn_;
     }
-    if (ring_.size() > kMinCapacity && count_ <= ring_.size() / 4) resize(ring_.size() / 2);
+    if (ring_.size() > kMinCapacity && count_ <= ring_.size() / 16) {
+      size_t capacity = kMinCapacity;
+      while (capacity < count_ * 4)
+        capacity *= 2;
+      resize(capacity);
+    }
   }
   bool empty() const { return count_ == 0; }
   size_t size() const { return count_; }
