@@ -110,5 +110,27 @@ TEST(SentPackets, MemoryGivenBackAfterABurst) {
   EXPECT_EQ(s.find(5000), nullptr);
 }
 
+TEST(SentPackets, AcknowledgementsOnly_NothingAccumulates) {
+  // A receiver's packets: acknowledgements, resolved when sent, and never acknowledged themselves.
+  SentPackets s;
+  for (uint64_t pn = 0; pn < 10000; ++pn) {
+    SentPacket p = packet(pn);
+    p.status = SentPacket::Status::kAcked;
+    s.push(p);
+  }
+  EXPECT_EQ(s.size(), 1u);
+  EXPECT_EQ(s.first_pn(), 9999u);
+  EXPECT_EQ(s.capacity(), 4u);
+  // Behind an ack-eliciting packet in flight they wait for it.
+  s.push(packet(10000));
+  for (uint64_t pn = 10001; pn < 10010; ++pn) {
+    SentPacket p = packet(pn);
+    p.status = SentPacket::Status::kAcked;
+    s.push(p);
+  }
+  EXPECT_EQ(s.first_pn(), 10000u);
+  EXPECT_EQ(s.size(), 10u);
+}
+
 }  // namespace
 }  // namespace peerlink::protocol

@@ -76,8 +76,15 @@ class SentPackets {
     size_t index_;  // from the oldest
   };
 
-  // p.pn must follow the newest packet's (packet numbers are consecutive).
+  // p.pn must follow the newest packet's (packet numbers are consecutive). Acknowledged packets at the
+  // front go first: a receiver sends mostly acknowledgements, which are resolved when sent and which only
+  // the acknowledgement of an occasional ack-eliciting packet would trim.
   void push(const SentPacket& p) {
+    while (count_ > 0 && ring_[head_].status == SentPacket::Status::kAcked) {
+      head_ = (head_ + 1) & (ring_.size() - 1);
+      --count_;
+      ++first_pn_;
+    }
     if (count_ == 0) first_pn_ = p.pn;
     if (count_ == ring_.size()) resize(std::max(kMinCapacity, ring_.size() * 2));
     ring_[(head_ + count_) & (ring_.size() - 1)] = p;
