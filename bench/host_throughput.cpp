@@ -97,7 +97,10 @@ void add_stream_details(Figure& f, const StreamResult& r, const NetworkPath& pat
       .add_count("packets_lost", r.status.packets_lost)
       .add_count("packets_retransmitted", r.status.packets_retransmitted)
       .add_count("rtt_us", uint64_t(r.status.rtt.value_or(std::chrono::microseconds(0)).count()))
+      .add_count("rtt_min_us", uint64_t(r.status.rtt_min.count()))
+      .add_count("rtt_variance_us", uint64_t(r.status.rtt_variance.count()))
       .add_count("cwnd_bytes", r.status.congestion_window_bytes)
+      .add_count("bytes_in_flight", r.status.bytes_in_flight)
       .add_count("packet_size", r.status.packet_size);
 }
 
