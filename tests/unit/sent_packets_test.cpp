@@ -110,24 +110,24 @@ TEST(SentPackets, MemoryGivenBackAfterABurst) {
   EXPECT_EQ(s.find(5000), nullptr);
 }
 
-TEST(SentPackets, AcknowledgementsOnly_NothingAccumulates) {
-  // A receiver's packets: acknowledgements, resolved when sent, and never acknowledged themselves.
-  SentPackets s;
-  for (uint64_t pn = 0; pn < 10000; ++pn) {
+// Acknowledgement-only packets [from, to): resolved when sent, and never acknowledged themselves.
+void push_acknowledgements(SentPackets& s, uint64_t from, uint64_t to) {
+  for (uint64_t pn = from; pn < to; ++pn) {
     SentPacket p = packet(pn);
     p.status = SentPacket::Status::kAcked;
     s.push(p);
   }
+}
+
+TEST(SentPackets, AcknowledgementsOnly_NothingAccumulates) {
+  SentPackets s;  // a receiver's: mostly acknowledgements
+  push_acknowledgements(s, 0, 10000);
   EXPECT_EQ(s.size(), 1u);
   EXPECT_EQ(s.first_pn(), 9999u);
   EXPECT_EQ(s.capacity(), 4u);
   // Behind an ack-eliciting packet in flight they wait for it.
   s.push(packet(10000));
-  for (uint64_t pn = 10001; pn < 10010; ++pn) {
-    SentPacket p = packet(pn);
-    p.status = SentPacket::Status::kAcked;
-    s.push(p);
-  }
+  push_acknowledgements(s, 10001, 10010);
   EXPECT_EQ(s.first_pn(), 10000u);
   EXPECT_EQ(s.size(), 10u);
 }
