@@ -63,12 +63,10 @@ class SentPackets {
    public:
     iterator(SentPackets* owner, size_t index) : owner_(owner), index_(index) {}
     SentPacket& operator*() const { return owner_->at(index_); }
-    SentPacket* operator->() const { return &owner_->at(index_); }
     iterator& operator++() {
       ++index_;
       return *this;
     }
-    bool operator==(const iterator& o) const { return index_ == o.index_; }
     bool operator!=(const iterator& o) const { return index_ != o.index_; }
 
    private:
@@ -80,11 +78,7 @@ class SentPackets {
   // front go first: a receiver sends mostly acknowledgements, which are resolved when sent and which only
   // the acknowledgement of an occasional ack-eliciting packet would trim.
   void push(const SentPacket& p) {
-    while (count_ > 0 && ring_[head_].status == SentPacket::Status::kAcked) {
-      head_ = (head_ + 1) & (ring_.size() - 1);
-      --count_;
-      ++first_pn_;
-    }
+    drop_resolved(Instant::min());  // acknowledged ones only: lost ones wait for trim()'s cutoff
     if (count_ == 0) first_pn_ = p.pn;
     if (count_ == ring_.size()) resize(std::max(kMinCapacity, ring_.size() * 2));
     ring_[(head_ + count_) & (ring_.size() - 1)] = p;
@@ -97,14 +91,7 @@ class SentPackets {
   // Drops resolved packets from the front. Packets declared lost stay until lost_cutoff (sent before it),
   // so that a late acknowledgement can still reveal the loss as spurious (reordering).
   void trim(Instant lost_cutoff) {
-    while (count_ > 0) {
-      const SentPacket& p = ring_[head_];
-      if (p.status == SentPacket::Status::kInFlight) break;
-      if (p.status == SentPacket::Status::kLost && p.time_sent >= lost_cutoff) break;
-      head_ = (head_ + 1) & (ring_.size() - 1);
-      --count_;
-      ++first_pn_;
-    }
+    drop_resolved(lost_cutoff);
     if (ring_.size() > kMinCapacity && count_ <= ring_.size() / 16) {
       size_t capacity = kMinCapacity;
       while (capacity < count_ * 4)
@@ -130,6 +117,17 @@ class SentPackets {
   static constexpr size_t kMinCapacity = 4;
 
   SentPacket& at(size_t index) { return ring_[(head_ + index) & (ring_.size() - 1)]; }
+  // The oldest packets while they are acknowledged, or declared lost and sent before lost_cutoff.
+  void drop_resolved(Instant lost_cutoff) {
+    while (count_ > 0) {
+      const SentPacket& p = ring_[head_];
+      if (p.status == SentPacket::Status::kInFlight) break;
+      if (p.status == SentPacket::Status::kLost && p.time_sent >= lost_cutoff) break;
+      head_ = (head_ + 1) & (ring_.size() - 1);
+      --count_;
+      ++first_pn_;
+    }
+  }
   void resize(size_t capacity) {
     std::vector<SentPacket> next(capacity);
     for (size_t i = 0; i < count_; ++i)
