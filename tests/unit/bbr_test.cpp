@@ -45,8 +45,13 @@ struct PathDriver {
   double rate = 10e6;
   Duration rtt = std::chrono::milliseconds(40);
   uint64_t loss_every = 0;
-  int ack_every_ms = 1;      // > 1: acknowledgements come in bursts, this far apart
-  Duration rtt_variation{};  // reported with every acknowledgement
+  int ack_every_ms = 1;  // > 1: acknowledgements come in bursts, this far apart
+  // Every other acknowledgement's RTT sample is this much above rtt: a jittery path.
+  Duration rtt_jitter{};
+  // The RTT samples rise from rtt by this much and fall back, over rtt_swing_ms each way: a queue that
+  // builds and drains (the samples of a steady path otherwise).
+  Duration rtt_swing{};
+  int rtt_swing_ms = 100;
   bool queue_fills = false;  // the whole window is in flight, what exceeds the pipe waiting in a queue
   Instant now{};
   int ms = 0;
@@ -87,7 +92,11 @@ struct PathDriver {
     e.newly_acked = acked;
     e.newly_lost = lost;
     e.rtt = rtt;
-    e.rtt_variation = rtt_variation;
+    if (ms / ack_every_ms % 2 == 1) *e.rtt += rtt_jitter;
+    if (rtt_swing.count() > 0) {
+      const int phase = ms % (2 * rtt_swing_ms);
+      *e.rtt += rtt_swing * std::min(phase, 2 * rtt_swing_ms - phase) / rtt_swing_ms;
+    }
     bbr.on_ack(e);
     delivered_at.push_back(delivered);
     if (delivered_at.size() > rtt_ms) delivered_at.pop_front();
@@ -124,6 +133,23 @@ TEST(Bbr, AcknowledgementsInBursts_WindowKeepsRoomForABurst) {
   EXPECT_GE(bursty_bbr.ack_aggregation(), 80'000u);
   EXPECT_GE(bursty_bbr.window(), smooth_bbr.window() + 80'000);
   EXPECT_NEAR(bursty_bbr.bottleneck_bandwidth(), 10e6, 1e6) << "the bursts do not inflate the estimate";
+}
+
+// The window's jitter allowance follows how much the RTT changes from one sample to the next: a jittery
+// path gets room for its spread, while a queue that builds and drains over many packets (a receiver that
+// cannot keep up, the sender's own queue among them) gets none for the RTT it adds, or its room would let it
+// stand.
+TEST(Bbr, JitterAllowance_FromPacketToPacketChangesNotFromAQueueRisingAndFalling) {
+  Bbr steady_bbr(kMss, 10 * kMss, 3), jittery_bbr(kMss, 10 * kMss, 3), queued_bbr(kMss, 10 * kMss, 3);
+  PathDriver steady{steady_bbr}, jittery{jittery_bbr}, queued{queued_bbr};
+  jittery.rtt_jitter = std::chrono::milliseconds(10);  // 4 x 10 ms of 10 MB/s: 400 kB
+  queued.rtt_swing = std::chrono::milliseconds(40);    // 40 to 80 ms and back, every 200 ms
+  for (PathDriver* p : {&steady, &jittery, &queued})
+    p->run(std::chrono::seconds(3));
+  EXPECT_NEAR(jittery_bbr.rtt_jitter(), 10e-3, 1e-3);
+  EXPECT_GE(double(jittery_bbr.window()), double(steady_bbr.window()) + 0.9 * 400e3);
+  EXPECT_LT(queued_bbr.rtt_jitter(), 1e-3) << "0.4 ms from one millisecond's sample to the next";
+  EXPECT_LT(double(queued_bbr.window()), double(steady_bbr.window()) + 40e3);
 }
 
 TEST(Bbr, RandomLossBelowTwoPercent_LeavesTheModelAlone) {
@@ -171,8 +197,8 @@ TEST(Bbr, HeavyLossWithLargeAllowances_CapGoesBelowThemAndStays) {
   auto path_for = [](Bbr& bbr) {
     PathDriver path{bbr};
     path.rate = 40e6;
-    path.rtt = std::chrono::milliseconds(5);             // 200 kB of bandwidth-delay product
-    path.rtt_variation = std::chrono::milliseconds(10);  // 4 x 10 ms of 40 MB/s: 1.6 MB of allowance
+    path.rtt = std::chrono::milliseconds(5);          // 200 kB of bandwidth-delay product
+    path.rtt_jitter = std::chrono::milliseconds(10);  // 4 x 10 ms of 40 MB/s: 1.6 MB of allowance
     path.queue_fills = true;
     path.run(std::chrono::seconds(2));
     return path;

@@ -34,8 +34,10 @@ constexpr uint64_t kHeavyLossPackets = 8;
 constexpr uint64_t kLossPackets = 3;
 constexpr uint64_t kStartupLossPackets = 8;
 constexpr double kLossBeta = 0.85;
-constexpr double kJitterDeviations = 4;
-constexpr double kMaxAllowance = 0.1;  // seconds of the estimated bandwidth, at most, for each allowance
+// The jitter allowance: this many times the mean change between successive RTT samples.
+constexpr double kJitterFactor = 4;
+constexpr double kJitterGain = 1.0 / 8;  // of each new sample, in that mean
+constexpr double kMaxAllowance = 0.1;    // seconds of the estimated bandwidth, at most, for each allowance
 
 double seconds_of(Duration d) {
   return std::chrono::duration<double>(d).count();
@@ -124,6 +126,7 @@ void Bbr::on_ack(const AckEvent& e) {
   if (mode_ == Mode::kProbeBw) advance_cycle(e);
   update_min_rtt(e);
   update_ack_aggregation(e);
+  update_jitter(e);
   set_pacing_rate();
   set_window(e);
 }
@@ -269,6 +272,19 @@ void Bbr::update_ack_aggregation(const AckEvent& e) {
   extra_acked_.update(round_count_, std::min(extra, bw * kMaxAllowance));
 }
 
+void Bbr::update_jitter(const AckEvent& e) {
+  if (!e.rtt) return;
+  // As RTP's interarrival jitter (RFC 3550, 6.4.1): a jittery path delays each packet at random, so
+  // successive samples differ by about the spread; a queue that builds and drains over many packets, the
+  // sender's own included, moves them little from one to the next. The RTT's mean deviation from its
+  // average counts both, and a queue that made it grow got room to stand in.
+  if (last_rtt_ != Duration::max()) {
+    const double change = std::abs(seconds_of(*e.rtt) - seconds_of(last_rtt_));
+    rtt_jitter_ += (change - rtt_jitter_) * kJitterGain;
+  }
+  last_rtt_ = *e.rtt;
+}
+
 void Bbr::set_pacing_rate() {
   const double bw = bandwidth_.best();
   if (bw <= 0) return;
@@ -285,12 +301,11 @@ void Bbr::set_window(const AckEvent& e) {
   const double bw = bandwidth_.best();
   // Room on top of the bandwidth-delay product: for acknowledgements that come in bursts (after start-up,
   // whose own growth would look like aggregation), and because a jittery path takes longer than its
-  // minimum RTT to deliver most packets: the bandwidth of the RTT's usual spread (4 mean deviations, as the
-  // probe timeout allows), or the window, not the path, limits the rate (and the rate samples, and so the
+  // minimum RTT to deliver most packets: the bandwidth of 4 times the RTT's packet-to-packet jitter
+  // (update_jitter), or the window, not the path, limits the rate (and the rate samples, and so the
   // estimate, shrink with it). Each at most 100 ms of the bandwidth.
   const uint64_t aggregation = filled_pipe_ ? uint64_t(extra_acked_.best()) : 0;
-  const uint64_t jitter =
-      uint64_t(bw * std::min(kJitterDeviations * seconds_of(e.rtt_variation), kMaxAllowance));
+  const uint64_t jitter = uint64_t(bw * std::min(kJitterFactor * rtt_jitter_, kMaxAllowance));
   allowances_ = aggregation + jitter;
   const uint64_t target = target_inflight(cwnd_gain_) + allowances_;
   if (filled_pipe_) {

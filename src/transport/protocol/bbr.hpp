@@ -35,7 +35,6 @@ struct AckEvent {
   uint64_t newly_acked = 0;             // bytes this ack acknowledged
   uint64_t newly_lost = 0;              // bytes declared lost while processing it
   uint64_t newly_spurious = 0;          // bytes declared lost earlier that this ack showed had arrived
-  Duration rtt_variation{};             // the connection's RTT mean deviation (RFC 9002)
   uint64_t bytes_in_flight_before = 0;  // when the ack arrived
   std::optional<Duration> rtt;          // the round trip this ack measured, if it measured one
 };
@@ -81,6 +80,7 @@ class Bbr {
   std::optional<Duration> min_rtt() const;
   uint64_t inflight_cap() const { return inflight_hi_; }  // UINT64_MAX while no loss round capped it
   uint64_t ack_aggregation() const { return uint64_t(extra_acked_.best()); }  // bytes of room for it
+  double rtt_jitter() const { return rtt_jitter_; }  // seconds: the mean change between RTT samples
 
  private:
   uint64_t min_window() const { return 4 * mss_; }
@@ -94,6 +94,7 @@ class Bbr {
   void advance_cycle(const AckEvent& e);
   void update_min_rtt(const AckEvent& e);
   void update_ack_aggregation(const AckEvent& e);
+  void update_jitter(const AckEvent& e);
   void set_pacing_rate();
   void set_window(const AckEvent& e);
   void enter_probe_bw(Instant now);
@@ -144,6 +145,9 @@ class Bbr {
   uint64_t inflight_hi_ = UINT64_MAX;
   bool heavy_loss_ = false;
   uint64_t allowances_ = 0;  // the window's room for ack aggregation and jitter, as last computed
+  // The mean change between successive RTT samples, in seconds, and the last sample (update_jitter).
+  double rtt_jitter_ = 0;
+  Duration last_rtt_ = Duration::max();
   uint64_t cycle_seed_;
 };
 

@@ -94,7 +94,6 @@ void Connection::on_ack_frame(Instant now, const AckFrame& f) {
       lost_bytes_ = 0;
       e.newly_spurious = spurious_bytes_;
       spurious_bytes_ = 0;
-      e.rtt_variation = rtt_.variance();
       e.bytes_in_flight_before = ack_in_flight_before_;
       if (rtt_candidate) e.rtt = now - largest_sent;
       cc_.on_ack_event(e);
