@@ -261,7 +261,7 @@ bool Host::Impl::wait_receiving(std::unique_lock<std::mutex>& lock,
     if (r > 0) {
       if (fds[n].revents & POLLIN) poller_wake_->drain();
       // What the service thread's turn does with a readable socket, here and now.
-      const Instant now = io::monotonic_now();
+      Instant now = io::monotonic_now();  // moved on by receive_from if it sends between batches
       bool received = false;
       for (size_t i = 0; i < n; ++i) {
         if (!(fds[i].revents & (POLLIN | POLLERR))) continue;

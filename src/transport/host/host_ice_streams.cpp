@@ -100,13 +100,15 @@ void Host::Impl::forget_direct(IceStream& s) {
   s.direct_owned = false;  // libnice reads the path again
 }
 
-void Host::Impl::receive_from_stream(ice::StreamId stream, Instant now) {
+void Host::Impl::receive_from_stream(ice::StreamId stream, Instant& now) {
   auto it = streams_.find(stream);
   if (it == streams_.end() || !it->second.direct_owned) return;
   io::UdpSocket& socket = *it->second.direct;
   const protocol::PathAddress path = io::encode_ice_path(stream);
+  bool sent = false;
   for (int round = 0; round < kReceiveBatchesPerTurn; ++round) {
     const size_t n = socket.receive(receive_batch_);
+    if (sent) now = io::monotonic_now();  // see send_between_batches
     for (size_t i = 0; i < n; ++i) {
       io::ReceivedDatagram& d = receive_batch_[i];
       if (!ice::IceAgent::is_stun(d.data, d.size)) {
@@ -119,6 +121,7 @@ void Host::Impl::receive_from_stream(ice::StreamId stream, Instant now) {
       if (reply_size > 0) ::send(socket.fd(), reply, reply_size, MSG_DONTWAIT);  // lost: the peer asks again
     }
     if (n < receive_batch_.slots()) break;
+    sent = send_between_batches(now);
   }
 }
 

@@ -42,7 +42,8 @@ class Host::Impl {
   // Socket indices are one byte of a PathAddress.
   static constexpr size_t kMaxSockets = 255;
   // Batches read from one socket per turn before the loop looks at everything else again: enough to
-  // amortise a wake-up, small enough that acks, timers and application calls are never starved for long.
+  // amortise a wake-up, small enough that timers and application calls are never starved for long (what
+  // a full batch made due, acknowledgements above all, goes out before the next: send_between_batches).
   static constexpr int kReceiveBatchesPerTurn = 8;
   // ICE restart (watch_p2p_paths): how often paths are looked at, the silence while sending that counts as
   // a lost path, and how long a restart may look before it starts over.
@@ -211,7 +212,7 @@ class Host::Impl {
   void forget_direct(IceStream& s);
   // Reads an owned direct socket (service thread): the peer's checks are answered, the rest goes to the
   // Endpoint as the stream's datagrams.
-  void receive_from_stream(ice::StreamId stream, protocol::Instant now);
+  void receive_from_stream(ice::StreamId stream, protocol::Instant& now);
   void send_to_stream(const protocol::PathAddress& path, const uint8_t* data, size_t size);
   void flush_ice_batch();
 
@@ -220,7 +221,11 @@ class Host::Impl {
   void run_turn(protocol::Instant now, const std::vector<uint8_t>& readable, bool& more);
   bool deliver_on_service_thread(std::unique_lock<std::mutex>& lock, bool notify);
   protocol::Instant next_wake(protocol::Instant now, bool more) const;
-  void receive_from(uint8_t socket_index, protocol::Instant now);
+  // Both move now on when they send between batches (send_between_batches).
+  void receive_from(uint8_t socket_index, protocol::Instant& now);
+  // After a full receive batch with more behind it: sends what the Endpoint has ready (its acks) at a new
+  // now; true if it sent.
+  bool send_between_batches(protocol::Instant& now);
   void deliver_datagram(protocol::Instant now, const protocol::PathAddress& from, uint8_t* data, size_t size);
   // Sends what the Endpoint has ready, up to a budget; true if it stopped because of the budget.
   bool transmit(protocol::Instant now);

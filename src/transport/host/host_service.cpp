@@ -120,6 +120,7 @@ void Host::Impl::service_main() {
 
 // Steps 1–4 of a turn, under the lock. more: the send budget ran out (come back at once).
 void Host::Impl::run_turn(Instant now, const std::vector<uint8_t>& readable, bool& more) {
+  // now moves on where receiving sends between batches (send_between_batches).
   const size_t sockets = std::min(readable.size(), polled_sockets_);
   for (size_t i = 0; i < sockets; ++i)
     if (readable[i]) receive_from(uint8_t(i), now);
@@ -177,10 +178,12 @@ Instant Host::Impl::next_wake(Instant now, bool more) const {
   return deadline;
 }
 
-void Host::Impl::receive_from(uint8_t index, Instant now) {
+void Host::Impl::receive_from(uint8_t index, Instant& now) {
   SocketSlot& slot = *sockets_[index];
+  bool sent = false;
   for (int round = 0; round < kReceiveBatchesPerTurn; ++round) {
     size_t n = slot.socket->receive(receive_batch_);
+    if (sent) now = io::monotonic_now();  // see send_between_batches
     for (size_t i = 0; i < n; ++i) {
       io::ReceivedDatagram& d = receive_batch_[i];
       PathAddress from = io::encode_path(index, d.from);
@@ -192,7 +195,22 @@ void Host::Impl::receive_from(uint8_t index, Instant now) {
     // A batch that was not full emptied the socket; ppoll is level-triggered and brings us back for more,
     // so the next recvmmsg would only return EAGAIN (a syscall per wake-up on the latency path).
     if (n < receive_batch_.slots()) break;
+    sent = send_between_batches(now);
   }
+}
+
+bool Host::Impl::send_between_batches(Instant& now) {
+  // More is queued behind a full batch. What the batch made due, acknowledgements above all, goes out now
+  // rather than after the whole turn: acknowledging a turn's megabytes at once shows the sender a burst,
+  // BBR's window keeps room for such bursts, and with that room the queue here stood instead of draining
+  // (docs/PROTOCOL.md 9.2).
+  if (!endpoint_.wants_transmit()) return false;
+  // The turn's instant moves on with these sends, and again once the next batch is read: an answer to a
+  // packet sent here may be in it, and handled at the instant of its send it would measure a round trip
+  // of zero.
+  now = io::monotonic_now();
+  transmit(now);
+  return true;
 }
 
 void Host::Impl::deliver_datagram(Instant now, const PathAddress& from, uint8_t* data, size_t size) {
