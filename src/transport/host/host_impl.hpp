@@ -26,6 +26,7 @@
 #include "peerlink/host.hpp"
 #include "transport/crypto/random.hpp"
 #include "transport/host/logger.hpp"
+#include "transport/host/path_watch.hpp"
 #include "transport/host/signaling_plugins.hpp"
 #include "transport/ice/ice_agent.hpp"
 #include "transport/io/descriptors.hpp"
@@ -136,10 +137,7 @@ class Host::Impl {
     std::string end_debug;
     ice::IceAgent::SelectedRoute route;
     std::string ufrag, pwd;  // of our stream
-    // Path watch (connected connections): packets received as last seen, when that changed, and packets
-    // sent by then. Silence while sending means the path is gone: ICE restart.
-    uint64_t seen_rx = 0, tx_at_rx = 0;
-    protocol::Instant rx_at{};
+    host::PathWatch watch;  // connected: what was sent and not answered for kPathSilence means an ICE restart
     bool restarting = false;  // an ICE restart is under way
     bool fell_back = false;   // continued through another plugin (HostConfig::signaling_fallback)
     protocol::Instant restart_started{};

@@ -429,7 +429,7 @@ void Host::Impl::on_ice_connected(Instant now, ConnectionHandle c, P2P& p) {
   refresh_direct(p.stream);
   if (p.restarting && p.created) endpoint_.path_restored(c, now);
   p.restarting = false;
-  p.rx_at = now;  // the silence that caused a restart is over
+  p.watch.restart();  // the silence that caused a restart is over
   if (!p.offerer || p.created) return;
   if (p.expected_key && p.peer_key && *p.expected_key != *p.peer_key) {
     rz_->ice_failed(now, c, uint32_t(EndReason::kRemoteKeyMismatch),
@@ -449,20 +449,15 @@ void Host::Impl::watch_p2p_paths(Instant now) {
     if (!p.created || p.ended || !p.stream) continue;
     const protocol::Connection* conn = endpoint_.connection(c);
     if (!conn || conn->state() != ConnectionState::kConnected) continue;
-    const uint64_t received = conn->packets_received(), sent = conn->packets_sent();
-    if (received != p.seen_rx || p.rx_at == Instant{}) {
-      p.seen_rx = received;
-      p.tx_at_rx = sent;
-      if (!p.restarting) p.rx_at = now;
-      continue;
-    }
+    const protocol::Duration silent =
+        p.watch.look(now, conn->packets_received(), conn->answerable_packets_sent());
     if (p.restarting) {
-      if (now - p.restart_started >= kRestartRetry)
+      if (silent > protocol::Duration::zero() && now - p.restart_started >= kRestartRetry)
         restart_p2p(now, c, p, "the restarted ICE found no path yet");
-    } else if (sent > p.tx_at_rx && now - p.rx_at >= kPathSilence) {
-      restart_p2p(now, c, p,
-                  "nothing received for " + std::to_string(protocol::to_us(now - p.rx_at) / 1000) +
-                      " ms while sending");
+    } else if (silent >= kPathSilence) {
+      restart_p2p(
+          now, c, p,
+          "nothing received for " + std::to_string(protocol::to_us(silent) / 1000) + " ms since sending");
     }
   }
 }

@@ -94,9 +94,11 @@ class Connection {
   // over and unacknowledged data is probed at once instead of at the next (up to max_probe_timeout) probe.
   void on_path_restored(Instant now);
   ConnectionStats stats(Instant now) const;
-  // The packet counts alone, without building stats() (the Host's P2P path watch reads them often).
-  uint64_t packets_sent() const { return stats_.packets_sent; }
+  // Packet counts without building stats() (the Host's P2P path watch reads them often): packets
+  // received, and packets sent that a working path answers with an acknowledgement (ack-eliciting ones,
+  // MTU probes aside: a probe larger than the path's MTU is lost by design).
   uint64_t packets_received() const { return stats_.packets_received; }
+  uint64_t answerable_packets_sent() const { return answerable_sent_; }
   // Internal state in one line, for test failure messages and debug logs.
   std::string debug_string() const;
 
@@ -279,6 +281,7 @@ class Connection {
   uint64_t ack_in_flight_before_ = 0;
   uint32_t close_sent_count_ = 0;
   Instant last_ack_eliciting_sent_ = kNever;
+  uint64_t answerable_sent_ = 0;  // answerable_packets_sent()
   uint64_t bytes_in_flight_ = 0;
   CongestionController cc_;
   Pacer pacer_;

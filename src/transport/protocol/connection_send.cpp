@@ -428,6 +428,7 @@ void Connection::on_packet_sent(Instant now, SentPacket& sp, size_t size, bool a
       idle_deadline_ = now + std::max<Duration>(cfg_.idle_timeout, pto_duration() * 3);
     }
     last_ack_eliciting_sent_ = now;
+    if (!sp.mtu_probe) ++answerable_sent_;
     if (bytes_in_flight_ == 0) first_sent_time_ = delivered_time_ = now;  // a sample starts afresh
     sp.delivered = delivered_;
     sp.delivered_time = delivered_time_;
