@@ -398,6 +398,7 @@ bool run_p2p_scale_lan(const P2PScaleOptions& o) {
       tally.count(a);
       std::this_thread::sleep_for(100ms);
       p2p = measure_connect_many(n, tally, [&] { return a.connect(b_id); });
+      p2p.ice_restarts = a.counters().ice_restarts + b.counters().ice_restarts;
     }
     print_scale("p2p-scale-lan", n, p2p, direct, "lan beacon", "the same connections over direct UDP");
     ok = ok && p2p.connected == n;

@@ -57,8 +57,10 @@ ScaleOutcome connect_many(size_t n, bool p2p) {
     target = *b->listen_address(*l);
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(100));  // both idle
-  return measure_connect_many(n, tally,
-                              [&] { return p2p ? a->connect(SignalingHub::id("b")) : a->connect(target); });
+  ScaleOutcome o = measure_connect_many(
+      n, tally, [&] { return p2p ? a->connect(SignalingHub::id("b")) : a->connect(target); });
+  o.ice_restarts = a->counters().ice_restarts + b->counters().ice_restarts;
+  return o;
 }
 
 }  // namespace
@@ -126,6 +128,7 @@ void print_scale(const std::string& scenario, size_t n, const ScaleOutcome& p2p,
       .add("ms_per_connection", p2p.seconds * 1000 / double(n))
       .add("rss_kib_per_connection_per_side", p2p.rss_per_side / 1024)
       .add("fds_per_connection_per_side", p2p.fds_per_side)
+      .add_count("ice_restarts", p2p.ice_restarts)
       .add("baseline_rss_kib_per_connection_per_side", baseline.rss_per_side / 1024)
       .add("baseline_fds_per_connection_per_side", baseline.fds_per_side)
       .add("signaling", signaling)

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -19,9 +20,10 @@ struct P2PScaleOptions {
 // For each N: two Hosts (in-process signaling, ICE on the loopback interface) with nothing else to do; one
 // connects N times to the other at one moment. Prints the time until all N are connected (target: 1,000
 // within 10 s), the resident memory and the file descriptors per connection and side, measured while all
-// are open (target <= 64 KiB), and how many failed. Baseline in the same run: the same N connections
-// between the same two Hosts over direct UDP (connect(Address) to a listen socket), where no ICE runs.
-// Raises the soft descriptor limit to the hard one first; returns false when a run could not be made.
+// are open (target <= 64 KiB), how many failed, and the ICE restarts in the meantime. Baseline in the same
+// run: the same N connections between the same two Hosts over direct UDP (connect(Address) to a listen
+// socket), where no ICE runs. Raises the soft descriptor limit to the hard one first; returns false when a
+// run could not be made.
 bool run_p2p_scale(const P2PScaleOptions& o);
 
 // What the variants share (the LAN one is in lan_scenarios.cpp).
@@ -29,6 +31,7 @@ struct ScaleOutcome {
   double seconds = 0;  // until every connect() had its outcome
   size_t connected = 0, failed = 0;
   double rss_per_side = 0, fds_per_side = 0;  // per connection, averaged over the two Hosts
+  uint64_t ice_restarts = 0;                  // both Hosts, from the start until all were connected
   std::string first_failure;
 };
 // The outcomes of the connecting Host's connections, from its connection callback.
