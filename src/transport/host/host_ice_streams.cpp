@@ -67,19 +67,27 @@ void Host::Impl::refresh_direct(ice::StreamId stream) {
   auto it = streams_.find(stream);
   if (it == streams_.end()) return;
   IceStream& s = it->second;
-  forget_direct(s);
   auto d = ice_->direct_path(stream);
-  if (!d) return;
   // The extra descriptor only where the reserve stays whole (GLib aborts the process when it cannot have
   // one): otherwise libnice goes on reading the path.
-  if (d->ready && io::descriptors_available(1 + io::kDescriptorReserve)) {
+  const bool own = d && d->ready && (s.direct_owned || io::descriptors_available(1 + io::kDescriptorReserve));
+  // Nothing changed (libnice reports a pair's state and its selection one after the other): the socket
+  // stays, and so does what is queued in it. A new one would leave that to be dropped with the old, the
+  // peer's checks among it, and a check lost there is sent again only after libnice's backed-off timeout,
+  // seconds when it checks many pairs.
+  if (d && s.direct && s.direct_base == d->fd && s.direct_remote == d->remote && s.direct_owned == own)
+    return;
+  forget_direct(s);
+  if (!d) return;
+  if (own) {
     io::UdpSocketOptions options;
     options.receive_buffer_bytes = options.send_buffer_bytes = config_.socket_buffer_bytes;
     Error error;
-    auto own = io::UdpSocket::open_connected(d->fd, d->remote, options, &error);
-    if (own) {
-      s.direct = std::move(own);
+    auto own_socket = io::UdpSocket::open_connected(d->fd, d->remote, options, &error);
+    if (own_socket) {
+      s.direct = std::move(own_socket);
       s.direct_remote = d->remote;
+      s.direct_base = d->fd;
       s.direct_owned = true;
       loop_.wake();  // a new descriptor for the service thread's poll
       return;
@@ -91,12 +99,14 @@ void Host::Impl::refresh_direct(ice::StreamId stream) {
   if (!socket || !socket->reachable(d->remote)) return;
   s.direct = std::move(socket);
   s.direct_remote = d->remote;
+  s.direct_base = d->fd;
 }
 
 void Host::Impl::forget_direct(IceStream& s) {
   if (!s.direct) return;
   if (ice_batch_socket_ == s.direct.get()) flush_ice_batch();
   s.direct.reset();
+  s.direct_base = -1;
   s.direct_owned = false;  // libnice reads the path again
 }
 

@@ -152,6 +152,7 @@ class Host::Impl {
     // Dropped before libnice may close its socket.
     std::unique_ptr<io::UdpSocket> direct;
     Address direct_remote;
+    int direct_base = -1;  // libnice's socket of the pair: the one `direct` is, or stands beside
     bool direct_owned = false;
   };
   // What the IceAgent reported while the service thread waited (its callbacks run inside loop_.wait, with
