@@ -19,17 +19,14 @@
 
 #include "peerlink/host.hpp"
 #include "transport/crypto/random.hpp"
+#include "transport/io/service_loop.hpp"
 #include "transport/protocol/endpoint.hpp"
 
 namespace peerlink {
 namespace {
 
 using namespace std::chrono_literals;
-
-protocol::Instant now() {
-  return protocol::Instant(
-      std::chrono::duration_cast<protocol::Duration>(std::chrono::steady_clock::now().time_since_epoch()));
-}
+using io::monotonic_now;
 
 // A UDP socket on 127.0.0.1 that sends to one address.
 class LoopbackSocket {
@@ -109,13 +106,13 @@ TEST(HostReceiveBatches, ABurstQueuedInTheSocket_AcknowledgedBatchByBatch) {
   auto flush = [&] {
     protocol::PathAddress to;
     size_t sent = 0;
-    while (size_t n = sender.poll_transmit(now(), buf, sizeof buf, to)) {
+    while (size_t n = sender.poll_transmit(monotonic_now(), buf, sizeof buf, to)) {
       socket.send(buf, n);
       ++sent;
     }
     return sent;
   };
-  const protocol::ConnectionId c = sender.connect(now(), to_host, host.identity().public_key());
+  const protocol::ConnectionId c = sender.connect(monotonic_now(), to_host, host.identity().public_key());
   const auto give_up = std::chrono::steady_clock::now() + 10s;
   for (;;) {
     flush();
@@ -123,13 +120,14 @@ TEST(HostReceiveBatches, ABurstQueuedInTheSocket_AcknowledgedBatchByBatch) {
     ASSERT_NE(conn, nullptr);
     if (conn->state() == protocol::ConnectionState::kConnected) break;
     ASSERT_LT(std::chrono::steady_clock::now(), give_up) << "no handshake";
-    if (size_t n = socket.receive(buf, sizeof buf, 10ms)) sender.handle_datagram(now(), to_host, buf, n);
-    if (sender.next_timeout() <= now()) sender.handle_timeout(now());
+    if (size_t n = socket.receive(buf, sizeof buf, 10ms))
+      sender.handle_datagram(monotonic_now(), to_host, buf, n);
+    if (sender.next_timeout() <= monotonic_now()) sender.handle_timeout(monotonic_now());
   }
 
   // One message to hold the Host's service thread in the callback.
   const uint8_t first[8] = {};
-  ASSERT_EQ(sender.send(c, first, sizeof first, protocol::send_flags::kReliable, 0, now()),
+  ASSERT_EQ(sender.send(c, first, sizeof first, protocol::send_flags::kReliable, 0, monotonic_now()),
             protocol::SendResult::kOk);
   for (auto until = std::chrono::steady_clock::now() + 10s;;) {
     flush();
@@ -137,29 +135,30 @@ TEST(HostReceiveBatches, ABurstQueuedInTheSocket_AcknowledgedBatchByBatch) {
     if (changed.wait_for(lock, 10ms, [&] { return holding; })) break;
     ASSERT_LT(std::chrono::steady_clock::now(), until) << "the first message never arrived";
     lock.unlock();
-    if (size_t n = socket.receive(buf, sizeof buf, 0ms)) sender.handle_datagram(now(), to_host, buf, n);
+    if (size_t n = socket.receive(buf, sizeof buf, 0ms))
+      sender.handle_datagram(monotonic_now(), to_host, buf, n);
   }
   while (size_t n = socket.receive(buf, sizeof buf, 20ms))  // the acknowledgements of the first message
-    sender.handle_datagram(now(), to_host, buf, n);
+    sender.handle_datagram(monotonic_now(), to_host, buf, n);
 
   // About 155 packets queued in the Host's socket while its service thread is held: almost 10 batches of
   // 16, more than the 8 a turn reads.
   const std::vector<uint8_t> burst(150 * 1200, 0x5a);
-  ASSERT_EQ(sender.send(c, burst.data(), burst.size(), protocol::send_flags::kReliable, 0, now()),
+  ASSERT_EQ(sender.send(c, burst.data(), burst.size(), protocol::send_flags::kReliable, 0, monotonic_now()),
             protocol::SendResult::kOk);
   const size_t burst_packets = flush();
   ASSERT_GE(burst_packets, 150u);
   let_go();
 
   // Each acknowledgement that comes back takes the packets it covers out of flight.
-  const uint64_t in_flight_at_start = sender.stats(c, now())->bytes_in_flight;
+  const uint64_t in_flight_at_start = sender.stats(c, monotonic_now())->bytes_in_flight;
   uint64_t in_flight = in_flight_at_start, largest_step = 0;
   size_t acks = 0;
   while (in_flight > 0) {
     const size_t n = socket.receive(buf, sizeof buf, 2000ms);
     ASSERT_GT(n, 0u) << "the Host stopped acknowledging with " << in_flight << " bytes in flight";
-    sender.handle_datagram(now(), to_host, buf, n);
-    const uint64_t left = sender.stats(c, now())->bytes_in_flight;
+    sender.handle_datagram(monotonic_now(), to_host, buf, n);
+    const uint64_t left = sender.stats(c, monotonic_now())->bytes_in_flight;
     if (left < in_flight) {
       largest_step = std::max(largest_step, in_flight - left);
       ++acks;
@@ -179,8 +178,9 @@ TEST(HostReceiveBatches, ABurstQueuedInTheSocket_AcknowledgedBatchByBatch) {
     if (changed.wait_for(lock, 1ms, [&] { return delivered >= 2; })) break;
     ASSERT_LT(std::chrono::steady_clock::now(), until) << "the burst was never delivered";
     lock.unlock();
-    if (size_t n = socket.receive(buf, sizeof buf, 0ms)) sender.handle_datagram(now(), to_host, buf, n);
-    if (sender.next_timeout() <= now()) sender.handle_timeout(now());
+    if (size_t n = socket.receive(buf, sizeof buf, 0ms))
+      sender.handle_datagram(monotonic_now(), to_host, buf, n);
+    if (sender.next_timeout() <= monotonic_now()) sender.handle_timeout(monotonic_now());
   }
   EXPECT_EQ(delivered, 2u) << "the burst is one message";
 }

@@ -115,24 +115,16 @@ void Host::Impl::receive_from_stream(ice::StreamId stream, Instant& now) {
   if (it == streams_.end() || !it->second.direct_owned) return;
   io::UdpSocket& socket = *it->second.direct;
   const protocol::PathAddress path = io::encode_ice_path(stream);
-  bool sent = false;
-  for (int round = 0; round < kReceiveBatchesPerTurn; ++round) {
-    const size_t n = socket.receive(receive_batch_);
-    if (sent) now = io::monotonic_now();  // see send_between_batches
-    for (size_t i = 0; i < n; ++i) {
-      io::ReceivedDatagram& d = receive_batch_[i];
-      if (!ice::IceAgent::is_stun(d.data, d.size)) {
-        endpoint_.handle_datagram(now, path, d.data, d.size, false);
-        continue;
-      }
-      uint8_t reply[512];
-      size_t reply_size = 0;
-      ice_->answer_check(stream, d.data, d.size, d.from, reply, reply_size);
-      if (reply_size > 0) ::send(socket.fd(), reply, reply_size, MSG_DONTWAIT);  // lost: the peer asks again
+  receive_batches(socket, now, [&](io::ReceivedDatagram& d) {
+    if (!ice::IceAgent::is_stun(d.data, d.size)) {
+      endpoint_.handle_datagram(now, path, d.data, d.size, false);
+      return;
     }
-    if (n < receive_batch_.slots()) break;
-    sent = send_between_batches(now);
-  }
+    uint8_t reply[512];
+    size_t reply_size = 0;
+    ice_->answer_check(stream, d.data, d.size, d.from, reply, reply_size);
+    if (reply_size > 0) ::send(socket.fd(), reply, reply_size, MSG_DONTWAIT);  // lost: the peer asks again
+  });
 }
 
 // Best effort, like libnice's own sends: what the kernel does not take now is dropped (the connection

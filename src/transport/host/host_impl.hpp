@@ -220,10 +220,26 @@ class Host::Impl {
   void run_turn(protocol::Instant now, const std::vector<uint8_t>& readable, bool& more);
   bool deliver_on_service_thread(std::unique_lock<std::mutex>& lock, bool notify);
   protocol::Instant next_wake(protocol::Instant now, bool more) const;
-  // Both move now on when they send between batches (send_between_batches).
+  // Both move now on when they send between batches (receive_batches).
   void receive_from(uint8_t socket_index, protocol::Instant& now);
-  // After a full receive batch with more behind it: sends what the Endpoint has ready (its acks) at a new
-  // now; true if it sent.
+  // Reads socket a batch at a time, up to kReceiveBatchesPerTurn, and hands each datagram to handle, which
+  // reads now for its instant. After a full batch (more is queued behind it) what the Endpoint has ready,
+  // its acks above all, goes out first (send_between_batches); now then moves on.
+  template <typename Handle>
+  void receive_batches(io::UdpSocket& socket, protocol::Instant& now, const Handle& handle) {
+    bool sent = false;
+    for (int round = 0; round < kReceiveBatchesPerTurn; ++round) {
+      const size_t n = socket.receive(receive_batch_);
+      if (sent) now = io::monotonic_now();  // see send_between_batches
+      for (size_t i = 0; i < n; ++i)
+        handle(receive_batch_[i]);
+      // A batch that was not full emptied the socket; ppoll is level-triggered and brings us back for
+      // more, so the next recvmmsg would only return EAGAIN (a syscall per wake-up on the latency path).
+      if (n < receive_batch_.slots()) return;
+      sent = send_between_batches(now);
+    }
+  }
+  // Sends what the Endpoint has ready at a new now; true if it sent.
   bool send_between_batches(protocol::Instant& now);
   void deliver_datagram(protocol::Instant now, const protocol::PathAddress& from, uint8_t* data, size_t size);
   // Sends what the Endpoint has ready, up to a budget; true if it stopped because of the budget.

@@ -180,23 +180,13 @@ Instant Host::Impl::next_wake(Instant now, bool more) const {
 
 void Host::Impl::receive_from(uint8_t index, Instant& now) {
   SocketSlot& slot = *sockets_[index];
-  bool sent = false;
-  for (int round = 0; round < kReceiveBatchesPerTurn; ++round) {
-    size_t n = slot.socket->receive(receive_batch_);
-    if (sent) now = io::monotonic_now();  // see send_between_batches
-    for (size_t i = 0; i < n; ++i) {
-      io::ReceivedDatagram& d = receive_batch_[i];
-      PathAddress from = io::encode_path(index, d.from);
-      if (receive_impairment_)
-        receive_impairment_->submit(now, from, d.data, d.size);
-      else
-        endpoint_.handle_datagram(now, from, d.data, d.size, slot.accepting && !stopping_);
-    }
-    // A batch that was not full emptied the socket; ppoll is level-triggered and brings us back for more,
-    // so the next recvmmsg would only return EAGAIN (a syscall per wake-up on the latency path).
-    if (n < receive_batch_.slots()) break;
-    sent = send_between_batches(now);
-  }
+  receive_batches(*slot.socket, now, [&](io::ReceivedDatagram& d) {
+    PathAddress from = io::encode_path(index, d.from);
+    if (receive_impairment_)
+      receive_impairment_->submit(now, from, d.data, d.size);
+    else
+      endpoint_.handle_datagram(now, from, d.data, d.size, slot.accepting && !stopping_);
+  });
 }
 
 bool Host::Impl::send_between_batches(Instant& now) {
