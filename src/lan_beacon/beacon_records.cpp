@@ -116,6 +116,19 @@ bool parse_serial(const std::string& text, uint64_t& out) {
 
 }  // namespace
 
+bool valid_display_text(const std::string& s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    for (size_t k = 1; k < n; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return false;
+    if (n == 1 && (c < 0x20 || c == 0x7f)) return false;  // no control characters
+    i += n;
+  }
+  return true;
+}
+
 std::optional<dns::Name> service_name(const std::string& service) {
   if (service.empty() || service.size() > 15) return std::nullopt;
   bool letter = false;
@@ -233,7 +246,7 @@ bool parse_txt(const std::vector<std::string>& strings, Heard& h, int& version, 
   m = dns::txt_value(strings, "m");
   version = v == "1" ? 1 : v == "2" ? 2 : 0;
   if (!version || !k || k->size() != 32 || !q || !parse_serial(*q, a.serial) || !n ||
-      n->size() > kMaxDisplayName || (m && m->size() != kMacBytes))
+      n->size() > kMaxDisplayName || !valid_display_text(*n) || (m && m->size() != kMacBytes))
     return false;
   std::copy(k->begin(), k->end(), a.key.begin());
   a.display_name = *n;
@@ -297,6 +310,7 @@ std::vector<Heard> read_announcements(const dns::Name& service, const dns::Messa
   };
 
   std::vector<Heard> out;
+  std::vector<const dns::Name*> instances;  // read already: a PTR repeated costs no second signature check
   for (const dns::Record* ptr : all) {
     if (ptr->kind() != dns::Type::kPtr || !dns::same_name(ptr->name, service)) continue;
     Heard h;
@@ -306,6 +320,11 @@ std::vector<Heard> read_announcements(const dns::Name& service, const dns::Messa
       out.push_back(h);  // not an instance of this service
       continue;
     }
+    if (std::any_of(instances.begin(), instances.end(),
+                    [&](const dns::Name* n) { return dns::same_name(*n, instance_name); }))
+      continue;
+    if (instances.size() == kMaxInstancesPerMessage) break;
+    instances.push_back(&instance_name);
     h.instance = instance_name.front();
     const dns::Record* srv = find(instance_name, dns::Type::kSrv);
     const dns::Record* txt = find(instance_name, dns::Type::kTxt);
@@ -323,7 +342,7 @@ std::vector<Heard> read_announcements(const dns::Name& service, const dns::Messa
       continue;
     }
     a.port = srv->port;
-    a.ttl = srv->ttl;
+    h.version = version;
     for (const dns::Record* r : all) {
       if (!dns::same_name(r->name, srv->target)) continue;
       if (r->kind() == dns::Type::kA && a.ipv4.size() < 16) {
@@ -337,12 +356,9 @@ std::vector<Heard> read_announcements(const dns::Name& service, const dns::Messa
       }
     }
     h.goodbye = ptr->ttl == 0 && srv->ttl == 0 && txt->ttl == 0;
-    if (version == 2 && h.goodbye) {  // a responder's goodbye is not signed as such: taken as it comes
-      h.verdict = Verdict::kOk;
-    } else {
-      check(covered(service, h.instance, srv->target[0], a, h.goodbye, version == 2), s, m, network_key,
-            cache, h);
-    }
+    a.ttl = h.goodbye ? 0 : std::clamp(srv->ttl, kMinTtlSeconds, kMaxTtlSeconds);
+    check(covered(service, h.instance, srv->target[0], a, h.goodbye, version == 2), s, m, network_key, cache,
+          h);
     out.push_back(h);
   }
   return out;
@@ -360,6 +376,7 @@ Heard read_portable(const dns::Name& service, uint16_t port, const std::vector<s
     if (!s || (m && m->size() != kMacBytes)) return h;
   }
   h.announcement.port = port;
+  h.version = version;
   check(covered(service, {}, {}, h.announcement, false, true), s, m, network_key, cache, h);
   return h;
 }

@@ -48,6 +48,16 @@ struct Announcement {
 
 inline constexpr size_t kMaxDisplayName = 40;
 inline constexpr size_t kMaxAliases = 4;
+// A display name as a beacon announces one (LanOptions::display_name): UTF-8 without control characters.
+// A record whose name is not is malformed: names reach logs and users' screens.
+bool valid_display_text(const std::string& s);
+// The TTLs a beacon announces (LanOptions::ttl_seconds); a record heard with a TTL outside them, other than
+// a goodbye's 0, is taken as the nearest bound. The TTL is not signed: a replayed record with TTL 1 would
+// otherwise lose its peer at once, and one with 2^32-1 keep it for 136 years.
+inline constexpr uint32_t kMinTtlSeconds = 10;
+inline constexpr uint32_t kMaxTtlSeconds = 4500;
+// Instances of the service read from one message; more are ignored (each costs a signature check).
+inline constexpr size_t kMaxInstancesPerMessage = 8;
 
 // "_<service>._udp.local"; the service name is 1-15 letters, digits and hyphens (RFC 6335 §5.1).
 std::optional<dns::Name> service_name(const std::string& service);
@@ -70,6 +80,7 @@ struct Heard {
   Verdict verdict = Verdict::kMalformed;
   Announcement announcement;  // filled when kOk
   bool goodbye = false;       // every record had TTL 0
+  int version = 0;            // 1: everything signed; 2: a system responder's, host and addresses unsigned
   std::string instance;
 };
 
@@ -79,8 +90,11 @@ struct VerifiedCache {
   std::map<Key, std::vector<uint8_t>> last;
 };
 
-// Every announcement of `service` in a response, checked. Records of other services are skipped. Version 2
-// records (a system responder's, below) are read too: their host name and addresses are not signed.
+// Every announcement of `service` in a response, checked, once per instance and at most
+// kMaxInstancesPerMessage of them. Records of other services are skipped. Version 2 records (a system
+// responder's, below) are read too: their host name and addresses are not signed, and their goodbye is the
+// announcement's own signed TXT with TTL 0 (the responder removing it), so a replayed genuine record can
+// be one: the engine takes such a goodbye only at the serial it knows (mdns_engine.hpp).
 std::vector<Heard> read_announcements(const dns::Name& service, const dns::Message& response,
                                       const std::vector<uint8_t>& network_key,
                                       VerifiedCache* cache = nullptr);

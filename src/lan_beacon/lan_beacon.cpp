@@ -76,6 +76,7 @@ constexpr size_t kMaxOutbox = 4096;                 // blobs queued by send() fo
 constexpr size_t kMaxEvents = 4096;                 // events waiting for the application
 constexpr size_t kMaxCopies = 4;                    // addresses a blob is sent to at once
 constexpr auto kRescanDelay = 50ms;                 // after a netlink notice (they come in bursts)
+constexpr size_t kMaxAvahiSerials = 4096;           // keys whose newest serial through avahi is remembered
 constexpr double kBlobRate = 50, kBlobBurst = 100;  // rendezvous datagrams a second from one source
 // From a source that already sent an authentic one: a peer setting up many connections at once (1,000
 // need some 3,000 blobs). Still bounded: each forged datagram costs at most one key agreement.
@@ -89,19 +90,6 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-bool valid_utf8(const std::string& s) {
-  for (size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    if (n == 0 || i + n > s.size()) return false;
-    for (size_t k = 1; k < n; ++k)
-      if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return false;
-    if (n == 1 && c < 0x20) return false;  // no control characters
-    i += n;
-  }
-  return true;
-}
-
 bool link_local(const in6_addr& a) {
   return IN6_IS_ADDR_LINKLOCAL(&a);
 }
@@ -111,7 +99,7 @@ std::string host_name() {
   if (gethostname(name, sizeof name - 1) != 0 || !name[0]) return "peerlink";
   std::string s(name);
   if (s.size() > lan::kMaxDisplayName) s.resize(lan::kMaxDisplayName);
-  while (!s.empty() && !valid_utf8(s))
+  while (!s.empty() && !lan::valid_display_text(s))
     s.pop_back();
   return s.empty() ? "peerlink" : s;
 }
@@ -127,7 +115,8 @@ Result<void> LanOptions::validate() const {
     return bad("service '" + service + "' is not 1-15 letters, digits and hyphens");
   if (display_name.size() > lan::kMaxDisplayName)
     return bad("display_name is longer than " + std::to_string(lan::kMaxDisplayName) + " bytes");
-  if (!valid_utf8(display_name)) return bad("display_name is not UTF-8 text");
+  if (!lan::valid_display_text(display_name))
+    return bad("display_name is not UTF-8 text without control characters");
   for (const auto* list : {&interfaces, &exclude_interfaces})
     for (const std::string& name : *list)
       if (name.empty() || name.size() >= 16 || name.find('/') != std::string::npos)
@@ -140,7 +129,9 @@ Result<void> LanOptions::validate() const {
   for (const PeerId& alias : aliases)
     if (alias.empty() || alias.scheme() == "lan" || alias.str().size() > 200)
       return bad("alias '" + alias.str() + "' is not a PeerId of another scheme (at most 200 bytes)");
-  if (ttl_seconds < 10 || ttl_seconds > 4500) return bad("ttl_seconds is not within 10-4500");
+  if (ttl_seconds < lan::kMinTtlSeconds || ttl_seconds > lan::kMaxTtlSeconds)
+    return bad("ttl_seconds is not within " + std::to_string(lan::kMinTtlSeconds) + "-" +
+               std::to_string(lan::kMaxTtlSeconds));
   if (mdns_port == 0) return bad("mdns_port is 0");
   return {};
 }
@@ -230,8 +221,18 @@ class LanBeacon::Impl {
   // Avahi mode.
   std::unique_ptr<lan::AvahiService> avahi_;
   std::map<PublicKey, lan::DiscoveredPeer> avahi_peers_;
-  std::map<std::tuple<int, int, std::string>, PublicKey> avahi_names_;  // (interface, protocol, instance)
-  std::map<PublicKey, uint64_t> avahi_newest_;                          // newest serial per key
+  // Every instance name avahi resolved, by (interface, protocol, name): whose records it carries and where
+  // it is. A key's address on a link is its latest name's; when a name goes, another of the key's there
+  // takes over: a copy of a peer's records published under another name and then withdrawn would
+  // otherwise take the peer's address with it.
+  struct AvahiName {
+    PublicKey key;
+    Address address;
+  };
+  std::map<std::tuple<int, int, std::string>, AvahiName> avahi_names_;
+  std::map<PublicKey, uint64_t> avahi_newest_;  // newest serial per key, of at most kMaxAvahiSerials keys
+  // The sighting's one address of `address`'s family becomes `address`.
+  static void set_avahi_address(lan::PeerSighting& s, const Address& address);
   lan::VerifiedCache verified_;
   std::map<int, lan::LinkInfo> served_;  // by index
   std::map<PeerId, Waiting> waiting_;
@@ -513,8 +514,9 @@ void LanBeacon::Impl::read_private(int fd, Clock::time_point now) {
   lan::Datagram d;
   for (int i = 0; i < 64 && private_.receive(fd, d); ++i) {
     if (lan::looks_like_rendezvous(d.bytes.data(), d.bytes.size())) {
-      // A budget per source before any key agreement: a flood costs bounded CPU.
-      const std::string source = d.source.str();
+      // A budget per source address (whatever its port) before any key agreement: a flood costs bounded
+      // CPU.
+      const std::string source = d.source.host();
       if (!sources_.take(source, now) &&
           !(proven_sources_.count(source) && proven_budget_.take(source, now))) {
         ++own_.blobs_rejected;
@@ -543,7 +545,7 @@ void LanBeacon::Impl::on_rendezvous(const lan::Datagram& d) {
     rendezvous_source_.clear();
   rendezvous_source_[sealed->sender] = d.source;
   if (proven_sources_.size() >= kMaxSources) proven_sources_.clear();
-  proven_sources_.insert(d.source.str());
+  proven_sources_.insert(d.source.host());
   ++own_.blobs_received;
   const std::string fingerprint = Identity::fingerprint_of(sealed->sender);
   remember_fingerprint(sealed->sender, fingerprint);
@@ -820,15 +822,23 @@ void LanBeacon::Impl::on_avahi(Clock::time_point now) {
     if (n.kind == lan::AvahiNews::kRemoved) {
       auto known = avahi_names_.find(name);
       if (known == avahi_names_.end()) continue;
-      const PublicKey key = known->second;
+      const PublicKey key = known->second.key;
       avahi_names_.erase(known);
       auto p = avahi_peers_.find(key);
       if (p == avahi_peers_.end()) continue;
+      const AvahiName* other = nullptr;  // another name of the key's on this link and protocol
+      for (const auto& [where, named] : avahi_names_)
+        if (std::get<0>(where) == n.interface_index && std::get<1>(where) == n.protocol && named.key == key)
+          other = &named;
       auto& links = p->second.interfaces;
       for (auto s = links.begin(); s != links.end(); ++s) {
         if (s->interface_index != n.interface_index) continue;
-        (n.protocol == AVAHI_PROTO_INET6 ? s->ipv6.clear() : s->ipv4.clear());
-        if (s->ipv4.empty() && s->ipv6.empty()) links.erase(s);
+        if (other) {
+          set_avahi_address(*s, other->address);
+        } else {
+          (n.protocol == AVAHI_PROTO_INET6 ? s->ipv6.clear() : s->ipv4.clear());
+          if (s->ipv4.empty() && s->ipv6.empty()) links.erase(s);
+        }
         break;
       }
       if (links.empty()) {
@@ -856,6 +866,10 @@ void LanBeacon::Impl::on_avahi(Clock::time_point now) {
     }
     const lan::Announcement& a = h.announcement;
     if (a.key == identity_.public_key()) continue;  // ourselves
+    if (avahi_newest_.size() >= kMaxAvahiSerials && !avahi_newest_.count(a.key)) {
+      for (auto it = avahi_newest_.begin(); it != avahi_newest_.end();)  // forget keys that are gone
+        it = avahi_peers_.count(it->first) ? std::next(it) : avahi_newest_.erase(it);
+    }
     uint64_t& newest = avahi_newest_[a.key];
     if (a.serial < newest) {
       ++own_.replayed;
@@ -876,21 +890,25 @@ void LanBeacon::Impl::on_avahi(Clock::time_point now) {
       s = std::prev(peer.interfaces.end());
       s->interface_index = n.interface_index;
     }
-    if (n.address.is_ipv4()) {
-      in_addr x{};
-      std::memcpy(&x, n.address.bytes().data(), 4);
-      s->ipv4 = {x};
-    } else {
-      in6_addr x{};
-      std::memcpy(&x, n.address.bytes().data(), 16);
-      s->ipv6 = {x};
-    }
+    set_avahi_address(*s, n.address);
     s->last_seen = now;
     s->expires = Clock::time_point::max();  // avahi says when it goes
-    avahi_names_[name] = a.key;
+    avahi_names_[name] = AvahiName{a.key, n.address};
     events.push_back(lan::PeerEvent{is_new ? lan::PeerEvent::kFound : lan::PeerEvent::kUpdated, a.key, peer});
   }
   publish(std::move(events));
+}
+
+void LanBeacon::Impl::set_avahi_address(lan::PeerSighting& s, const Address& address) {
+  if (address.is_ipv4()) {
+    in_addr x{};
+    std::memcpy(&x, address.bytes().data(), 4);
+    s.ipv4 = {x};
+  } else {
+    in6_addr x{};
+    std::memcpy(&x, address.bytes().data(), 16);
+    s.ipv6 = {x};
+  }
 }
 
 std::vector<std::string> LanBeacon::Impl::interfaces() const {

@@ -187,7 +187,7 @@ void MdnsEngine::receive(const Datagram& d, Clock::time_point now) {
     return;
   }
   const std::string source = d.source.str();
-  if (!sources_.take(source, now)) {
+  if (!sources_.take(d.source.host(), now)) {  // per address: another port is no other budget
     ++counters_.source_rate_limited;
     return;
   }
@@ -269,16 +269,22 @@ bool MdnsEngine::learn(const dns::Message& m, const Datagram& d, Clock::time_poi
       for (auto it = newest_serial_.begin(); it != newest_serial_.end();)
         it = peers_.count(it->first) ? std::next(it) : newest_serial_.erase(it);
     }
-    uint64_t& newest = newest_serial_[a.key];
-    if (a.serial < newest) {
+    Newest& newest = newest_serial_[a.key];
+    const bool same_serial = a.serial == newest.serial;
+    // Older than the newest; or a version 2 copy of a version 1 record, which would move the addresses;
+    // or a version 2 goodbye, which is the record's signed TXT with TTL 0 (a replay can be one), for a
+    // serial other than the one known: it could otherwise end that key's records for good.
+    if (a.serial < newest.serial || (h.version == 2 && same_serial && newest.version1) ||
+        (h.version == 2 && h.goodbye && !same_serial)) {
       ++counters_.replayed;
       continue;
     }
-    newest = a.serial;
     if (h.goodbye) {
+      if (h.version == 1) newest = {a.serial, true};  // signed as a goodbye: its records stay replays
       drop_sighting(a.key, d.interface_index);
       continue;
     }
+    newest = {a.serial, h.version == 1 || (same_serial && newest.version1)};
     auto found = peers_.find(a.key);
     const bool is_new = found == peers_.end();
     if (is_new && peers_.size() >= kMaxPeers) {
@@ -301,8 +307,11 @@ bool MdnsEngine::learn(const dns::Message& m, const Datagram& d, Clock::time_poi
     s->source = d.source;
     s->ipv4 = a.ipv4;
     s->ipv6 = a.ipv6;
+    const Clock::time_point expires = now + std::chrono::seconds(a.ttl);
+    // The same records again (a refresh, a query's copy) may extend the sighting, not shorten it: the TTL
+    // is not signed, so a replayed copy could carry any. A newer serial says what it says.
+    s->expires = !changed && same_serial ? std::max(s->expires, expires) : expires;
     s->last_seen = now;
-    s->expires = now + std::chrono::seconds(a.ttl);
     s->refresh_queries = 0;
     if (is_new || changed)
       events_.push_back(PeerEvent{is_new ? PeerEvent::kFound : PeerEvent::kUpdated, a.key, peer});

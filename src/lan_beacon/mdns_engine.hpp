@@ -17,9 +17,12 @@
 //     had one in the last second; else by multicast, at most once a second per interface (RFC 6762 §6);
 //     queries not for the service get nothing;
 //   - believes only on-link datagrams (hop limit 255, RFC 6762 §11) whose records verify
-//     (beacon_records.hpp); a serial older than the newest seen from that key is a replay and is ignored;
-//   - takes at most kSourceRate datagrams a second from one source (a burst of kSourceBurst), and at most
-//     kMaxPeers peers: a flood costs bounded CPU (signature checks) and memory;
+//     (beacon_records.hpp); a serial older than the newest seen from that key is a replay and is ignored,
+//     and so is a version 2 record of the serial a version 1 record had (its addresses are not signed); a
+//     record of the newest serial heard again cannot shorten its peer's expiry (the TTL is not signed),
+//     and a version 2 goodbye (not signed as one) is taken only at the newest serial and does not raise it;
+//   - takes at most kSourceRate datagrams a second from one source address, whatever its port (a burst of
+//     kSourceBurst), and at most kMaxPeers peers: a flood costs bounded CPU (signature checks) and memory;
 //   - forgets a peer's interface when its records expire or on its goodbye; a peer is lost when it is
 //     on no interface any more.
 #pragma once
@@ -152,8 +155,15 @@ class MdnsEngine {
   bool said_goodbye_ = false;
   std::map<int, Interface> interfaces_;
   std::map<Key, DiscoveredPeer> peers_;
-  VerifiedCache verified_;                 // records whose signature was checked already
-  std::map<Key, uint64_t> newest_serial_;  // also of peers that left: their old records stay replays
+  VerifiedCache verified_;  // records whose signature was checked already
+  // The newest serial heard per key, also of peers that left (their old records stay replays), and whether
+  // a version 1 record (addresses signed) had it: a version 2 one of that serial (addresses unsigned, a
+  // downgraded copy of it, perhaps) does not move the peer's addresses then.
+  struct Newest {
+    uint64_t serial = 0;
+    bool version1 = false;
+  };
+  std::map<Key, Newest> newest_serial_;
   std::map<std::string, Clock::time_point> unicast_answered_;     // source -> last unicast answer
   SourceBudget sources_{kSourceRate, kSourceBurst, kMaxSources};  // per source address: its datagram budget
   std::vector<Outgoing> outgoing_;

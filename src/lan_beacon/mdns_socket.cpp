@@ -75,19 +75,25 @@ uint16_t SocketAddress::port() const {
   return 0;
 }
 
-std::string SocketAddress::str() const {
+std::string SocketAddress::host() const {
   char text[INET6_ADDRSTRLEN] = "?";
   if (family() == AF_INET) {
     inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(storage).sin_addr, text, sizeof text);
-    return std::string(text) + ":" + std::to_string(port());
+    return text;
   }
   if (family() == AF_INET6) {
     const auto& a = reinterpret_cast<const sockaddr_in6&>(storage);
     inet_ntop(AF_INET6, &a.sin6_addr, text, sizeof text);
-    std::string s = "[" + std::string(text);
+    std::string s = text;
     if (a.sin6_scope_id) s += "%" + std::to_string(a.sin6_scope_id);
-    return s + "]:" + std::to_string(port());
+    return s;
   }
+  return "?";
+}
+
+std::string SocketAddress::str() const {
+  if (family() == AF_INET) return host() + ":" + std::to_string(port());
+  if (family() == AF_INET6) return "[" + host() + "]:" + std::to_string(port());
   return "?";
 }
 

@@ -25,7 +25,8 @@ struct SocketAddress {
 
   int family() const { return storage.ss_family; }
   uint16_t port() const;
-  std::string str() const;  // "100.64.1.2:5353", "[fe80::1%2]:5353"
+  std::string str() const;   // "100.64.1.2:5353", "[fe80::1%2]:5353"
+  std::string host() const;  // the address alone: "100.64.1.2", "fe80::1%2"
   static SocketAddress ipv4(const in_addr& address, uint16_t port);
   static SocketAddress ipv6(const in6_addr& address, uint16_t port, uint32_t scope_id);
 };

@@ -335,5 +335,226 @@ TEST(MdnsEngine, NetworkKeyGroupsDoNotSeeEachOther) {
   (void)b;
 }
 
+// Attacks on records that verify, or on what the signature leaves out: a datagram from `ip`:`port`.
+Datagram from_address(const char* ip, uint16_t port, std::vector<uint8_t> bytes) {
+  Datagram d;
+  in_addr x{};
+  inet_pton(AF_INET, ip, &x);
+  d.bytes = std::move(bytes);
+  d.source = SocketAddress::ipv4(x, port);
+  d.interface_index = kIf;
+  d.hop_limit = 255;
+  d.multicast = true;
+  return d;
+}
+
+dns::Message parsed(const std::vector<uint8_t>& wire) {
+  std::optional<dns::Message> m = dns::parse(wire.data(), wire.size());
+  EXPECT_TRUE(m);
+  return m ? *m : dns::Message{};
+}
+
+std::vector<uint8_t> wire_of(const dns::Message& m) {
+  std::optional<std::vector<uint8_t>> w = dns::serialize(m);
+  EXPECT_TRUE(w);
+  return w ? *w : std::vector<uint8_t>{};
+}
+
+dns::Record* find_record(dns::Message& m, dns::Type type) {
+  for (auto* section : {&m.answers, &m.additionals})
+    for (dns::Record& r : *section)
+      if (r.kind() == type) return &r;
+  return nullptr;
+}
+
+// What a peer publishing through avahi sends: version 2 TXT strings (signed by `id`, or `txt` as given)
+// for instance `instance` on host `host`.local at `ip`, every record with `ttl`.
+std::vector<uint8_t> version2(const Identity& id, uint64_t serial, uint32_t ttl,
+                              const char* host = "avahi-host", const char* ip = "100.64.1.50",
+                              std::vector<std::string> txt = {}) {
+  const dns::Name service = *service_name("test");
+  Announcement a;
+  a.key = id.public_key();
+  a.display_name = "v2";
+  a.port = 40000;
+  a.serial = serial;
+  if (txt.empty()) txt = *portable_txt(service, a, id.private_key(), {});
+  dns::Name instance = service;
+  instance.insert(instance.begin(), instance_name(a));
+  dns::Message m;
+  m.response = true;
+  dns::Record ptr;
+  ptr.name = service;
+  ptr.type = uint16_t(dns::Type::kPtr);
+  ptr.ttl = ttl;
+  ptr.target = instance;
+  m.answers.push_back(ptr);
+  dns::Record srv;
+  srv.name = instance;
+  srv.type = uint16_t(dns::Type::kSrv);
+  srv.ttl = ttl;
+  srv.port = a.port;
+  srv.target = {host, "local"};
+  m.additionals.push_back(srv);
+  dns::Record t = srv;
+  t.type = uint16_t(dns::Type::kTxt);
+  t.strings = txt;
+  m.additionals.push_back(t);
+  dns::Record addr;
+  addr.name = {host, "local"};
+  addr.type = uint16_t(dns::Type::kA);
+  addr.ttl = ttl;
+  inet_pton(AF_INET, ip, addr.address.data());
+  m.additionals.push_back(addr);
+  return wire_of(m);
+}
+
+TEST(MdnsEngine, Version2Goodbye_MustVerify_TakenOnlyAtTheNewestSerial_NeverLocksThePeerOut) {
+  Lan lan;
+  Node& a = lan.add("a");
+  const Identity c = Identity::generate();  // a peer publishing through avahi (version 2)
+  a.engine->receive(from_address("100.64.1.50", kMdnsPort, version2(c, 2000, 120)), lan.now);
+  ASSERT_EQ(a.engine->peers().count(c.public_key()), 1u);
+  // Anyone's unsigned goodbye naming c's key, with a serial far ahead: refused (it was taken as it came, and
+  // its serial made every later record of c's a replay).
+  const std::string key(c.public_key().begin(), c.public_key().end());
+  a.engine->receive(from_address("100.64.1.66", kMdnsPort,
+                                 version2(c, 0, 0, "evil", "100.64.1.66",
+                                          {"v=2", "k=" + key, "q=9999999999999999999", "n=v2"})),
+                    lan.now);
+  EXPECT_EQ(a.engine->peers().count(c.public_key()), 1u);
+  EXPECT_EQ(a.engine->counters().bad_signature, 1u);
+  // c's genuine records of an older serial, replayed as a goodbye: a replay.
+  a.engine->receive(from_address("100.64.1.66", kMdnsPort, version2(c, 1500, 0)), lan.now);
+  EXPECT_EQ(a.engine->peers().count(c.public_key()), 1u);
+  EXPECT_EQ(a.engine->counters().replayed, 1u);
+  // The goodbye of the serial known (avahi's removal; a replayed copy is the same bytes) ends the sighting
+  // ...
+  a.engine->receive(from_address("100.64.1.50", kMdnsPort, version2(c, 2000, 0)), lan.now);
+  EXPECT_EQ(a.engine->peers().count(c.public_key()), 0u);
+  // ... and only until c is heard again.
+  a.engine->receive(from_address("100.64.1.50", kMdnsPort, version2(c, 2000, 120)), lan.now);
+  EXPECT_EQ(a.engine->peers().count(c.public_key()), 1u);
+}
+
+TEST(MdnsEngine, ReplayedRecordsWithOtherTtls_NeitherLoseNorShortenThePeer) {
+  Lan lan;
+  Node& a = lan.add("a");
+  Node& b = lan.add("b");
+  const std::vector<uint8_t> genuine = lan.captured.back();  // b's records, TTL 120
+  const Clock::time_point expires = a.engine->peers().at(b.id.public_key()).interfaces[0].expires;
+  // Not a goodbye (the TXT keeps a TTL), so the signature verifies; the SRV's TTL of 0 expired b at once.
+  dns::Message m = parsed(genuine);
+  m.answers[0].ttl = 0;
+  for (dns::Record& r : m.additionals)
+    r.ttl = r.kind() == dns::Type::kTxt ? 1 : 0;
+  a.engine->receive(lan.from(b, wire_of(m), true), lan.now);
+  EXPECT_EQ(a.engine->peers().at(b.id.public_key()).interfaces[0].expires, expires);
+  b.ticks = false;  // b announces nothing more by itself
+  lan.advance(2s);
+  EXPECT_EQ(Lan::count(a, PeerEvent::kLost), 0u);
+  // A TTL of 2^32-1 s counts as the longest a beacon announces (4500 s), not 136 years.
+  for (dns::Record& r : m.additionals)
+    r.ttl = 0xffffffffu;
+  m.answers[0].ttl = 0xffffffffu;
+  a.engine->receive(lan.from(b, wire_of(m), true), lan.now);
+  EXPECT_EQ(a.engine->peers().at(b.id.public_key()).interfaces[0].expires, lan.now + 4500s);
+}
+
+TEST(MdnsEngine, Version1RecordsDowngradedToVersion2_DoNotMoveTheAddresses) {
+  Lan lan;
+  Node& a = lan.add("a");
+  Node& b = lan.add("b");
+  // b's own records carry the version 2 signature too ("p"). Made into version 2 ones, that signature
+  // verifies, and version 2 leaves the host and addresses unsigned: they would point b's rendezvous at
+  // anyone.
+  dns::Message m = parsed(lan.captured.back());
+  dns::Record* txt = find_record(m, dns::Type::kTxt);
+  ASSERT_TRUE(txt);
+  std::vector<std::string> strings;
+  for (const std::string& x : txt->strings) {
+    if (x == "v=1")
+      strings.push_back("v=2");
+    else if (x.rfind("p=", 0) == 0)
+      strings.push_back("s=" + x.substr(2));
+    else if (x.rfind("s=", 0) != 0)
+      strings.push_back(x);
+  }
+  txt->strings = strings;
+  find_record(m, dns::Type::kSrv)->target = {"evil", "local"};
+  dns::Record* addr = find_record(m, dns::Type::kA);
+  addr->name = {"evil", "local"};
+  inet_pton(AF_INET, "100.64.1.66", addr->address.data());
+  a.engine->receive(from_address("100.64.1.66", kMdnsPort, wire_of(m)), lan.now);
+  EXPECT_EQ(a.engine->counters().replayed, 1u);
+  EXPECT_EQ(a.engine->peers().at(b.id.public_key()).interfaces[0].ipv4[0].s_addr, b.address.s_addr);
+}
+
+TEST(MdnsEngine, OneDatagram_EachInstanceCheckedOnce_AtMostEightInstances) {
+  Lan lan;
+  Node& a = lan.add("a");
+  const Identity c = Identity::generate();
+  dns::Message m = parsed(version2(c, 2000, 120));
+  find_record(m, dns::Type::kTxt)->strings.back()[5] ^= 1;  // a bad signature
+  for (int i = 0; i < 100; ++i)
+    m.answers.push_back(m.answers[0]);  // the PTR, again and again
+  a.engine->receive(from_address("100.64.1.66", kMdnsPort, wire_of(m)), lan.now);
+  EXPECT_EQ(a.engine->counters().bad_signature, 1u);
+  // Ten instances of ten keys: eight are read.
+  dns::Message many;
+  many.response = true;
+  for (int i = 0; i < 10; ++i) {
+    const dns::Message one = parsed(version2(Identity::generate(), 2000, 120, "h", "100.64.1.66"));
+    many.answers.insert(many.answers.end(), one.answers.begin(), one.answers.end());
+    many.additionals.insert(many.additionals.end(), one.additionals.begin(), one.additionals.end() - 1);
+  }
+  many.additionals.push_back(parsed(version2(c, 2000, 120, "h", "100.64.1.66")).additionals.back());
+  a.engine->receive(from_address("100.64.1.66", kMdnsPort, wire_of(many)), lan.now);
+  EXPECT_EQ(a.engine->peers().size(), kMaxInstancesPerMessage);
+}
+
+TEST(MdnsEngine, TheSourceBudgetIsPerAddress_OtherPortsShareIt) {
+  Lan lan;
+  Node& a = lan.add("a");
+  const std::vector<uint8_t> garbage_record =
+      version2(Identity::generate(), 1, 120, "h", "100.64.1.66", {"v=2", "k=short"});
+  for (uint16_t port = 1000; port < 1200; ++port)
+    a.engine->receive(from_address("100.64.1.66", port, garbage_record), lan.now);
+  EXPECT_GE(a.engine->counters().source_rate_limited, 200u - uint64_t(kSourceBurst));
+  // Another address has its own.
+  a.engine->receive(from_address("100.64.1.67", 1000, garbage_record), lan.now);
+  EXPECT_EQ(a.engine->counters().bad_records, uint64_t(kSourceBurst) + 1);
+}
+
+TEST(MdnsEngine, DisplayNameWithControlCharacters_Malformed) {
+  Lan lan;
+  Node& a = lan.add("a");
+  const Identity c = Identity::generate();
+  Announcement an;
+  an.key = c.public_key();
+  an.display_name = "\x1b[2Jhi";  // a terminal escape: clears the screen of whoever prints the name
+  an.port = 40000;
+  an.serial = 2000;
+  std::vector<std::string> txt = *portable_txt(*service_name("test"), an, c.private_key(), {});
+  a.engine->receive(from_address("100.64.1.66", kMdnsPort, version2(c, 2000, 120, "h", "100.64.1.66", txt)),
+                    lan.now);
+  EXPECT_TRUE(a.engine->peers().empty());
+  EXPECT_EQ(a.engine->counters().bad_records, 1u);
+}
+
+TEST(SourceBudget, AFullTableForgetsRefilledBucketsFirst_NotOneStillSpent) {
+  SourceBudget budget(1, 2, 2);  // 1 a second, bursts of 2, 2 sources
+  const auto t = std::chrono::steady_clock::now();
+  EXPECT_TRUE(budget.take("b", t - 10s));  // b: refilled by t
+  EXPECT_TRUE(budget.take("a", t));
+  EXPECT_TRUE(budget.take("a", t));
+  EXPECT_FALSE(budget.take("a", t));  // a: spent
+  EXPECT_TRUE(budget.take("c", t));   // the table is full: b goes, not a
+  EXPECT_FALSE(budget.take("a", t));  // (the table started over before: a had a new burst)
+  // Nothing refilled and full: it starts over, as before.
+  EXPECT_TRUE(budget.take("d", t));
+  EXPECT_TRUE(budget.take("a", t));
+}
+
 }  // namespace
 }  // namespace peerlink::lan
