@@ -2,6 +2,7 @@
 // loopback interface, the encrypted handshake over the ICE stream.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <map>
 #include <thread>
 
@@ -211,6 +212,95 @@ TEST(P2PConnect, SignalingLost_ConnectTimesOut) {
   auto e = wait_closed({&a, &b}, ea, c, 5s);
   ASSERT_TRUE(e);
   EXPECT_EQ(e->info.end_reason, uint32_t(EndReason::kMiscConnectTimeout));
+}
+
+// A peer's plugin on the hub that stops delivering to its Host once the Host has sent `sends` blobs: the
+// other side's Close (or anything else it says) after that is never heard.
+class GoesDeaf final : public SignalingPlugin, public SignalingSink {
+ public:
+  GoesDeaf(std::shared_ptr<SignalingHub> hub, const std::string& name, int sends)
+      : inner_(hub->plugin(name)), sends_left_(sends) {}
+  std::string scheme() const override { return inner_->scheme(); }
+  PeerId local_peer() const override { return inner_->local_peer(); }
+  void start(SignalingSink& sink) override {
+    sink_ = &sink;
+    inner_->start(*this);
+  }
+  void send(const PeerId& to, const void* blob, size_t size) override {
+    --sends_left_;
+    inner_->send(to, blob, size);
+  }
+  void stop() override { inner_->stop(); }
+  void deliver(const PeerId& from, const void* blob, size_t size, const PeerId& exact) override {
+    if (sends_left_ > 0) sink_->deliver(from, blob, size, exact);
+  }
+  void peer_unreachable(const PeerId& peer, const std::string& detail) override {
+    sink_->peer_unreachable(peer, detail);
+  }
+  void offer_ice_servers(const std::vector<StunServer>& stun, const std::vector<TurnServer>& turn) override {
+    sink_->offer_ice_servers(stun, turn);
+  }
+  const PublicKey& local_key() const override { return sink_->local_key(); }
+  void network_changed(const std::string& detail) override { sink_->network_changed(detail); }
+
+ private:
+  std::shared_ptr<SignalingPlugin> inner_;
+  SignalingSink* sink_ = nullptr;
+  std::atomic<int> sends_left_;
+};
+
+// The offerer pins a key the answerer does not hold: it finds out once ICE found a path, and says so
+// through the signaling, so the answerer does not wait for a handshake that will not come.
+TEST(P2PConnect, OffererPinsAnotherKey_BothSidesEndPromptly) {
+  auto hub = std::make_shared<SignalingHub>();
+  Host a(p2p_config(hub, "a")), b(p2p_config(hub, "b", 60s));
+  EventRecorder ea(a), eb(b);
+  ListenOptions lo;
+  lo.auto_accept = false;
+  ASSERT_TRUE(b.listen_p2p(lo));
+  ConnectOptions o;
+  o.expected_key = Identity::generate().public_key();
+  const ConnectionHandle c = a.connect(SignalingHub::id("b"), o).value_or(kInvalidConnection);
+  ASSERT_TRUE(
+      pump_until({&a, &b}, [&] { return eb.find(ConnectionEventKind::kIncomingRequest).has_value(); }));
+  const ConnectionHandle s = eb.find(ConnectionEventKind::kIncomingRequest)->info.handle;
+  ASSERT_TRUE(b.accept(s));
+  auto at_a = wait_closed({&a, &b}, ea, c, 10s);
+  ASSERT_TRUE(at_a);
+  EXPECT_EQ(at_a->info.end_reason, uint32_t(EndReason::kRemoteKeyMismatch));
+  auto at_b = wait_closed({&a, &b}, eb, s, 10s);  // not its 60 s connect timeout
+  ASSERT_TRUE(at_b);
+  EXPECT_EQ(at_b->info.end_reason, uint32_t(EndReason::kRemoteRejected));  // what a peer's Close says
+  EXPECT_NE(at_b->info.end_debug.find("key"), std::string::npos) << at_b->info.end_debug;
+}
+
+// The same, but the answerer hears nothing after its answer (the offerer went away, or is hostile): ICE
+// finds a path and the handshake never comes. The answerer gives up after its connect timeout; it waited
+// for good, holding the handle and the ICE stream's sockets.
+TEST(P2PConnect, HandshakeNeverComesAfterIce_AnswererEndsAtItsConnectTimeout) {
+  auto hub = std::make_shared<SignalingHub>();
+  HostConfig cb = p2p_config(hub, "b", 1500ms);
+  cb.signaling.clear();
+  cb.signaling.push_back(std::make_shared<GoesDeaf>(hub, "b", 1));
+  Host a(p2p_config(hub, "a")), b(std::move(cb));
+  EventRecorder ea(a), eb(b);
+  ListenOptions lo;
+  lo.auto_accept = false;
+  ASSERT_TRUE(b.listen_p2p(lo));
+  ConnectOptions o;
+  o.expected_key = Identity::generate().public_key();
+  const ConnectionHandle c = a.connect(SignalingHub::id("b"), o).value_or(kInvalidConnection);
+  ASSERT_TRUE(
+      pump_until({&a, &b}, [&] { return eb.find(ConnectionEventKind::kIncomingRequest).has_value(); }));
+  const ConnectionHandle s = eb.find(ConnectionEventKind::kIncomingRequest)->info.handle;
+  ASSERT_TRUE(b.accept(s));  // its answer is the one blob it sends
+  auto at_a = wait_closed({&a, &b}, ea, c, 10s);
+  ASSERT_TRUE(at_a);
+  EXPECT_EQ(at_a->info.end_reason, uint32_t(EndReason::kRemoteKeyMismatch));
+  auto at_b = wait_closed({&a, &b}, eb, s, 10s);
+  ASSERT_TRUE(at_b);
+  EXPECT_EQ(at_b->info.end_reason, uint32_t(EndReason::kMiscConnectTimeout));
+  EXPECT_NE(at_b->info.end_debug.find("handshake"), std::string::npos) << at_b->info.end_debug;
 }
 
 TEST(P2PConnect, SymmetricSimultaneousConnect_ExactlyOneConnection) {

@@ -141,6 +141,8 @@ class Host::Impl {
     bool restarting = false;  // an ICE restart is under way
     bool fell_back = false;   // continued through another plugin (HostConfig::signaling_fallback)
     protocol::Instant restart_started{};
+    // Answering, once ICE found a path: the offerer's handshake must come by then (watch_p2p_paths).
+    protocol::Instant handshake_deadline = protocol::kNever;
   };
   // An ICE stream, from its creation until libnice drops it (host_ice_streams.cpp).
   struct IceStream {

@@ -422,7 +422,19 @@ void Host::Impl::restart_ice(Instant now, const Action& a) {
 }
 
 void Host::Impl::on_ice_connected(Instant now, ConnectionHandle c, P2P& p) {
+  // Before the rendezvous hears of the path: while its setup is under way it tells the peer why it failed,
+  // and the peer, waiting for our handshake, would otherwise wait for its handshake deadline.
+  if (p.offerer && !p.created && p.expected_key && p.peer_key && *p.expected_key != *p.peer_key) {
+    rz_->ice_failed(now, c, uint32_t(EndReason::kRemoteKeyMismatch),
+                    "the peer's key is not the expected one");
+    return;
+  }
   rz_->connected(now, c);
+  // Answering: the offerer's handshake comes next, over the path. A peer that never sends it (it failed,
+  // it went away, it is hostile) must not hold the connection and its ICE stream for good: nothing else
+  // ends it, since the rendezvous is done and the path watch looks at created connections only.
+  if (!p.offerer && !p.created && p.handshake_deadline == protocol::kNever)
+    p.handshake_deadline = now + config_.connect_timeout;
   p.route = ice_->route(p.stream);
   log_.log(LogLevel::kInfo, "connection %u: ICE path %s (%s, %s)", c, p.restarting ? "restored" : "found",
            to_string(p.route.type), p.route.remote.to_string().c_str());
@@ -431,11 +443,6 @@ void Host::Impl::on_ice_connected(Instant now, ConnectionHandle c, P2P& p) {
   p.restarting = false;
   p.watch.restart();  // the silence that caused a restart is over
   if (!p.offerer || p.created) return;
-  if (p.expected_key && p.peer_key && *p.expected_key != *p.peer_key) {
-    rz_->ice_failed(now, c, uint32_t(EndReason::kRemoteKeyMismatch),
-                    "the peer's key is not the expected one");
-    return;
-  }
   endpoint_.connect(now, io::encode_ice_path(p.stream), p.peer_key, c);
   adopt_endpoint_connection(c, p, now);
 }
@@ -445,7 +452,9 @@ void Host::Impl::on_ice_connected(Instant now, ConnectionHandle c, P2P& p) {
 // same encrypted connection on the new path. A restart that found nothing within kRestartRetry is tried
 // again; the connection's idle timeout ends the attempts.
 void Host::Impl::watch_p2p_paths(Instant now) {
+  std::vector<ConnectionHandle> no_handshake;
   for (auto& [c, p] : p2p_) {
+    if (!p.created && !p.ended && p.handshake_deadline <= now) no_handshake.push_back(c);
     if (!p.created || p.ended || !p.stream) continue;
     const protocol::Connection* conn = endpoint_.connection(c);
     if (!conn || conn->state() != ConnectionState::kConnected) continue;
@@ -459,6 +468,11 @@ void Host::Impl::watch_p2p_paths(Instant now) {
           now, c, p,
           "nothing received for " + std::to_string(protocol::to_us(silent) / 1000) + " ms since sending");
     }
+  }
+  for (ConnectionHandle c : no_handshake) {
+    const uint32_t reason = uint32_t(EndReason::kMiscConnectTimeout);
+    rz_->close(now, c, reason);  // its setup is done: the peer is not told (it is the one that went quiet)
+    end_p2p(c, reason, "ICE found a path, but the peer's handshake did not come within the connect timeout");
   }
 }
 
@@ -535,6 +549,7 @@ void Host::Impl::restart_p2p(Instant now, ConnectionHandle c, P2P& p, const std:
 // The Endpoint connection now exists: it takes the poll group, the lanes and the sends kept so far.
 void Host::Impl::adopt_endpoint_connection(ConnectionHandle c, P2P& p, Instant now) {
   p.created = true;
+  rz_->established(c);
   auto h = handles_.find(c);
   if (h != handles_.end() && h->second.group != kDefaultPollGroup)
     endpoint_.set_poll_group(c, h->second.group);

@@ -191,6 +191,10 @@ void Rendezvous::connected(Instant now, Handle h) {
   if (s->dirty) s->send_at = now;  // the peer may be waiting for our credentials to answer our checks
 }
 
+void Rendezvous::established(Handle h) {
+  if (Session* s = find(h)) s->established = true;
+}
+
 bool Rendezvous::restart(Instant now, Handle h) {
   timeout_known_ = false;
   now_ = now;
@@ -352,7 +356,7 @@ bool Rendezvous::check_key(Session& s, const Blob& b) {
 void Rendezvous::on_state(Instant now, Session& s, const Blob& b) {
   if (!check_key(s, b)) return;
   if (b.type == BlobType::kReject || b.type == BlobType::kClose) {
-    if (s.state == State::kConnected) return;  // the data connection reports its own end
+    if (s.state == State::kConnected && s.established) return;  // the data connection reports its own end
     std::string text =
         std::string(b.type == BlobType::kReject ? "the peer refused: " : "the peer gave up: ") +
         (b.text.empty() ? "no reason given" : b.text);

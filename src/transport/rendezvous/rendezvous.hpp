@@ -123,6 +123,10 @@ class Rendezvous {
   // retransmitted until acknowledged, for at most setup_timeout, and the peer's blobs are still
   // acknowledged. No timeout fails the session any more.
   void connected(Instant now, Handle h);
+  // The data connection of h exists: once ICE is connected, it reports its own end, and a Close from the
+  // peer is ignored. Until then a Close ends the session whatever ICE did (the peer gave up before its
+  // handshake, or will never send one).
+  void established(Handle h);
   // ICE restart of a connection that has been connected (its path failed): a kRestartIce for h now, and the
   // new credentials and candidates (local_candidates) go to the peer under the next ICE generation, which
   // makes the peer restart too. Two sides restarting at once meet in the same generation. False if h never
@@ -170,6 +174,7 @@ class Rendezvous {
     Instant deadline = protocol::kNever;
     Instant settle_until = protocol::kNever;  // kConnected: retransmissions stop then
     bool was_connected = false;               // ICE connected at least once (restarts allowed)
+    bool established = false;                 // the data connection exists (established())
     uint8_t generation = 0;                   // ICE generation of our current stream (restarts)
 
     // What we tell the peer.
