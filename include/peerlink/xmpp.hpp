@@ -113,6 +113,7 @@ struct XmppCounters {
   uint64_t stanza_bytes_sent = 0;    // of signaling IQs (and their results) we sent
   uint64_t invalid_stanzas = 0;      // signaling IQs that did not decode (bad base64, too large): refused
   uint64_t unknown_iqs_refused = 0;  // IQs of other namespaces answered with an error
+  uint64_t answers_refused = 0;      // results and errors with an id of ours, from someone we did not ask
   uint64_t requests_limited = 0;     // signaling IQs over a sender's rate limit: refused or dropped
   uint64_t unreachable_reports = 0;  // peers reported unreachable to the Host
   uint64_t pings_answered = 0;

@@ -6,6 +6,7 @@ void PresenceDirectory::reset(const Jid& self) {
   ++generation_;
   self_ = self;
   accounts_.clear();
+  strangers_.clear();
 }
 
 void PresenceDirectory::set_roster_item(const std::string& bare, const std::string& subscription) {
@@ -37,7 +38,9 @@ bool PresenceDirectory::available(const Jid& full, int priority, const std::stri
   Resource& r = it->second;
   r.priority = priority;
   if (added) r.since = now;
-  if (r.caps_ver != caps_ver || added) {
+  // New capabilities, or a resource an error reply ruled out (failed()): it announced itself again, so it
+  // is asked again (caps already verified answer without a query).
+  if (r.caps_ver != caps_ver || added || r.features == Resource::kNo) {
     r.caps_ver = caps_ver;
     r.features = Resource::kUnknown;
   }
@@ -80,7 +83,17 @@ void PresenceDirectory::know_caps(const std::string& ver, bool has_signaling) {
 
 void PresenceDirectory::signaled_from(const Jid& full) {
   if (!full.is_full()) return;
-  accounts_[full.bare()].sticky = full.resource;
+  auto [it, added] = accounts_.try_emplace(full.bare());
+  it->second.sticky = full.resource;
+  if (!added) return;
+  strangers_.push_back(full.bare());
+  while (strangers_.size() > kMaxStrangers) {
+    auto old = accounts_.find(strangers_.front());
+    strangers_.pop_front();
+    // Still a stranger (no roster item, no presence since): forgotten. Else it is known another way now.
+    if (old != accounts_.end() && old->second.subscription.empty() && old->second.resources.empty())
+      accounts_.erase(old);
+  }
 }
 
 void PresenceDirectory::failed(const Jid& full) {

@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <optional>
 #include <string>
@@ -48,8 +49,10 @@ class PresenceDirectory {
   // Caps ver known to mean "has the feature" (or not) without asking, e.g. our own.
   void know_caps(const std::string& ver, bool has_signaling);
 
-  // A signaling blob came from this resource; stick to it for its bare JID.
+  // A signaling blob came from this resource; stick to it for its bare JID. Accounts known only this way
+  // (strangers: not in the roster, no presence) are kept for the kMaxStrangers that signaled last.
   void signaled_from(const Jid& full);
+  static constexpr size_t kMaxStrangers = 1024;
   // Sending to this resource failed: forget it as a choice until it announces itself again.
   void failed(const Jid& full);
 
@@ -85,6 +88,7 @@ class PresenceDirectory {
 
   Jid self_;
   std::map<std::string, Account> accounts_;  // by bare JID
+  std::deque<std::string> strangers_;        // accounts signaled_from() added, oldest first
   std::map<std::string, bool> caps_;         // verified caps ver -> has the signaling feature
   uint64_t generation_ = 0;
 };

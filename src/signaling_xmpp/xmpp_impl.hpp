@@ -120,7 +120,7 @@ class XmppSignaling::Impl {
   void unreachable(const PeerId& to, const std::string& detail);
   void on_iq(xmpp_stanza_t* iq, const char* type, const char* id, const char* from);
   void on_signal(xmpp_stanza_t* iq, const char* id, const char* from);
-  void on_iq_answer(xmpp_stanza_t* iq, bool error, const std::string& id);
+  void on_iq_answer(xmpp_stanza_t* iq, bool error, const std::string& id, const char* from);
   // A roster result or push: the contacts and their subscriptions into the directory.
   void apply_roster(xmpp_stanza_t* iq);
   void on_presence(xmpp_stanza_t* presence, const char* from);
@@ -151,6 +151,24 @@ class XmppSignaling::Impl {
   std::vector<PeerId> contacts_;  // guarded by mutex_; published from directory_ by publish_contacts()
   int wake_fd_ = -1;              // eventfd: send() and stop() wake the thread
   std::mutex join_mutex_;         // one stop() joins the thread
+
+  // A backstop beside the plugin thread. libstrophe's TLS handshake retries without end, inside
+  // xmpp_run_once(), while a server that said <proceed/> says nothing more: neither login_timeout nor stop()
+  // would get a turn, and login_lock() would stay held. Until the login, the watchdog shuts the attempt's
+  // socket down once the attempt outlives login_timeout by kWatchdogGrace, or stop() has waited that long
+  // for the plugin thread; the handshake then fails and the thread goes on. It holds a descriptor of its own
+  // for the socket (a dup), never a number libstrophe may have closed and the process reused.
+  static constexpr auto kWatchdogGrace = std::chrono::seconds(1);
+  std::mutex watch_mutex_;
+  std::condition_variable watch_wake_;
+  int watch_fd_ = -1;                                            // guarded by watch_mutex_
+  Clock::time_point watch_deadline_ = Clock::time_point::max();  // the attempt's; guarded by watch_mutex_
+  Clock::time_point stop_deadline_ = Clock::time_point::max();   // stop()'s; guarded by watch_mutex_
+  bool watch_stop_ = false;                                      // guarded by watch_mutex_
+  std::thread watchdog_;
+  void watchdog();
+  void watch(int fd, Clock::time_point deadline);  // a dup of fd, shut down at deadline (or stop()'s)
+  void unwatch();                                  // logged in, or the attempt is over: the dup is closed
 
   // --- plugin thread ---
   SignalingSink* sink_ = nullptr;

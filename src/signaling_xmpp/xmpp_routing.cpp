@@ -229,7 +229,7 @@ void XmppSignaling::Impl::reply_error(const char* to, const char* id, const char
 void XmppSignaling::Impl::on_iq(xmpp_stanza_t* iq, const char* type, const char* id, const char* from) {
   if (!type || !id) return;  // nothing to answer, and nothing we asked
   if (is(type, "result") || is(type, "error")) {
-    on_iq_answer(iq, is(type, "error"), id);
+    on_iq_answer(iq, is(type, "error"), id, from);
     return;
   }
   if (!is(type, "get") && !is(type, "set")) return;
@@ -310,8 +310,25 @@ void XmppSignaling::Impl::apply_roster(xmpp_stanza_t* iq) {
   }
 }
 
-void XmppSignaling::Impl::on_iq_answer(xmpp_stanza_t* iq, bool error, const std::string& id) {
+void XmppSignaling::Impl::on_iq_answer(xmpp_stanza_t* iq, bool error, const std::string& id,
+                                       const char* from) {
   const Clock::time_point now = Clock::now();
+  // An answer counts only from whom we asked (RFC 6120 §8.1.2.1): anyone may send a result or an error with
+  // an id of ours, and a peer we signal sees our ids. Our server answers for our own account without a
+  // 'from', or from our JID or its domain.
+  const std::optional<Jid> responder = from ? Jid::parse(from) : std::nullopt;
+  if (from && !responder) return;
+  auto by = [&](const Jid& asked) { return responder && *responder == asked; };
+  const bool by_server =
+      !responder ||
+      (responder->local.empty() && responder->resource.empty() && responder->domain == account_.domain) ||
+      responder->bare() == directory_.self().bare();
+  if (!by_server &&
+      (id == ping_id_ || id == settle_id_ || id == roster_id_ || id == services_id_ ||
+       std::find(credentials_ids_.begin(), credentials_ids_.end(), id) != credentials_ids_.end())) {
+    count([](XmppCounters& c) { ++c.answers_refused; });
+    return;
+  }
   if (id == ping_id_) {
     ping_id_.clear();
     return;
@@ -329,11 +346,17 @@ void XmppSignaling::Impl::on_iq_answer(xmpp_stanza_t* iq, bool error, const std:
     return;
   }
   if (auto it = in_flight_.find(id); it != in_flight_.end()) {
+    if (!by(it->second.jid)) {  // its server answers for it with its JID too (RFC 6120 §8.3.1)
+      count([](XmppCounters& c) { ++c.answers_refused; });
+      return;
+    }
     InFlight f = std::move(it->second);
     in_flight_.erase(it);
     if (!error) return;
     const xmpp::StanzaError e = xmpp::parse_stanza_error(iq);
-    directory_.failed(f.jid);
+    // Only a cancel says the resource is gone or takes no signaling; "wait" (its rate limit) and "modify"
+    // (this blob) say nothing about the next one.
+    if (e.type != "wait" && e.type != "modify") directory_.failed(f.jid);
     std::optional<Jid> addressed_as = Jid::parse(f.to.name());
     if (addressed_as && !addressed_as->is_full()) {
       // The resource chosen for a bare JID is gone: another one may do.
@@ -347,6 +370,10 @@ void XmppSignaling::Impl::on_iq_answer(xmpp_stanza_t* iq, bool error, const std:
     return;
   }
   if (auto it = disco_in_flight_.find(id); it != disco_in_flight_.end()) {
+    if (!by(it->second.resource)) {
+      count([](XmppCounters& c) { ++c.answers_refused; });
+      return;
+    }
     DiscoAsked asked = std::move(it->second);
     disco_in_flight_.erase(it);
     std::optional<xmpp::DiscoInfo> info = error ? std::nullopt : xmpp::parse_disco_info(iq);
@@ -362,6 +389,10 @@ void XmppSignaling::Impl::on_iq_answer(xmpp_stanza_t* iq, bool error, const std:
     return;
   }
   if (auto it = probes_.find(id); it != probes_.end()) {
+    if (!responder || responder->full() != it->second.bare) {
+      count([](XmppCounters& c) { ++c.answers_refused; });
+      return;
+    }
     const std::string bare = it->second.bare;
     probes_.erase(it);
     probe_results_[bare] = error ? bare + ": no such account, or it is not a contact of " +

@@ -155,6 +155,7 @@ void XmppSignaling::Impl::connect_now() {
   const int rc = xmpp_connect_client(conn_, options_.host.empty() ? nullptr : options_.host.c_str(),
                                      options_.port, &peerlink::on_connection_event, this);
   if (rc != 0) {
+    unwatch();
     attempt_failed(socket_failure_.empty() ? XmppFailure::kNetwork : XmppFailure::kConfiguration,
                    socket_failure_.empty()
                        ? "cannot connect to " + where + " (no address, refused or unreachable)"
@@ -171,6 +172,7 @@ void XmppSignaling::Impl::on_connection_event(xmpp_conn_event_t event, int error
   }
   if (event != XMPP_CONN_DISCONNECT && event != XMPP_CONN_FAIL) return;
   socket_ = -1;
+  unwatch();
   low_fd_.re_reserve();
   const bool was_online = phase_ == Phase::kOnline;
   if (shutting_down_) {
@@ -259,7 +261,9 @@ void XmppSignaling::Impl::attempt_failed(XmppFailure failure, const std::string&
 void XmppSignaling::Impl::on_online() {
   const char* bound = xmpp_conn_get_bound_jid(conn_);
   std::optional<xmpp::Jid> self = bound ? xmpp::Jid::parse(bound) : std::nullopt;
-  if (!self || !self->is_full()) {
+  // A JID's parts may be 1023 bytes each, a PeerId's name at most 1000.
+  Result<PeerId> self_id = self ? PeerId::parse("xmpp:" + self->full()) : Result<PeerId>(PeerId{});
+  if (!self || !self->is_full() || !self_id) {
     log(LogLevel::kError, std::string("the server bound no usable JID: ") + (bound ? bound : "(none)"));
     shutdown(socket_, SHUT_RDWR);
     return;
@@ -267,12 +271,13 @@ void XmppSignaling::Impl::on_online() {
   const bool reconnect = ever_online_;
   ever_online_ = true;
   phase_ = Phase::kOnline;
+  unwatch();  // the handshakes are done, and the socket's only descriptor is the one select() can take
   attempts_ = 0;
   last_received_ = online_since_ = Clock::now();
   ping_id_.clear();
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    local_peer_ = *PeerId::parse("xmpp:" + self->full());
+    local_peer_ = *self_id;
     status_.jid = self->full();
     if (reconnect) ++counters_.reconnects;
     if (reconnect && resumed_) ++counters_.resumed;
@@ -312,6 +317,7 @@ void XmppSignaling::Impl::shut_down_connection() {
     xmpp_conn_release(conn_);  // closes a connection still open
     conn_ = nullptr;
   }
+  unwatch();
   if (ctx_) {
     xmpp_ctx_free(ctx_);
     ctx_ = nullptr;
@@ -324,7 +330,10 @@ void XmppSignaling::Impl::send_raw(const std::string& stanza) {
 }
 
 std::string XmppSignaling::Impl::next_id(const char* kind) {
-  return id_prefix_ + kind + std::to_string(++id_counter_);
+  // Unique by the counter; not guessable by whoever sees our earlier ids by the random tail.
+  char tail[20];
+  std::snprintf(tail, sizeof tail, "-%016llx", static_cast<unsigned long long>(random_()));
+  return id_prefix_ + kind + std::to_string(++id_counter_) + tail;
 }
 
 void XmppSignaling::Impl::on_library_log(xmpp_log_level_t level, const char* area, const char* message) {
@@ -363,6 +372,7 @@ int XmppSignaling::Impl::on_socket(int* fd) {
   const int one = 1;
   setsockopt(*fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // else stanzas wait 4-90 ms (DESIGN §7)
   socket_ = *fd;
+  watch(*fd, attempt_started_ + options_.login_timeout + kWatchdogGrace);
   return 0;
 }
 

@@ -1,8 +1,10 @@
 // XmppSignaling: the public class, its queue, status and counters, and the plugin thread's loop.
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -68,6 +70,8 @@ Result<void> XmppOptions::validate() const {
   std::optional<xmpp::Jid> j = xmpp::Jid::parse(jid, &why);
   if (!j) return config_error("jid '" + jid + "' is not a JID: " + why);
   if (j->local.empty()) return config_error("jid '" + jid + "' has no user part (user@domain)");
+  if (Result<PeerId> id = PeerId::parse("xmpp:" + j->full()); !id)
+    return config_error("jid '" + jid + "' cannot name a peer: " + id.error().message);
   const int secrets = int(!password.empty()) + int(!password_file.empty()) + int(!password_env.empty());
   const bool certificate = !client_cert_file.empty() || !client_key_file.empty();
   if (secrets > 1) return config_error("give one of password, password_file and password_env");
@@ -180,6 +184,7 @@ void XmppSignaling::Impl::start(SignalingSink& sink) {
   }
   sink_ = &sink;
   thread_ = std::thread([this] { run(); });
+  watchdog_ = std::thread([this] { watchdog(); });
 }
 
 void XmppSignaling::Impl::send(const PeerId& to, const void* blob, size_t size) {
@@ -205,14 +210,65 @@ void XmppSignaling::Impl::stop() {
   const uint64_t one = 1;
   (void)!write(wake_fd_, &one, sizeof one);
   {
+    std::lock_guard<std::mutex> lock(watch_mutex_);
+    stop_deadline_ = Clock::now() + kWatchdogGrace;  // enough for a goodbye to an answering server
+  }
+  watch_wake_.notify_all();
+  {
     std::lock_guard<std::mutex> lock(join_mutex_);
-    if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+    if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) {
+      thread_.join();
+      {
+        std::lock_guard<std::mutex> watch_lock(watch_mutex_);
+        watch_stop_ = true;
+      }
+      watch_wake_.notify_all();
+      watchdog_.join();
+    }
   }
   std::lock_guard<std::mutex> lock(mutex_);
   if (status_.state != XmppState::kStopped) {
     status_.state = XmppState::kStopped;
     status_changed_.notify_all();
   }
+}
+
+// --- the watchdog ---
+
+void XmppSignaling::Impl::watchdog() {
+  std::unique_lock<std::mutex> lock(watch_mutex_);
+  while (!watch_stop_) {
+    const Clock::time_point deadline = std::min(watch_deadline_, stop_deadline_);
+    if (watch_fd_ >= 0 && Clock::now() >= deadline) {
+      shutdown(watch_fd_, SHUT_RDWR);  // the socket, whichever descriptor libstrophe still has for it
+      close(watch_fd_);
+      watch_fd_ = -1;
+    }
+    if (watch_fd_ < 0 || deadline == Clock::time_point::max())
+      watch_wake_.wait(lock);
+    else
+      watch_wake_.wait_until(lock, deadline);
+  }
+}
+
+void XmppSignaling::Impl::watch(int fd, Clock::time_point deadline) {
+  // Above the descriptors libstrophe's select() can use, where the limit allows.
+  int dup = fcntl(fd, F_DUPFD_CLOEXEC, FD_SETSIZE);
+  if (dup < 0) dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  {
+    std::lock_guard<std::mutex> lock(watch_mutex_);
+    if (watch_fd_ >= 0) close(watch_fd_);
+    watch_fd_ = dup;  // none: no backstop for this attempt (the descriptors ran out)
+    watch_deadline_ = deadline;
+  }
+  watch_wake_.notify_all();
+}
+
+void XmppSignaling::Impl::unwatch() {
+  std::lock_guard<std::mutex> lock(watch_mutex_);
+  if (watch_fd_ >= 0) close(watch_fd_);
+  watch_fd_ = -1;
+  watch_deadline_ = Clock::time_point::max();
 }
 
 // --- the plugin thread ---

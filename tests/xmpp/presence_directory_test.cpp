@@ -85,6 +85,26 @@ TEST_F(Directory, StickyToTheResourceThatSignaledUntilItLeavesOrFails) {
   EXPECT_NE(d.explain("carol@y").find("not a contact"), std::string::npos);
 }
 
+TEST_F(Directory, ARefusedResourceIsChosenAgainOnceItAnnouncesItself) {
+  d.available(jid("bob@x/game"), 0, "PEER", t0);
+  d.failed(jid("bob@x/game"));  // an error reply: ruled out (it was so until bob went offline)
+  EXPECT_EQ(chosen("bob@x"), "(none)");
+  EXPECT_FALSE(d.available(jid("bob@x/game"), 0, "PEER", t0 + std::chrono::seconds(1)));  // caps known
+  EXPECT_EQ(chosen("bob@x"), "game");
+}
+
+TEST_F(Directory, StrangersThatSignaled_TheLatestKeptOnly) {
+  for (size_t i = 0; i < PresenceDirectory::kMaxStrangers + 100; ++i)
+    d.signaled_from(jid(("s" + std::to_string(i) + "@y/r").c_str()));
+  EXPECT_EQ(chosen("s0@y"), "(none)");  // forgotten
+  EXPECT_EQ(chosen(("s" + std::to_string(PresenceDirectory::kMaxStrangers + 99) + "@y").c_str()), "r");
+  d.available(jid("bob@x/game"), 0, "PEER", t0);
+  d.signaled_from(jid("bob@x/game"));  // a contact: not a stranger, never forgotten this way
+  for (size_t i = 0; i < PresenceDirectory::kMaxStrangers + 10; ++i)
+    d.signaled_from(jid(("t" + std::to_string(i) + "@y/r").c_str()));
+  EXPECT_EQ(chosen("bob@x"), "game");
+}
+
 TEST_F(Directory, NeverChoosesItselfButOtherResourcesOfItsAccount) {
   EXPECT_FALSE(d.available(jid("alice@x/me"), 10, "PEER", t0));
   d.available(jid("alice@x/tablet"), 0, "PEER", t0);

@@ -44,6 +44,10 @@ TEST(XmppOptions, InvalidOptionsAreRefusedSayingWhich) {
   bad = o;
   bad.ping_timeout = std::chrono::milliseconds(0);
   EXPECT_NE(message(bad).find("ping_timeout"), std::string::npos);
+  // A valid JID (parts up to 1023 bytes) too long to be a PeerId (1000): the plugin crashed on login.
+  bad = o;
+  bad.jid = "alice@example.org/" + std::string(990, 'r');
+  EXPECT_NE(message(bad).find("cannot name a peer"), std::string::npos) << message(bad);
 
   bad = o;
   bad.jid = "alice";

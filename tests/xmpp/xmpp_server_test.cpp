@@ -176,7 +176,7 @@ TEST(XmppServer, ElevenHundredOpenDescriptors_ConnectThroughXmppWorks) {
 // A TCP server on the loopback that misbehaves in one of a few ways, for every connection it accepts.
 class BadServer {
  public:
-  enum Mode { kGarbage, kClosesMidStanza, kSilent };
+  enum Mode { kGarbage, kClosesMidStanza, kSilent, kSilentAfterStartTls };
   explicit BadServer(Mode mode) : mode_(mode) {
     fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in a{};
@@ -222,6 +222,17 @@ class BadServer {
             open + "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><requ";
         (void)!send(c, part.data(), part.size(), MSG_NOSIGNAL);
         close(c);
+      } else if (mode_ == kSilentAfterStartTls) {
+        // Lets the client start TLS, then says nothing (libstrophe's handshake retries without end).
+        const std::string features =
+            open +
+            "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/>"
+            "</starttls></stream:features>";
+        (void)!send(c, features.data(), features.size(), MSG_NOSIGNAL);
+        (void)!read(c, buf, sizeof buf);  // <starttls/>
+        const std::string proceed = "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>";
+        (void)!send(c, proceed.data(), proceed.size(), MSG_NOSIGNAL);
+        held_.push_back(c);
       } else {
         held_.push_back(c);  // says nothing, never closes
       }
@@ -236,10 +247,12 @@ class BadServer {
   std::vector<int> held_;
 };
 
-// Garbage, a stream cut mid-stanza, a server that says nothing: the plugin reports it, retries with
-// backoff, never crashes or hangs, and stops at once.
+// Garbage, a stream cut mid-stanza, a server that says nothing, before TLS or once TLS started: the plugin
+// reports it, retries with backoff, never crashes or hangs, and stops at once. (Silent after <proceed/>,
+// libstrophe's handshake never returned: no retry, and stop() waited for good.)
 TEST(XmppServer, ServerSendsGarbageClosesMidStanzaOrSaysNothing_RetriedWithBackoffStopsAtOnce) {
-  for (BadServer::Mode mode : {BadServer::kGarbage, BadServer::kClosesMidStanza, BadServer::kSilent}) {
+  for (BadServer::Mode mode : {BadServer::kGarbage, BadServer::kClosesMidStanza, BadServer::kSilent,
+                               BadServer::kSilentAfterStartTls}) {
     SCOPED_TRACE(mode);
     BadServer bad(mode);
     XmppOptions o;
