@@ -127,5 +127,53 @@ TEST(XmppHostile, BadBase64OversizedUnknownIqsFloodsRoster_RefusedCountedStillWo
   EXPECT_TRUE(transfer(*bob.host, cb, *alice.host, ca, 4, 1000));
 }
 
+// An error with the id of one of alice's IQs (here her disco#info to the resource she connects to), from
+// anyone but the entity asked, is not taken for its answer: it ended alice's setup at once ("none of its
+// resources runs peerlink"), and whoever learns or guesses an id could do that to any setup. From the
+// entity asked, it is taken.
+TEST(XmppHostile, AnswersFromAnyoneButTheEntityAsked_Ignored) {
+  XMPP_REQUIRE_PROSODY();
+  ProsodyOptions po;
+  po.strangers = {"mallory"};
+  ProsodyServer server(po);
+  server.start();
+  // One login after the other: libstrophe's SHA-1 state is static, and two raw clients logging in at once
+  // (outside the plugins' login lock) can spoil each other's SCRAM proof.
+  RawClient mallory(server, "mallory", "x", 0, false, false);
+  ASSERT_TRUE(mallory.wait_online());
+  RawClient bob(server, "bob", "raw", 0, true, false);  // answers no IQ by itself
+  ASSERT_TRUE(bob.wait_online());
+  XmppPeer alice(server.client("alice"), 30s);
+  ASSERT_TRUE(alice.online());
+  const ConnectionHandle c = alice.host->connect(xmpp_id(server.jid("bob"))).value_or(kInvalidConnection);
+  ASSERT_NE(c, kInvalidConnection);
+  const std::string disco = "http://jabber.org/protocol/disco#info";
+  ASSERT_TRUE(bob.wait_for(disco));
+  std::string id;
+  for (const std::string& st : bob.received()) {
+    if (st.find(disco) == std::string::npos || st.find("type=\"get\"") == std::string::npos) continue;
+    const size_t at = st.find("id=\"");
+    ASSERT_NE(at, std::string::npos) << st;
+    id = st.substr(at + 4, st.find('"', at + 4) - at - 4);
+  }
+  ASSERT_FALSE(id.empty());
+  const std::string error = "<iq type='error' id='" + id + "' to='" + alice.self().str().substr(5) +
+                            "'><error type='cancel'><service-unavailable "
+                            "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>";
+  mallory.send(error);
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (alice.plugin->counters().answers_refused == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(alice.plugin->counters().answers_refused, 1u);
+  pump_until(
+      {alice.host.get()}, [] { return false; }, 300ms);
+  EXPECT_FALSE(alice.events->find(ConnectionEventKind::kClosed, c)) << "mallory's error ended the setup";
+  bob.send(error);  // from the resource asked: it lacks the feature, the setup ends at once
+  auto closed = wait_closed({alice.host.get()}, *alice.events, c, 10s);
+  ASSERT_TRUE(closed);
+  EXPECT_EQ(closed->info.end_reason, uint32_t(EndReason::kMiscSignalingUnreachable))
+      << closed->info.end_debug;
+}
+
 }  // namespace
 }  // namespace peerlink::test
