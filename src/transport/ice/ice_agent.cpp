@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <stdexcept>
 #include <utility>
@@ -54,6 +55,10 @@ struct Signals {
 };
 
 namespace {
+
+// How long a destroyed IceAgent runs libnice's closing of its agents: their TURN deallocations get this
+// long to be answered (none to wait for without TURN).
+constexpr auto kCloseWait = std::chrono::milliseconds(500);
 
 Address to_address(const NiceAddress& a) {
   sockaddr_storage ss{};
@@ -171,16 +176,38 @@ IceAgent::IceAgent(GMainContext* context, const IceConfig& config, IceCallbacks 
 }
 
 IceAgent::~IceAgent() {
+  // The thread that ran the context (the Host's service thread) is gone. libnice completes an agent's
+  // closing (its TURN deallocations, then its last reference to the agent, which holds the context) on
+  // the thread-default context of the thread that asked for it: so the context is made this thread's
+  // first, and run here for a bounded time. Without it every Host left its agents, its context and the
+  // context's eventfd behind.
+  const bool acquired = g_main_context_acquire(context_);
+  if (acquired) g_main_context_push_thread_default(context_);
   for (auto& [id, s] : streams_)
     nice_agent_remove_stream(s.agent, s.nice_id);
   streams_.clear();
   while (!agents_.empty())
     free_agent(agents_.back().agent);
+  if (!acquired) return;
+  const auto give_up = std::chrono::steady_clock::now() + kCloseWait;
+  while (*closing_ > 0 && std::chrono::steady_clock::now() < give_up) {
+    if (!g_main_context_iteration(context_, FALSE)) g_usleep(1000);
+  }
+  g_main_context_pop_thread_default(context_);
+  g_main_context_release(context_);
 }
 
 void IceAgent::free_agent(NiceAgent* a) {
   g_signal_handlers_disconnect_by_data(a, this);
-  nice_agent_close_async(a, nullptr, nullptr);
+  ++*closing_;
+  nice_agent_close_async(
+      a,
+      [](GObject*, GAsyncResult*, gpointer data) {
+        auto* closing = static_cast<std::shared_ptr<int>*>(data);
+        --**closing;
+        delete closing;
+      },
+      new std::shared_ptr<int>(closing_));
   g_object_unref(a);
   agents_.erase(
       std::remove_if(agents_.begin(), agents_.end(), [&](const AgentSlot& s) { return s.agent == a; }),

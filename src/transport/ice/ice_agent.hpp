@@ -172,6 +172,9 @@ class IceAgent {
   void on_receive(NiceAgent* agent, unsigned nice_id, char* data, unsigned size);
 
   GMainContext* context_;
+  // Agents being closed (nice_agent_close_async) whose closing has not completed: libnice completes it on
+  // context_, and keeps the context (and its wake-up descriptor) until then. Shared with the callbacks.
+  std::shared_ptr<int> closing_ = std::make_shared<int>(0);
   IceConfig config_;
   IceCallbacks callbacks_;
   NiceAgent* controlling_ = nullptr;  // the current agent of each role: new and restarted streams go there
