@@ -227,6 +227,7 @@ class XmppSignaling::Impl {
   Bucket error_bucket_;                            // error replies, all senders together
   std::string services_id_;
   std::vector<std::string> credentials_ids_;
+  Clock::time_point services_asked_{};  // when the services or credentials queries in flight were sent
   std::vector<xmpp::ExternalService> services_;  // the last list, completed with credentials
   Clock::time_point next_services_refresh_ = Clock::time_point::max();
 };

@@ -17,6 +17,7 @@ constexpr auto kHoldWhileOffline = std::chrono::seconds(20);
 constexpr auto kHoldForPresence = std::chrono::seconds(5);
 constexpr auto kInFlightExpiry = std::chrono::seconds(60);
 constexpr auto kQueryExpiry = std::chrono::seconds(10);
+constexpr auto kServicesRetry = std::chrono::seconds(60);  // after a services query went unanswered
 constexpr size_t kMaxHeld = 512;
 constexpr size_t kMaxInFlight = 2048;
 constexpr size_t kMaxAddressed = 4096;
@@ -147,6 +148,8 @@ void XmppSignaling::Impl::try_held(Clock::time_point now) {
   waiting.swap(held_);
   for (Held& h : waiting) {
     if (phase_ != Phase::kOnline) {
+      // Retrying after a failed attempt (the server lost, or a first login that failed): the server is down,
+      // and a setup should know soon (a fallback may take it on, HostConfig::signaling_fallback).
       const bool reconnecting = status().state == XmppState::kReconnecting;
       if (now >= h.deadline || (reconnecting && now >= h.since + kHoldWhileReconnecting))
         unreachable(h.to, "XMPP is not logged in (" + status().reason + ")");
@@ -181,7 +184,11 @@ void XmppSignaling::Impl::transmit(const PeerId& to, const Jid& jid, std::vector
     ++c.blobs_sent;
     c.stanza_bytes_sent += stanza.size();
   });
-  if (in_flight_.size() >= kMaxInFlight) in_flight_.erase(in_flight_.begin());
+  if (in_flight_.size() >= kMaxInFlight) {  // the oldest goes (ids do not sort by age: "s10" < "s9")
+    in_flight_.erase(std::min_element(in_flight_.begin(), in_flight_.end(), [](const auto& a, const auto& b) {
+      return a.second.sent < b.second.sent;
+    }));
+  }
   in_flight_[id] = InFlight{to, jid, std::move(blob), now};
 }
 
@@ -421,6 +428,7 @@ void XmppSignaling::Impl::on_iq_answer(xmpp_stanza_t* iq, bool error, const std:
         if (s.restricted && s.username.empty() && (s.type == "turn" || s.type == "stun")) {
           const std::string cid = next_id("cred");
           credentials_ids_.push_back(cid);
+          services_asked_ = Clock::now();
           send_raw(xmpp::credentials_get_iq(account_.domain, cid, s.type, s.host, s.port));
         }
       }
@@ -471,6 +479,7 @@ void XmppSignaling::Impl::ask_features(const Jid& full, const std::string& caps_
 
 void XmppSignaling::Impl::ask_services() {
   services_id_ = next_id("services");
+  services_asked_ = Clock::now();
   next_services_refresh_ = Clock::time_point::max();
   send_raw(xmpp::services_get_iq(account_.domain, services_id_));
 }
@@ -536,6 +545,16 @@ void XmppSignaling::Impl::expire(Clock::time_point now) {
   }
   for (auto it = probes_.begin(); it != probes_.end();)
     it = now - it->second.sent > kQueryExpiry ? probes_.erase(it) : std::next(it);
+  // A services or credentials query the server never answered: what came is offered, and the list is asked
+  // for again later, instead of no refresh for the rest of the session.
+  if ((!services_id_.empty() || !credentials_ids_.empty()) && now - services_asked_ > kQueryExpiry) {
+    log(LogLevel::kDebug, "the server did not answer a STUN/TURN services query (XEP-0215)");
+    const bool credentials = !credentials_ids_.empty();
+    services_id_.clear();
+    credentials_ids_.clear();
+    if (credentials) offer_services(services_);
+    if (next_services_refresh_ == Clock::time_point::max()) next_services_refresh_ = now + kServicesRetry;
+  }
 }
 
 }  // namespace peerlink

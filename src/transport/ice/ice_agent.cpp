@@ -553,6 +553,7 @@ void IceAgent::on_state(NiceAgent* agent, unsigned nice_id, unsigned state) {
   const bool ready = state == NICE_COMPONENT_STATE_READY;
   if ((state == NICE_COMPONENT_STATE_CONNECTED || ready) && !s->connected) {
     s->connected = true;
+    s->failed = false;  // libnice may find a pair after failing (later candidates): a later failure counts
     s->ready = ready;
     tune_selected_socket(agent, nice_id);
     if (callbacks_.state) callbacks_.state(id, StreamState::kConnected);
