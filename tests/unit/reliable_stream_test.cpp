@@ -169,5 +169,72 @@ TEST(ReliableStreamRecords, BeyondTheGrantedCredit_FlowControlViolation) {
             Result::kFlowControlViolation);
 }
 
+// Segments that overlap each other in any way (a retransmission cut differently, a peer's crafted copies)
+// give the same messages, and each byte past a gap is held once.
+TEST(ReliableStreamRecords, OverlappingSegments_SameMessages_EachByteHeldOnce) {
+  const std::vector<Bytes> messages = sample_messages();
+  const Bytes stream = stream_of(messages);
+  std::mt19937 rng(11);
+  std::vector<std::pair<size_t, size_t>> segments;
+  for (int i = 0; i < 400; ++i) {
+    const size_t at = 1 + rng() % (stream.size() - 1);  // never offset 0: everything waits for the gap
+    segments.emplace_back(at, std::min<size_t>(1 + rng() % 3000, stream.size() - at));
+  }
+  ReliableRecvStream r;
+  std::vector<Bytes> got;
+  auto deliver = [&](Bytes&& m) { got.push_back(m); };
+  for (auto [at, len] : segments) {
+    ASSERT_EQ(r.on_data(at, stream.data() + at, len, kNoLimit, 1 << 20, deliver), Result::kOk);
+    ASSERT_LE(r.out_of_order_bytes(), stream.size() - 1);  // was the sum of the copies (about 600 KB)
+  }
+  ASSERT_EQ(r.on_data(0, stream.data(), stream.size(), kNoLimit, 1 << 20, deliver), Result::kOk);
+  EXPECT_EQ(got, messages);
+  EXPECT_EQ(r.out_of_order_bytes(), 0u);
+}
+
+// A peer that sends the same window over and over at offsets one byte apart, or empty segments past the
+// gap, or single bytes two apart: bounded by the window, then by the number of pieces (an error, which
+// closes the connection), never a copy per segment.
+TEST(ReliableStreamRecords, CrumbsPastAGap_BoundedThenRefused) {
+  const Bytes window(4000, 0x42);
+  ReliableRecvStream r;
+  auto deliver = [](Bytes&&) { FAIL(); };
+  for (uint64_t at = 1; at < 2000; ++at)
+    ASSERT_EQ(r.on_data(at, window.data(), 2000, kNoLimit, 1 << 20, deliver), Result::kOk);
+  const size_t held = 1999 + 2000 - 1;  // [1, 3999): once, not 1,999 copies of 2,000 bytes
+  EXPECT_EQ(r.out_of_order_bytes(), held);
+  const uint64_t base = 1u << 20;
+  for (uint64_t at = base; at < base + 1000; ++at)
+    ASSERT_EQ(r.on_data(at, window.data(), 0, kNoLimit, 1 << 20, deliver), Result::kOk);  // empty
+  EXPECT_EQ(r.out_of_order_bytes(), held);
+  Result last = Result::kOk;
+  for (uint64_t i = 0; i < 2 * ReliableRecvStream::kMaxPieces && last == Result::kOk; ++i)
+    last = r.on_data(base + 2 * i, window.data(), 1, kNoLimit, 1 << 20, deliver);
+  EXPECT_EQ(last, Result::kTooFragmented);
+  EXPECT_LE(r.out_of_order_bytes(), held + ReliableRecvStream::kMaxPieces);
+}
+
+// A segment declared lost and then acknowledged (the loss was spurious) is not waiting to be resent: the
+// packet builder picks a lane with something to resend first, and found nothing to send.
+TEST(ReliableStreamRecords, SpuriousLossAcknowledgedPastAGap_NothingLeftToResend) {
+  ReliableSendStream s;
+  const Bytes m(300, 1);
+  s.push_message(m.data(), m.size());
+  uint64_t offset = 0;
+  size_t len = 0;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(s.next_segment(100, kNoLimit, offset, len));
+    s.on_sent(offset, len);
+  }
+  s.on_lost(100, 100);
+  EXPECT_TRUE(s.has_retransmit());
+  s.on_acked(100, 100);  // [0, 100) still unacknowledged: past the gap
+  EXPECT_FALSE(s.has_retransmit());
+  s.on_lost(0, 100);
+  ASSERT_TRUE(s.next_segment(1000, kNoLimit, offset, len));
+  EXPECT_EQ(offset, 0u);
+  EXPECT_EQ(len, 100u);
+}
+
 }  // namespace
 }  // namespace peerlink::protocol

@@ -175,6 +175,10 @@ void Connection::on_reliable_frame(Instant now, const ReliableFrame& f) {
     protocol_violation("reliable message above the size limit", now);
     return;
   }
+  if (r == ReliableRecvStream::Result::kTooFragmented) {
+    protocol_violation("reliable data past a gap in too many pieces", now);
+    return;
+  }
   consumed_total_ += l.recv.consumed_offset() - consumed_before;
   update_receive_windows();
 }

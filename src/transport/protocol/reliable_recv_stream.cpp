@@ -16,18 +16,7 @@ ReliableRecvStream::Result ReliableRecvStream::on_data(uint64_t offset, const ui
   if (stop > max_offset) return Result::kFlowControlViolation;
   highest_ = std::max(highest_, stop);
   if (stop <= consumed_) return Result::kOk;  // duplicate
-  if (offset > consumed_) {
-    auto it = out_of_order_.find(offset);
-    if (it != out_of_order_.end()) {
-      if (it->second.size() >= len) return Result::kOk;
-      ooo_bytes_ -= it->second.size();
-      it->second.assign(data, data + len);
-    } else {
-      out_of_order_.emplace(offset, std::vector<uint8_t>(data, data + len));
-    }
-    ooo_bytes_ += len;
-    return Result::kOk;
-  }
+  if (offset > consumed_) return hold(offset, data, len);
   size_t skip = size_t(consumed_ - offset);
   Result r = feed(data + skip, len - skip, max_message, deliver);
   if (r != Result::kOk) return r;
@@ -44,6 +33,29 @@ ReliableRecvStream::Result ReliableRecvStream::on_data(uint64_t offset, const ui
     size_t s = size_t(consumed_ - seg_start);
     r = feed(seg.data() + s, seg.size() - s, max_message, deliver);
     if (r != Result::kOk) return r;
+  }
+  return Result::kOk;
+}
+
+ReliableRecvStream::Result ReliableRecvStream::hold(uint64_t offset, const uint8_t* data, size_t len) {
+  const uint64_t stop = offset + len;
+  uint64_t at = offset;
+  auto next = out_of_order_.upper_bound(offset);  // the first piece that starts after offset
+  if (next != out_of_order_.begin()) {
+    auto before = std::prev(next);
+    at = std::max(at, before->first + before->second.size());
+  }
+  while (at < stop) {
+    const uint64_t gap_end = next == out_of_order_.end() ? stop : std::min(stop, next->first);
+    if (gap_end > at) {
+      if (out_of_order_.size() >= kMaxPieces) return Result::kTooFragmented;
+      out_of_order_.emplace_hint(next, at,
+                                 std::vector<uint8_t>(data + (at - offset), data + (gap_end - offset)));
+      ooo_bytes_ += size_t(gap_end - at);
+    }
+    if (next == out_of_order_.end()) break;
+    at = std::max(gap_end, next->first + next->second.size());
+    ++next;
   }
   return Result::kOk;
 }

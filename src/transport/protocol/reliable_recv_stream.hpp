@@ -1,6 +1,7 @@
 // The receiving half of one lane's reliable stream: reorders segments, parses the message records and
 // hands out each message once it is complete. In-order data is parsed straight from the packet; only
-// out-of-order segments are copied aside.
+// out-of-order segments are copied aside, each byte once (overlapping or repeated segments add only what
+// is new), so what is held is bounded by the flow-control window.
 #pragma once
 
 #include <cstddef>
@@ -13,7 +14,11 @@ namespace peerlink::protocol {
 
 class ReliableRecvStream {
  public:
-  enum class Result : uint8_t { kOk, kFlowControlViolation, kMessageTooLarge };
+  enum class Result : uint8_t { kOk, kFlowControlViolation, kMessageTooLarge, kTooFragmented };
+  // Out-of-order pieces held at most (each a run of bytes no other piece holds). A sender's pieces are its
+  // packets' segments past a gap; tens of thousands fill a window of 1,200-byte packets. More is a peer
+  // cutting the window into crumbs, each costing a map node.
+  static constexpr size_t kMaxPieces = 65536;
 
   using DeliverFn = std::function<void(std::vector<uint8_t>&& message)>;
 
@@ -27,6 +32,8 @@ class ReliableRecvStream {
 
  private:
   Result feed(const uint8_t* data, size_t len, size_t max_message, const DeliverFn& deliver);
+  // Keeps the bytes of [offset, offset + len) that no piece holds yet (offset > consumed_).
+  Result hold(uint64_t offset, const uint8_t* data, size_t len);
 
   uint64_t consumed_ = 0;
   uint64_t highest_ = 0;

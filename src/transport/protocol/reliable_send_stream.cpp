@@ -171,6 +171,10 @@ void ReliableSendStream::on_acked(uint64_t offset, size_t len) {
     release_acked();
   } else {
     acked_.insert(offset, stop);
+    // Declared lost, then acknowledged (a spurious loss): nothing to resend. Left in retransmit_, it kept
+    // has_retransmit() true with nothing to send, and the packet builder, taking this lane first, sent
+    // nothing of the other lanes until the gap before it was acknowledged.
+    if (!retransmit_.empty()) retransmit_.erase(offset, stop);
   }
 }
 
