@@ -11,6 +11,7 @@ bool UnreliableReassembly::add(Instant now, const UnreliableFrame& f, std::vecto
     lane = f.lane;
     return true;
   }
+  if (f.length == 0) return false;  // adds nothing
   auto it = partial_.find(f.message_id);
   if (it == partial_.end()) {
     if (partial_.size() >= kMaxPartial) {
@@ -19,21 +20,29 @@ bool UnreliableReassembly::add(Instant now, const UnreliableFrame& f, std::vecto
     }
     Partial p;
     p.lane = f.lane;
-    p.data.resize(size_t(f.total_length));
+    p.total = f.total_length;
     p.first = now;
     it = partial_.emplace(f.message_id, std::move(p)).first;
   }
   Partial& p = it->second;
-  if (p.lane != f.lane || p.data.size() != f.total_length) {
-    // Inconsistent fragments of one id: the message is garbage.
+  // Inconsistent fragments of one id (another lane or length, bytes that another fragment has), or too
+  // many: the message is garbage. (Counting a repeated fragment's bytes twice completed a message with a
+  // hole in it.)
+  auto next = p.fragments.lower_bound(f.offset);
+  const bool overlaps =
+      (next != p.fragments.end() && next->first < f.offset + f.length) ||
+      (next != p.fragments.begin() && std::prev(next)->first + std::prev(next)->second.size() > f.offset);
+  if (p.lane != f.lane || p.total != f.total_length || overlaps || p.fragments.size() >= kMaxFragments) {
     partial_.erase(it);
     ++dropped_;
     return false;
   }
-  std::memcpy(p.data.data() + f.offset, f.data, f.length);
+  p.fragments.emplace_hint(next, f.offset, std::vector<uint8_t>(f.data, f.data + f.length));
   p.received += f.length;
-  if (p.received < p.data.size()) return false;
-  out = std::move(p.data);
+  if (p.received < p.total) return false;
+  out.resize(size_t(p.total));
+  for (const auto& [offset, bytes] : p.fragments)
+    std::memcpy(out.data() + offset, bytes.data(), bytes.size());
   lane = p.lane;
   partial_.erase(it);
   return true;

@@ -50,6 +50,9 @@ class Lane {
 class UnreliableReassembly {
  public:
   static constexpr size_t kMaxPartial = 16;
+  // Fragments of one message: a 64 KiB message in 1,200-byte packets has about 55. More means a peer
+  // slicing a message into crumbs: the message is dropped.
+  static constexpr size_t kMaxFragments = 256;
 
   // Adds a fragment; returns true and fills `out`/`lane` when it completes a message.
   bool add(Instant now, const UnreliableFrame& f, std::vector<uint8_t>& out, uint32_t& lane);
@@ -59,9 +62,13 @@ class UnreliableReassembly {
   bool empty() const { return partial_.empty(); }
 
  private:
+  // The fragments as they came, put together once the last one is in: memory and work in proportion to
+  // the bytes received (allocating the announced length at the first fragment let a peer make the
+  // receiver zero 64 KiB per 12-byte frame).
   struct Partial {
     uint32_t lane = 0;
-    std::vector<uint8_t> data;
+    uint64_t total = 0;
+    std::map<uint64_t, std::vector<uint8_t>> fragments;  // by offset; never overlapping
     size_t received = 0;
     Instant first{};
   };
