@@ -1,5 +1,7 @@
 #include "presence_directory.hpp"
 
+#include <algorithm>
+
 namespace peerlink::xmpp {
 
 void PresenceDirectory::reset(const Jid& self) {
@@ -38,9 +40,9 @@ bool PresenceDirectory::available(const Jid& full, int priority, const std::stri
   Resource& r = it->second;
   r.priority = priority;
   if (added) r.since = now;
-  // New capabilities, or a resource an error reply ruled out (failed()): it announced itself again, so it
-  // is asked again (caps already verified answer without a query).
-  if (r.caps_ver != caps_ver || added || r.features == Resource::kNo) {
+  // It announced itself again: an error reply's verdict (failed()) is over.
+  r.refused = false;
+  if (r.caps_ver != caps_ver || added) {
     r.caps_ver = caps_ver;
     r.features = Resource::kUnknown;
   }
@@ -85,15 +87,21 @@ void PresenceDirectory::signaled_from(const Jid& full) {
   if (!full.is_full()) return;
   auto [it, added] = accounts_.try_emplace(full.bare());
   it->second.sticky = full.resource;
-  if (!added) return;
-  strangers_.push_back(full.bare());
-  while (strangers_.size() > kMaxStrangers) {
-    auto old = accounts_.find(strangers_.front());
-    strangers_.pop_front();
-    // Still a stranger (no roster item, no presence since): forgotten. Else it is known another way now.
-    if (old != accounts_.end() && old->second.subscription.empty() && old->second.resources.empty())
-      accounts_.erase(old);
+  auto stranger = strangers_.find(full.bare());
+  if (!added && stranger == strangers_.end()) return;  // known another way
+  if (stranger != strangers_.end()) {
+    stranger->second = ++signal_count_;
+    return;
   }
+  strangers_[full.bare()] = ++signal_count_;
+  if (strangers_.size() <= kMaxStrangers) return;
+  auto oldest = std::min_element(strangers_.begin(), strangers_.end(),
+                                 [](const auto& a, const auto& b) { return a.second < b.second; });
+  auto old = accounts_.find(oldest->first);
+  // Still a stranger (no roster item, no presence since): forgotten. Else it is known another way now.
+  if (old != accounts_.end() && old->second.subscription.empty() && old->second.resources.empty())
+    accounts_.erase(old);
+  strangers_.erase(oldest);
 }
 
 void PresenceDirectory::failed(const Jid& full) {
@@ -103,10 +111,11 @@ void PresenceDirectory::failed(const Jid& full) {
   Account& a = it->second;
   if (a.sticky == full.resource) a.sticky.clear();
   auto r = a.resources.find(full.resource);
-  if (r != a.resources.end()) r->second.features = Resource::kNo;
+  if (r != a.resources.end()) r->second.refused = true;
 }
 
 PresenceDirectory::Resource::Features PresenceDirectory::features_of(const Resource& r) const {
+  if (r.refused) return Resource::kNo;
   if (r.features == Resource::kYes || r.features == Resource::kNo) return r.features;
   if (!r.caps_ver.empty()) {
     auto c = caps_.find(r.caps_ver);

@@ -13,7 +13,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <optional>
 #include <string>
@@ -78,6 +77,7 @@ class PresenceDirectory {
     Clock::time_point since{};
     std::string caps_ver;
     enum Features : uint8_t { kUnknown, kAsked, kYes, kNo } features = kUnknown;
+    bool refused = false;  // failed(): an error reply ruled it out until it announces itself again
   };
   struct Account {
     std::string subscription;                   // "" when not in the roster
@@ -88,8 +88,10 @@ class PresenceDirectory {
 
   Jid self_;
   std::map<std::string, Account> accounts_;  // by bare JID
-  std::deque<std::string> strangers_;        // accounts signaled_from() added, oldest first
-  std::map<std::string, bool> caps_;         // verified caps ver -> has the signaling feature
+  // Accounts signaled_from() added, by when they last signaled (the least recent go first).
+  std::map<std::string, uint64_t> strangers_;
+  uint64_t signal_count_ = 0;
+  std::map<std::string, bool> caps_;  // verified caps ver -> has the signaling feature
   uint64_t generation_ = 0;
 };
 

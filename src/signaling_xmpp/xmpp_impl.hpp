@@ -8,6 +8,7 @@
 
 #include <strophe.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -165,6 +166,7 @@ class XmppSignaling::Impl {
   Clock::time_point watch_deadline_ = Clock::time_point::max();  // the attempt's; guarded by watch_mutex_
   Clock::time_point stop_deadline_ = Clock::time_point::max();   // stop()'s; guarded by watch_mutex_
   bool watch_stop_ = false;                                      // guarded by watch_mutex_
+  std::atomic<bool> watchdog_ended_login_{false};  // the attempt's deadline passed: a login timeout
   std::thread watchdog_;
   void watchdog();
   void watch(int fd, Clock::time_point deadline);  // a dup of fd, shut down at deadline (or stop()'s)

@@ -138,6 +138,7 @@ void XmppSignaling::Impl::connect_now() {
   tls_failure_.clear();
   socket_failure_.clear();
   login_timed_out_ = false;
+  watchdog_ended_login_ = false;
   attempt_started_ = Clock::now();
   phase_ = Phase::kConnecting;
   {
@@ -188,7 +189,11 @@ void XmppSignaling::Impl::on_connection_event(xmpp_conn_event_t event, int error
                  ? "authentication failed: the server refused the client certificate"
                  : "authentication failed: the server refused the password for " + account_.bare();
     final = true;
-  } else if (!tls_failure_.empty()) {
+  } else if ((login_timed_out_ || watchdog_ended_login_) && !was_online) {
+    failure = XmppFailure::kServer;
+    reason = "the server did not complete the login within " +
+             std::to_string(options_.login_timeout.count()) + " ms";
+  } else if (!tls_failure_.empty()) {  // (after a timeout: the socket we shut down fails the handshake)
     failure = XmppFailure::kTls;
     reason = tls_failure_;
     final = true;
@@ -215,10 +220,6 @@ void XmppSignaling::Impl::on_connection_event(xmpp_conn_event_t event, int error
       default:
         break;
     }
-  } else if (login_timed_out_ && !was_online) {
-    failure = XmppFailure::kServer;
-    reason = "the server did not complete the login within " +
-             std::to_string(options_.login_timeout.count()) + " ms";
   } else if (!socket_failure_.empty()) {
     failure = XmppFailure::kConfiguration;
     reason = socket_failure_;

@@ -216,8 +216,8 @@ void XmppSignaling::Impl::stop() {
   watch_wake_.notify_all();
   {
     std::lock_guard<std::mutex> lock(join_mutex_);
-    if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) {
-      thread_.join();
+    if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+    if (!thread_.joinable() && watchdog_.joinable()) {  // (the plugin thread may not have started)
       {
         std::lock_guard<std::mutex> watch_lock(watch_mutex_);
         watch_stop_ = true;
@@ -240,6 +240,7 @@ void XmppSignaling::Impl::watchdog() {
   while (!watch_stop_) {
     const Clock::time_point deadline = std::min(watch_deadline_, stop_deadline_);
     if (watch_fd_ >= 0 && Clock::now() >= deadline) {
+      if (watch_deadline_ <= stop_deadline_) watchdog_ended_login_ = true;
       shutdown(watch_fd_, SHUT_RDWR);  // the socket, whichever descriptor libstrophe still has for it
       close(watch_fd_);
       watch_fd_ = -1;

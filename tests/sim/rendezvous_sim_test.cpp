@@ -489,31 +489,34 @@ TEST(RendezvousSim, HostileBlobs_CountedAndHarmless) {
 // An ICE restart's Offer for a session that is over (the peer kept restarting after we closed): never a
 // new request, and the restarting side is told at once.
 TEST(RendezvousSim, RestartOfferForASessionThatIsOver_ClosedNotARequest) {
-  Lone lone(12);
-  Rendezvous& rz = lone.rz;
-  rz.set_listening(0, true);
-  const PeerId peer = *PeerId::parse("sim:bob");
-  Blob b;
-  b.type = BlobType::kOffer;
-  b.session = 77;
-  b.seq = 3;
-  b.generation = 1;
-  b.ufrag = "abcd";
-  b.pwd = "abcdefghijklmnopqrstuv";
-  std::vector<uint8_t> bytes;
-  ASSERT_TRUE(encode(b, bytes));
-  for (int copy = 0; copy < 2; ++copy) {
-    rz.receive(Instant{} + std::chrono::seconds(20 * copy), peer, bytes.data(), bytes.size());
-    Action a;
-    bool closed = false;
-    while (rz.poll(a)) {
-      EXPECT_NE(a.kind, Action::Kind::kIncomingRequest);
-      if (a.kind != Action::Kind::kSend) continue;
-      std::optional<Blob> sent = decode(a.blob.data(), a.blob.size());
-      ASSERT_TRUE(sent);
-      closed |= sent->type == BlobType::kClose && sent->session == 77 && a.peer == peer;
+  for (BlobType type : {BlobType::kOffer, BlobType::kAnswer}) {  // the offering side's restart, the answering
+    SCOPED_TRACE(to_string(type));
+    Lone lone(12);
+    Rendezvous& rz = lone.rz;
+    rz.set_listening(0, true);
+    const PeerId peer = *PeerId::parse("sim:bob");
+    Blob b;
+    b.type = type;
+    b.session = 77;
+    b.seq = 3;
+    b.generation = 1;
+    b.ufrag = "abcd";
+    b.pwd = "abcdefghijklmnopqrstuv";
+    std::vector<uint8_t> bytes;
+    ASSERT_TRUE(encode(b, bytes));
+    for (int copy = 0; copy < 2; ++copy) {
+      rz.receive(Instant{} + std::chrono::seconds(20 * copy), peer, bytes.data(), bytes.size());
+      Action a;
+      bool closed = false;
+      while (rz.poll(a)) {
+        EXPECT_NE(a.kind, Action::Kind::kIncomingRequest);
+        if (a.kind != Action::Kind::kSend) continue;
+        std::optional<Blob> sent = decode(a.blob.data(), a.blob.size());
+        ASSERT_TRUE(sent);
+        closed |= sent->type == BlobType::kClose && sent->session == 77 && a.peer == peer;
+      }
+      EXPECT_TRUE(closed) << "copy " << copy;
     }
-    EXPECT_TRUE(closed) << "copy " << copy;
   }
 }
 

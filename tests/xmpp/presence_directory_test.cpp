@@ -85,6 +85,14 @@ TEST_F(Directory, StickyToTheResourceThatSignaledUntilItLeavesOrFails) {
   EXPECT_NE(d.explain("carol@y").find("not a contact"), std::string::npos);
 }
 
+// A resource whose disco#info says it lacks the feature is not asked again at every presence it sends.
+TEST_F(Directory, NoFeatureFromDisco_NotAskedAgainAtEveryPresence) {
+  EXPECT_TRUE(d.available(jid("bob@x/chat"), 0, "", t0));
+  d.set_features(jid("bob@x/chat"), false, "");
+  EXPECT_FALSE(d.available(jid("bob@x/chat"), 0, "", t0 + std::chrono::seconds(1)));  // "away"
+  EXPECT_EQ(chosen("bob@x"), "(none)");
+}
+
 TEST_F(Directory, ARefusedResourceIsChosenAgainOnceItAnnouncesItself) {
   d.available(jid("bob@x/game"), 0, "PEER", t0);
   d.failed(jid("bob@x/game"));  // an error reply: ruled out (it was so until bob went offline)
@@ -94,9 +102,12 @@ TEST_F(Directory, ARefusedResourceIsChosenAgainOnceItAnnouncesItself) {
 }
 
 TEST_F(Directory, StrangersThatSignaled_TheLatestKeptOnly) {
-  for (size_t i = 0; i < PresenceDirectory::kMaxStrangers + 100; ++i)
+  for (size_t i = 0; i < PresenceDirectory::kMaxStrangers + 100; ++i) {
     d.signaled_from(jid(("s" + std::to_string(i) + "@y/r").c_str()));
+    d.signaled_from(jid("s1@y/r"));  // signals all along: kept
+  }
   EXPECT_EQ(chosen("s0@y"), "(none)");  // forgotten
+  EXPECT_EQ(chosen("s1@y"), "r");
   EXPECT_EQ(chosen(("s" + std::to_string(PresenceDirectory::kMaxStrangers + 99) + "@y").c_str()), "r");
   d.available(jid("bob@x/game"), 0, "PEER", t0);
   d.signaled_from(jid("bob@x/game"));  // a contact: not a stranger, never forgotten this way

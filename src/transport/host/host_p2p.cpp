@@ -565,8 +565,11 @@ bool Host::Impl::accept_p2p_request(Instant now, ConnectionHandle c, const Publi
   if (it == p2p_.end()) return false;
   P2P& p = it->second;
   if (!p.peer_key || *p.peer_key != remote_key) {
-    // The handshake proved a key other than the one the signaling named.
+    // The handshake proved a key other than the one the signaling named. The Endpoint's connection now
+    // exists, rejected: its kClosed ends the handle (not the handshake deadline, a second time).
     endpoint_.reject(c, uint32_t(EndReason::kRemoteKeyMismatch), now);
+    p.created = true;
+    p.handshake_deadline = protocol::kNever;
     return true;
   }
   endpoint_.accept(c, now);

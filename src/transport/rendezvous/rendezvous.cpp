@@ -265,6 +265,11 @@ void Rendezvous::receive(Instant now, const PeerId& from, const uint8_t* data, s
   if (!s) {
     if (b->type == BlobType::kOffer) {
       on_offer(now, from, *b);
+    } else if (b->type == BlobType::kAnswer && b->generation != 0) {
+      // The answering side's ICE restart, of a session that is over here: told, as for an Offer.
+      ++counters_.unknown_session;
+      send_control(from, BlobType::kClose, b->session, uint32_t(EndReason::kRemoteRejected),
+                   "no such connection any more");
     } else if (!finished_.count({from, b->session})) {
       ++counters_.unknown_session;
     }
