@@ -6,6 +6,9 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <memory>
+#include <mutex>
+#include <set>
 #include <sstream>
 
 #include "text.hpp"
@@ -16,6 +19,28 @@ namespace {
 constexpr uint32_t kTextLane = 0, kFileLane = 1;
 constexpr size_t kDigestSize = 32;
 constexpr size_t kMaxIncoming = 16;  // transfers received at once per connection
+
+// The partial files being written by this process. Two transfers of one name into one directory (two
+// files of that name in one `send`, or two peers) would otherwise write into one partial file, and the
+// first to finish would take the other's bytes with it, reported as verified.
+std::mutex parts_mutex;
+std::set<std::string> parts_in_use;
+
+struct PartClaim {
+  std::string path;
+  ~PartClaim() {
+    std::lock_guard<std::mutex> lock(parts_mutex);
+    parts_in_use.erase(path);
+  }
+};
+
+std::shared_ptr<void> claim_part(const std::string& path) {
+  std::lock_guard<std::mutex> lock(parts_mutex);
+  if (!parts_in_use.insert(path).second) return nullptr;
+  auto claim = std::make_shared<PartClaim>();  // (a temporary PartClaim would release the path at once)
+  claim->path = path;
+  return claim;
+}
 
 void put_u32(std::vector<uint8_t>& out, uint32_t v) {
   for (int i = 3; i >= 0; --i)
@@ -238,6 +263,8 @@ void Conversation::on_offer(const uint8_t* p, size_t n, std::vector<Conversation
   in.size = size;
   in.part_path = options_.download_dir + "/." + name + ".part";
   in.meta_path = in.part_path + ".meta";
+  in.claim = claim_part(in.part_path);
+  if (!in.claim) return refuse_with("a file of that name is being received now; send it again later");
   std::ostringstream meta_line;
   meta_line << size << " " << mtime;
   // Resume when the part was written for this very file (name, size and mtime) and is not longer.
@@ -375,10 +402,16 @@ void Conversation::on_data(uint32_t id, const uint8_t* p, size_t n, std::vector<
   auto it = incoming_.find(id);
   if (it == incoming_.end()) return;  // a transfer we gave up (refused or failed): its data is dropped
   Incoming& in = it->second;
-  if (in.written + n > in.size)
+  // The sender is told, else it would wait for the result of a transfer we gave up.
+  if (in.written + n > in.size) {
+    refuse(id, "more data than offered");
     return fail_incoming(in, "the sender sent more than it offered", false, events);
-  if (std::fwrite(p, 1, n, in.file) != n)
-    return fail_incoming(in, "cannot write " + in.part_path + ": " + std::strerror(errno), true, events);
+  }
+  if (std::fwrite(p, 1, n, in.file) != n) {
+    const std::string why = "cannot write " + in.part_path + ": " + std::strerror(errno);
+    refuse(id, why);
+    return fail_incoming(in, why, true, events);
+  }
   in.hash->add(p, n);
   in.written += n;
 }

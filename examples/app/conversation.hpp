@@ -141,6 +141,7 @@ class Conversation {
     FILE* file = nullptr;
     std::unique_ptr<Hash> hash;
     std::chrono::steady_clock::time_point started;
+    std::shared_ptr<void> claim;  // part_path is ours while this lives (no other transfer writes it)
   };
 
   SendResult send_control(MessageKind kind, uint32_t id, const void* body, size_t size, uint32_t lane = 0);

@@ -171,6 +171,7 @@ class Session {
   ConnectionHandle current_ = kInvalidConnection;
   int next_number_ = 1;
   bool ever_peer_ = false, failed_ = false, quit_ = false;
+  bool connect_failed_ = false;  // a connect of ours could not be made (or started)
   XmppState xmpp_state_ = XmppState::kIdle;
   bool progress_on_ = false, progress_shown_ = false;
   Clock::time_point next_progress_{};
@@ -266,6 +267,7 @@ void Session::start_connect(const std::string& text, bool from_command) {
       pending_.push_back({text, Clock::now() + options_.connect_wait});
       return;
     }
+    connect_failed_ = true;
     return error("cannot connect to '" + text + "': " + why);
   }
   if (!from_command && !ep_.reachable_now(id)) {
@@ -275,7 +277,10 @@ void Session::start_connect(const std::string& text, bool from_command) {
   ConnectOptions co;
   co.expected_key = ep_.known.find(pin_name(id));
   Result<ConnectionHandle> handle = host_.connect(id, co);
-  if (!handle) return error("cannot connect to " + id.str() + ": " + handle.error().message);
+  if (!handle) {
+    connect_failed_ = true;
+    return error("cannot connect to " + id.str() + ": " + handle.error().message);
+  }
   Peer& p = add_peer(*handle, id, true);
   emit("\"event\":\"connecting\",\"peer\":" + json_string(id.str()),
        "* connecting to " + p.label + (co.expected_key ? " (its pinned key)" : " (first contact)") + " ...");
@@ -419,8 +424,8 @@ void Session::on_connected(Peer& peer, const ConnectionInfo& info) {
 
 void Session::on_closed(Peer& peer, const ConnectionInfo& info) {
   std::vector<ConversationEvent> events;
-  const bool clean = peer.conversation->peer_said_bye() && peer.conversation->done_sending() &&
-                     !peer.conversation->receiving();
+  const bool undelivered = !peer.conversation->done_sending();  // (on_closed below forgets what it sends)
+  const bool clean = peer.conversation->peer_said_bye() && !undelivered && !peer.conversation->receiving();
   const std::string reason = end_text(info);
   peer.conversation->on_closed(reason, events);
   report(peer, events);
@@ -433,9 +438,13 @@ void Session::on_closed(Peer& peer, const ConnectionInfo& info) {
             Identity::fingerprint_of(*pinned) +
             "). Someone may be impersonating it, or it got a new identity. "
             "Refused. If the change is expected, remove its line from that file.");
-    if (peer.outgoing) return error("could not connect to " + peer.label + ": " + reason);
+    if (peer.outgoing) {
+      connect_failed_ = true;
+      return error("could not connect to " + peer.label + ": " + reason);
+    }
+    return error("the connection from " + peer.label + " could not be made: " + reason);
   }
-  if (!clean && peer.outgoing && !peer.conversation->done_sending()) failed_ = true;
+  if (!clean && undelivered) failed_ = true;
   emit("\"event\":\"closed\",\"peer\":" + json_string(peer.peer.str()) + ",\"reason\":" + json_string(reason),
        "* " + peer.label + " left (" + reason + ")");
 }
@@ -674,6 +683,14 @@ int Session::run() {
       try_pending_connects();
     else if (!pending_.empty() && xmpp_state_ == XmppState::kFailed)
       pending_.clear();
+    // Lines waiting for a connection that will not come (ours failed, none is pending or up, the input
+    // is over): reported as not sent, instead of waiting for good.
+    if (!held_.empty() && connect_failed_ && pending_.empty() && !current() && input_.ended() &&
+        !options_.keep_going && !options_.wait_peer) {
+      for (const std::string& held : held_)
+        error("not sent, no connection: " + held);
+      held_.clear();
+    }
 
     std::string line;
     while (!quit_ && input_.pop(line))

@@ -362,6 +362,26 @@ TEST(ChatLan, TwoHostsOfALan_TextBothWaysAnd100MBFile) {
   EXPECT_EQ(found[0].value("name", ""), "bob");
 }
 
+// A connect that cannot be made, with a file waiting for it: reported as not sent, exit 1 (the session
+// waited for good; peerlink-chat shares the session, with a fixed 30 s wait for a LAN peer to appear).
+// Alone on a LAN: nobody is called "nobody".
+TEST(ChatLan, ConnectFailsWithAFileWaiting_ReportedNotSentExit1) {
+  std::string why;
+  if (!can_build_lan_lab(&why)) GTEST_SKIP() << why;
+  LanLab lab;
+  const int lan = lab.add_lan();
+  const std::string h1 = lab.add_host({lan});
+  TempDir dir;
+  const std::vector<std::string> send = {
+      PEERLINK_CLI, "send",      "/etc/hostname", "--to",        "nobody", "--wait",     "2",
+      "--lan",      "--service", "chattest",      "--responder", "own",    "--identity", dir.path + "/a.key"};
+  const auto t0 = std::chrono::steady_clock::now();
+  const netlab::CommandResult r = run(send, "", h1, 40s);
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 20s) << r.output;
+  EXPECT_NE(r.output.find("not sent"), std::string::npos) << r.output;
+}
+
 TEST(ChatCli, HostileCommandLinesAndFiles_PlainWordsAndTheDocumentedExitStatus) {
   TempDir dir;
   for (const std::vector<std::string>& help : {std::vector<std::string>{PEERLINK_CHAT, "--help"},

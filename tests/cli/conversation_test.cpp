@@ -109,6 +109,32 @@ TEST(Conversation, HostilePeer_MalformedMessagesDroppedAndCounted_NamesStayInThe
   EXPECT_EQ(p.server.status(p.server_conn)->state, ConnectionState::kConnected);
 }
 
+// Two offers of one name at once (two files of that name, or two peers): the second is refused, else both
+// wrote into one partial file and the first to end took the other's bytes, reported as verified.
+TEST(Conversation, TwoOffersOfOneNameAtOnce_TheSecondRefused) {
+  ConnectedPair p;
+  ASSERT_TRUE(p.connect());
+  TempDir dir;
+  app::ConversationOptions options;
+  options.download_dir = dir.path;
+  app::Conversation conversation(p.server, p.server_conn, options);
+  const std::vector<uint8_t> first =
+      bytes({0x02, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0}, "x");
+  const std::vector<uint8_t> second =
+      bytes({0x02, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0}, "x");
+  ASSERT_EQ(p.client.send(p.client_conn, first.data(), first.size()), SendResult::kOk);
+  ASSERT_EQ(p.client.send(p.client_conn, second.data(), second.size()), SendResult::kOk);
+  std::vector<app::ConversationEvent> events;
+  ASSERT_TRUE(feed_until(p.server, p.server_conn, conversation, events,
+                         [&] { return count(events, app::ConversationEvent::Kind::kFileFailed) == 1; }));
+  EXPECT_EQ(count(events, app::ConversationEvent::Kind::kFileStarted), 1u);
+  for (const app::ConversationEvent& e : events) {
+    if (e.kind == app::ConversationEvent::Kind::kFileFailed) {
+      EXPECT_NE(e.text.find("being received now"), std::string::npos) << e.text;
+    }
+  }
+}
+
 TEST(Conversation, SafeFileName_LastComponentOnlyNoControlsNoDots) {
   EXPECT_EQ(app::safe_file_name("../../etc/passwd"), "passwd");
   EXPECT_EQ(app::safe_file_name("dir/.hidden"), "hidden");
