@@ -97,6 +97,7 @@ void Connection::on_data_packet(Instant now, const PathAddress& from, const Data
 void Connection::process_frames(Instant now, const uint8_t* p, size_t len, bool& ack_eliciting) {
   Reader r(p, len);
   Frame f;
+  bool acked = false;
   while (!r.empty()) {
     FrameError err = decode_frame(r, f);
     if (err != FrameError::kNone) {
@@ -110,7 +111,10 @@ void Connection::process_frames(Instant now, const uint8_t* p, size_t len, bool&
         ack_eliciting = true;
         break;
       case FrameType::kAck:
-        on_ack_frame(now, f.ack);
+        // One per packet counts (a sender writes one): each walks the packets it covers, so a packet full
+        // of copies of one wide ACK would cost its receiver a walk per copy.
+        if (!acked) on_ack_frame(now, f.ack);
+        acked = true;
         break;
       case FrameType::kReliable:
         ack_eliciting = true;
