@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -48,13 +49,26 @@ size_t count(const std::vector<app::ConversationEvent>& events, app::Conversatio
   return n;
 }
 
-TEST(Conversation, HostilePeer_MalformedMessagesDroppedAndCounted_NamesStayInTheDirectory) {
+// The server side of a connected pair as a Conversation, downloading into a temporary directory.
+struct Receiving {
   ConnectedPair p;
-  ASSERT_TRUE(p.connect());
   TempDir dir;
-  app::ConversationOptions options;
-  options.download_dir = dir.path;
-  app::Conversation conversation(p.server, p.server_conn, options);
+  std::unique_ptr<app::Conversation> conversation;
+  ::testing::AssertionResult start() {
+    if (!p.connect()) return ::testing::AssertionFailure() << "no connection";
+    app::ConversationOptions options;
+    options.download_dir = dir.path;
+    conversation = std::make_unique<app::Conversation>(p.server, p.server_conn, options);
+    return ::testing::AssertionSuccess();
+  }
+};
+
+TEST(Conversation, HostilePeer_MalformedMessagesDroppedAndCounted_NamesStayInTheDirectory) {
+  Receiving receiving;
+  ASSERT_TRUE(receiving.start());
+  ConnectedPair& p = receiving.p;
+  const TempDir& dir = receiving.dir;
+  app::Conversation& conversation = *receiving.conversation;
   ASSERT_TRUE(p.client.configure_lanes(p.client_conn, {LaneConfig{0, 1}, LaneConfig{1, 1}}));
   const std::vector<std::vector<uint8_t>> hostile = {
       {},                                                 // empty
@@ -112,12 +126,10 @@ TEST(Conversation, HostilePeer_MalformedMessagesDroppedAndCounted_NamesStayInThe
 // Two offers of one name at once (two files of that name, or two peers): the second is refused, else both
 // wrote into one partial file and the first to end took the other's bytes, reported as verified.
 TEST(Conversation, TwoOffersOfOneNameAtOnce_TheSecondRefused) {
-  ConnectedPair p;
-  ASSERT_TRUE(p.connect());
-  TempDir dir;
-  app::ConversationOptions options;
-  options.download_dir = dir.path;
-  app::Conversation conversation(p.server, p.server_conn, options);
+  Receiving receiving;
+  ASSERT_TRUE(receiving.start());
+  ConnectedPair& p = receiving.p;
+  app::Conversation& conversation = *receiving.conversation;
   const std::vector<uint8_t> first =
       bytes({0x02, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0}, "x");
   const std::vector<uint8_t> second =

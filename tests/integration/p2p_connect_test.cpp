@@ -251,23 +251,36 @@ class GoesDeaf final : public SignalingPlugin, public SignalingSink {
 
 // The offerer pins a key the answerer does not hold: it finds out once ICE found a path, and says so
 // through the signaling, so the answerer does not wait for a handshake that will not come.
+// a connects to b pinning a key b does not hold; b, listening, accepts the request. Returns b's handle once
+// a's connection ended with kRemoteKeyMismatch (kInvalidConnection, with a failure, otherwise).
+ConnectionHandle pin_another_key(Host& a, Host& b, EventRecorder& ea, EventRecorder& eb) {
+  ListenOptions lo;
+  lo.auto_accept = false;
+  EXPECT_TRUE(b.listen_p2p(lo));
+  ConnectOptions o;
+  o.expected_key = Identity::generate().public_key();
+  const ConnectionHandle c = a.connect(SignalingHub::id("b"), o).value_or(kInvalidConnection);
+  if (!pump_until({&a, &b}, [&] { return eb.find(ConnectionEventKind::kIncomingRequest).has_value(); })) {
+    ADD_FAILURE() << "no request at b";
+    return kInvalidConnection;
+  }
+  const ConnectionHandle s = eb.find(ConnectionEventKind::kIncomingRequest)->info.handle;
+  EXPECT_TRUE(b.accept(s));
+  auto at_a = wait_closed({&a, &b}, ea, c, 10s);
+  if (!at_a) {
+    ADD_FAILURE() << "a's connection did not end";
+    return kInvalidConnection;
+  }
+  EXPECT_EQ(at_a->info.end_reason, uint32_t(EndReason::kRemoteKeyMismatch));
+  return s;
+}
+
 TEST(P2PConnect, OffererPinsAnotherKey_BothSidesEndPromptly) {
   auto hub = std::make_shared<SignalingHub>();
   Host a(p2p_config(hub, "a")), b(p2p_config(hub, "b", 60s));
   EventRecorder ea(a), eb(b);
-  ListenOptions lo;
-  lo.auto_accept = false;
-  ASSERT_TRUE(b.listen_p2p(lo));
-  ConnectOptions o;
-  o.expected_key = Identity::generate().public_key();
-  const ConnectionHandle c = a.connect(SignalingHub::id("b"), o).value_or(kInvalidConnection);
-  ASSERT_TRUE(
-      pump_until({&a, &b}, [&] { return eb.find(ConnectionEventKind::kIncomingRequest).has_value(); }));
-  const ConnectionHandle s = eb.find(ConnectionEventKind::kIncomingRequest)->info.handle;
-  ASSERT_TRUE(b.accept(s));
-  auto at_a = wait_closed({&a, &b}, ea, c, 10s);
-  ASSERT_TRUE(at_a);
-  EXPECT_EQ(at_a->info.end_reason, uint32_t(EndReason::kRemoteKeyMismatch));
+  const ConnectionHandle s = pin_another_key(a, b, ea, eb);
+  ASSERT_NE(s, kInvalidConnection);
   auto at_b = wait_closed({&a, &b}, eb, s, 10s);  // not its 60 s connect timeout
   ASSERT_TRUE(at_b);
   EXPECT_EQ(at_b->info.end_reason, uint32_t(EndReason::kRemoteRejected));  // what a peer's Close says
@@ -284,19 +297,8 @@ TEST(P2PConnect, HandshakeNeverComesAfterIce_AnswererEndsAtItsConnectTimeout) {
   cb.signaling.push_back(std::make_shared<GoesDeaf>(hub, "b", 1));
   Host a(p2p_config(hub, "a")), b(std::move(cb));
   EventRecorder ea(a), eb(b);
-  ListenOptions lo;
-  lo.auto_accept = false;
-  ASSERT_TRUE(b.listen_p2p(lo));
-  ConnectOptions o;
-  o.expected_key = Identity::generate().public_key();
-  const ConnectionHandle c = a.connect(SignalingHub::id("b"), o).value_or(kInvalidConnection);
-  ASSERT_TRUE(
-      pump_until({&a, &b}, [&] { return eb.find(ConnectionEventKind::kIncomingRequest).has_value(); }));
-  const ConnectionHandle s = eb.find(ConnectionEventKind::kIncomingRequest)->info.handle;
-  ASSERT_TRUE(b.accept(s));  // its answer is the one blob it sends
-  auto at_a = wait_closed({&a, &b}, ea, c, 10s);
-  ASSERT_TRUE(at_a);
-  EXPECT_EQ(at_a->info.end_reason, uint32_t(EndReason::kRemoteKeyMismatch));
+  const ConnectionHandle s = pin_another_key(a, b, ea, eb);  // b's answer is the one blob it sends
+  ASSERT_NE(s, kInvalidConnection);
   auto at_b = wait_closed({&a, &b}, eb, s, 10s);
   ASSERT_TRUE(at_b);
   EXPECT_EQ(at_b->info.end_reason, uint32_t(EndReason::kMiscConnectTimeout));

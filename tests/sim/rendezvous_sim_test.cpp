@@ -455,6 +455,20 @@ TEST(RendezvousSim, PeerUnreachable_FailsAtOnce) {
   EXPECT_FALSE(rz.has(50));
 }
 
+// An Offer or Answer of a session, encoded (empty if it could not be).
+std::vector<uint8_t> state_blob(BlobType type, uint64_t session, uint16_t seq, uint8_t generation) {
+  Blob b;
+  b.type = type;
+  b.session = session;
+  b.seq = seq;
+  b.generation = generation;
+  b.ufrag = "abcd";
+  b.pwd = "abcdefghijklmnopqrstuv";
+  std::vector<uint8_t> bytes;
+  if (!encode(b, bytes)) bytes.clear();
+  return bytes;
+}
+
 TEST(RendezvousSim, HostileBlobs_CountedAndHarmless) {
   Lone lone(11);
   Rendezvous& rz = lone.rz;
@@ -474,14 +488,8 @@ TEST(RendezvousSim, HostileBlobs_CountedAndHarmless) {
   EXPECT_GE(rz.counters().invalid, 1990u);
   uint64_t unknown_before = rz.counters().unknown_session;
   // An Answer for no session of ours is counted, not a request.
-  Blob b;
-  b.type = BlobType::kAnswer;
-  b.session = 42;
-  b.seq = 1;
-  b.ufrag = "abcd";
-  b.pwd = "abcdefghijklmnopqrstuv";
-  std::vector<uint8_t> bytes;
-  ASSERT_TRUE(encode(b, bytes));
+  const std::vector<uint8_t> bytes = state_blob(BlobType::kAnswer, 42, 1, 0);
+  ASSERT_FALSE(bytes.empty());
   rz.receive(now, peer, bytes.data(), bytes.size());
   EXPECT_EQ(rz.counters().unknown_session, unknown_before + 1);
 }
@@ -495,15 +503,8 @@ TEST(RendezvousSim, RestartOfferForASessionThatIsOver_ClosedNotARequest) {
     Rendezvous& rz = lone.rz;
     rz.set_listening(0, true);
     const PeerId peer = *PeerId::parse("sim:bob");
-    Blob b;
-    b.type = type;
-    b.session = 77;
-    b.seq = 3;
-    b.generation = 1;
-    b.ufrag = "abcd";
-    b.pwd = "abcdefghijklmnopqrstuv";
-    std::vector<uint8_t> bytes;
-    ASSERT_TRUE(encode(b, bytes));
+    const std::vector<uint8_t> bytes = state_blob(type, 77, 3, 1);
+    ASSERT_FALSE(bytes.empty());
     for (int copy = 0; copy < 2; ++copy) {
       rz.receive(Instant{} + std::chrono::seconds(20 * copy), peer, bytes.data(), bytes.size());
       Action a;

@@ -1,6 +1,7 @@
 // What other XMPP entities see of the plugin, and what it does with hostile stanzas.
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <thread>
 
 #include "xmpp/xmpp_test_util.hpp"
@@ -50,14 +51,29 @@ TEST(XmppPrivacy, AnotherResourceOfTheAccountSeesNoSignalingNoMessagesNoArchive)
 
 // A stranger sends the plugin every kind of junk: it is refused, counted and rate-limited; the plugin stays
 // online and a real connection works afterwards.
+// A Prosody where mallory is no one's contact, and mallory logged in as a raw client that answers nothing.
+struct WithMallory {
+  static ProsodyOptions options() {
+    ProsodyOptions po;
+    po.strangers = {"mallory"};
+    return po;
+  }
+  ProsodyServer server{options()};
+  std::unique_ptr<RawClient> mallory;
+  ::testing::AssertionResult start() {
+    server.start();
+    mallory = std::make_unique<RawClient>(server, "mallory", "x", 0, false, false);
+    if (mallory->wait_online()) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << "mallory is not online";
+  }
+};
+
 TEST(XmppHostile, BadBase64OversizedUnknownIqsFloodsRoster_RefusedCountedStillWorks) {
   XMPP_REQUIRE_PROSODY();
-  ProsodyOptions po;
-  po.strangers = {"mallory"};
-  ProsodyServer server(po);
-  server.start();
-  RawClient mallory(server, "mallory", "x", 0, false, false);
-  ASSERT_TRUE(mallory.wait_online());
+  WithMallory lab;
+  ASSERT_TRUE(lab.start());
+  ProsodyServer& server = lab.server;
+  RawClient& mallory = *lab.mallory;
   XmppPeer alice(server.client("alice")), bob(server.client("bob"));
   ASSERT_TRUE(alice.online());
   ASSERT_TRUE(bob.online());
@@ -133,19 +149,15 @@ TEST(XmppHostile, BadBase64OversizedUnknownIqsFloodsRoster_RefusedCountedStillWo
 // entity asked, it is taken.
 TEST(XmppHostile, AnswersFromAnyoneButTheEntityAsked_Ignored) {
   XMPP_REQUIRE_PROSODY();
-  ProsodyOptions po;
-  po.strangers = {"mallory"};
-  ProsodyServer server(po);
-  server.start();
-  // One login after the other: libstrophe's SHA-1 state is static, and two raw clients logging in at once
+  WithMallory lab;
+  ASSERT_TRUE(lab.start());
+  // Logged in after mallory: libstrophe's SHA-1 state is static, and two raw clients logging in at once
   // (outside the plugins' login lock) can spoil each other's SCRAM proof.
-  RawClient mallory(server, "mallory", "x", 0, false, false);
-  ASSERT_TRUE(mallory.wait_online());
-  RawClient bob(server, "bob", "raw", 0, true, false);  // answers no IQ by itself
+  RawClient bob(lab.server, "bob", "raw", 0, true, false);  // answers no IQ by itself
   ASSERT_TRUE(bob.wait_online());
-  XmppPeer alice(server.client("alice"), 30s);
+  XmppPeer alice(lab.server.client("alice"), 30s);
   ASSERT_TRUE(alice.online());
-  const ConnectionHandle c = alice.host->connect(xmpp_id(server.jid("bob"))).value_or(kInvalidConnection);
+  const ConnectionHandle c = alice.host->connect(xmpp_id(lab.server.jid("bob"))).value_or(kInvalidConnection);
   ASSERT_NE(c, kInvalidConnection);
   const std::string disco = "http://jabber.org/protocol/disco#info";
   ASSERT_TRUE(bob.wait_for(disco));
@@ -160,7 +172,7 @@ TEST(XmppHostile, AnswersFromAnyoneButTheEntityAsked_Ignored) {
   const std::string error = "<iq type='error' id='" + id + "' to='" + alice.self().str().substr(5) +
                             "'><error type='cancel'><service-unavailable "
                             "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>";
-  mallory.send(error);
+  lab.mallory->send(error);
   const auto deadline = std::chrono::steady_clock::now() + 5s;
   while (alice.plugin->counters().answers_refused == 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(10ms);
