@@ -326,16 +326,15 @@ void XmppSignaling::Impl::on_iq_answer(xmpp_stanza_t* iq, bool error, const std:
   const std::optional<Jid> responder = from ? Jid::parse(from) : std::nullopt;
   if (from && !responder) return;
   auto by = [&](const Jid& asked) { return responder && *responder == asked; };
+  auto refuse = [this] { count([](XmppCounters& c) { ++c.answers_refused; }); };
   const bool by_server =
       !responder ||
       (responder->local.empty() && responder->resource.empty() && responder->domain == account_.domain) ||
       responder->bare() == directory_.self().bare();
   if (!by_server &&
       (id == ping_id_ || id == settle_id_ || id == roster_id_ || id == services_id_ ||
-       std::find(credentials_ids_.begin(), credentials_ids_.end(), id) != credentials_ids_.end())) {
-    count([](XmppCounters& c) { ++c.answers_refused; });
-    return;
-  }
+       std::find(credentials_ids_.begin(), credentials_ids_.end(), id) != credentials_ids_.end()))
+    return refuse();
   if (id == ping_id_) {
     ping_id_.clear();
     return;
@@ -353,10 +352,7 @@ void XmppSignaling::Impl::on_iq_answer(xmpp_stanza_t* iq, bool error, const std:
     return;
   }
   if (auto it = in_flight_.find(id); it != in_flight_.end()) {
-    if (!by(it->second.jid)) {  // its server answers for it with its JID too (RFC 6120 §8.3.1)
-      count([](XmppCounters& c) { ++c.answers_refused; });
-      return;
-    }
+    if (!by(it->second.jid)) return refuse();  // its server answers for it with its JID too (RFC 6120 §8.3.1)
     InFlight f = std::move(it->second);
     in_flight_.erase(it);
     if (!error) return;
@@ -377,10 +373,7 @@ void XmppSignaling::Impl::on_iq_answer(xmpp_stanza_t* iq, bool error, const std:
     return;
   }
   if (auto it = disco_in_flight_.find(id); it != disco_in_flight_.end()) {
-    if (!by(it->second.resource)) {
-      count([](XmppCounters& c) { ++c.answers_refused; });
-      return;
-    }
+    if (!by(it->second.resource)) return refuse();
     DiscoAsked asked = std::move(it->second);
     disco_in_flight_.erase(it);
     std::optional<xmpp::DiscoInfo> info = error ? std::nullopt : xmpp::parse_disco_info(iq);
@@ -396,10 +389,7 @@ void XmppSignaling::Impl::on_iq_answer(xmpp_stanza_t* iq, bool error, const std:
     return;
   }
   if (auto it = probes_.find(id); it != probes_.end()) {
-    if (!responder || responder->full() != it->second.bare) {
-      count([](XmppCounters& c) { ++c.answers_refused; });
-      return;
-    }
+    if (!responder || responder->full() != it->second.bare) return refuse();
     const std::string bare = it->second.bare;
     probes_.erase(it);
     probe_results_[bare] = error ? bare + ": no such account, or it is not a contact of " +

@@ -263,13 +263,16 @@ void Rendezvous::receive(Instant now, const PeerId& from, const uint8_t* data, s
   }
   Session* s = find_session(from, b->session);
   if (!s) {
-    if (b->type == BlobType::kOffer) {
-      on_offer(now, from, *b);
-    } else if (b->type == BlobType::kAnswer && b->generation != 0) {
-      // The answering side's ICE restart, of a session that is over here: told, as for an Offer.
+    const bool state = b->type == BlobType::kOffer || b->type == BlobType::kAnswer;
+    if (state && b->generation != 0) {
+      // An ICE restart (either side's) of a session that is over here, closed while its path was down and
+      // its CLOSE lost: never a request, whenever it comes. The restarting side is told, else it would
+      // retransmit until its connection's idle timeout.
       ++counters_.unknown_session;
       send_control(from, BlobType::kClose, b->session, uint32_t(EndReason::kRemoteRejected),
                    "no such connection any more");
+    } else if (b->type == BlobType::kOffer) {
+      on_offer(now, from, *b);
     } else if (!finished_.count({from, b->session})) {
       ++counters_.unknown_session;
     }
@@ -279,15 +282,6 @@ void Rendezvous::receive(Instant now, const PeerId& from, const uint8_t* data, s
 }
 
 void Rendezvous::on_offer(Instant now, const PeerId& from, const Blob& b) {
-  if (b.generation != 0) {
-    // An ICE restart of a session that is over here (closed while its path was down, its CLOSE lost): not
-    // a request, whenever it comes. The restarting side is told, else it would retransmit until its
-    // connection's idle timeout.
-    ++counters_.unknown_session;
-    send_control(from, BlobType::kClose, b.session, uint32_t(EndReason::kRemoteRejected),
-                 "no such connection any more");
-    return;
-  }
   if (finished_.count({from, b.session})) return;  // a late copy of a session that is over
   if (b.symmetric) {
     for (auto& [handle, s] : sessions_) {
